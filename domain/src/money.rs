@@ -1,0 +1,268 @@
+//! Money: a non-negative `Decimal` in one ISO 4217 currency, never a float.
+//!
+//! Amounts are kept at exactly their currency's minor unit (`"120.00"` EUR, `"500"` JPY), so that
+//! equal amounts serialise equally and a replay rebuilds the same bytes.
+
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+/// The largest amount a single price, extra or refund may carry, in major units.
+/// Escrow sums stay far below `Decimal`'s range, so checked arithmetic never overflows in practice.
+pub const AMOUNT_MAJOR_UNITS_MAX: i64 = 1_000_000_000;
+
+/// Longest amount string accepted on the wire; anything longer is not an amount we could hold.
+pub const AMOUNT_TEXT_CHARS_MAX: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MoneyError {
+    #[error("`{0}` is not an ISO 4217 currency code")]
+    UnknownCurrency(String),
+    #[error("{0} has no minor unit (a metal, fund or testing code) and cannot be used for orders")]
+    CurrencyWithoutMinorUnit(&'static str),
+    #[error("`{0}` is not a decimal amount (digits with an optional decimal point, as a string)")]
+    Malformed(String),
+    #[error("{amount} has more decimal places than {currency}'s minor unit ({minor_unit})")]
+    TooManyDecimals {
+        amount: Decimal,
+        currency: Currency,
+        minor_unit: u32,
+    },
+    #[error("an amount cannot be negative (got {0})")]
+    Negative(Decimal),
+    #[error("{0} exceeds the largest allowed amount ({AMOUNT_MAJOR_UNITS_MAX})")]
+    TooLarge(Decimal),
+    #[error("cannot combine {left} and {right}")]
+    CurrencyMismatch { left: Currency, right: Currency },
+    #[error("{minuend} minus {subtrahend} would be negative")]
+    WouldGoNegative {
+        minuend: Decimal,
+        subtrahend: Decimal,
+    },
+    #[error("arithmetic overflow")]
+    Overflow,
+}
+
+/// An ISO 4217 currency that has a minor unit.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Currency(iso_currency::Currency);
+
+impl Currency {
+    pub fn from_code(code: &str) -> Result<Currency, MoneyError> {
+        let iso = iso_currency::Currency::from_code(code)
+            .ok_or_else(|| MoneyError::UnknownCurrency(code.chars().take(8).collect()))?;
+        match iso.exponent() {
+            Some(_) => Ok(Currency(iso)),
+            None => Err(MoneyError::CurrencyWithoutMinorUnit(iso.code())),
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        self.0.code()
+    }
+
+    /// Decimal places of the minor unit: 2 for EUR, 0 for JPY, 3 for BHD.
+    pub fn minor_unit(self) -> u32 {
+        // Invariant: construction refused every currency without an exponent.
+        u32::from(self.0.exponent().unwrap_or(0))
+    }
+}
+
+impl fmt::Debug for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl FromStr for Currency {
+    type Err = MoneyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Currency::from_code(s)
+    }
+}
+
+impl Serialize for Currency {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for Currency {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Currency::from_code(&code).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A non-negative amount of one currency, at exactly the currency's minor unit.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Money {
+    // Invariant: never negative; scale == currency.minor_unit().
+    amount: Decimal,
+    currency: Currency,
+}
+
+impl Money {
+    /// Checks sign, size and scale; pads the scale to the minor unit (`120` EUR is `120.00`).
+    pub fn new(amount: Decimal, currency: Currency) -> Result<Money, MoneyError> {
+        if amount.is_sign_negative() && !amount.is_zero() {
+            return Err(MoneyError::Negative(amount));
+        }
+        if amount > Decimal::from(AMOUNT_MAJOR_UNITS_MAX) {
+            return Err(MoneyError::TooLarge(amount));
+        }
+        Money::at_minor_unit(amount.abs(), currency)
+    }
+
+    /// Parses the wire form: plain digits with an optional point, no sign, exponent or separator.
+    pub fn parse(text: &str, currency: Currency) -> Result<Money, MoneyError> {
+        let amount = parse_plain_decimal(text)?;
+        Money::new(amount, currency)
+    }
+
+    pub fn zero(currency: Currency) -> Money {
+        let mut amount = Decimal::ZERO;
+        amount.rescale(currency.minor_unit());
+        Money { amount, currency }
+    }
+
+    pub fn amount(&self) -> Decimal {
+        self.amount
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.amount.is_zero()
+    }
+
+    pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
+        self.same_currency(other)?;
+        let sum = self
+            .amount
+            .checked_add(other.amount)
+            .ok_or(MoneyError::Overflow)?;
+        Money::at_minor_unit(sum, self.currency)
+    }
+
+    /// Subtraction that refuses to go below zero: escrow can never be overdrawn.
+    pub fn checked_sub(self, other: Money) -> Result<Money, MoneyError> {
+        self.same_currency(other)?;
+        if other.amount > self.amount {
+            return Err(MoneyError::WouldGoNegative {
+                minuend: self.amount,
+                subtrahend: other.amount,
+            });
+        }
+        Money::at_minor_unit(self.amount - other.amount, self.currency)
+    }
+
+    /// `self × rate`, rounded half-even to the minor unit: the platform's cut of a release.
+    /// Rounding half-even keeps the sum of many commissions unbiased.
+    pub fn commission_at(self, rate: Decimal) -> Result<Money, MoneyError> {
+        let product = self.amount.checked_mul(rate).ok_or(MoneyError::Overflow)?;
+        let rounded = product.round_dp_with_strategy(
+            self.currency.minor_unit(),
+            RoundingStrategy::MidpointNearestEven,
+        );
+        Money::at_minor_unit(rounded, self.currency)
+    }
+
+    fn same_currency(&self, other: Money) -> Result<(), MoneyError> {
+        if self.currency == other.currency {
+            Ok(())
+        } else {
+            Err(MoneyError::CurrencyMismatch {
+                left: self.currency,
+                right: other.currency,
+            })
+        }
+    }
+
+    fn at_minor_unit(mut amount: Decimal, currency: Currency) -> Result<Money, MoneyError> {
+        let minor_unit = currency.minor_unit();
+        if amount.normalize().scale() > minor_unit {
+            return Err(MoneyError::TooManyDecimals {
+                amount,
+                currency,
+                minor_unit,
+            });
+        }
+        amount.rescale(minor_unit);
+        Ok(Money { amount, currency })
+    }
+}
+
+fn parse_plain_decimal(text: &str) -> Result<Decimal, MoneyError> {
+    let malformed = || MoneyError::Malformed(text.chars().take(AMOUNT_TEXT_CHARS_MAX).collect());
+    if text.is_empty() || text.len() > AMOUNT_TEXT_CHARS_MAX {
+        return Err(malformed());
+    }
+    if text.starts_with('-') && plain_digits(&text[1..]) {
+        // Say "negative", not "malformed": the caller's mistake is the sign.
+        let value = Decimal::from_str_exact(text).map_err(|_| malformed())?;
+        return Err(MoneyError::Negative(value));
+    }
+    if !plain_digits(text) {
+        return Err(malformed());
+    }
+    Decimal::from_str_exact(text).map_err(|_| malformed())
+}
+
+fn plain_digits(text: &str) -> bool {
+    let (whole, fraction) = match text.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (text, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(whole) && fraction.is_none_or(digits)
+}
+
+impl fmt::Debug for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.amount, self.currency)
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.amount, self.currency)
+    }
+}
+
+/// The wire shape: `{"amount": "120.00", "currency": "EUR"}`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoneyWire<'a> {
+    #[serde(borrow)]
+    amount: std::borrow::Cow<'a, str>,
+    currency: Currency,
+}
+
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        MoneyWire {
+            amount: self.amount.to_string().into(),
+            currency: self.currency,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // A JSON number in `amount` fails here: the wire type is a string, floats never pass.
+        let wire = MoneyWire::deserialize(deserializer)?;
+        Money::parse(&wire.amount, wire.currency).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,148 @@
+//! Why a command was refused. A rejection is an expected outcome, not a failure of the
+//! service: it appends nothing, and its message is written for the mediator reading it.
+
+use crate::command::CommandKind;
+use crate::ids::{Party, Role};
+use crate::money::{Currency, Money, MoneyError};
+use crate::policy::PolicyError;
+use crate::state::Status;
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    #[error("a {role} cannot {} an order", command.verb())]
+    RoleNotAllowed { role: Role, command: CommandKind },
+    #[error("the order does not exist: it was never placed")]
+    OrderNotFound,
+    #[error("an order with this id has already been placed")]
+    AlreadyPlaced,
+    #[error("you are not the {party} of this order")]
+    NotAParty { party: Party },
+    #[error(
+        "the order is in dispute: only a mediator can act on it until the dispute is resolved"
+    )]
+    OrderInDispute,
+    #[error("the order is {status}: it can no longer be modified")]
+    OrderFinished { status: Status },
+    #[error("cannot {} an order that is {status}", command.verb())]
+    WrongState {
+        command: CommandKind,
+        status: Status,
+    },
+    #[error("the command is dated {at}, before the order's last event at {last_event_at}")]
+    ClockWentBackwards {
+        at: DateTime<Utc>,
+        last_event_at: DateTime<Utc>,
+    },
+    #[error("a buyer cannot cancel an order in progress without the seller's agreement until it is late; it is due at {due_at}")]
+    NotLateYet { due_at: DateTime<Utc> },
+    #[error("cannot {} before {deadline}", command.verb())]
+    DeadlineNotReached {
+        command: CommandKind,
+        deadline: DateTime<Utc>,
+    },
+    #[error(
+        "the buyer's window to decide closed at {deadline}; the order is due to close by itself"
+    )]
+    DecisionWindowClosed { deadline: DateTime<Utc> },
+    #[error("{amount} exceeds the {escrow_held} held in escrow")]
+    AmountExceedsEscrow { amount: Money, escrow_held: Money },
+    #[error("refunding all {escrow_held} held in escrow is a cancellation, not a partial refund")]
+    RefundWouldEmptyEscrow { escrow_held: Money },
+    #[error("{field} must be more than zero")]
+    AmountNotPositive { field: &'static str },
+    #[error("the order is in {expected}; an amount in {got} cannot be used on it")]
+    CurrencyMismatch { expected: Currency, got: Currency },
+    #[error("the review window closed at {closed_at}")]
+    ReviewWindowClosed { closed_at: DateTime<Utc> },
+    #[error("the buyer has already reviewed this order")]
+    ReviewAlreadyLeft,
+    #[error("a rating is from 1 to 5 (got {rating})")]
+    RatingOutOfRange { rating: u8 },
+    #[error("the {requested_by} has already asked to cancel this order")]
+    CancellationAlreadyRequested { requested_by: Party },
+    #[error("nobody has asked to cancel this order")]
+    NoCancellationRequested,
+    #[error("the other party must agree to a cancellation you asked for")]
+    CannotAgreeToOwnRequest,
+    #[error("only the {requested_by}, who asked, can withdraw the cancellation request")]
+    NotTheRequester { requested_by: Party },
+    #[error("the new deadline {requested} must be later than the current one, {current}")]
+    DeadlineNotLater {
+        current: DateTime<Utc>,
+        requested: DateTime<Utc>,
+    },
+    #[error("the new deadline {requested} is already past (now {now})")]
+    DeadlineInPast {
+        requested: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
+    #[error("a buyer cannot order from themselves")]
+    BuyerIsSeller,
+    #[error("{field} cannot be empty")]
+    TextEmpty { field: &'static str },
+    #[error("{field} is longer than {chars_max} characters")]
+    TextTooLong {
+        field: &'static str,
+        chars_max: usize,
+    },
+    #[error("{field} must be from {min} to {max} (got {value})")]
+    DaysOutOfRange {
+        field: &'static str,
+        value: u32,
+        min: u32,
+        max: u32,
+    },
+    #[error("an order can have at most {max} extras")]
+    TooManyExtras { max: u32 },
+    #[error("the resulting date is outside the supported calendar")]
+    InstantOutOfRange,
+    #[error("the order's recorded state is inconsistent: {0} is missing")]
+    InconsistentState(&'static str),
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    #[error("the platform policy is invalid: {0}")]
+    Policy(#[from] PolicyError),
+}
+
+impl Rejection {
+    /// A stable machine-readable code, carried in API problem documents.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::RoleNotAllowed { .. } => "role_not_allowed",
+            Rejection::OrderNotFound => "order_not_found",
+            Rejection::AlreadyPlaced => "already_placed",
+            Rejection::NotAParty { .. } => "not_a_party",
+            Rejection::OrderInDispute => "order_in_dispute",
+            Rejection::OrderFinished { .. } => "order_finished",
+            Rejection::WrongState { .. } => "wrong_state",
+            Rejection::ClockWentBackwards { .. } => "clock_went_backwards",
+            Rejection::NotLateYet { .. } => "not_late_yet",
+            Rejection::DeadlineNotReached { .. } => "deadline_not_reached",
+            Rejection::DecisionWindowClosed { .. } => "decision_window_closed",
+            Rejection::AmountExceedsEscrow { .. } => "amount_exceeds_escrow",
+            Rejection::RefundWouldEmptyEscrow { .. } => "refund_would_empty_escrow",
+            Rejection::AmountNotPositive { .. } => "amount_not_positive",
+            Rejection::CurrencyMismatch { .. } => "currency_mismatch",
+            Rejection::ReviewWindowClosed { .. } => "review_window_closed",
+            Rejection::ReviewAlreadyLeft => "review_already_left",
+            Rejection::RatingOutOfRange { .. } => "rating_out_of_range",
+            Rejection::CancellationAlreadyRequested { .. } => "cancellation_already_requested",
+            Rejection::NoCancellationRequested => "no_cancellation_requested",
+            Rejection::CannotAgreeToOwnRequest => "cannot_agree_to_own_request",
+            Rejection::NotTheRequester { .. } => "not_the_requester",
+            Rejection::DeadlineNotLater { .. } => "deadline_not_later",
+            Rejection::DeadlineInPast { .. } => "deadline_in_past",
+            Rejection::BuyerIsSeller => "buyer_is_seller",
+            Rejection::TextEmpty { .. } => "text_empty",
+            Rejection::TextTooLong { .. } => "text_too_long",
+            Rejection::DaysOutOfRange { .. } => "days_out_of_range",
+            Rejection::TooManyExtras { .. } => "too_many_extras",
+            Rejection::InstantOutOfRange => "instant_out_of_range",
+            Rejection::InconsistentState(_) => "inconsistent_state",
+            Rejection::Money(_) => "invalid_money",
+            Rejection::Policy(_) => "invalid_policy",
+        }
+    }
+}
