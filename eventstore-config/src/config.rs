@@ -1,0 +1,76 @@
+//! Where the log lives: `ledger.toml`, overridden by `LEDGER_*` environment variables.
+//!
+//! ```toml
+//! store = "embedded"        # or "eventstoredb"
+//! data_dir = "./data"       # embedded: the SQLite files live here
+//! eventstoredb_url = "esdb://localhost:2113?tls=false"
+//! ```
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE_DEFAULT: &str = "ledger.toml";
+pub const ENV_PREFIX: &str = "LEDGER_";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Embedded,
+    EventStoreDb,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreConfig {
+    pub store: StoreKind,
+    pub data_dir: PathBuf,
+    /// A connection string; may hold credentials, so it is never printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eventstoredb_url: Option<String>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            store: StoreKind::Embedded,
+            data_dir: PathBuf::from("./data"),
+            eventstoredb_url: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+    #[error("store = \"eventstoredb\" needs eventstoredb_url (or LEDGER_EVENTSTOREDB_URL)")]
+    MissingEventStoreDbUrl,
+}
+
+impl StoreConfig {
+    /// Defaults, then the file if it exists, then `LEDGER_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<StoreConfig, ConfigError> {
+        let config: StoreConfig = Self::figment(file)
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The layered sources, for a caller that extracts a larger configuration from them.
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let file = file.unwrap_or(Path::new(CONFIG_FILE_DEFAULT));
+        Figment::from(Serialized::defaults(StoreConfig::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed(ENV_PREFIX))
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.store == StoreKind::EventStoreDb && self.eventstoredb_url.is_none() {
+            return Err(ConfigError::MissingEventStoreDbUrl);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,530 @@
+//! The behaviour every [`EventStore`] backend must show, written once. A backend's tests run
+//! it with `conformance_tests!(async { fresh_empty_store() })`.
+
+use crate::*;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// How long a subscription may take to deliver an event that is already committed.
+const DELIVERY_WAIT: Duration = Duration::from_secs(10);
+
+pub fn stream(name: &str) -> StreamName {
+    StreamName::new(name).expect("valid test stream name")
+}
+
+pub fn event(event_type: &str, n: u64) -> EventData {
+    EventData {
+        event_id: Uuid::new_v4(),
+        event_type: event_type.to_owned(),
+        data: format!("{{\"n\":{n}}}").into_bytes(),
+        metadata: b"{}".to_vec(),
+    }
+}
+
+pub fn events(n: u64) -> Vec<EventData> {
+    (0..n).map(|i| event("Tested", i)).collect()
+}
+
+async fn next(subscription: &mut Box<dyn Subscription>) -> RecordedEvent {
+    tokio::time::timeout(DELIVERY_WAIT, subscription.next())
+        .await
+        .expect("subscription delivered in time")
+        .expect("subscription delivered an event")
+}
+
+async fn all_events<S: EventStore>(store: &S) -> Vec<RecordedEvent> {
+    store
+        .read_all(AllFrom::Start, Direction::Forwards, READ_EVENTS_MAX)
+        .await
+        .expect("read $all")
+}
+
+pub async fn append_to_a_new_stream_numbers_revisions_and_positions_from_zero<S: EventStore>(
+    store: S,
+) {
+    let a = stream("order-a");
+    let result = store
+        .append(&a, ExpectedRevision::NoStream, events(3))
+        .await
+        .expect("append");
+    assert_eq!(
+        result,
+        AppendResult {
+            next_expected_revision: 2,
+            position: 2
+        }
+    );
+    let result = store
+        .append(&stream("order-b"), ExpectedRevision::Any, events(2))
+        .await
+        .expect("append");
+    assert_eq!(
+        result,
+        AppendResult {
+            next_expected_revision: 1,
+            position: 4
+        }
+    );
+    let read = store
+        .read_stream(&a, StreamFrom::Start, Direction::Forwards, 10)
+        .await
+        .expect("read");
+    assert_eq!(
+        read.iter().map(|e| e.revision).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    assert_eq!(
+        read.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    assert!(read
+        .iter()
+        .all(|e| e.stream == a && e.event_type == "Tested"));
+    assert_eq!(read[1].data, b"{\"n\":1}".to_vec());
+}
+
+pub async fn expected_revisions_are_enforced<S: EventStore>(store: S) {
+    let s = stream("order-x");
+    let wrong = |r: Result<AppendResult, StoreError>, want_actual: Option<u64>| match r {
+        Err(StoreError::WrongExpectedRevision { actual, .. }) => assert_eq!(actual, want_actual),
+        other => panic!("expected WrongExpectedRevision, got {other:?}"),
+    };
+    wrong(
+        store
+            .append(&s, ExpectedRevision::StreamExists, events(1))
+            .await,
+        None,
+    );
+    wrong(
+        store
+            .append(&s, ExpectedRevision::Exact(0), events(1))
+            .await,
+        None,
+    );
+    store
+        .append(&s, ExpectedRevision::NoStream, events(2))
+        .await
+        .expect("no stream");
+    wrong(
+        store
+            .append(&s, ExpectedRevision::NoStream, events(1))
+            .await,
+        Some(1),
+    );
+    wrong(
+        store
+            .append(&s, ExpectedRevision::Exact(0), events(1))
+            .await,
+        Some(1),
+    );
+    wrong(
+        store
+            .append(&s, ExpectedRevision::Exact(7), events(1))
+            .await,
+        Some(1),
+    );
+    let r = store
+        .append(&s, ExpectedRevision::Exact(1), events(1))
+        .await
+        .expect("exact");
+    assert_eq!(r.next_expected_revision, 2);
+    store
+        .append(&s, ExpectedRevision::StreamExists, events(1))
+        .await
+        .expect("exists");
+    store
+        .append(&s, ExpectedRevision::Any, events(1))
+        .await
+        .expect("any");
+    assert_eq!(
+        all_events(&store).await.len(),
+        5,
+        "refused appends wrote nothing"
+    );
+}
+
+pub async fn appending_the_same_event_ids_again_is_idempotent<S: EventStore>(store: S) {
+    let s = stream("order-i");
+    store
+        .append(&s, ExpectedRevision::NoStream, events(1))
+        .await
+        .expect("first");
+    let batch = events(2);
+    let first = store
+        .append(&s, ExpectedRevision::Exact(0), batch.clone())
+        .await
+        .expect("append");
+    let again = store
+        .append(&s, ExpectedRevision::Exact(0), batch.clone())
+        .await
+        .expect("retry");
+    assert_eq!(first, again);
+    let any = store
+        .append(&s, ExpectedRevision::Any, batch.clone())
+        .await
+        .expect("retry any");
+    assert_eq!(first, any);
+    assert_eq!(all_events(&store).await.len(), 3, "retries wrote nothing");
+    // Some ids already there, some new: refused, nothing written.
+    let mut overlap = vec![batch[1].clone()];
+    overlap.extend(events(1));
+    match store.append(&s, ExpectedRevision::Any, overlap).await {
+        Err(StoreError::PartialIdempotentAppend(_)) => {}
+        other => panic!("expected PartialIdempotentAppend, got {other:?}"),
+    }
+    assert_eq!(all_events(&store).await.len(), 3);
+}
+
+pub async fn streams_read_in_both_directions_from_any_revision<S: EventStore>(store: S) {
+    let s = stream("order-r");
+    store
+        .append(&s, ExpectedRevision::NoStream, events(5))
+        .await
+        .expect("append");
+    store
+        .append(&stream("order-other"), ExpectedRevision::Any, events(2))
+        .await
+        .expect("append");
+    let revisions =
+        |events: Vec<RecordedEvent>| events.iter().map(|e| e.revision).collect::<Vec<_>>();
+    let read = |from, direction, max| store.read_stream(&s, from, direction, max);
+    assert_eq!(
+        revisions(
+            read(StreamFrom::Start, Direction::Forwards, 100)
+                .await
+                .expect("r")
+        ),
+        vec![0, 1, 2, 3, 4]
+    );
+    assert_eq!(
+        revisions(
+            read(StreamFrom::Revision(3), Direction::Forwards, 100)
+                .await
+                .expect("r")
+        ),
+        vec![3, 4]
+    );
+    assert_eq!(
+        revisions(
+            read(StreamFrom::Revision(1), Direction::Forwards, 2)
+                .await
+                .expect("r")
+        ),
+        vec![1, 2]
+    );
+    assert_eq!(
+        revisions(
+            read(StreamFrom::End, Direction::Backwards, 2)
+                .await
+                .expect("r")
+        ),
+        vec![4, 3]
+    );
+    assert_eq!(
+        revisions(
+            read(StreamFrom::Revision(2), Direction::Backwards, 100)
+                .await
+                .expect("r")
+        ),
+        vec![2, 1, 0]
+    );
+    assert_eq!(
+        revisions(
+            read(StreamFrom::Revision(9), Direction::Forwards, 100)
+                .await
+                .expect("r")
+        ),
+        Vec::<u64>::new()
+    );
+    match store
+        .read_stream(
+            &stream("order-missing"),
+            StreamFrom::Start,
+            Direction::Forwards,
+            10,
+        )
+        .await
+    {
+        Err(StoreError::StreamNotFound(name)) => assert_eq!(name.as_str(), "order-missing"),
+        other => panic!("expected StreamNotFound, got {other:?}"),
+    }
+}
+
+pub async fn all_reads_in_commit_order_in_both_directions<S: EventStore>(store: S) {
+    for (i, name) in ["order-1", "order-2", "order-1", "order-3"]
+        .iter()
+        .enumerate()
+    {
+        store
+            .append(&stream(name), ExpectedRevision::Any, events(i as u64 + 1))
+            .await
+            .expect("append");
+    }
+    let positions =
+        |events: Vec<RecordedEvent>| events.iter().map(|e| e.position).collect::<Vec<_>>();
+    let forwards = store
+        .read_all(AllFrom::Start, Direction::Forwards, 100)
+        .await
+        .expect("read");
+    assert_eq!(positions(forwards.clone()), (0..10).collect::<Vec<_>>());
+    let streams: Vec<&str> = forwards.iter().map(|e| e.stream.as_str()).collect();
+    assert_eq!(streams[..3], ["order-1", "order-2", "order-2"]);
+    assert_eq!(
+        positions(
+            store
+                .read_all(AllFrom::Position(7), Direction::Forwards, 100)
+                .await
+                .expect("r")
+        ),
+        vec![7, 8, 9]
+    );
+    assert_eq!(
+        positions(
+            store
+                .read_all(AllFrom::End, Direction::Backwards, 3)
+                .await
+                .expect("r")
+        ),
+        vec![9, 8, 7]
+    );
+    assert_eq!(
+        positions(
+            store
+                .read_all(AllFrom::Position(2), Direction::Backwards, 100)
+                .await
+                .expect("r")
+        ),
+        vec![2, 1, 0]
+    );
+    assert!(store
+        .read_all(AllFrom::End, Direction::Forwards, 100)
+        .await
+        .expect("r")
+        .is_empty());
+}
+
+pub async fn bad_input_is_refused_and_writes_nothing<S: EventStore>(store: S) {
+    let s = stream("order-bad");
+    let invalid = |r: Result<AppendResult, StoreError>| {
+        assert!(matches!(r, Err(StoreError::InvalidInput(_))), "{r:?}");
+    };
+    invalid(store.append(&s, ExpectedRevision::Any, vec![]).await);
+    invalid(
+        store
+            .append(
+                &s,
+                ExpectedRevision::Any,
+                events(APPEND_EVENTS_MAX as u64 + 1),
+            )
+            .await,
+    );
+    let mut e = event("x", 0);
+    e.event_type = "t".repeat(EVENT_TYPE_BYTES_MAX + 1);
+    invalid(store.append(&s, ExpectedRevision::Any, vec![e]).await);
+    let mut e = event("", 0);
+    e.event_type.clear();
+    invalid(store.append(&s, ExpectedRevision::Any, vec![e]).await);
+    let mut e = event("x", 0);
+    e.data = vec![b'x'; EVENT_DATA_BYTES_MAX + 1];
+    invalid(store.append(&s, ExpectedRevision::Any, vec![e]).await);
+    let mut e = event("x", 0);
+    e.metadata = vec![b'x'; EVENT_METADATA_BYTES_MAX + 1];
+    invalid(store.append(&s, ExpectedRevision::Any, vec![e]).await);
+    let e = event("x", 0);
+    invalid(
+        store
+            .append(&s, ExpectedRevision::Any, vec![e.clone(), e])
+            .await,
+    );
+    assert!(all_events(&store).await.is_empty());
+    assert!(StreamName::new("").is_err());
+    assert!(StreamName::new("$all").is_err());
+    assert!(StreamName::new("a\nb").is_err());
+    assert!(StreamName::new("s".repeat(STREAM_NAME_BYTES_MAX + 1)).is_err());
+    assert!("sometimes".parse::<ExpectedRevision>().is_err());
+    assert_eq!(
+        "7".parse::<ExpectedRevision>().ok(),
+        Some(ExpectedRevision::Exact(7))
+    );
+}
+
+pub async fn one_refused_append_fails_alone_among_concurrent_ones<S: EventStore>(store: S) {
+    let store = Arc::new(store);
+    let mut tasks = Vec::new();
+    for i in 0..64u64 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            // Every fourth append expects a stream that does not exist to exist.
+            let expected = if i % 4 == 0 {
+                ExpectedRevision::Exact(5)
+            } else {
+                ExpectedRevision::NoStream
+            };
+            store
+                .append(&stream(&format!("order-{i}")), expected, events(2))
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await.expect("task") {
+            Ok(_) => ok += 1,
+            Err(StoreError::WrongExpectedRevision { .. }) => assert_eq!(i % 4, 0),
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(ok, 48);
+    let all = all_events(&*store).await;
+    assert_eq!(all.len(), 96);
+    assert!(
+        all.iter().enumerate().all(|(i, e)| e.position == i as u64),
+        "gapless"
+    );
+}
+
+pub async fn subscriptions_catch_up_then_go_live<S: EventStore>(store: S) {
+    let a = stream("order-a");
+    let b = stream("order-b");
+    store
+        .append(&a, ExpectedRevision::Any, events(2))
+        .await
+        .expect("append");
+    store
+        .append(&b, ExpectedRevision::Any, events(1))
+        .await
+        .expect("append");
+    let mut all = store
+        .subscribe_all(SubscribeFrom::Start)
+        .await
+        .expect("subscribe");
+    let mut after = store
+        .subscribe_all(SubscribeFrom::After(1))
+        .await
+        .expect("subscribe");
+    let mut end = store
+        .subscribe_all(SubscribeFrom::End)
+        .await
+        .expect("subscribe");
+    let mut only_a = store
+        .subscribe_stream(&a, SubscribeFrom::Start)
+        .await
+        .expect("subscribe");
+    let mut a_after = store
+        .subscribe_stream(&a, SubscribeFrom::After(0))
+        .await
+        .expect("subscribe");
+    let mut not_yet = store
+        .subscribe_stream(&stream("order-later"), SubscribeFrom::Start)
+        .await
+        .expect("subscribe");
+    for expected in 0..3 {
+        assert_eq!(next(&mut all).await.position, expected);
+    }
+    assert_eq!(next(&mut after).await.position, 2);
+    store
+        .append(&b, ExpectedRevision::Any, events(1))
+        .await
+        .expect("append");
+    store
+        .append(&a, ExpectedRevision::Any, events(1))
+        .await
+        .expect("append");
+    store
+        .append(&stream("order-later"), ExpectedRevision::Any, events(1))
+        .await
+        .expect("append");
+    assert_eq!(next(&mut all).await.position, 3);
+    assert_eq!(next(&mut all).await.position, 4);
+    assert_eq!(next(&mut after).await.position, 3);
+    assert_eq!(next(&mut end).await.position, 3);
+    let revisions: Vec<u64> = [
+        next(&mut only_a).await,
+        next(&mut only_a).await,
+        next(&mut only_a).await,
+    ]
+    .iter()
+    .map(|e| e.revision)
+    .collect();
+    assert_eq!(revisions, vec![0, 1, 2]);
+    assert_eq!(next(&mut a_after).await.revision, 1);
+    let later = next(&mut not_yet).await;
+    assert_eq!((later.stream.as_str(), later.revision), ("order-later", 0));
+}
+
+/// Subscribers join while writers append; each sees every event once, in order, from its start.
+pub async fn catch_up_to_live_handover_under_concurrent_writers<S: EventStore>(store: S) {
+    const WRITERS: u64 = 8;
+    const APPENDS_PER_WRITER: u64 = 150;
+    let store = Arc::new(store);
+    store
+        .append(&stream("order-seed"), ExpectedRevision::Any, events(500))
+        .await
+        .expect("seed");
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let store = Arc::clone(&store);
+        writers.push(tokio::spawn(async move {
+            for i in 0..APPENDS_PER_WRITER {
+                let name = stream(&format!("order-{w}-{}", i % 5));
+                store
+                    .append(&name, ExpectedRevision::Any, events(1 + i % 3))
+                    .await
+                    .expect("append");
+            }
+        }));
+    }
+    let total = 500 + (0..APPENDS_PER_WRITER).map(|i| 1 + i % 3).sum::<u64>() * WRITERS;
+    let mut readers = Vec::new();
+    for start in [SubscribeFrom::Start, SubscribeFrom::After(249)] {
+        tokio::task::yield_now().await;
+        let mut subscription = store.subscribe_all(start).await.expect("subscribe");
+        readers.push(tokio::spawn(async move {
+            let mut expected = match start {
+                SubscribeFrom::After(p) => p + 1,
+                _ => 0,
+            };
+            let mut ids = HashSet::new();
+            while expected < total {
+                let event = next(&mut subscription).await;
+                assert_eq!(event.position, expected, "gap or duplicate");
+                assert!(ids.insert(event.event_id), "event delivered twice");
+                expected += 1;
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    for reader in readers {
+        reader.await.expect("reader saw every event once, in order");
+    }
+}
+
+/// One `#[tokio::test]` per conformance case, each on a fresh store from `$factory`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::conformance_tests!(@cases $factory;
+            append_to_a_new_stream_numbers_revisions_and_positions_from_zero,
+            expected_revisions_are_enforced,
+            appending_the_same_event_ids_again_is_idempotent,
+            streams_read_in_both_directions_from_any_revision,
+            all_reads_in_commit_order_in_both_directions,
+            bad_input_is_refused_and_writes_nothing,
+            one_refused_append_fails_alone_among_concurrent_ones,
+            subscriptions_catch_up_then_go_live,
+            catch_up_to_live_handover_under_concurrent_writers,
+        );
+    };
+    (@cases $factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let (store, _guard) = $factory.await;
+                $crate::conformance::$case(store).await;
+            }
+        )*
+    };
+}

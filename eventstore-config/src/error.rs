@@ -1,0 +1,30 @@
+use crate::types::{ExpectedRevision, InvalidInput, StreamName};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("wrong expected revision on {stream}: expected {expected}, the stream is at {}", actual.map_or("no stream".to_owned(), |r| format!("revision {r}")))]
+    WrongExpectedRevision {
+        stream: StreamName,
+        expected: ExpectedRevision,
+        actual: Option<u64>,
+    },
+    #[error("stream {0} not found")]
+    StreamNotFound(StreamName),
+    #[error("some but not all of these event ids were already appended to {0}")]
+    PartialIdempotentAppend(StreamName),
+    #[error(transparent)]
+    InvalidInput(#[from] InvalidInput),
+    #[error("store I/O failed: {0}")]
+    Io(String),
+    #[error("the store holds corrupt data: {0}")]
+    Corrupt(String),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Io(error.to_string())
+    }
+}

@@ -1,0 +1,317 @@
+//! The embedded backend: one SQLite database in WAL mode with `synchronous=FULL`, so an append
+//! is acknowledged only once its transaction is on disk.
+//!
+//! One writer thread owns the only writing connection. It takes every append waiting in its
+//! queue into one transaction (group commit), checks each append's expected revision on its
+//! own, so a refused append fails alone, and commits once for all of them. Readers use their
+//! own connections. After each commit the writer publishes the new events to live
+//! subscriptions.
+
+mod schema;
+mod writer;
+
+use crate::error::StoreError;
+use crate::store::{EventStore, Subscription};
+use crate::subscription::{CatchUp, CommittedBatch, Target};
+use crate::types::*;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use tokio::sync::{broadcast, oneshot};
+use uuid::Uuid;
+
+/// File name of the event log inside the data directory.
+pub const LOG_FILE_NAME: &str = "events.sqlite";
+/// Committed batches a live subscriber may fall behind before it re-reads from disk.
+pub const LIVE_FEED_BATCHES_DEFAULT: usize = 4_096;
+
+/// Tuning of the embedded store; the defaults suit production.
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    pub live_feed_batches: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            live_feed_batches: LIVE_FEED_BATCHES_DEFAULT,
+        }
+    }
+}
+/// Idle read connections kept open.
+const READERS_IDLE_MAX: usize = 16;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    // Mutex only to be Sync on older toolchains' mpsc; the lock is held for a send.
+    appends: Mutex<Option<mpsc::Sender<writer::AppendRequest>>>,
+    readers: Mutex<Vec<Connection>>,
+    live: broadcast::Sender<CommittedBatch>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the log in `data_dir`, migrating its schema.
+    pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(data_dir, SqliteOptions::default())
+    }
+
+    pub fn open_with(data_dir: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", data_dir.display())))?;
+        let path = data_dir.join(LOG_FILE_NAME);
+        let connection = Connection::open(&path)?;
+        schema::configure_writer(&connection)?;
+        schema::migrate(&connection)?;
+        let next_position = schema::next_position(&connection)?;
+        let (live, _) = broadcast::channel(options.live_feed_batches.max(1));
+        let (appends, queue) = mpsc::channel();
+        let writer = writer::spawn(connection, queue, live.clone(), next_position)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                appends: Mutex::new(Some(appends)),
+                readers: Mutex::new(Vec::new()),
+                live,
+                writer: Mutex::new(Some(writer)),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Stops taking appends, lets the writer commit what it holds, and waits for it.
+    pub fn close(&self) {
+        let sender = self.inner.appends.lock().ok().and_then(|mut s| s.take());
+        drop(sender);
+        let handle = self.inner.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+
+    async fn with_reader<T, F>(&self, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().ok().and_then(|mut pool| pool.pop());
+            let connection = match pooled {
+                Some(connection) => connection,
+                None => open_reader(&inner.path)?,
+            };
+            let result = read(&connection);
+            if let Ok(mut pool) = inner.readers.lock() {
+                if pool.len() < READERS_IDLE_MAX {
+                    pool.push(connection);
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Io(format!("read task failed: {e}")))?
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut sender) = self.appends.lock() {
+            sender.take();
+        }
+        if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(path, flags)?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(connection)
+}
+
+const SELECT_EVENT: &str =
+    "SELECT position, stream, revision, event_id, event_type, data, metadata, recorded_at FROM events";
+
+fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RecordedEvent, StoreError>> {
+    let position: i64 = row.get(0)?;
+    let stream: String = row.get(1)?;
+    let revision: i64 = row.get(2)?;
+    let event_id: Vec<u8> = row.get(3)?;
+    let recorded_at: i64 = row.get(7)?;
+    let event = (|| {
+        Ok(RecordedEvent {
+            stream: StreamName::new(&stream)
+                .map_err(|e| StoreError::Corrupt(format!("stream name at {position}: {e}")))?,
+            revision: u64::try_from(revision)
+                .map_err(|_| StoreError::Corrupt(format!("negative revision at {position}")))?,
+            position: u64::try_from(position)
+                .map_err(|_| StoreError::Corrupt(format!("negative position {position}")))?,
+            event_id: Uuid::from_slice(&event_id)
+                .map_err(|_| StoreError::Corrupt(format!("event id at {position}")))?,
+            event_type: row.get(4).map_err(StoreError::from)?,
+            data: row.get(5).map_err(StoreError::from)?,
+            metadata: row.get(6).map_err(StoreError::from)?,
+            recorded_at: DateTime::<Utc>::from_timestamp_micros(recorded_at)
+                .ok_or_else(|| StoreError::Corrupt(format!("recorded_at at {position}")))?,
+        })
+    })();
+    Ok(event)
+}
+
+fn collect(
+    statement: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows = statement.query_map(params, row_to_event)?;
+    let mut events = Vec::new();
+    for row in rows {
+        events.push(row??);
+    }
+    Ok(events)
+}
+
+fn to_sql(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn append(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedRevision,
+        events: Vec<EventData>,
+    ) -> Result<AppendResult, StoreError> {
+        validate_append(&events)?;
+        let (reply, answer) = oneshot::channel();
+        let request = writer::AppendRequest {
+            stream: stream.clone(),
+            expected,
+            events,
+            reply,
+        };
+        {
+            let sender = self.inner.appends.lock().map_err(|_| StoreError::Closed)?;
+            let sender = sender.as_ref().ok_or(StoreError::Closed)?;
+            sender.send(request).map_err(|_| StoreError::Closed)?;
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamName,
+        from: StreamFrom,
+        direction: Direction,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let stream = stream.clone();
+        let max = max.min(READ_EVENTS_MAX) as i64;
+        self.with_reader(move |db| {
+            let (sql, start) = match (direction, from) {
+                (Direction::Forwards, StreamFrom::Start) => {
+                    ("revision >= ?2 ORDER BY revision ASC", 0)
+                }
+                (Direction::Forwards, StreamFrom::Revision(r)) => {
+                    ("revision >= ?2 ORDER BY revision ASC", to_sql(r))
+                }
+                (Direction::Forwards, StreamFrom::End) => {
+                    ("revision > ?2 ORDER BY revision ASC", i64::MAX)
+                }
+                (Direction::Backwards, StreamFrom::End) => {
+                    ("revision <= ?2 ORDER BY revision DESC", i64::MAX)
+                }
+                (Direction::Backwards, StreamFrom::Revision(r)) => {
+                    ("revision <= ?2 ORDER BY revision DESC", to_sql(r))
+                }
+                (Direction::Backwards, StreamFrom::Start) => {
+                    ("revision <= ?2 ORDER BY revision DESC", 0)
+                }
+            };
+            let sql = format!("{SELECT_EVENT} WHERE stream = ?1 AND {sql} LIMIT ?3");
+            let mut statement = db.prepare_cached(&sql)?;
+            let events = collect(&mut statement, params![stream.as_str(), start, max])?;
+            if events.is_empty() {
+                let exists: Option<i64> = db
+                    .prepare_cached("SELECT 1 FROM events WHERE stream = ?1 LIMIT 1")?
+                    .query_row(params![stream.as_str()], |row| row.get(0))
+                    .optional()?;
+                if exists.is_none() {
+                    return Err(StoreError::StreamNotFound(stream));
+                }
+            }
+            Ok(events)
+        })
+        .await
+    }
+
+    async fn read_all(
+        &self,
+        from: AllFrom,
+        direction: Direction,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let max = max.min(READ_EVENTS_MAX) as i64;
+        self.with_reader(move |db| {
+            let (sql, start) = match (direction, from) {
+                (Direction::Forwards, AllFrom::Start) => {
+                    ("position >= ?1 ORDER BY position ASC", 0)
+                }
+                (Direction::Forwards, AllFrom::Position(p)) => {
+                    ("position >= ?1 ORDER BY position ASC", to_sql(p))
+                }
+                (Direction::Forwards, AllFrom::End) => {
+                    ("position > ?1 ORDER BY position ASC", i64::MAX)
+                }
+                (Direction::Backwards, AllFrom::End) => {
+                    ("position <= ?1 ORDER BY position DESC", i64::MAX)
+                }
+                (Direction::Backwards, AllFrom::Position(p)) => {
+                    ("position <= ?1 ORDER BY position DESC", to_sql(p))
+                }
+                (Direction::Backwards, AllFrom::Start) => {
+                    ("position <= ?1 ORDER BY position DESC", 0)
+                }
+            };
+            let sql = format!("{SELECT_EVENT} WHERE {sql} LIMIT ?2");
+            let mut statement = db.prepare_cached(&sql)?;
+            collect(&mut statement, params![start, max])
+        })
+        .await
+    }
+
+    async fn subscribe_all(
+        &self,
+        from: SubscribeFrom,
+    ) -> Result<Box<dyn Subscription>, StoreError> {
+        let live = self.inner.live.subscribe();
+        Ok(Box::new(
+            CatchUp::start(self.clone(), Target::All, live, from).await?,
+        ))
+    }
+
+    async fn subscribe_stream(
+        &self,
+        stream: &StreamName,
+        from: SubscribeFrom,
+    ) -> Result<Box<dyn Subscription>, StoreError> {
+        let live = self.inner.live.subscribe();
+        let target = Target::Stream(stream.clone());
+        Ok(Box::new(
+            CatchUp::start(self.clone(), target, live, from).await?,
+        ))
+    }
+}

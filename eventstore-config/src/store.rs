@@ -1,0 +1,53 @@
+use crate::error::StoreError;
+use crate::types::*;
+use async_trait::async_trait;
+
+/// An event store in EventStoreDB's terms. It stores opaque events and knows nothing of orders.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends atomically if `expected` holds. Appending event ids that are already in the
+    /// stream at the revisions this append would give them returns the first result and
+    /// writes nothing; a partial overlap is an error.
+    async fn append(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedRevision,
+        events: Vec<EventData>,
+    ) -> Result<AppendResult, StoreError>;
+
+    /// Up to `max` events of one stream from `from` (inclusive). A stream with no events is
+    /// `StreamNotFound`.
+    async fn read_stream(
+        &self,
+        stream: &StreamName,
+        from: StreamFrom,
+        direction: Direction,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Up to `max` events of `$all` from `from` (inclusive), in commit order.
+    async fn read_all(
+        &self,
+        from: AllFrom,
+        direction: Direction,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Every event of `$all` after `from`: first the stored ones, then live ones as they
+    /// commit, with no gap and no duplicate.
+    async fn subscribe_all(&self, from: SubscribeFrom)
+        -> Result<Box<dyn Subscription>, StoreError>;
+
+    /// As `subscribe_all`, for one stream; `SubscribeFrom::After` takes a stream revision.
+    async fn subscribe_stream(
+        &self,
+        stream: &StreamName,
+        from: SubscribeFrom,
+    ) -> Result<Box<dyn Subscription>, StoreError>;
+}
+
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next event, waiting for one to be appended if the subscription has caught up.
+    async fn next(&mut self) -> Result<RecordedEvent, StoreError>;
+}

@@ -1,0 +1,178 @@
+//! Catch-up-then-live subscriptions over any store that can read and publish its commits.
+//!
+//! The live feed is joined *before* the first read, so every event committed after that is in
+//! the feed and every event before it is in the reads; overlap is dropped by key (position or
+//! revision). A gap in the feed (a lagging receiver) falls back to reading, so delivery is
+//! always gapless, duplicate-free and in commit order.
+
+use crate::error::StoreError;
+use crate::store::{EventStore, Subscription};
+use crate::types::*;
+use async_trait::async_trait;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// Events read per catch-up page.
+pub const CATCH_UP_PAGE_EVENTS: usize = 1_000;
+
+/// One committed group of appends, in commit order.
+pub type CommittedBatch = Arc<[RecordedEvent]>;
+
+#[derive(Clone, Debug)]
+pub(crate) enum Target {
+    All,
+    Stream(StreamName),
+}
+
+pub(crate) struct CatchUp<S> {
+    store: S,
+    target: Target,
+    live: broadcast::Receiver<CommittedBatch>,
+    buffer: VecDeque<RecordedEvent>,
+    /// Key (position or revision) of the last event delivered or skipped by the checkpoint.
+    last: Option<u64>,
+    caught_up: bool,
+}
+
+impl<S: EventStore + Clone> CatchUp<S> {
+    pub(crate) async fn start(
+        store: S,
+        target: Target,
+        live: broadcast::Receiver<CommittedBatch>,
+        from: SubscribeFrom,
+    ) -> Result<CatchUp<S>, StoreError> {
+        let last = match from {
+            SubscribeFrom::Start => None,
+            SubscribeFrom::After(key) => Some(key),
+            SubscribeFrom::End => current_end(&store, &target).await?,
+        };
+        Ok(CatchUp {
+            store,
+            target,
+            live,
+            buffer: VecDeque::new(),
+            last,
+            caught_up: false,
+        })
+    }
+
+    fn key(&self, event: &RecordedEvent) -> Option<u64> {
+        match &self.target {
+            Target::All => Some(event.position),
+            Target::Stream(stream) if *stream == event.stream => Some(event.revision),
+            Target::Stream(_) => None,
+        }
+    }
+
+    fn next_key(&self) -> u64 {
+        self.last.map_or(0, |k| k + 1)
+    }
+
+    async fn read_page(&mut self) -> Result<(), StoreError> {
+        let from = self.next_key();
+        let page = match &self.target {
+            Target::All => {
+                self.store
+                    .read_all(
+                        AllFrom::Position(from),
+                        Direction::Forwards,
+                        CATCH_UP_PAGE_EVENTS,
+                    )
+                    .await?
+            }
+            Target::Stream(stream) => match self
+                .store
+                .read_stream(
+                    stream,
+                    StreamFrom::Revision(from),
+                    Direction::Forwards,
+                    CATCH_UP_PAGE_EVENTS,
+                )
+                .await
+            {
+                Err(StoreError::StreamNotFound(_)) => Vec::new(),
+                other => other?,
+            },
+        };
+        if page.is_empty() {
+            self.caught_up = true;
+        }
+        for event in page {
+            self.accept(event);
+        }
+        Ok(())
+    }
+
+    /// Queues `event` if it is the next one; false on a gap.
+    fn accept(&mut self, event: RecordedEvent) -> bool {
+        let Some(key) = self.key(&event) else {
+            return true;
+        };
+        if self.last.is_some_and(|last| key <= last) {
+            return true;
+        }
+        if key != self.next_key() {
+            return false;
+        }
+        self.last = Some(key);
+        self.buffer.push_back(event);
+        true
+    }
+
+    async fn receive_live(&mut self) -> Result<(), StoreError> {
+        match self.live.recv().await {
+            Ok(batch) => {
+                for event in batch.iter() {
+                    if !self.accept(event.clone()) {
+                        self.caught_up = false;
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                self.caught_up = false;
+                Ok(())
+            }
+            Err(broadcast::error::RecvError::Closed) => Err(StoreError::Closed),
+        }
+    }
+}
+
+async fn current_end<S: EventStore>(store: &S, target: &Target) -> Result<Option<u64>, StoreError> {
+    let last = match target {
+        Target::All => {
+            store
+                .read_all(AllFrom::End, Direction::Backwards, 1)
+                .await?
+        }
+        Target::Stream(stream) => match store
+            .read_stream(stream, StreamFrom::End, Direction::Backwards, 1)
+            .await
+        {
+            Err(StoreError::StreamNotFound(_)) => Vec::new(),
+            other => other?,
+        },
+    };
+    Ok(last.first().map(|e| match target {
+        Target::All => e.position,
+        Target::Stream(_) => e.revision,
+    }))
+}
+
+#[async_trait]
+impl<S: EventStore + Clone> Subscription for CatchUp<S> {
+    async fn next(&mut self) -> Result<RecordedEvent, StoreError> {
+        loop {
+            if let Some(event) = self.buffer.pop_front() {
+                return Ok(event);
+            }
+            if self.caught_up {
+                self.receive_live().await?;
+            } else {
+                self.read_page().await?;
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The conformance suite on the embedded SQLite backend, and what is particular to it.
+
+use ledger_store::conformance::{events, stream};
+use ledger_store::*;
+
+async fn fresh() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(dir.path()).expect("open store");
+    (store, dir)
+}
+
+ledger_store::conformance_tests!(fresh());
+
+#[tokio::test]
+async fn the_log_survives_reopening_and_positions_continue() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let store = SqliteStore::open(dir.path()).expect("open");
+        store
+            .append(&stream("order-a"), ExpectedRevision::NoStream, events(3))
+            .await
+            .expect("append");
+        store.close();
+    }
+    let store = SqliteStore::open(dir.path()).expect("reopen");
+    let r = store
+        .append(&stream("order-a"), ExpectedRevision::Exact(2), events(1))
+        .await
+        .expect("append");
+    assert_eq!(
+        r,
+        AppendResult {
+            next_expected_revision: 3,
+            position: 3
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    SqliteStore::open(dir.path()).expect("open").close();
+    set_user_version(&dir.path().join(LOG_FILE_NAME), 99);
+    match SqliteStore::open(dir.path()) {
+        Err(StoreError::Corrupt(message)) => assert!(message.contains("newer"), "{message}"),
+        Err(other) => panic!("expected Corrupt, got {other}"),
+        Ok(_) => panic!("a newer schema was opened"),
+    }
+}
+
+/// Writes SQLite's header field `user_version` (offset 60, big-endian) directly.
+fn set_user_version(path: &std::path::Path, version: u32) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open db file");
+    file.seek(SeekFrom::Start(60)).expect("seek");
+    file.write_all(&version.to_be_bytes()).expect("write");
+    file.sync_all().expect("sync");
+}
+
+#[tokio::test]
+async fn configuration_defaults_to_the_embedded_store_in_data() {
+    let config = StoreConfig::load(Some(std::path::Path::new("/nonexistent/ledger.toml")))
+        .expect("defaults");
+    assert_eq!(config.store, StoreKind::Embedded);
+    assert_eq!(config.data_dir, std::path::PathBuf::from("./data"));
+}
+
+#[tokio::test]
+async fn configuration_refuses_eventstoredb_without_a_url() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("ledger.toml");
+    std::fs::write(&file, "store = \"eventstoredb\"\n").expect("write");
+    assert!(matches!(
+        StoreConfig::load(Some(&file)),
+        Err(ConfigError::MissingEventStoreDbUrl)
+    ));
+    std::fs::write(
+        &file,
+        "store = \"eventstoredb\"\neventstoredb_url = \"esdb://localhost:2113?tls=false\"\n",
+    )
+    .expect("write");
+    assert_eq!(
+        StoreConfig::load(Some(&file)).expect("valid").store,
+        StoreKind::EventStoreDb
+    );
+    std::fs::write(&file, "store = \"floppy\"\n").expect("write");
+    assert!(matches!(
+        StoreConfig::load(Some(&file)),
+        Err(ConfigError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_live_subscriber_that_falls_far_behind_rereads_and_misses_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = SqliteOptions {
+        live_feed_batches: 4,
+    };
+    let store = SqliteStore::open_with(dir.path(), options).expect("open");
+    let mut subscription = store
+        .subscribe_all(SubscribeFrom::Start)
+        .await
+        .expect("subscribe");
+    // Not consuming while the feed overflows: the subscriber must notice and re-read.
+    let waiting =
+        tokio::time::timeout(std::time::Duration::from_millis(50), subscription.next()).await;
+    assert!(waiting.is_err(), "nothing to deliver yet");
+    for i in 0..40 {
+        store
+            .append(
+                &stream(&format!("order-{}", i % 3)),
+                ExpectedRevision::Any,
+                events(2),
+            )
+            .await
+            .expect("append");
+    }
+    for expected in 0..80 {
+        let event = subscription.next().await.expect("event");
+        assert_eq!(event.position, expected);
+    }
+}
