@@ -222,6 +222,33 @@ impl Command {
         *self.envelope().1
     }
 
+    /// Moves the command's instant; the pipeline uses it so that a command that lost a race
+    /// takes effect after the event that won it.
+    pub fn set_at(&mut self, instant: DateTime<Utc>) {
+        match self {
+            Command::Place { at, .. }
+            | Command::Confirm { at, .. }
+            | Command::Decline { at, .. }
+            | Command::Expire { at, .. }
+            | Command::Deliver { at, .. }
+            | Command::RequestRevision { at, .. }
+            | Command::AcceptRevision { at, .. }
+            | Command::RefuseRevision { at, .. }
+            | Command::Close { at, .. }
+            | Command::AutoClose { at, .. }
+            | Command::BuyExtra { at, .. }
+            | Command::ExtendDeadline { at, .. }
+            | Command::Cancel { at, .. }
+            | Command::RequestCancellation { at, .. }
+            | Command::AgreeCancellation { at, .. }
+            | Command::WithdrawCancellation { at, .. }
+            | Command::PartialRefund { at, .. }
+            | Command::OpenDispute { at, .. }
+            | Command::ResolveDispute { at, .. }
+            | Command::LeaveReview { at, .. } => *at = instant,
+        }
+    }
+
     fn envelope(&self) -> (&Actor, &DateTime<Utc>) {
         match self {
             Command::Place { by, at, .. }

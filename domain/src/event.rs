@@ -350,3 +350,59 @@ impl Event {
         }
     }
 }
+
+impl Event {
+    /// Serialises the event's data alone (the store keeps the type beside it).
+    pub fn serialize_data<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        each_event!(self, e => e.serialize(serializer))
+    }
+
+    /// Reads the data of an event of `event_type`, as the store returns it.
+    pub fn deserialize_data<'de, D: serde::Deserializer<'de>>(
+        event_type: &str,
+        deserializer: D,
+    ) -> Result<Event, D::Error> {
+        use serde::de::Error;
+        Ok(match event_type {
+            "OrderPlaced" => Event::OrderPlaced(Deserialize::deserialize(deserializer)?),
+            "OrderConfirmed" => Event::OrderConfirmed(Deserialize::deserialize(deserializer)?),
+            "OrderDelivered" => Event::OrderDelivered(Deserialize::deserialize(deserializer)?),
+            "RevisionRequested" => {
+                Event::RevisionRequested(Deserialize::deserialize(deserializer)?)
+            }
+            "RevisionAccepted" => Event::RevisionAccepted(Deserialize::deserialize(deserializer)?),
+            "RevisionRefused" => Event::RevisionRefused(Deserialize::deserialize(deserializer)?),
+            "ExtraPurchased" => Event::ExtraPurchased(Deserialize::deserialize(deserializer)?),
+            "DeadlineExtended" => Event::DeadlineExtended(Deserialize::deserialize(deserializer)?),
+            "CancellationRequested" => {
+                Event::CancellationRequested(Deserialize::deserialize(deserializer)?)
+            }
+            "CancellationWithdrawn" => {
+                Event::CancellationWithdrawn(Deserialize::deserialize(deserializer)?)
+            }
+            "PartialRefundIssued" => {
+                Event::PartialRefundIssued(Deserialize::deserialize(deserializer)?)
+            }
+            "DisputeOpened" => Event::DisputeOpened(Deserialize::deserialize(deserializer)?),
+            "DisputeResolved" => Event::DisputeResolved(Deserialize::deserialize(deserializer)?),
+            "OrderClosed" => Event::OrderClosed(Deserialize::deserialize(deserializer)?),
+            "OrderCancelled" => Event::OrderCancelled(Deserialize::deserialize(deserializer)?),
+            "ReviewLeft" => Event::ReviewLeft(Deserialize::deserialize(deserializer)?),
+            unknown => return Err(D::Error::custom(format!("unknown event type `{unknown}`"))),
+        })
+    }
+}
+
+/// What the command pipeline records beside each event: which command produced it, in which
+/// conversation, and who sent it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMetadata {
+    pub schema_version: u32,
+    pub command_id: uuid::Uuid,
+    /// Fingerprint of the command's payload (without its instant), so that a reused command id
+    /// with another payload is told apart from a retry.
+    pub command_digest: String,
+    pub correlation_id: uuid::Uuid,
+    pub causation_id: uuid::Uuid,
+    pub actor: Actor,
+}

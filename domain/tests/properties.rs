@@ -228,6 +228,16 @@ fn run(currency_picks: Vec<usize>, steps: Vec<Step>) -> Result<usize, TestCaseEr
             let back: Event = serde_json::from_str(&json).expect("deserialises");
             prop_assert_eq!(&back, event);
             prop_assert_eq!(serde_json::to_string(&back).expect("serialises"), json);
+            // And in the store's form: type beside, data alone.
+            let mut data = Vec::new();
+            event
+                .serialize_data(&mut serde_json::Serializer::new(&mut data))
+                .expect("data");
+            let stored = Event::deserialize_data(
+                event.event_type(),
+                &mut serde_json::Deserializer::from_slice(&data),
+            );
+            prop_assert_eq!(stored.as_ref().ok(), Some(event));
             totals.record(event);
             market.histories[order].push(event.clone());
         }

@@ -1,0 +1,83 @@
+//! Between domain events and the store's opaque events: JSON data, JSON metadata, stream
+//! names `order-<uuid>`, and event ids derived from the command id so that a retried append
+//! carries the same ids.
+
+use ledger_domain::{Event, EventMetadata, OrderId, EVENT_SCHEMA_VERSION};
+use ledger_store::{EventData, RecordedEvent, StreamName};
+use uuid::Uuid;
+
+/// Every order's stream is named `order-<order id>`; subscribers filter on this prefix.
+pub const ORDER_STREAM_PREFIX: &str = "order-";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    #[error("event at position {position} ({event_type}): {detail}")]
+    Data {
+        position: u64,
+        event_type: String,
+        detail: String,
+    },
+    #[error("event at position {position} has unreadable metadata: {detail}")]
+    Metadata { position: u64, detail: String },
+    #[error("event at position {position} has schema version {version}; this binary reads up to {EVENT_SCHEMA_VERSION}")]
+    NewerSchema { position: u64, version: u32 },
+    #[error("stream `{0}` is not an order stream")]
+    NotAnOrderStream(String),
+}
+
+pub fn stream_for(order: OrderId) -> StreamName {
+    // Invariant: a hyphenated UUID after a short prefix is always a valid stream name.
+    StreamName::new(format!("{ORDER_STREAM_PREFIX}{}", order.0))
+        .unwrap_or_else(|_| unreachable!("order stream names are valid"))
+}
+
+pub fn order_of(stream: &StreamName) -> Result<OrderId, DecodeError> {
+    stream
+        .as_str()
+        .strip_prefix(ORDER_STREAM_PREFIX)
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .map(OrderId)
+        .ok_or_else(|| DecodeError::NotAnOrderStream(stream.as_str().to_owned()))
+}
+
+/// The id of the `index`-th event a command produced: the same for every retry.
+pub fn event_id(command_id: Uuid, index: usize) -> Uuid {
+    Uuid::new_v5(&command_id, &(index as u64).to_be_bytes())
+}
+
+pub fn encode(event: &Event, index: usize, metadata: &EventMetadata) -> EventData {
+    let mut data = Vec::with_capacity(256);
+    // Serialising our own types to a Vec cannot fail: no maps with non-string keys, no I/O.
+    let _ = event.serialize_data(&mut serde_json::Serializer::new(&mut data));
+    EventData {
+        event_id: event_id(metadata.command_id, index),
+        event_type: event.event_type().to_owned(),
+        data,
+        metadata: serde_json::to_vec(metadata).unwrap_or_default(),
+    }
+}
+
+pub fn decode(recorded: &RecordedEvent) -> Result<(Event, EventMetadata), DecodeError> {
+    let metadata: EventMetadata =
+        serde_json::from_slice(&recorded.metadata).map_err(|e| DecodeError::Metadata {
+            position: recorded.position,
+            detail: e.to_string(),
+        })?;
+    if metadata.schema_version > EVENT_SCHEMA_VERSION {
+        return Err(DecodeError::NewerSchema {
+            position: recorded.position,
+            version: metadata.schema_version,
+        });
+    }
+    let event = Event::deserialize_data(
+        &recorded.event_type,
+        &mut serde_json::Deserializer::from_slice(&recorded.data),
+    )
+    .map_err(|e| DecodeError::Data {
+        position: recorded.position,
+        event_type: recorded.event_type.clone(),
+        detail: e.to_string(),
+    })?;
+    Ok((event, metadata))
+}

@@ -1,0 +1,377 @@
+//! load → decide → append, with optimistic concurrency, idempotency by command id, and a
+//! bounded cache of recent order states.
+
+use crate::codec::{self, DecodeError};
+use ledger_domain::{
+    decide, evolve, Command, Event, EventMetadata, OrderId, OrderState, Policy, Rejection,
+    EVENT_SCHEMA_VERSION,
+};
+use ledger_store::{
+    Direction, EventStore, ExpectedRevision, RecordedEvent, StoreError, StreamFrom, READ_EVENTS_MAX,
+};
+use lru::LruCache;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+
+/// Orders whose state is kept in memory between commands.
+pub const STATE_CACHE_ORDERS_DEFAULT: usize = 100_000;
+/// Times a command is re-read and re-decided after losing a race for its order.
+pub const CONFLICT_RETRIES_MAX: usize = 16;
+
+/// A command with what the pipeline needs around it.
+#[derive(Clone, Debug)]
+pub struct CommandRequest {
+    /// Identifies the request: handling the same id again returns the first outcome.
+    pub command_id: Uuid,
+    pub order_id: OrderId,
+    pub command: Command,
+    pub correlation_id: Option<Uuid>,
+    pub causation_id: Option<Uuid>,
+    /// `If-Match`: act only if the order is at exactly this revision.
+    pub expected_revision: Option<u64>,
+}
+
+impl CommandRequest {
+    pub fn new(command_id: Uuid, order_id: OrderId, command: Command) -> CommandRequest {
+        CommandRequest {
+            command_id,
+            order_id,
+            command,
+            correlation_id: None,
+            causation_id: None,
+            expected_revision: None,
+        }
+    }
+}
+
+/// What a handled command did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub order_id: OrderId,
+    /// The order stream's revision after the command's events.
+    pub revision: u64,
+    /// The `$all` position of the command's last event.
+    pub position: u64,
+    pub events: Vec<Event>,
+    /// The order as the command left it.
+    pub state: OrderState,
+    /// True when this was a retry answered from the log, not a new decision.
+    pub replayed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error("the order is at {}, not at the expected revision {expected}", actual.map_or("no revision".to_owned(), |r| format!("revision {r}")))]
+    StaleRevision { expected: u64, actual: Option<u64> },
+    #[error("command id {0} was already used for a different command")]
+    CommandIdReused(Uuid),
+    #[error("the command's order id differs from the order it is sent to")]
+    OrderIdMismatch,
+    #[error("gave up after {0} conflicting attempts on a busy order")]
+    TooMuchContention(usize),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where one command's events sit in its stream.
+#[derive(Clone, Debug)]
+struct CommandRecord {
+    digest: String,
+    first_revision: u64,
+    last_revision: u64,
+    position: u64,
+}
+
+/// An order as loaded: its state, its revision, and the commands already in its stream.
+#[derive(Clone, Debug, Default)]
+struct Loaded {
+    state: OrderState,
+    revision: Option<u64>,
+    commands: HashMap<Uuid, CommandRecord>,
+}
+
+pub struct CommandHandler {
+    store: Arc<dyn EventStore>,
+    policy: Policy,
+    cache: Mutex<LruCache<OrderId, Arc<Loaded>>>,
+    conflicts_retried: AtomicU64,
+}
+
+impl CommandHandler {
+    pub fn new(store: Arc<dyn EventStore>, policy: Policy) -> CommandHandler {
+        CommandHandler::with_cache(store, policy, STATE_CACHE_ORDERS_DEFAULT)
+    }
+
+    pub fn with_cache(store: Arc<dyn EventStore>, policy: Policy, orders: usize) -> CommandHandler {
+        let capacity = NonZeroUsize::new(orders).unwrap_or(NonZeroUsize::MIN);
+        CommandHandler {
+            store,
+            policy,
+            cache: Mutex::new(LruCache::new(capacity)),
+            conflicts_retried: AtomicU64::new(0),
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Appends that lost a race for their order and were re-decided, since start.
+    pub fn conflicts_retried(&self) -> u64 {
+        self.conflicts_retried.load(Ordering::Relaxed)
+    }
+
+    pub async fn handle(&self, request: CommandRequest) -> Result<Outcome, CommandError> {
+        if let Command::Place { order_id, .. } = &request.command {
+            if *order_id != request.order_id {
+                return Err(CommandError::OrderIdMismatch);
+            }
+        }
+        let digest = digest(request.order_id, &request.command);
+        for _attempt in 0..=CONFLICT_RETRIES_MAX {
+            let (loaded, cached) = self.load(request.order_id).await?;
+            match self.decide_and_append(&request, &digest, &loaded).await {
+                Err(CommandError::Store(StoreError::WrongExpectedRevision { .. })) => {
+                    // Someone else wrote to this order first: forget it, re-read, re-decide.
+                    self.conflicts_retried.fetch_add(1, Ordering::Relaxed);
+                    self.forget(request.order_id);
+                }
+                // Another instance may have moved the order on: a refusal based on a cached
+                // state is confirmed against the log before it is returned.
+                Err(CommandError::Rejected(_) | CommandError::StaleRevision { .. }) if cached => {
+                    self.forget(request.order_id);
+                }
+                other => return other,
+            }
+        }
+        Err(CommandError::TooMuchContention(CONFLICT_RETRIES_MAX + 1))
+    }
+
+    async fn decide_and_append(
+        &self,
+        request: &CommandRequest,
+        digest: &str,
+        loaded: &Loaded,
+    ) -> Result<Outcome, CommandError> {
+        if let Some(record) = loaded.commands.get(&request.command_id) {
+            if record.digest != digest {
+                return Err(CommandError::CommandIdReused(request.command_id));
+            }
+            return self.replay(request.order_id, record).await;
+        }
+        if let Some(expected) = request.expected_revision {
+            if loaded.revision != Some(expected) {
+                return Err(CommandError::StaleRevision {
+                    expected,
+                    actual: loaded.revision,
+                });
+            }
+        }
+        let command = effective_command(&request.command, &loaded.state);
+        let events = decide(&loaded.state, &command, &self.policy)?;
+        self.append(request, digest, loaded, events).await
+    }
+
+    async fn append(
+        &self,
+        request: &CommandRequest,
+        digest: &str,
+        loaded: &Loaded,
+        events: Vec<Event>,
+    ) -> Result<Outcome, CommandError> {
+        let metadata = EventMetadata {
+            schema_version: EVENT_SCHEMA_VERSION,
+            command_id: request.command_id,
+            command_digest: digest.to_owned(),
+            correlation_id: request.correlation_id.unwrap_or(request.command_id),
+            causation_id: request.causation_id.unwrap_or(request.command_id),
+            actor: request.command.by(),
+        };
+        let data = events
+            .iter()
+            .enumerate()
+            .map(|(index, event)| codec::encode(event, index, &metadata))
+            .collect();
+        let expected = loaded
+            .revision
+            .map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
+        let stream = codec::stream_for(request.order_id);
+        let result = self.store.append(&stream, expected, data).await?;
+        let state = events.iter().fold(loaded.state.clone(), evolve);
+        let first_revision = loaded.revision.map_or(0, |r| r + 1);
+        let mut commands = loaded.commands.clone();
+        commands.insert(
+            request.command_id,
+            CommandRecord {
+                digest: digest.to_owned(),
+                first_revision,
+                last_revision: result.next_expected_revision,
+                position: result.position,
+            },
+        );
+        self.remember(
+            request.order_id,
+            Loaded {
+                state: state.clone(),
+                revision: Some(result.next_expected_revision),
+                commands,
+            },
+        );
+        Ok(Outcome {
+            order_id: request.order_id,
+            revision: result.next_expected_revision,
+            position: result.position,
+            events,
+            state,
+            replayed: false,
+        })
+    }
+
+    /// The first outcome of a command already in the log, rebuilt from the log.
+    async fn replay(
+        &self,
+        order: OrderId,
+        record: &CommandRecord,
+    ) -> Result<Outcome, CommandError> {
+        let recorded = self.read_order(order, record.last_revision).await?;
+        let mut state = OrderState::new();
+        let mut events = Vec::new();
+        for event in &recorded {
+            let (decoded, _) = codec::decode(event)?;
+            state = evolve(state, &decoded);
+            if event.revision >= record.first_revision {
+                events.push(decoded);
+            }
+        }
+        Ok(Outcome {
+            order_id: order,
+            revision: record.last_revision,
+            position: record.position,
+            events,
+            state,
+            replayed: true,
+        })
+    }
+
+    /// The order's state, and whether it came from the cache rather than the log.
+    async fn load(&self, order: OrderId) -> Result<(Arc<Loaded>, bool), CommandError> {
+        if let Some(loaded) = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|mut c| c.get(&order).cloned())
+        {
+            return Ok((loaded, true));
+        }
+        let mut loaded = Loaded::default();
+        for recorded in self.read_order(order, u64::MAX).await? {
+            let (event, metadata) = codec::decode(&recorded)?;
+            loaded.state = evolve(loaded.state, &event);
+            loaded.revision = Some(recorded.revision);
+            let record = loaded
+                .commands
+                .entry(metadata.command_id)
+                .or_insert_with(|| CommandRecord {
+                    digest: metadata.command_digest.clone(),
+                    first_revision: recorded.revision,
+                    last_revision: recorded.revision,
+                    position: recorded.position,
+                });
+            record.last_revision = recorded.revision;
+            record.position = recorded.position;
+        }
+        let loaded = Arc::new(loaded);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.put(order, Arc::clone(&loaded));
+        }
+        Ok((loaded, false))
+    }
+
+    /// The order's events up to `last_revision`, all pages; none for an order never placed.
+    async fn read_order(
+        &self,
+        order: OrderId,
+        last_revision: u64,
+    ) -> Result<Vec<RecordedEvent>, CommandError> {
+        let stream = codec::stream_for(order);
+        let mut events = Vec::new();
+        let mut from = 0;
+        loop {
+            let page = match self
+                .store
+                .read_stream(
+                    &stream,
+                    StreamFrom::Revision(from),
+                    Direction::Forwards,
+                    READ_EVENTS_MAX,
+                )
+                .await
+            {
+                Err(StoreError::StreamNotFound(_)) => Vec::new(),
+                other => other?,
+            };
+            let full = page.len() == READ_EVENTS_MAX;
+            for event in page {
+                if event.revision > last_revision {
+                    return Ok(events);
+                }
+                from = event.revision + 1;
+                events.push(event);
+            }
+            if !full {
+                return Ok(events);
+            }
+        }
+    }
+
+    fn remember(&self, order: OrderId, loaded: Loaded) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.put(order, Arc::new(loaded));
+        }
+    }
+
+    fn forget(&self, order: OrderId) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.pop(&order);
+        }
+    }
+}
+
+/// Two commands on one order sent within moments of each other are applied in turn; the
+/// second takes effect no earlier than the first's events, so an order's history stays in
+/// time order and the later arrival is not refused for a clock it does not control.
+fn effective_command(command: &Command, state: &OrderState) -> Command {
+    let mut command = command.clone();
+    if let Some(order) = state.order() {
+        if command.at() < order.last_event_at {
+            command.set_at(order.last_event_at);
+        }
+    }
+    command
+}
+
+/// A fingerprint of what the command asks, without when: a retry sent later is the same command.
+fn digest(order: OrderId, command: &Command) -> String {
+    let mut value = serde_json::to_value(command).unwrap_or_default();
+    if let Some(fields) = value.as_object_mut() {
+        fields.remove("at");
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(order.0.as_bytes());
+    hasher.update(value.to_string().as_bytes());
+    hasher
+        .finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

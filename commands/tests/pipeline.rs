@@ -1,0 +1,277 @@
+//! The command pipeline against the real embedded store.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use ledger_commands::*;
+use ledger_domain::*;
+use ledger_store::*;
+use std::sync::Arc;
+use uuid::Uuid;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
+        .single()
+        .expect("instant")
+}
+
+fn user(n: u128) -> UserId {
+    UserId(Uuid::from_u128(n))
+}
+
+fn eur(amount: &str) -> Money {
+    Money::parse(amount, Currency::from_code("EUR").expect("EUR")).expect("amount")
+}
+
+struct Market {
+    store: Arc<SqliteStore>,
+    handler: CommandHandler,
+    _dir: tempfile::TempDir,
+}
+
+impl Market {
+    fn open() -> Market {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
+        let handler = CommandHandler::new(store.clone(), Policy::default());
+        Market {
+            store,
+            handler,
+            _dir: dir,
+        }
+    }
+
+    async fn event_count(&self) -> usize {
+        self.store
+            .read_all(AllFrom::Start, Direction::Forwards, READ_EVENTS_MAX)
+            .await
+            .expect("read")
+            .len()
+    }
+}
+
+fn place(order: OrderId, buyer: UserId, seller: UserId, at: DateTime<Utc>) -> Command {
+    Command::Place {
+        by: Actor::new(Role::Buyer, buyer),
+        at,
+        order_id: order,
+        seller,
+        title: "A logo".into(),
+        price: eur("100.00"),
+        delivery_days: 5,
+    }
+}
+
+fn request(order: OrderId, command: Command) -> CommandRequest {
+    CommandRequest::new(Uuid::new_v4(), order, command)
+}
+
+#[tokio::test]
+async fn a_command_appends_its_events_with_who_and_which_command_in_the_metadata() {
+    let market = Market::open();
+    let order = OrderId(Uuid::new_v4());
+    let mut req = request(order, place(order, user(1), user(2), t0()));
+    req.correlation_id = Some(Uuid::from_u128(77));
+    let outcome = market.handler.handle(req.clone()).await.expect("placed");
+    assert_eq!((outcome.revision, outcome.position), (0, 0));
+    assert_eq!(outcome.state.status(), Some(Status::Placed));
+    let stored = market
+        .store
+        .read_stream(
+            &stream_for(order),
+            StreamFrom::Start,
+            Direction::Forwards,
+            10,
+        )
+        .await
+        .expect("read");
+    let (event, metadata) = decode(&stored[0]).expect("decodes");
+    assert_eq!(event, outcome.events[0]);
+    assert_eq!(stored[0].event_type, "OrderPlaced");
+    assert_eq!(metadata.command_id, req.command_id);
+    assert_eq!(metadata.correlation_id, Uuid::from_u128(77));
+    assert_eq!(metadata.causation_id, req.command_id);
+    assert_eq!(metadata.actor, Actor::new(Role::Buyer, user(1)));
+    assert_eq!(order_of(&stored[0].stream).expect("order stream"), order);
+}
+
+#[tokio::test]
+async fn the_same_command_id_twice_returns_the_first_outcome_and_appends_nothing() {
+    let market = Market::open();
+    let order = OrderId(Uuid::new_v4());
+    market
+        .handler
+        .handle(request(order, place(order, user(1), user(2), t0())))
+        .await
+        .expect("placed");
+    let confirm = Command::Confirm {
+        by: Actor::new(Role::Seller, user(2)),
+        at: t0() + Duration::hours(1),
+    };
+    let req = request(order, confirm);
+    let first = market.handler.handle(req.clone()).await.expect("confirmed");
+    // The retry arrives later: its instant differs, its payload does not.
+    let mut retry = req.clone();
+    retry.command = Command::Confirm {
+        by: Actor::new(Role::Seller, user(2)),
+        at: t0() + Duration::hours(2),
+    };
+    let again = market.handler.handle(retry).await.expect("retry");
+    assert!(again.replayed);
+    assert_eq!(
+        (again.revision, again.position, &again.events, &again.state),
+        (first.revision, first.position, &first.events, &first.state)
+    );
+    assert_eq!(market.event_count().await, 2);
+}
+
+#[tokio::test]
+async fn a_retried_command_is_recognised_after_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let order = OrderId(Uuid::new_v4());
+    let req = request(order, place(order, user(1), user(2), t0()));
+    let first = {
+        let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
+        let handler = CommandHandler::new(store.clone(), Policy::default());
+        let outcome = handler.handle(req.clone()).await.expect("placed");
+        store.close();
+        outcome
+    };
+    let store = Arc::new(SqliteStore::open(dir.path()).expect("reopen"));
+    let handler = CommandHandler::new(store.clone(), Policy::default());
+    let again = handler.handle(req).await.expect("retry after restart");
+    assert!(again.replayed);
+    assert_eq!(again.events, first.events);
+    let all = store
+        .read_all(AllFrom::Start, Direction::Forwards, 10)
+        .await
+        .expect("read");
+    assert_eq!(all.len(), 1);
+}
+
+#[tokio::test]
+async fn a_command_id_reused_for_another_command_is_refused() {
+    let market = Market::open();
+    let order = OrderId(Uuid::new_v4());
+    let req = request(order, place(order, user(1), user(2), t0()));
+    market.handler.handle(req.clone()).await.expect("placed");
+    let mut other = req.clone();
+    other.command = Command::Cancel {
+        by: Actor::new(Role::Buyer, user(1)),
+        at: t0(),
+        reason: "changed my mind".into(),
+    };
+    assert!(
+        matches!(market.handler.handle(other).await, Err(CommandError::CommandIdReused(id)) if id == req.command_id)
+    );
+    assert_eq!(market.event_count().await, 1);
+}
+
+#[tokio::test]
+async fn a_rejected_command_appends_nothing() {
+    let market = Market::open();
+    let order = OrderId(Uuid::new_v4());
+    let deliver = Command::Deliver {
+        by: Actor::new(Role::Seller, user(2)),
+        at: t0(),
+        message: String::new(),
+    };
+    let result = market.handler.handle(request(order, deliver)).await;
+    assert!(matches!(
+        result,
+        Err(CommandError::Rejected(Rejection::OrderNotFound))
+    ));
+    market
+        .handler
+        .handle(request(order, place(order, user(1), user(2), t0())))
+        .await
+        .expect("placed");
+    let close = Command::Close {
+        by: Actor::new(Role::Buyer, user(1)),
+        at: t0(),
+    };
+    assert!(matches!(
+        market.handler.handle(request(order, close)).await,
+        Err(CommandError::Rejected(_))
+    ));
+    assert_eq!(market.event_count().await, 1);
+}
+
+#[tokio::test]
+async fn if_match_makes_a_command_conditional_on_the_orders_revision() {
+    let market = Market::open();
+    let order = OrderId(Uuid::new_v4());
+    market
+        .handler
+        .handle(request(order, place(order, user(1), user(2), t0())))
+        .await
+        .expect("placed");
+    let confirm = || Command::Confirm {
+        by: Actor::new(Role::Seller, user(2)),
+        at: t0(),
+    };
+    let mut stale = request(order, confirm());
+    stale.expected_revision = Some(3);
+    assert!(matches!(
+        market.handler.handle(stale).await,
+        Err(CommandError::StaleRevision {
+            expected: 3,
+            actual: Some(0)
+        })
+    ));
+    let mut current = request(order, confirm());
+    current.expected_revision = Some(0);
+    assert_eq!(
+        market
+            .handler
+            .handle(current)
+            .await
+            .expect("confirmed")
+            .revision,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_place_whose_order_id_differs_from_its_target_is_refused() {
+    let market = Market::open();
+    let order = OrderId(Uuid::new_v4());
+    let other = OrderId(Uuid::new_v4());
+    let result = market
+        .handler
+        .handle(request(order, place(other, user(1), user(2), t0())))
+        .await;
+    assert!(matches!(result, Err(CommandError::OrderIdMismatch)));
+}
+
+#[tokio::test]
+async fn a_handler_with_a_stale_cache_rereads_and_redecides() {
+    let market = Market::open();
+    let second = CommandHandler::new(market.store.clone(), Policy::default());
+    let order = OrderId(Uuid::new_v4());
+    market
+        .handler
+        .handle(request(order, place(order, user(1), user(2), t0())))
+        .await
+        .expect("placed");
+    // `second` caches the order at revision 0…
+    let extend = Command::Confirm {
+        by: Actor::new(Role::Seller, user(2)),
+        at: t0() + Duration::hours(1),
+    };
+    second
+        .handle(request(order, extend))
+        .await
+        .expect("confirmed by the second instance");
+    // …while the first still holds revision 0: its append conflicts, it re-reads and decides again.
+    let deliver = Command::Deliver {
+        by: Actor::new(Role::Seller, user(2)),
+        at: t0() + Duration::hours(2),
+        message: "done".into(),
+    };
+    let outcome = market
+        .handler
+        .handle(request(order, deliver))
+        .await
+        .expect("delivered after re-read");
+    assert_eq!(outcome.revision, 2);
+    assert_eq!(outcome.state.status(), Some(Status::Delivered));
+}
