@@ -1,1 +1,2 @@
-//! Black-box tests: the real `ledger` binary, a real store, real HTTP. Helpers live here; the tests live in `tests/tests/`.
+//! Black-box tests: real processes, a real store, and (with the service) real HTTP.
+//! The tests live in `tests/tests/`; helper programs they drive live in `src/bin/`.

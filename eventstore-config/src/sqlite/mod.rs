@@ -142,8 +142,8 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(connection)
 }
 
-const SELECT_EVENT: &str =
-    "SELECT position, stream, revision, event_id, event_type, data, metadata, recorded_at FROM events";
+const SELECT_EVENT: &str = "SELECT e.position, s.name, e.revision, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at
+     FROM events e JOIN streams s ON s.id = e.stream_id";
 
 fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RecordedEvent, StoreError>> {
     let position: i64 = row.get(0)?;
@@ -183,6 +183,11 @@ fn collect(
     Ok(events)
 }
 
+/// Read conditions over a key (`e.position` or `e.revision`), from a bound, in a direction.
+const FORWARDS_FROM: &str = "{key} >= {from} ORDER BY {key} ASC";
+const FORWARDS_AFTER: &str = "{key} > {from} ORDER BY {key} ASC";
+const BACKWARDS_FROM: &str = "{key} <= {from} ORDER BY {key} DESC";
+
 fn to_sql(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -221,39 +226,29 @@ impl EventStore for SqliteStore {
         let stream = stream.clone();
         let max = max.min(READ_EVENTS_MAX) as i64;
         self.with_reader(move |db| {
-            let (sql, start) = match (direction, from) {
-                (Direction::Forwards, StreamFrom::Start) => {
-                    ("revision >= ?2 ORDER BY revision ASC", 0)
-                }
-                (Direction::Forwards, StreamFrom::Revision(r)) => {
-                    ("revision >= ?2 ORDER BY revision ASC", to_sql(r))
-                }
-                (Direction::Forwards, StreamFrom::End) => {
-                    ("revision > ?2 ORDER BY revision ASC", i64::MAX)
-                }
-                (Direction::Backwards, StreamFrom::End) => {
-                    ("revision <= ?2 ORDER BY revision DESC", i64::MAX)
-                }
-                (Direction::Backwards, StreamFrom::Revision(r)) => {
-                    ("revision <= ?2 ORDER BY revision DESC", to_sql(r))
-                }
-                (Direction::Backwards, StreamFrom::Start) => {
-                    ("revision <= ?2 ORDER BY revision DESC", 0)
-                }
+            let stream_id: Option<i64> = db
+                .prepare_cached("SELECT id FROM streams WHERE name = ?1")?
+                .query_row(params![stream.as_str()], |row| row.get(0))
+                .optional()?;
+            let Some(stream_id) = stream_id else {
+                return Err(StoreError::StreamNotFound(stream));
             };
-            let sql = format!("{SELECT_EVENT} WHERE stream = ?1 AND {sql} LIMIT ?3");
+            let (condition, start) = match (direction, from) {
+                (Direction::Forwards, StreamFrom::Start) => (FORWARDS_FROM, 0),
+                (Direction::Forwards, StreamFrom::Revision(r)) => (FORWARDS_FROM, to_sql(r)),
+                (Direction::Forwards, StreamFrom::End) => (FORWARDS_AFTER, i64::MAX),
+                (Direction::Backwards, StreamFrom::End) => (BACKWARDS_FROM, i64::MAX),
+                (Direction::Backwards, StreamFrom::Revision(r)) => (BACKWARDS_FROM, to_sql(r)),
+                (Direction::Backwards, StreamFrom::Start) => (BACKWARDS_FROM, 0),
+            };
+            let sql = format!(
+                "{SELECT_EVENT} WHERE e.stream_id = ?1 AND {} LIMIT ?3",
+                condition
+                    .replace("{key}", "e.revision")
+                    .replace("{from}", "?2")
+            );
             let mut statement = db.prepare_cached(&sql)?;
-            let events = collect(&mut statement, params![stream.as_str(), start, max])?;
-            if events.is_empty() {
-                let exists: Option<i64> = db
-                    .prepare_cached("SELECT 1 FROM events WHERE stream = ?1 LIMIT 1")?
-                    .query_row(params![stream.as_str()], |row| row.get(0))
-                    .optional()?;
-                if exists.is_none() {
-                    return Err(StoreError::StreamNotFound(stream));
-                }
-            }
-            Ok(events)
+            collect(&mut statement, params![stream_id, start, max])
         })
         .await
     }
@@ -266,27 +261,20 @@ impl EventStore for SqliteStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let max = max.min(READ_EVENTS_MAX) as i64;
         self.with_reader(move |db| {
-            let (sql, start) = match (direction, from) {
-                (Direction::Forwards, AllFrom::Start) => {
-                    ("position >= ?1 ORDER BY position ASC", 0)
-                }
-                (Direction::Forwards, AllFrom::Position(p)) => {
-                    ("position >= ?1 ORDER BY position ASC", to_sql(p))
-                }
-                (Direction::Forwards, AllFrom::End) => {
-                    ("position > ?1 ORDER BY position ASC", i64::MAX)
-                }
-                (Direction::Backwards, AllFrom::End) => {
-                    ("position <= ?1 ORDER BY position DESC", i64::MAX)
-                }
-                (Direction::Backwards, AllFrom::Position(p)) => {
-                    ("position <= ?1 ORDER BY position DESC", to_sql(p))
-                }
-                (Direction::Backwards, AllFrom::Start) => {
-                    ("position <= ?1 ORDER BY position DESC", 0)
-                }
+            let (condition, start) = match (direction, from) {
+                (Direction::Forwards, AllFrom::Start) => (FORWARDS_FROM, 0),
+                (Direction::Forwards, AllFrom::Position(p)) => (FORWARDS_FROM, to_sql(p)),
+                (Direction::Forwards, AllFrom::End) => (FORWARDS_AFTER, i64::MAX),
+                (Direction::Backwards, AllFrom::End) => (BACKWARDS_FROM, i64::MAX),
+                (Direction::Backwards, AllFrom::Position(p)) => (BACKWARDS_FROM, to_sql(p)),
+                (Direction::Backwards, AllFrom::Start) => (BACKWARDS_FROM, 0),
             };
-            let sql = format!("{SELECT_EVENT} WHERE {sql} LIMIT ?2");
+            let sql = format!(
+                "{SELECT_EVENT} WHERE {} LIMIT ?2",
+                condition
+                    .replace("{key}", "e.position")
+                    .replace("{from}", "?1")
+            );
             let mut statement = db.prepare_cached(&sql)?;
             collect(&mut statement, params![start, max])
         })

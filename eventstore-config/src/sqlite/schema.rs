@@ -7,10 +7,16 @@ use rusqlite::Connection;
 pub const SCHEMA_VERSION: i64 = 1;
 
 const MIGRATIONS: [&str; 1] = [
-    // 1: the log. `position` is the rowid: gapless, assigned by the single writer.
-    "CREATE TABLE events (
+    // 1: the log. `position` is the rowid: gapless, assigned by the single writer. Streams
+    // are keyed by a small integer so the per-stream index stays compact; there is no global
+    // index on event ids (idempotency looks where the append would land, in its stream).
+    "CREATE TABLE streams (
+        id   INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+     );
+     CREATE TABLE events (
         position    INTEGER PRIMARY KEY,
-        stream      TEXT    NOT NULL,
+        stream_id   INTEGER NOT NULL REFERENCES streams (id),
         revision    INTEGER NOT NULL,
         event_id    BLOB    NOT NULL,
         event_type  TEXT    NOT NULL,
@@ -18,8 +24,7 @@ const MIGRATIONS: [&str; 1] = [
         metadata    BLOB    NOT NULL,
         recorded_at INTEGER NOT NULL
      );
-     CREATE UNIQUE INDEX events_by_stream ON events (stream, revision);
-     CREATE INDEX events_by_id ON events (event_id);",
+     CREATE UNIQUE INDEX events_by_stream ON events (stream_id, revision);",
 ];
 
 pub(crate) fn configure_writer(db: &Connection) -> Result<(), StoreError> {
@@ -32,8 +37,12 @@ pub(crate) fn configure_writer(db: &Connection) -> Result<(), StoreError> {
     // FULL: the WAL is synced at every commit, so an acknowledged append survives power loss.
     db.pragma_update(None, "synchronous", "FULL")?;
     db.busy_timeout(std::time::Duration::from_secs(5))?;
+    db.pragma_update(None, "cache_size", WRITER_CACHE_KIB.to_string())?;
     Ok(())
 }
+
+/// Page cache of the writing connection (negative: KiB); keeps the stream index hot.
+const WRITER_CACHE_KIB: i64 = -65_536;
 
 pub(crate) fn migrate(db: &Connection) -> Result<(), StoreError> {
     let version: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0))?;
@@ -49,6 +58,11 @@ pub(crate) fn migrate(db: &Connection) -> Result<(), StoreError> {
         ))?;
     }
     Ok(())
+}
+
+pub(crate) fn next_stream_id(db: &Connection) -> Result<i64, StoreError> {
+    let max: Option<i64> = db.query_row("SELECT MAX(id) FROM streams", [], |row| row.get(0))?;
+    Ok(max.map_or(0, |id| id + 1))
 }
 
 pub(crate) fn next_position(db: &Connection) -> Result<u64, StoreError> {

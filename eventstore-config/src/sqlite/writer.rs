@@ -9,11 +9,15 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use std::collections::HashMap;
 use std::sync::mpsc;
 use tokio::sync::{broadcast, oneshot};
+use uuid::Uuid;
 
 /// Most appends committed in one transaction; bounds the latency of the first one.
 pub const GROUP_COMMIT_APPENDS_MAX: usize = 4_096;
-/// Streams whose current revision the writer remembers; past this it forgets them all.
-const REVISION_CACHE_STREAMS_MAX: usize = 250_000;
+/// With `ExpectedRevision::Any` or `StreamExists`, a retried append is recognised if its
+/// events are among the stream's last this-many events (EventStoreDB is likewise best-effort).
+pub const IDEMPOTENCY_WINDOW_EVENTS: u64 = 1_000;
+/// Streams the writer remembers; past this it forgets them all and re-reads as needed.
+const STREAM_CACHE_MAX: usize = 250_000;
 
 pub(crate) struct AppendRequest {
     pub stream: StreamName,
@@ -22,17 +26,26 @@ pub(crate) struct AppendRequest {
     pub reply: oneshot::Sender<Result<AppendResult, StoreError>>,
 }
 
+/// What the writer knows of a stream: its row id (once it has one) and its last revision.
+#[derive(Clone, Copy, Debug)]
+struct StreamState {
+    id: Option<i64>,
+    revision: Option<u64>,
+}
+
 pub(crate) fn spawn(
     db: Connection,
     queue: mpsc::Receiver<AppendRequest>,
     live: broadcast::Sender<CommittedBatch>,
     next_position: u64,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
+    let next_stream_id = schema::next_stream_id(&db)?;
     let writer = Writer {
         db,
         live,
         next_position,
-        revisions: HashMap::new(),
+        next_stream_id,
+        streams: HashMap::new(),
     };
     std::thread::Builder::new()
         .name("ledger-store-writer".into())
@@ -44,14 +57,16 @@ struct Writer {
     db: Connection,
     live: broadcast::Sender<CommittedBatch>,
     next_position: u64,
-    /// Committed current revision per stream.
-    revisions: HashMap<StreamName, u64>,
+    next_stream_id: i64,
+    /// Committed state of recently written streams.
+    streams: HashMap<StreamName, StreamState>,
 }
 
 /// What one transaction produced, before it is known to be durable.
 struct Batch {
     position: u64,
-    revisions: HashMap<StreamName, u64>,
+    next_stream_id: i64,
+    streams: HashMap<StreamName, StreamState>,
     outcomes: Vec<Result<AppendResult, StoreError>>,
     committed: Vec<RecordedEvent>,
 }
@@ -77,20 +92,21 @@ impl Writer {
             replies.push(request.reply);
             appends.push((request.stream, request.expected, request.events));
         }
-        let recorded_at = Utc::now();
-        match write(
-            &mut self.db,
-            &self.revisions,
-            self.next_position,
-            appends,
-            recorded_at,
-        ) {
+        let start = Batch {
+            position: self.next_position,
+            next_stream_id: self.next_stream_id,
+            streams: HashMap::new(),
+            outcomes: Vec::with_capacity(appends.len()),
+            committed: Vec::new(),
+        };
+        match write(&mut self.db, &self.streams, start, appends) {
             Ok(batch) => {
                 self.next_position = batch.position;
-                if self.revisions.len() + batch.revisions.len() > REVISION_CACHE_STREAMS_MAX {
-                    self.revisions.clear();
+                self.next_stream_id = batch.next_stream_id;
+                if self.streams.len() + batch.streams.len() > STREAM_CACHE_MAX {
+                    self.streams.clear();
                 }
-                self.revisions.extend(batch.revisions);
+                self.streams.extend(batch.streams);
                 if !batch.committed.is_empty() {
                     // No subscriber is not an error.
                     let _ = self.live.send(batch.committed.into());
@@ -102,9 +118,13 @@ impl Writer {
             Err(error) => {
                 // Nothing of this transaction is on disk: forget what we assumed and refuse all.
                 tracing::error!(%error, "append transaction failed");
-                self.revisions.clear();
-                if let Ok(position) = schema::next_position(&self.db) {
+                self.streams.clear();
+                if let (Ok(position), Ok(stream_id)) = (
+                    schema::next_position(&self.db),
+                    schema::next_stream_id(&self.db),
+                ) {
                     self.next_position = position;
+                    self.next_stream_id = stream_id;
                 }
                 for reply in replies {
                     let _ = reply.send(Err(StoreError::Io(error.to_string())));
@@ -116,47 +136,51 @@ impl Writer {
 
 fn write(
     db: &mut Connection,
-    cache: &HashMap<StreamName, u64>,
-    position: u64,
+    cache: &HashMap<StreamName, StreamState>,
+    mut batch: Batch,
     appends: Vec<(StreamName, ExpectedRevision, Vec<EventData>)>,
-    recorded_at: DateTime<Utc>,
 ) -> Result<Batch, StoreError> {
     let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut batch = Batch {
-        position,
-        revisions: HashMap::new(),
-        outcomes: Vec::with_capacity(appends.len()),
-        committed: Vec::new(),
-    };
     // Truncated to what the column keeps, so the live copy equals what a read returns.
-    let recorded_micros = recorded_at.timestamp_micros();
-    let recorded_at = DateTime::from_timestamp_micros(recorded_micros).unwrap_or(recorded_at);
+    let now = Utc::now();
+    let recorded_micros = now.timestamp_micros();
+    let recorded_at = DateTime::from_timestamp_micros(recorded_micros).unwrap_or(now);
     for (stream, expected, events) in appends {
-        let current = match batch.revisions.get(&stream).or_else(|| cache.get(&stream)) {
-            Some(revision) => Some(*revision),
-            None => stored_revision(&tx, &stream)?,
+        let known = match batch.streams.get(&stream).or_else(|| cache.get(&stream)) {
+            Some(state) => *state,
+            None => stored_stream(&tx, &stream)?,
         };
-        if let Some(outcome) = already_appended(&tx, &stream, expected, current, &events)? {
+        if let Some(outcome) = already_appended(&tx, &stream, expected, known, &events)? {
             batch.outcomes.push(outcome);
             continue;
         }
-        if !expected_holds(expected, current) {
+        if !expected_holds(expected, known.revision) {
             batch.outcomes.push(Err(StoreError::WrongExpectedRevision {
                 stream,
                 expected,
-                actual: current,
+                actual: known.revision,
             }));
             continue;
         }
-        let mut revision = current.map_or(0, |r| r + 1);
+        let stream_id = match known.id {
+            Some(id) => id,
+            None => {
+                let id = batch.next_stream_id;
+                tx.prepare_cached("INSERT INTO streams (id, name) VALUES (?1, ?2)")?
+                    .execute(params![id, stream.as_str()])?;
+                batch.next_stream_id += 1;
+                id
+            }
+        };
+        let mut revision = known.revision.map_or(0, |r| r + 1);
         let mut insert = tx.prepare_cached(
-            "INSERT INTO events (position, stream, revision, event_id, event_type, data, metadata, recorded_at)
+            "INSERT INTO events (position, stream_id, revision, event_id, event_type, data, metadata, recorded_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         for event in events {
             insert.execute(params![
                 batch.position as i64,
-                stream.as_str(),
+                stream_id,
                 revision as i64,
                 event.event_id.as_bytes(),
                 event.event_type,
@@ -178,7 +202,11 @@ fn write(
             revision += 1;
         }
         let last_revision = revision - 1;
-        batch.revisions.insert(stream, last_revision);
+        let state = StreamState {
+            id: Some(stream_id),
+            revision: Some(last_revision),
+        };
+        batch.streams.insert(stream, state);
         batch.outcomes.push(Ok(AppendResult {
             next_expected_revision: last_revision,
             position: batch.position - 1,
@@ -188,11 +216,24 @@ fn write(
     Ok(batch)
 }
 
-fn stored_revision(tx: &Transaction<'_>, stream: &StreamName) -> Result<Option<u64>, StoreError> {
+fn stored_stream(tx: &Transaction<'_>, stream: &StreamName) -> Result<StreamState, StoreError> {
+    let id: Option<i64> = tx
+        .prepare_cached("SELECT id FROM streams WHERE name = ?1")?
+        .query_row(params![stream.as_str()], |row| row.get(0))
+        .optional()?;
+    let Some(id) = id else {
+        return Ok(StreamState {
+            id: None,
+            revision: None,
+        });
+    };
     let max: Option<i64> = tx
-        .prepare_cached("SELECT MAX(revision) FROM events WHERE stream = ?1")?
-        .query_row(params![stream.as_str()], |row| row.get(0))?;
-    Ok(max.map(|r| r as u64))
+        .prepare_cached("SELECT MAX(revision) FROM events WHERE stream_id = ?1")?
+        .query_row(params![id], |row| row.get(0))?;
+    Ok(StreamState {
+        id: Some(id),
+        revision: max.map(|r| r as u64),
+    })
 }
 
 fn expected_holds(expected: ExpectedRevision, current: Option<u64>) -> bool {
@@ -206,30 +247,58 @@ fn expected_holds(expected: ExpectedRevision, current: Option<u64>) -> bool {
 
 /// EventStoreDB's idempotency: if these ids already sit in the stream, consecutively, where
 /// this append would have put them, the append already happened; answer as it was answered.
+/// With an exact expectation that holds, nothing can be there yet and nothing is read.
 fn already_appended(
     tx: &Transaction<'_>,
     stream: &StreamName,
     expected: ExpectedRevision,
-    current: Option<u64>,
+    known: StreamState,
     events: &[EventData],
 ) -> Result<Option<Result<AppendResult, StoreError>>, StoreError> {
-    if current.is_none() {
+    let (Some(stream_id), Some(current)) = (known.id, known.revision) else {
         return Ok(None);
-    }
+    };
+    let window_start = match expected {
+        ExpectedRevision::Exact(n) if n == current => return Ok(None),
+        ExpectedRevision::Exact(n) => n.saturating_add(1),
+        ExpectedRevision::NoStream => 0,
+        ExpectedRevision::Any | ExpectedRevision::StreamExists => {
+            current.saturating_sub(IDEMPOTENCY_WINDOW_EVENTS - 1)
+        }
+    };
+    let window = if matches!(
+        expected,
+        ExpectedRevision::Any | ExpectedRevision::StreamExists
+    ) {
+        IDEMPOTENCY_WINDOW_EVENTS
+    } else {
+        events.len() as u64
+    };
     let mut lookup = tx.prepare_cached(
-        "SELECT revision, position FROM events WHERE event_id = ?1 AND stream = ?2",
+        "SELECT revision, position, event_id FROM events
+         WHERE stream_id = ?1 AND revision >= ?2 ORDER BY revision LIMIT ?3",
     )?;
-    let mut found = Vec::new();
-    for event in events {
-        let hit: Option<(i64, i64)> = lookup
-            .query_row(params![event.event_id.as_bytes(), stream.as_str()], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .optional()?;
-        if let Some((revision, position)) = hit {
-            found.push((revision as u64, position as u64));
+    let rows = lookup.query_map(
+        params![stream_id, window_start as i64, window as i64],
+        |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+            ))
+        },
+    )?;
+    let mut stored: HashMap<Uuid, (u64, u64)> = HashMap::new();
+    for row in rows {
+        let (revision, position, id) = row?;
+        if let Ok(id) = Uuid::from_slice(&id) {
+            stored.insert(id, (revision as u64, position as u64));
         }
     }
+    let found: Vec<(u64, u64)> = events
+        .iter()
+        .filter_map(|e| stored.get(&e.event_id).copied())
+        .collect();
     let Some(&(first, _)) = found.first() else {
         return Ok(None);
     };
@@ -241,18 +310,6 @@ fn already_appended(
         return Ok(Some(Err(StoreError::PartialIdempotentAppend(
             stream.clone(),
         ))));
-    }
-    let where_expected = match expected {
-        ExpectedRevision::Exact(n) => first == n + 1,
-        ExpectedRevision::NoStream => first == 0,
-        ExpectedRevision::Any | ExpectedRevision::StreamExists => true,
-    };
-    if !where_expected {
-        return Ok(Some(Err(StoreError::WrongExpectedRevision {
-            stream: stream.clone(),
-            expected,
-            actual: current,
-        })));
     }
     let (last_revision, last_position) = found[found.len() - 1];
     Ok(Some(Ok(AppendResult {
