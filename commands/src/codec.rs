@@ -2,12 +2,11 @@
 //! names `order-<uuid>`, and event ids derived from the command id so that a retried append
 //! carries the same ids.
 
-use ledger_domain::{Event, EventMetadata, OrderId, EVENT_SCHEMA_VERSION};
+use ledger_domain::{
+    order_of_stream, order_stream_name, Event, EventMetadata, OrderId, EVENT_SCHEMA_VERSION,
+};
 use ledger_store::{EventData, RecordedEvent, StreamName};
 use uuid::Uuid;
-
-/// Every order's stream is named `order-<order id>`; subscribers filter on this prefix.
-pub const ORDER_STREAM_PREFIX: &str = "order-";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -28,16 +27,12 @@ pub enum DecodeError {
 
 pub fn stream_for(order: OrderId) -> StreamName {
     // Invariant: a hyphenated UUID after a short prefix is always a valid stream name.
-    StreamName::new(format!("{ORDER_STREAM_PREFIX}{}", order.0))
+    StreamName::new(order_stream_name(order))
         .unwrap_or_else(|_| unreachable!("order stream names are valid"))
 }
 
 pub fn order_of(stream: &StreamName) -> Result<OrderId, DecodeError> {
-    stream
-        .as_str()
-        .strip_prefix(ORDER_STREAM_PREFIX)
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .map(OrderId)
+    order_of_stream(stream.as_str())
         .ok_or_else(|| DecodeError::NotAnOrderStream(stream.as_str().to_owned()))
 }
 

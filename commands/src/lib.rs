@@ -7,8 +7,9 @@
 pub mod codec;
 mod handler;
 
-pub use codec::{decode, encode, order_of, stream_for, DecodeError, ORDER_STREAM_PREFIX};
+pub use codec::{decode, encode, order_of, stream_for, DecodeError};
 pub use handler::{
     CommandError, CommandHandler, CommandRequest, Outcome, CONFLICT_RETRIES_MAX,
     STATE_CACHE_ORDERS_DEFAULT,
 };
+pub use ledger_domain::ORDER_STREAM_PREFIX;

@@ -12,6 +12,7 @@ mod decide;
 mod event;
 mod ids;
 mod money;
+mod naming;
 mod policy;
 mod rejection;
 mod state;
@@ -22,6 +23,7 @@ pub use decide::{decide, review_window_end, roles_allowed, states_allowed, ACTIV
 pub use event::*;
 pub use ids::{Actor, OrderId, Party, Role, UserId};
 pub use money::{Currency, Money, MoneyError, AMOUNT_MAJOR_UNITS_MAX, AMOUNT_TEXT_CHARS_MAX};
+pub use naming::{order_of_stream, order_stream_name, ORDER_STREAM_PREFIX};
 pub use policy::*;
 pub use rejection::Rejection;
 pub use state::{evolve, CancellationRequest, Extra, Order, OrderState, Review, Status};

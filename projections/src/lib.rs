@@ -1,1 +1,19 @@
-//! Read models folded from the event log (escrow, wallet credit, completion rate, review windows, journal, due timers) and the engine that keeps them current. Filled in by the projections issue.
+//! Read models derived from the event log. The log is the ground state; every view here can
+//! be thrown away and rebuilt from the first event, and comes out the same.
+//!
+//! [`Fact`] is a decoded recorded event. [`Views`] folds facts into the seven read models of
+//! DOMAIN.md: [`EscrowView`], [`WalletView`], [`CompletionView`], [`ReviewView`],
+//! [`OrderView`], [`JournalView`] and [`TimerView`], each with its query functions.
+
+mod fact;
+pub mod views;
+
+pub use fact::{Fact, FactError};
+pub use views::completion::{CompletionRate, CompletionView, RateFigures};
+pub use views::escrow::{AgedHolding, EscrowHolding, EscrowView, AGING_BUCKET_UPPER_DAYS};
+pub use views::journal::{Account, JournalView, Posting};
+pub use views::orders::{OrderFilter, OrderPage, OrderSummary, OrderView, ORDER_PAGE_SIZE_MAX};
+pub use views::reviews::{LeftReview, ReviewView, ReviewWindow};
+pub use views::timers::{DueTimer, TimerKind, TimerView};
+pub use views::wallets::{CreditReason, StatementLine, Wallet, WalletView};
+pub use views::{ViewName, Views};

@@ -1,0 +1,93 @@
+//! Sellers' completion rate: completed / (completed + counted cancellations), over all time
+//! and over a recent window evaluated when asked.
+
+use crate::Fact;
+use chrono::{DateTime, Duration, Utc};
+use ledger_domain::{Event, OrderId, UserId};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Decimal places of a reported rate.
+pub const RATE_DECIMALS: u32 = 4;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct SellerTrack {
+    completed: Vec<DateTime<Utc>>,
+    counted_cancellations: Vec<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RateFigures {
+    pub completed: u64,
+    pub counted_cancellations: u64,
+    /// None when the seller has no finished order to rate.
+    pub rate: Option<Decimal>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CompletionRate {
+    pub seller: UserId,
+    pub all_time: RateFigures,
+    pub recent: RateFigures,
+    pub recent_days: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletionView {
+    sellers: BTreeMap<UserId, SellerTrack>,
+    // Invariant: holds exactly the orders not yet closed or cancelled.
+    open_orders: BTreeMap<OrderId, UserId>,
+}
+
+impl CompletionView {
+    pub fn apply(&mut self, fact: &Fact) {
+        match &fact.event {
+            Event::OrderPlaced(e) => {
+                self.open_orders.insert(fact.order, e.seller);
+            }
+            // A split dispute closes the order: it counts as completed.
+            Event::OrderClosed(e) => {
+                if let Some(seller) = self.open_orders.remove(&fact.order) {
+                    self.sellers.entry(seller).or_default().completed.push(e.at);
+                }
+            }
+            Event::OrderCancelled(e) => {
+                if let Some(seller) = self.open_orders.remove(&fact.order) {
+                    let track = self.sellers.entry(seller).or_default();
+                    if e.counts_against_seller {
+                        track.counted_cancellations.push(e.at);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn rate(&self, seller: UserId, now: DateTime<Utc>, recent_days: u32) -> CompletionRate {
+        let empty = SellerTrack::default();
+        let track = self.sellers.get(&seller).unwrap_or(&empty);
+        let since = now - Duration::days(i64::from(recent_days));
+        let recent = |instants: &[DateTime<Utc>]| instants.iter().filter(|at| **at > since).count();
+        CompletionRate {
+            seller,
+            all_time: figures(track.completed.len(), track.counted_cancellations.len()),
+            recent: figures(
+                recent(&track.completed),
+                recent(&track.counted_cancellations),
+            ),
+            recent_days,
+        }
+    }
+}
+
+fn figures(completed: usize, cancelled: usize) -> RateFigures {
+    let total = completed + cancelled;
+    RateFigures {
+        completed: completed as u64,
+        counted_cancellations: cancelled as u64,
+        rate: (total > 0).then(|| {
+            (Decimal::from(completed as u64) / Decimal::from(total as u64)).round_dp(RATE_DECIMALS)
+        }),
+    }
+}

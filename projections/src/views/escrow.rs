@@ -1,0 +1,101 @@
+//! Escrow held per order and in total per currency, with since-when for aging.
+
+use crate::Fact;
+use chrono::{DateTime, Utc};
+use ledger_domain::{Currency, Event, Money, OrderId};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Aging buckets in whole days since the escrow was first funded: 0–7, 8–30, 31–90, >90.
+pub const AGING_BUCKET_UPPER_DAYS: [i64; 3] = [7, 30, 90];
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscrowHolding {
+    pub held: Money,
+    /// When the buyer's payment entered escrow.
+    pub since: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscrowView {
+    // Invariant: only orders holding money; an order leaves at close or cancellation.
+    holdings: BTreeMap<OrderId, EscrowHolding>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AgedHolding {
+    pub order: OrderId,
+    pub held: Money,
+    pub since: DateTime<Utc>,
+    pub age_days: i64,
+}
+
+impl EscrowView {
+    pub fn apply(&mut self, fact: &Fact) {
+        match &fact.event {
+            Event::OrderPlaced(e) => {
+                let holding = EscrowHolding {
+                    held: e.escrow_after,
+                    since: e.at,
+                };
+                self.holdings.insert(fact.order, holding);
+            }
+            Event::ExtraPurchased(e) => self.set(fact.order, e.escrow_after),
+            Event::PartialRefundIssued(e) => self.set(fact.order, e.escrow_after),
+            Event::OrderClosed(_) | Event::OrderCancelled(_) => {
+                self.holdings.remove(&fact.order);
+            }
+            _ => {}
+        }
+    }
+
+    fn set(&mut self, order: OrderId, held: Money) {
+        if let Some(holding) = self.holdings.get_mut(&order) {
+            holding.held = held;
+        }
+    }
+
+    pub fn holding(&self, order: OrderId) -> Option<&EscrowHolding> {
+        self.holdings.get(&order)
+    }
+
+    pub fn totals(&self) -> BTreeMap<Currency, Decimal> {
+        let mut totals = BTreeMap::new();
+        for holding in self.holdings.values() {
+            *totals.entry(holding.held.currency()).or_default() += holding.held.amount();
+        }
+        totals
+    }
+
+    /// Per currency, the sums held in each aging bucket.
+    pub fn aging(&self, now: DateTime<Utc>) -> BTreeMap<Currency, [Decimal; 4]> {
+        let mut buckets: BTreeMap<Currency, [Decimal; 4]> = BTreeMap::new();
+        for holding in self.holdings.values() {
+            let age = (now - holding.since).num_days();
+            let bucket = AGING_BUCKET_UPPER_DAYS
+                .iter()
+                .position(|upper| age <= *upper)
+                .unwrap_or(3);
+            buckets.entry(holding.held.currency()).or_default()[bucket] += holding.held.amount();
+        }
+        buckets
+    }
+
+    /// Orders holding escrow for at least `min_age_days`, oldest first.
+    pub fn holdings_older_than(&self, min_age_days: i64, now: DateTime<Utc>) -> Vec<AgedHolding> {
+        let mut aged: Vec<AgedHolding> = self
+            .holdings
+            .iter()
+            .map(|(order, h)| AgedHolding {
+                order: *order,
+                held: h.held,
+                since: h.since,
+                age_days: (now - h.since).num_days(),
+            })
+            .filter(|h| h.age_days >= min_age_days)
+            .collect();
+        aged.sort_by_key(|h| (h.since, h.order));
+        aged
+    }
+}

@@ -1,0 +1,110 @@
+//! Every view is a pure fold over facts: `apply` reads one fact and changes nothing else.
+
+pub mod completion;
+pub mod escrow;
+pub mod journal;
+pub mod orders;
+pub mod reviews;
+pub mod timers;
+pub mod wallets;
+
+use crate::Fact;
+use serde::{Deserialize, Serialize};
+
+/// The views by name, for `rebuild --view` and for the store of read models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViewName {
+    Escrow,
+    Wallets,
+    Completion,
+    Reviews,
+    Orders,
+    Journal,
+    Timers,
+}
+
+impl ViewName {
+    pub const ALL: [ViewName; 7] = [
+        ViewName::Escrow,
+        ViewName::Wallets,
+        ViewName::Completion,
+        ViewName::Reviews,
+        ViewName::Orders,
+        ViewName::Journal,
+        ViewName::Timers,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViewName::Escrow => "escrow",
+            ViewName::Wallets => "wallets",
+            ViewName::Completion => "completion",
+            ViewName::Reviews => "reviews",
+            ViewName::Orders => "orders",
+            ViewName::Journal => "journal",
+            ViewName::Timers => "timers",
+        }
+    }
+}
+
+impl std::str::FromStr for ViewName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ViewName::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a view (escrow, wallets, completion, reviews, orders, journal, timers)"))
+    }
+}
+
+/// All the read models, folded together from one pass over the log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Views {
+    pub escrow: escrow::EscrowView,
+    pub wallets: wallets::WalletView,
+    pub completion: completion::CompletionView,
+    pub reviews: reviews::ReviewView,
+    pub orders: orders::OrderView,
+    pub journal: journal::JournalView,
+    pub timers: timers::TimerView,
+}
+
+impl Views {
+    pub fn apply(&mut self, fact: &Fact) {
+        self.escrow.apply(fact);
+        self.wallets.apply(fact);
+        self.completion.apply(fact);
+        self.reviews.apply(fact);
+        self.orders.apply(fact);
+        self.journal.apply(fact);
+        self.timers.apply(fact);
+    }
+
+    /// One view's state as JSON: what the read-model store keeps, and what "rebuilds the
+    /// same bytes" compares.
+    pub fn to_json(&self, view: ViewName) -> Result<Vec<u8>, serde_json::Error> {
+        match view {
+            ViewName::Escrow => serde_json::to_vec(&self.escrow),
+            ViewName::Wallets => serde_json::to_vec(&self.wallets),
+            ViewName::Completion => serde_json::to_vec(&self.completion),
+            ViewName::Reviews => serde_json::to_vec(&self.reviews),
+            ViewName::Orders => serde_json::to_vec(&self.orders),
+            ViewName::Journal => serde_json::to_vec(&self.journal),
+            ViewName::Timers => serde_json::to_vec(&self.timers),
+        }
+    }
+
+    pub fn load_json(&mut self, view: ViewName, json: &[u8]) -> Result<(), serde_json::Error> {
+        match view {
+            ViewName::Escrow => self.escrow = serde_json::from_slice(json)?,
+            ViewName::Wallets => self.wallets = serde_json::from_slice(json)?,
+            ViewName::Completion => self.completion = serde_json::from_slice(json)?,
+            ViewName::Reviews => self.reviews = serde_json::from_slice(json)?,
+            ViewName::Orders => self.orders = serde_json::from_slice(json)?,
+            ViewName::Journal => self.journal = serde_json::from_slice(json)?,
+            ViewName::Timers => self.timers = serde_json::from_slice(json)?,
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! The order summary and the lists per buyer, per seller and per state.
+
+use crate::Fact;
+use chrono::{DateTime, Utc};
+use ledger_domain::{evolve, Money, Order, OrderId, OrderState, Party, Status, UserId};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Most orders one page of a list returns.
+pub const ORDER_PAGE_SIZE_MAX: usize = 500;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OrderSummary {
+    pub order_id: OrderId,
+    pub buyer: UserId,
+    pub seller: UserId,
+    pub title: String,
+    pub status: Status,
+    pub price: Money,
+    pub extras_total: Money,
+    pub escrow_held: Money,
+    pub refunded: Money,
+    pub placed_at: DateTime<Utc>,
+    pub confirm_by: DateTime<Utc>,
+    pub due_at: Option<DateTime<Utc>>,
+    /// Late now (in progress past its deadline) or delivered late.
+    pub late: bool,
+    pub deliveries: u32,
+    pub auto_close_at: Option<DateTime<Utc>>,
+    pub decision_deadline: Option<DateTime<Utc>>,
+    pub cancellation_requested_by: Option<Party>,
+    pub dispute_opened_by: Option<Party>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub review_rating: Option<u8>,
+    /// Events folded into this summary: the order stream's revision + 1.
+    pub events: u64,
+}
+
+impl OrderSummary {
+    pub fn of(order: &Order, now: DateTime<Utc>) -> OrderSummary {
+        let extras_total = order
+            .extras
+            .iter()
+            .try_fold(Money::zero(order.currency()), |sum, e| {
+                sum.checked_add(e.price)
+            })
+            .unwrap_or(Money::zero(order.currency()));
+        OrderSummary {
+            order_id: order.id,
+            buyer: order.buyer,
+            seller: order.seller,
+            title: order.title.clone(),
+            status: order.status,
+            price: order.price,
+            extras_total,
+            escrow_held: order.escrow_held,
+            refunded: order.refunded,
+            placed_at: order.placed_at,
+            confirm_by: order.confirm_by,
+            due_at: order.due_at,
+            late: order.is_late_at(now) || order.last_delivery_late == Some(true),
+            deliveries: order.deliveries,
+            auto_close_at: order.auto_close_at,
+            decision_deadline: order.decision_deadline,
+            cancellation_requested_by: order.pending_cancellation.as_ref().map(|c| c.requested_by),
+            dispute_opened_by: order.dispute_opened_by,
+            closed_at: order.closed_at,
+            cancelled_at: order.cancelled_at,
+            review_rating: order.review.as_ref().map(|r| r.rating),
+            events: order.events,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    pub buyer: Option<UserId>,
+    pub seller: Option<UserId>,
+    pub status: Option<Status>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OrderPage {
+    pub orders: Vec<OrderSummary>,
+    /// Pass back as `after` for the next page; None on the last page.
+    pub next_cursor: Option<OrderId>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderView {
+    orders: BTreeMap<OrderId, OrderState>,
+    by_buyer: BTreeMap<UserId, BTreeSet<OrderId>>,
+    by_seller: BTreeMap<UserId, BTreeSet<OrderId>>,
+}
+
+impl OrderView {
+    pub fn apply(&mut self, fact: &Fact) {
+        let state = self.orders.entry(fact.order).or_default();
+        *state = evolve(std::mem::take(state), &fact.event);
+        if let (ledger_domain::Event::OrderPlaced(e), Some(_)) = (&fact.event, state.order()) {
+            self.by_buyer.entry(e.buyer).or_default().insert(fact.order);
+            self.by_seller
+                .entry(e.seller)
+                .or_default()
+                .insert(fact.order);
+        }
+    }
+
+    pub fn order(&self, order: OrderId) -> Option<&Order> {
+        self.orders.get(&order).and_then(OrderState::order)
+    }
+
+    pub fn summary(&self, order: OrderId, now: DateTime<Utc>) -> Option<OrderSummary> {
+        self.order(order).map(|o| OrderSummary::of(o, now))
+    }
+
+    /// Orders matching `filter`, in order-id order, after `after`, at most `limit`.
+    pub fn list(
+        &self,
+        filter: &OrderFilter,
+        after: Option<OrderId>,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> OrderPage {
+        let limit = limit.clamp(1, ORDER_PAGE_SIZE_MAX);
+        let candidates: Box<dyn Iterator<Item = OrderId> + '_> = match (filter.buyer, filter.seller)
+        {
+            (Some(buyer), _) => Box::new(self.by_buyer.get(&buyer).into_iter().flatten().copied()),
+            (None, Some(seller)) => {
+                Box::new(self.by_seller.get(&seller).into_iter().flatten().copied())
+            }
+            (None, None) => Box::new(self.orders.keys().copied()),
+        };
+        let mut orders = Vec::new();
+        let mut next_cursor = None;
+        for id in candidates.filter(|id| after.is_none_or(|a| *id > a)) {
+            let Some(order) = self.order(id) else {
+                continue;
+            };
+            let matches = filter.seller.is_none_or(|s| order.seller == s)
+                && filter.buyer.is_none_or(|b| order.buyer == b)
+                && filter.status.is_none_or(|s| order.status == s);
+            if !matches {
+                continue;
+            }
+            if orders.len() == limit {
+                next_cursor = orders.last().map(|o: &OrderSummary| o.order_id);
+                break;
+            }
+            orders.push(OrderSummary::of(order, now));
+        }
+        OrderPage {
+            orders,
+            next_cursor,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.orders.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.orders.is_empty()
+    }
+}

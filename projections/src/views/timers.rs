@@ -1,0 +1,81 @@
+//! The deadlines the system's timers act on: confirmation expiry, auto-close after a
+//! delivery, auto-close after a refused revision.
+
+use crate::Fact;
+use chrono::{DateTime, Utc};
+use ledger_domain::{Event, OrderId};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    ExpireUnconfirmed,
+    AutoCloseAfterDelivery,
+    AutoCloseAfterRefusedRevision,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueTimer {
+    pub order: OrderId,
+    pub kind: TimerKind,
+    pub due_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerView {
+    // Invariant: `schedule` holds exactly one entry per entry of `timers`.
+    timers: BTreeMap<OrderId, DueTimer>,
+    schedule: BTreeSet<(DateTime<Utc>, OrderId)>,
+}
+
+impl TimerView {
+    pub fn apply(&mut self, fact: &Fact) {
+        let next = match &fact.event {
+            Event::OrderPlaced(e) => Some((TimerKind::ExpireUnconfirmed, e.confirm_by)),
+            Event::OrderDelivered(e) => Some((TimerKind::AutoCloseAfterDelivery, e.auto_close_at)),
+            Event::RevisionRefused(e) => Some((
+                TimerKind::AutoCloseAfterRefusedRevision,
+                e.decision_deadline,
+            )),
+            Event::OrderConfirmed(_)
+            | Event::RevisionRequested(_)
+            | Event::RevisionAccepted(_)
+            | Event::DisputeOpened(_)
+            | Event::OrderClosed(_)
+            | Event::OrderCancelled(_) => None,
+            // The rest leave the order's state, and so its timer, as it was.
+            _ => return,
+        };
+        if let Some(old) = self.timers.remove(&fact.order) {
+            self.schedule.remove(&(old.due_at, fact.order));
+        }
+        if let Some((kind, due_at)) = next {
+            let timer = DueTimer {
+                order: fact.order,
+                kind,
+                due_at,
+            };
+            self.timers.insert(fact.order, timer);
+            self.schedule.insert((due_at, fact.order));
+        }
+    }
+
+    /// Timers due at `now` or before, earliest first, at most `limit`.
+    pub fn due(&self, now: DateTime<Utc>, limit: usize) -> Vec<DueTimer> {
+        self.schedule
+            .iter()
+            .take_while(|(due_at, _)| *due_at <= now)
+            .filter_map(|(_, order)| self.timers.get(order).copied())
+            .take(limit)
+            .collect()
+    }
+
+    pub fn timer(&self, order: OrderId) -> Option<DueTimer> {
+        self.timers.get(&order).copied()
+    }
+
+    pub fn pending(&self) -> usize {
+        self.timers.len()
+    }
+}

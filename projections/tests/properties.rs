@@ -1,0 +1,366 @@
+//! Views against the log: incremental equals rebuilt, the books balance at every position,
+//! finished orders hold nothing, money is conserved, the completion rate counts as DOMAIN.md.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use ledger_domain::*;
+use ledger_projections::*;
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+const ORDERS_MAX: usize = 6;
+const CURRENCIES: [&str; 3] = ["EUR", "JPY", "BHD"];
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
+        .single()
+        .expect("instant")
+}
+
+/// Commands a marketplace sends, weighted toward moving orders forward.
+const KINDS: [(CommandKind, u32); 16] = [
+    (CommandKind::Place, 4),
+    (CommandKind::Confirm, 4),
+    (CommandKind::Deliver, 4),
+    (CommandKind::Close, 3),
+    (CommandKind::RequestRevision, 2),
+    (CommandKind::AcceptRevision, 1),
+    (CommandKind::RefuseRevision, 2),
+    (CommandKind::AutoClose, 2),
+    (CommandKind::Expire, 1),
+    (CommandKind::BuyExtra, 2),
+    (CommandKind::PartialRefund, 2),
+    (CommandKind::Cancel, 1),
+    (CommandKind::Decline, 1),
+    (CommandKind::OpenDispute, 1),
+    (CommandKind::ResolveDispute, 2),
+    (CommandKind::LeaveReview, 2),
+];
+
+#[derive(Clone, Debug)]
+struct Step {
+    order: usize,
+    kind: CommandKind,
+    by_buyer: bool,
+    amount_minor: i64,
+    resolution: u8,
+    advance_minutes: i64,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let kinds: Vec<CommandKind> = KINDS
+        .iter()
+        .flat_map(|(k, w)| std::iter::repeat_n(*k, *w as usize))
+        .collect();
+    (
+        0..ORDERS_MAX,
+        prop::sample::select(kinds),
+        any::<bool>(),
+        1i64..20_000,
+        0u8..3,
+        prop_oneof![3 => 0i64..600, 2 => 0i64..(60 * 24 * 8), 1 => 0i64..(60 * 24 * 100)],
+    )
+        .prop_map(
+            |(order, kind, by_buyer, amount_minor, resolution, advance_minutes)| Step {
+                order,
+                kind,
+                by_buyer,
+                amount_minor,
+                resolution,
+                advance_minutes,
+            },
+        )
+}
+
+fn command(s: &Step, order: OrderId, currency: Currency, at: DateTime<Utc>) -> Command {
+    let n = order.0.as_u128();
+    let buyer = Actor::new(Role::Buyer, UserId(Uuid::from_u128(100 + n % 4)));
+    // Sellers overlap across orders so that completion rates aggregate.
+    let seller = Actor::new(Role::Seller, UserId(Uuid::from_u128(200 + n % 3)));
+    let party = if s.by_buyer { buyer } else { seller };
+    let amount = Money::new(
+        Decimal::new(s.amount_minor, currency.minor_unit()),
+        currency,
+    )
+    .expect("amount in range");
+    let reason = || "reason".to_owned();
+    match s.kind {
+        CommandKind::Place => Command::Place {
+            by: buyer,
+            at,
+            order_id: order,
+            seller: seller.user_id,
+            title: "t".into(),
+            price: amount,
+            delivery_days: 3,
+        },
+        CommandKind::Confirm => Command::Confirm { by: seller, at },
+        CommandKind::Deliver => Command::Deliver {
+            by: seller,
+            at,
+            message: String::new(),
+        },
+        CommandKind::Close => Command::Close { by: buyer, at },
+        CommandKind::RequestRevision => Command::RequestRevision {
+            by: buyer,
+            at,
+            reason: reason(),
+        },
+        CommandKind::AcceptRevision => Command::AcceptRevision {
+            by: seller,
+            at,
+            delivery_days: 2,
+        },
+        CommandKind::RefuseRevision => Command::RefuseRevision {
+            by: seller,
+            at,
+            reason: reason(),
+        },
+        CommandKind::AutoClose => Command::AutoClose {
+            by: Actor::system(),
+            at,
+        },
+        CommandKind::Expire => Command::Expire {
+            by: Actor::system(),
+            at,
+        },
+        CommandKind::BuyExtra => Command::BuyExtra {
+            by: buyer,
+            at,
+            kind: ExtraKind::Option,
+            description: "x".into(),
+            price: amount,
+            extra_days: 1,
+        },
+        CommandKind::PartialRefund => Command::PartialRefund {
+            by: seller,
+            at,
+            amount,
+            reason: reason(),
+        },
+        CommandKind::Cancel => Command::Cancel {
+            by: party,
+            at,
+            reason: reason(),
+        },
+        CommandKind::Decline => Command::Decline {
+            by: seller,
+            at,
+            reason: reason(),
+        },
+        CommandKind::OpenDispute => Command::OpenDispute {
+            by: party,
+            at,
+            reason: reason(),
+        },
+        CommandKind::ResolveDispute => Command::ResolveDispute {
+            by: Actor::new(Role::Mediator, UserId(Uuid::from_u128(9))),
+            at,
+            resolution: match s.resolution {
+                0 => Resolution::Release,
+                1 => Resolution::Refund,
+                _ => Resolution::Split { refund: amount },
+            },
+            note: "ruling".into(),
+        },
+        _ => Command::LeaveReview {
+            by: buyer,
+            at,
+            rating: 4,
+            comment: None,
+        },
+    }
+}
+
+/// A history produced by the real rules: every accepted command's events, as facts.
+fn history(currency_picks: &[usize], steps: &[Step]) -> Vec<Fact> {
+    let mut states = vec![OrderState::new(); currency_picks.len()];
+    let mut revisions = vec![0u64; currency_picks.len()];
+    let mut clock = t0();
+    let mut facts = Vec::new();
+    for s in steps {
+        clock += Duration::minutes(s.advance_minutes);
+        let index = s.order % states.len();
+        let order = OrderId(Uuid::from_u128(index as u128 + 1));
+        let currency = Currency::from_code(CURRENCIES[currency_picks[index]]).expect("currency");
+        let Ok(events) = decide(
+            &states[index],
+            &command(s, order, currency, clock),
+            &Policy::default(),
+        ) else {
+            continue;
+        };
+        for event in events {
+            states[index] = evolve(std::mem::take(&mut states[index]), &event);
+            facts.push(Fact {
+                position: facts.len() as u64,
+                order,
+                revision: revisions[index],
+                recorded_at: clock,
+                event,
+            });
+            revisions[index] += 1;
+        }
+    }
+    facts
+}
+
+fn rebuilt(facts: &[Fact]) -> Views {
+    let mut views = Views::default();
+    facts.iter().for_each(|f| views.apply(f));
+    views
+}
+
+fn assert_same_bytes(left: &Views, right: &Views) -> Result<(), TestCaseError> {
+    for view in ViewName::ALL {
+        prop_assert_eq!(
+            left.to_json(view).expect("json"),
+            right.to_json(view).expect("json"),
+            "view {:?}",
+            view
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn incremental_batches_with_restarts_equal_a_rebuild_from_zero(
+        currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
+        steps in prop::collection::vec(step(), 1..150),
+        batches in prop::collection::vec((1usize..20, any::<bool>()), 1..200),
+    ) {
+        let facts = history(&currency_picks, &steps);
+        let mut views = Views::default();
+        let mut applied = 0;
+        for (size, restart) in batches.iter().cycle() {
+            if applied >= facts.len() {
+                break;
+            }
+            let end = (applied + size).min(facts.len());
+            facts[applied..end].iter().for_each(|f| views.apply(f));
+            applied = end;
+            if *restart {
+                // What a restart does: the views come back from their stored bytes.
+                let mut restored = Views::default();
+                for view in ViewName::ALL {
+                    restored.load_json(view, &views.to_json(view).expect("json")).expect("load");
+                }
+                views = restored;
+            }
+        }
+        assert_same_bytes(&views, &rebuilt(&facts))?;
+    }
+
+    #[test]
+    fn the_books_balance_and_money_is_conserved_at_every_position(
+        currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
+        steps in prop::collection::vec(step(), 1..150),
+    ) {
+        let facts = history(&currency_picks, &steps);
+        let mut views = Views::default();
+        let mut paid_in: BTreeMap<Currency, Decimal> = BTreeMap::new();
+        for fact in &facts {
+            views.apply(fact);
+            if let Some(MoneyMovement::PaidIn(m)) = fact.event.money_movement() {
+                *paid_in.entry(m.currency()).or_default() += m.amount();
+            }
+            for (currency, sum) in views.journal.trial_balance() {
+                prop_assert_eq!(sum, Decimal::ZERO, "trial balance in {} at {}", currency, fact.position);
+            }
+            // Finished orders hold nothing; escrow holdings agree with the orders view.
+            if let Some(order) = views.orders.order(fact.order) {
+                if order.status.is_terminal() {
+                    prop_assert!(order.escrow_held.is_zero());
+                    prop_assert!(views.escrow.holding(fact.order).is_none());
+                } else {
+                    prop_assert_eq!(views.escrow.holding(fact.order).map(|h| h.held), Some(order.escrow_held));
+                }
+            }
+            // Paid in = escrow + wallets + commission, per currency.
+            let escrow = views.escrow.totals();
+            for (currency, paid) in &paid_in {
+                let wallets: Decimal = views.wallets.balances().filter(|(_, m)| m.currency() == *currency).map(|(_, m)| m.amount()).sum();
+                let commission = views.journal.balance(Account::Commission, *currency);
+                let held = escrow.get(currency).copied().unwrap_or_default();
+                prop_assert_eq!(*paid, held + wallets + commission, "conservation in {}", currency);
+                prop_assert_eq!(views.journal.balance(Account::Payments, *currency), -*paid);
+            }
+        }
+    }
+
+    #[test]
+    fn the_completion_rate_equals_a_naive_count_of_the_history(
+        currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
+        steps in prop::collection::vec(step(), 1..150),
+        recent_days in 1u32..120,
+    ) {
+        let facts = history(&currency_picks, &steps);
+        let views = rebuilt(&facts);
+        let now = facts.last().map_or(t0(), |f| f.recorded_at);
+        let since = now - Duration::days(i64::from(recent_days));
+        let mut sellers: BTreeMap<OrderId, UserId> = BTreeMap::new();
+        let mut naive: BTreeMap<UserId, [u64; 4]> = BTreeMap::new();
+        for fact in &facts {
+            match &fact.event {
+                Event::OrderPlaced(e) => { sellers.insert(fact.order, e.seller); }
+                Event::OrderClosed(e) => {
+                    let counts = naive.entry(sellers[&fact.order]).or_default();
+                    counts[0] += 1;
+                    if e.at > since { counts[2] += 1; }
+                }
+                Event::OrderCancelled(e) => {
+                    let counted = matches!(e.cause,
+                        CancellationCause::CancelledBySeller | CancellationCause::CancelledByBuyerWhenLate
+                        | CancellationCause::ExpiredUnconfirmed | CancellationCause::DisputeRefunded);
+                    let counts = naive.entry(sellers[&fact.order]).or_default();
+                    if counted {
+                        counts[1] += 1;
+                        if e.at > since { counts[3] += 1; }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (seller, [done, cancelled, recent_done, recent_cancelled]) in naive {
+            let rate = views.completion.rate(seller, now, recent_days);
+            prop_assert_eq!((rate.all_time.completed, rate.all_time.counted_cancellations), (done, cancelled));
+            prop_assert_eq!((rate.recent.completed, rate.recent.counted_cancellations), (recent_done, recent_cancelled));
+            let expected = (done + cancelled > 0).then(|| (Decimal::from(done) / Decimal::from(done + cancelled)).round_dp(4));
+            prop_assert_eq!(rate.all_time.rate, expected);
+        }
+    }
+}
+
+#[test]
+fn the_generated_histories_reach_every_money_event_and_reviews() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let mut seen = std::collections::HashSet::new();
+    let strategy = (
+        prop::collection::vec(0..CURRENCIES.len(), 1..=3),
+        prop::collection::vec(step(), 100..200),
+    );
+    for _ in 0..100 {
+        let (picks, steps) = strategy.new_tree(&mut runner).expect("tree").current();
+        for fact in history(&picks, &steps) {
+            seen.insert(fact.event.event_type());
+        }
+    }
+    for needed in [
+        "OrderPlaced",
+        "ExtraPurchased",
+        "PartialRefundIssued",
+        "OrderClosed",
+        "OrderCancelled",
+        "DisputeResolved",
+        "ReviewLeft",
+        "RevisionRefused",
+    ] {
+        assert!(seen.contains(needed), "never generated {needed}");
+    }
+}
