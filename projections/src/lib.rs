@@ -4,10 +4,14 @@
 //! [`Fact`] is a decoded recorded event. [`Views`] folds facts into the seven read models of
 //! DOMAIN.md: [`EscrowView`], [`WalletView`], [`CompletionView`], [`ReviewView`],
 //! [`OrderView`], [`JournalView`] and [`TimerView`], each with its query functions.
+//! [`Projector`] keeps them current from any `EventStore` and stores them with their
+//! checkpoint in a read-model database of its own.
 
+mod engine;
 mod fact;
 pub mod views;
 
+pub use engine::{Progress, ProjectionError, Projector, READ_MODEL_FILE_NAME, SAVE_EVERY_EVENTS};
 pub use fact::{Fact, FactError};
 pub use views::completion::{CompletionRate, CompletionView, RateFigures};
 pub use views::escrow::{AgedHolding, EscrowHolding, EscrowView, AGING_BUCKET_UPPER_DAYS};

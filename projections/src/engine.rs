@@ -1,0 +1,313 @@
+//! Keeps the views current: reads `$all` from the checkpoint, applies events in batches, and
+//! stores every view with the checkpoint in one transaction of a read-model database kept
+//! apart from the event store, so it works unchanged on any `EventStore`.
+//!
+//! Views are stored whole (a snapshot per view) every `SAVE_EVERY_EVENTS` events and when the
+//! engine stops; after a crash the engine resumes from the last stored checkpoint, so no event
+//! is ever applied twice to a stored state, and at most that many are applied again from the
+//! log.
+
+use crate::{Fact, FactError, ViewName, Views};
+use ledger_domain::ORDER_STREAM_PREFIX;
+use ledger_store::{
+    AllFrom, Direction, EventStore, RecordedEvent, StoreError, SubscribeFrom, READ_EVENTS_MAX,
+};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+
+/// File name of the read-model database inside the data directory.
+pub const READ_MODEL_FILE_NAME: &str = "views.sqlite";
+/// Events applied between two saves of the views.
+pub const SAVE_EVERY_EVENTS: u64 = 50_000;
+/// Schema of the read-model database; a newer one is refused.
+const READ_MODEL_SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProjectionError {
+    #[error("the views stopped: {0}")]
+    Fact(#[from] FactError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("read-model database: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("stored view {view:?} cannot be read: {detail}")]
+    CorruptView { view: ViewName, detail: String },
+    #[error("the read-model database has schema {0}, newer than this binary's")]
+    NewerSchema(i64),
+}
+
+/// What a catch-up did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub applied: u64,
+    pub checkpoint: Option<u64>,
+}
+
+pub struct Projector {
+    views: Views,
+    // Invariant: `views` reflect exactly the events up to and including `checkpoint`.
+    checkpoint: Option<u64>,
+    unsaved: u64,
+    db: Connection,
+    path: PathBuf,
+}
+
+impl Projector {
+    /// Opens the read-model database in `data_dir`, loading the stored views and checkpoint.
+    pub fn open(data_dir: &Path) -> Result<Projector, ProjectionError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            ProjectionError::Store(StoreError::Io(format!("{}: {e}", data_dir.display())))
+        })?;
+        let path = data_dir.join(READ_MODEL_FILE_NAME);
+        let db = Connection::open(&path)?;
+        db.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        db.pragma_update(None, "synchronous", "NORMAL")?;
+        migrate(&db)?;
+        let mut projector = Projector {
+            views: Views::default(),
+            checkpoint: None,
+            unsaved: 0,
+            db,
+            path,
+        };
+        projector.load()?;
+        Ok(projector)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn views(&self) -> &Views {
+        &self.views
+    }
+
+    pub fn checkpoint(&self) -> Option<u64> {
+        self.checkpoint
+    }
+
+    fn load(&mut self) -> Result<(), ProjectionError> {
+        let stored: Option<Option<i64>> = self
+            .db
+            .query_row("SELECT checkpoint FROM progress WHERE id = 0", [], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        let Some(checkpoint) = stored else {
+            return Ok(());
+        };
+        for view in ViewName::ALL {
+            let state: Option<Vec<u8>> = self
+                .db
+                .query_row(
+                    "SELECT state FROM views WHERE name = ?1",
+                    params![view.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if let Some(state) = state {
+                self.views
+                    .load_json(view, &state)
+                    .map_err(|e| ProjectionError::CorruptView {
+                        view,
+                        detail: e.to_string(),
+                    })?;
+            }
+        }
+        self.checkpoint = checkpoint.map(|c| c as u64);
+        Ok(())
+    }
+
+    /// Applies a batch in `$all` order. Events at or before the checkpoint are skipped, so a
+    /// batch delivered again changes nothing. An unreadable event stops the views just before
+    /// it, with an error naming its position; the events before it stay applied.
+    pub fn apply(&mut self, batch: &[RecordedEvent]) -> Result<u64, ProjectionError> {
+        let mut applied = 0;
+        let mut failure = None;
+        for recorded in batch {
+            if self.checkpoint.is_some_and(|c| recorded.position <= c) {
+                continue;
+            }
+            if recorded.stream.as_str().starts_with(ORDER_STREAM_PREFIX) {
+                match Fact::decode(recorded) {
+                    Ok(fact) => self.views.apply(&fact),
+                    Err(error) => {
+                        failure = Some(error);
+                        break;
+                    }
+                }
+            }
+            self.checkpoint = Some(recorded.position);
+            applied += 1;
+        }
+        self.unsaved += applied;
+        if let Some(error) = failure {
+            return Err(error.into());
+        }
+        if self.unsaved >= SAVE_EVERY_EVENTS {
+            self.save()?;
+        }
+        Ok(applied)
+    }
+
+    /// Stores every view and the checkpoint in one transaction.
+    pub fn save(&mut self) -> Result<(), ProjectionError> {
+        let tx = self.db.transaction()?;
+        for view in ViewName::ALL {
+            let state = self
+                .views
+                .to_json(view)
+                .map_err(|e| ProjectionError::CorruptView {
+                    view,
+                    detail: e.to_string(),
+                })?;
+            tx.execute(
+                "INSERT INTO views (name, state) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET state = excluded.state",
+                params![view.as_str(), state],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO progress (id, checkpoint) VALUES (0, ?1)
+             ON CONFLICT (id) DO UPDATE SET checkpoint = excluded.checkpoint",
+            params![self.checkpoint.map(|c| c as i64)],
+        )?;
+        tx.commit()?;
+        self.unsaved = 0;
+        Ok(())
+    }
+
+    /// Reads and applies everything after the checkpoint, then saves.
+    pub async fn catch_up(&mut self, store: &dyn EventStore) -> Result<Progress, ProjectionError> {
+        let mut applied = 0;
+        loop {
+            let from = self.checkpoint.map_or(0, |c| c + 1);
+            let page = store
+                .read_all(
+                    AllFrom::Position(from),
+                    Direction::Forwards,
+                    READ_EVENTS_MAX,
+                )
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            applied += self.apply(&page)?;
+        }
+        self.save()?;
+        Ok(Progress {
+            applied,
+            checkpoint: self.checkpoint,
+        })
+    }
+
+    /// Throws the views away and folds the log again from its first event: all views, or
+    /// one, which is refolded up to the checkpoint the others have reached.
+    pub async fn rebuild(
+        &mut self,
+        store: &dyn EventStore,
+        only: Option<ViewName>,
+        mut on_progress: impl FnMut(u64),
+    ) -> Result<Progress, ProjectionError> {
+        let until = match only {
+            Some(_) => self.catch_up(store).await?.checkpoint,
+            None => None,
+        };
+        let mut rebuilt = Views::default();
+        let mut last = None;
+        let mut applied = 0;
+        'log: loop {
+            let from = last.map_or(0, |p: u64| p + 1);
+            let page = store
+                .read_all(
+                    AllFrom::Position(from),
+                    Direction::Forwards,
+                    READ_EVENTS_MAX,
+                )
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            for recorded in &page {
+                if until.is_some_and(|u| recorded.position > u) {
+                    break 'log;
+                }
+                if recorded.stream.as_str().starts_with(ORDER_STREAM_PREFIX) {
+                    rebuilt.apply(&Fact::decode(recorded)?);
+                }
+                last = Some(recorded.position);
+                applied += 1;
+            }
+            on_progress(applied);
+        }
+        match only {
+            None => {
+                self.views = rebuilt;
+                self.checkpoint = last;
+            }
+            Some(view) => {
+                let corrupt = |e: serde_json::Error| ProjectionError::CorruptView {
+                    view,
+                    detail: e.to_string(),
+                };
+                let json = rebuilt.to_json(view).map_err(corrupt)?;
+                self.views.load_json(view, &json).map_err(corrupt)?;
+            }
+        }
+        self.save()?;
+        Ok(Progress {
+            applied,
+            checkpoint: self.checkpoint,
+        })
+    }
+
+    /// Follows `$all` live from the checkpoint, calling `after_batch` with the views after
+    /// each batch, until the subscription ends or `stop` resolves.
+    pub async fn follow(
+        &mut self,
+        store: &dyn EventStore,
+        mut after_batch: impl FnMut(&Views, Option<u64>),
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ProjectionError> {
+        let from = self
+            .checkpoint
+            .map_or(SubscribeFrom::Start, SubscribeFrom::After);
+        let mut subscription = store.subscribe_all(from).await?;
+        tokio::pin!(stop);
+        loop {
+            let first = tokio::select! {
+                event = subscription.next() => event?,
+                () = &mut stop => break,
+            };
+            let mut batch = vec![first];
+            // Take whatever else is ready, without waiting.
+            while batch.len() < READ_EVENTS_MAX {
+                match tokio::time::timeout(std::time::Duration::ZERO, subscription.next()).await {
+                    Ok(event) => batch.push(event?),
+                    Err(_) => break,
+                }
+            }
+            self.apply(&batch)?;
+            after_batch(&self.views, self.checkpoint);
+        }
+        self.save()
+    }
+}
+
+fn migrate(db: &Connection) -> Result<(), ProjectionError> {
+    let version: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version > READ_MODEL_SCHEMA_VERSION {
+        return Err(ProjectionError::NewerSchema(version));
+    }
+    if version < 1 {
+        db.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE views (name TEXT PRIMARY KEY, state BLOB NOT NULL);
+             CREATE TABLE progress (id INTEGER PRIMARY KEY CHECK (id = 0), checkpoint INTEGER);
+             PRAGMA user_version = 1;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! The engine against the real embedded store.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use ledger_domain::*;
+use ledger_projections::*;
+use ledger_store::*;
+use std::sync::Arc;
+use uuid::Uuid;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
+        .single()
+        .expect("instant")
+}
+
+fn eur(a: &str) -> Money {
+    Money::parse(a, Currency::from_code("EUR").expect("EUR")).expect("amount")
+}
+
+/// Appends what `commands` decide for one order, encoded as the pipeline encodes.
+async fn run_order(store: &SqliteStore, order: u128, commands: Vec<Command>) {
+    let order_id = OrderId(Uuid::from_u128(order));
+    let stream = StreamName::new(order_stream_name(order_id)).expect("stream");
+    let mut state = OrderState::new();
+    for command in commands {
+        let events = decide(&state, &command, &Policy::default()).expect("accepted");
+        let metadata = EventMetadata {
+            schema_version: EVENT_SCHEMA_VERSION,
+            command_id: Uuid::new_v4(),
+            command_digest: String::new(),
+            correlation_id: Uuid::nil(),
+            causation_id: Uuid::nil(),
+            actor: command.by(),
+        };
+        let data = events
+            .iter()
+            .map(|event| {
+                let mut data = Vec::new();
+                event
+                    .serialize_data(&mut serde_json::Serializer::new(&mut data))
+                    .expect("data");
+                EventData {
+                    event_id: Uuid::new_v4(),
+                    event_type: event.event_type().into(),
+                    data,
+                    metadata: serde_json::to_vec(&metadata).expect("metadata"),
+                }
+            })
+            .collect();
+        store
+            .append(&stream, ExpectedRevision::Any, data)
+            .await
+            .expect("append");
+        state = events.iter().fold(state, evolve);
+    }
+}
+
+fn closed_order(order: u128, start: DateTime<Utc>) -> Vec<Command> {
+    let buyer = Actor::new(Role::Buyer, UserId(Uuid::from_u128(1)));
+    let seller = Actor::new(Role::Seller, UserId(Uuid::from_u128(2)));
+    vec![
+        Command::Place {
+            by: buyer,
+            at: start,
+            order_id: OrderId(Uuid::from_u128(order)),
+            seller: seller.user_id,
+            title: "logo".into(),
+            price: eur("100.00"),
+            delivery_days: 3,
+        },
+        Command::Confirm {
+            by: seller,
+            at: start + Duration::hours(1),
+        },
+        Command::Deliver {
+            by: seller,
+            at: start + Duration::days(1),
+            message: String::new(),
+        },
+        Command::Close {
+            by: buyer,
+            at: start + Duration::days(2),
+        },
+    ]
+}
+
+fn same_bytes(a: &Views, b: &Views) -> bool {
+    ViewName::ALL
+        .iter()
+        .all(|v| a.to_json(*v).ok() == b.to_json(*v).ok())
+}
+
+async fn rebuilt_from_zero(store: &SqliteStore) -> Views {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut projector = Projector::open(dir.path()).expect("open");
+    projector
+        .rebuild(store, None, |_| {})
+        .await
+        .expect("rebuild");
+    projector.views().clone()
+}
+
+#[tokio::test]
+async fn a_restart_resumes_from_the_checkpoint_and_matches_a_rebuild() {
+    let log = tempfile::tempdir().expect("dir");
+    let views_dir = tempfile::tempdir().expect("dir");
+    let store = SqliteStore::open(log.path()).expect("store");
+    run_order(&store, 1, closed_order(1, t0())).await;
+    {
+        let mut projector = Projector::open(views_dir.path()).expect("open");
+        let progress = projector.catch_up(&store).await.expect("catch up");
+        assert_eq!(
+            progress,
+            Progress {
+                applied: 4,
+                checkpoint: Some(3)
+            }
+        );
+    }
+    run_order(&store, 2, closed_order(2, t0() + Duration::days(3))).await;
+    let mut projector = Projector::open(views_dir.path()).expect("reopen");
+    assert_eq!(
+        projector.checkpoint(),
+        Some(3),
+        "resumed from the stored checkpoint"
+    );
+    let progress = projector.catch_up(&store).await.expect("catch up");
+    assert_eq!(progress.applied, 4, "only the new events were applied");
+    assert!(same_bytes(
+        projector.views(),
+        &rebuilt_from_zero(&store).await
+    ));
+    let seller = projector.views().wallets.wallet(UserId(Uuid::from_u128(2)));
+    assert_eq!(
+        seller.values().next().map(|w| w.balance),
+        Some(eur("160.00"))
+    );
+}
+
+#[tokio::test]
+async fn a_batch_delivered_twice_is_applied_once() {
+    let log = tempfile::tempdir().expect("dir");
+    let views_dir = tempfile::tempdir().expect("dir");
+    let store = SqliteStore::open(log.path()).expect("store");
+    run_order(&store, 1, closed_order(1, t0())).await;
+    let batch = store
+        .read_all(AllFrom::Start, Direction::Forwards, 100)
+        .await
+        .expect("read");
+    let mut projector = Projector::open(views_dir.path()).expect("open");
+    assert_eq!(projector.apply(&batch).expect("apply"), 4);
+    let once = projector.views().clone();
+    assert_eq!(projector.apply(&batch).expect("apply again"), 0);
+    assert!(same_bytes(projector.views(), &once));
+}
+
+#[tokio::test]
+async fn an_unknown_event_type_stops_the_views_naming_its_position() {
+    let log = tempfile::tempdir().expect("dir");
+    let views_dir = tempfile::tempdir().expect("dir");
+    let store = SqliteStore::open(log.path()).expect("store");
+    run_order(&store, 1, closed_order(1, t0())).await;
+    let stream = StreamName::new(order_stream_name(OrderId(Uuid::from_u128(1)))).expect("stream");
+    let strange = EventData {
+        event_id: Uuid::new_v4(),
+        event_type: "OrderTeleported".into(),
+        data: b"{}".to_vec(),
+        metadata: br#"{"schema_version":1}"#.to_vec(),
+    };
+    store
+        .append(&stream, ExpectedRevision::Any, vec![strange])
+        .await
+        .expect("append");
+    let mut projector = Projector::open(views_dir.path()).expect("open");
+    let error = projector.catch_up(&store).await.expect_err("stops");
+    let message = error.to_string();
+    assert!(
+        message.contains("position 4") && message.contains("OrderTeleported"),
+        "{message}"
+    );
+    assert_eq!(
+        projector.checkpoint(),
+        Some(3),
+        "nothing past the bad event was applied"
+    );
+}
+
+#[tokio::test]
+async fn a_newer_schema_version_stops_the_views_naming_its_position() {
+    let log = tempfile::tempdir().expect("dir");
+    let views_dir = tempfile::tempdir().expect("dir");
+    let store = SqliteStore::open(log.path()).expect("store");
+    run_order(&store, 1, closed_order(1, t0())[..1].to_vec()).await;
+    let mut recorded = store
+        .read_all(AllFrom::Start, Direction::Forwards, 10)
+        .await
+        .expect("read");
+    let mut metadata: serde_json::Value =
+        serde_json::from_slice(&recorded[0].metadata).expect("json");
+    metadata["schema_version"] = serde_json::json!(EVENT_SCHEMA_VERSION + 1);
+    recorded[0].metadata = serde_json::to_vec(&metadata).expect("json");
+    let mut projector = Projector::open(views_dir.path()).expect("open");
+    let error = projector.apply(&recorded).expect_err("stops");
+    assert!(
+        matches!(
+            error,
+            ProjectionError::Fact(FactError::NewerSchema { position: 0, .. })
+        ),
+        "{error}"
+    );
+    assert_eq!(projector.checkpoint(), None);
+}
+
+#[tokio::test]
+async fn rebuilding_one_view_gives_what_the_others_agree_with() {
+    let log = tempfile::tempdir().expect("dir");
+    let views_dir = tempfile::tempdir().expect("dir");
+    let store = SqliteStore::open(log.path()).expect("store");
+    run_order(&store, 1, closed_order(1, t0())).await;
+    let mut projector = Projector::open(views_dir.path()).expect("open");
+    projector.catch_up(&store).await.expect("catch up");
+    run_order(&store, 2, closed_order(2, t0() + Duration::days(3))).await;
+    let progress = projector
+        .rebuild(&store, Some(ViewName::Journal), |_| {})
+        .await
+        .expect("rebuild");
+    assert_eq!(progress.checkpoint, Some(7));
+    assert!(same_bytes(
+        projector.views(),
+        &rebuilt_from_zero(&store).await
+    ));
+}
+
+#[tokio::test]
+async fn following_live_applies_new_events_as_they_commit() {
+    let log = tempfile::tempdir().expect("dir");
+    let views_dir = tempfile::tempdir().expect("dir");
+    let store = Arc::new(SqliteStore::open(log.path()).expect("store"));
+    let mut projector = Projector::open(views_dir.path()).expect("open");
+    let (seen_tx, mut seen_rx) = tokio::sync::watch::channel(None);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let follower_store = store.clone();
+    let follower = tokio::spawn(async move {
+        projector
+            .follow(
+                &*follower_store,
+                |_, checkpoint| {
+                    let _ = seen_tx.send(checkpoint);
+                },
+                async {
+                    let _ = stop_rx.await;
+                },
+            )
+            .await
+            .expect("follow");
+        projector
+    });
+    run_order(&store, 1, closed_order(1, t0())).await;
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        seen_rx.wait_for(|c| *c == Some(3)),
+    )
+    .await
+    .expect("caught up in time")
+    .expect("watch");
+    let _ = stop_tx.send(());
+    let projector = follower.await.expect("follower");
+    assert!(
+        projector.views().escrow.totals().is_empty(),
+        "closed order holds nothing"
+    );
+    assert_eq!(projector.views().orders.len(), 1);
+    // It saved when it stopped.
+    assert_eq!(
+        Projector::open(views_dir.path())
+            .expect("reopen")
+            .checkpoint(),
+        Some(3)
+    );
+}
