@@ -15,8 +15,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Commands {
-    /// Measure durable command throughput against the raw SQLite ceiling.
-    Bench {
+    /// Measure performance; see docs/performance.md.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Durable command throughput against the raw SQLite ceiling.
+    Commands {
         /// Seconds each producer count runs.
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
@@ -30,6 +37,15 @@ enum Commands {
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
     },
+    /// Rebuild every view from a generated history.
+    Rebuild {
+        /// Events in the generated history (at least).
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Keep the generated log here and reuse it on the next run.
+        #[arg(long)]
+        log_dir: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,12 +58,15 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Some(Commands::Bench {
+        Some(Commands::Bench(BenchCommand::Commands {
             seconds,
             producers,
             ceiling_orders,
             dir,
-        }) => run_bench(seconds, &producers, ceiling_orders, dir),
+        })) => run_bench(seconds, &producers, ceiling_orders, dir),
+        Some(Commands::Bench(BenchCommand::Rebuild { events, log_dir })) => {
+            run_rebuild_bench(events, log_dir)
+        }
     }
 }
 
@@ -92,6 +111,60 @@ fn run_bench(
     println!(
         "best pipeline / ceiling = {:.2} (each command here appends one event)",
         best / ceiling.per_second()
+    );
+    Ok(())
+}
+
+fn run_rebuild_bench(events: u64, log_dir: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+    let log_dir = log_dir.unwrap_or_else(|| scratch.path().join("log"));
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let log_file = log_dir.join(ledger_store::LOG_FILE_NAME);
+    if log_file.exists() {
+        println!("reusing the log in {}", log_dir.display());
+    } else {
+        let started = std::time::Instant::now();
+        let (written, orders) = runtime
+            .block_on(bench::generate_history(&log_dir, events))
+            .context("generating the history")?;
+        println!(
+            "generated {written} events of {orders} orders in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let figures = runtime
+        .block_on(bench::rebuild_throughput(
+            &log_dir,
+            &scratch.path().join("views"),
+        ))
+        .context("rebuilding the views")?;
+    let mib = |bytes: Option<u64>| {
+        bytes.map_or("n/a".to_owned(), |b| {
+            format!("{:.0} MiB", b as f64 / 1_048_576.0)
+        })
+    };
+    println!(
+        "rebuilt every view from {} events in {:.2} s = {:.0} events/s",
+        figures.events,
+        figures.seconds,
+        figures.events as f64 / figures.seconds.max(f64::EPSILON)
+    );
+    let fold_seconds = (figures.seconds - figures.save_seconds).max(f64::EPSILON);
+    println!(
+        "of which reading, decoding and folding {:.2} s = {:.0} events/s; storing the views {:.2} s",
+        fold_seconds,
+        figures.events as f64 / fold_seconds,
+        figures.save_seconds
+    );
+    println!(
+        "peak RSS during the rebuild {}, views resident {} for {} orders ({} bytes per order)",
+        mib(figures.peak_rss_bytes),
+        mib(figures.views_rss_bytes),
+        figures.orders,
+        figures
+            .views_rss_bytes
+            .map_or("n/a".to_owned(), |b| (b / figures.orders.max(1) as u64)
+                .to_string())
     );
     Ok(())
 }

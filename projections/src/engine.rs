@@ -217,28 +217,25 @@ impl Projector {
         let mut rebuilt = Views::default();
         let mut last = None;
         let mut applied = 0;
-        'log: loop {
-            let from = last.map_or(0, |p: u64| p + 1);
-            let page = store
-                .read_all(
-                    AllFrom::Position(from),
-                    Direction::Forwards,
-                    READ_EVENTS_MAX,
-                )
-                .await?;
-            if page.is_empty() {
+        let mut next_page = Some(read_page(store, 0));
+        while let Some(reading) = next_page.take() {
+            let mut page = reading.await?;
+            if let Some(u) = until {
+                page.retain(|e| e.position <= u);
+            }
+            let Some(end) = page.last().map(|e| e.position) else {
                 break;
+            };
+            let done = until.is_some_and(|u| end >= u);
+            if !done {
+                // Read the next page while this one is decoded and folded.
+                next_page = Some(read_page(store, end + 1));
             }
-            for recorded in &page {
-                if until.is_some_and(|u| recorded.position > u) {
-                    break 'log;
-                }
-                if recorded.stream.as_str().starts_with(ORDER_STREAM_PREFIX) {
-                    rebuilt.apply(&Fact::decode(recorded)?);
-                }
-                last = Some(recorded.position);
-                applied += 1;
+            for fact in decode_in_parallel(&page)? {
+                rebuilt.apply(&fact);
             }
+            last = Some(end);
+            applied += page.len() as u64;
             on_progress(applied);
         }
         match only {
@@ -293,6 +290,54 @@ impl Projector {
         }
         self.save()
     }
+}
+
+/// A page of `$all` from `from`, read concurrently with whatever the caller does meanwhile.
+fn read_page(
+    store: &dyn EventStore,
+    from: u64,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send + '_>,
+> {
+    store.read_all(
+        AllFrom::Position(from),
+        Direction::Forwards,
+        READ_EVENTS_MAX,
+    )
+}
+
+/// Decodes a page's order events on every core, keeping their order. Decoding JSON is most
+/// of the cost of a rebuild; folding must stay sequential.
+fn decode_in_parallel(page: &[RecordedEvent]) -> Result<Vec<Fact>, FactError> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = page.len().div_ceil(workers).max(1);
+    let decode = |part: &[RecordedEvent]| -> Result<Vec<Fact>, FactError> {
+        part.iter()
+            .filter(|e| e.stream.as_str().starts_with(ORDER_STREAM_PREFIX))
+            .map(Fact::decode)
+            .collect()
+    };
+    if workers == 1 || page.len() < 2 * chunk {
+        return decode(page);
+    }
+    let parts: Vec<Result<Vec<Fact>, FactError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = page
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || decode(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut facts = Vec::with_capacity(page.len());
+    for part in parts {
+        facts.extend(part?);
+    }
+    Ok(facts)
 }
 
 fn migrate(db: &Connection) -> Result<(), ProjectionError> {

@@ -1,7 +1,7 @@
 //! A recorded event, decoded: what every view folds.
 
 use chrono::{DateTime, Utc};
-use ledger_domain::{order_of_stream, Event, EventMetadata, OrderId, EVENT_SCHEMA_VERSION};
+use ledger_domain::{order_of_stream, Event, OrderId, EVENT_SCHEMA_VERSION};
 use ledger_store::RecordedEvent;
 
 /// One event of one order, at its place in `$all`.
@@ -46,7 +46,12 @@ impl Fact {
                 stream: recorded.stream.to_string(),
             }
         })?;
-        let metadata: EventMetadata =
+        // Views need only the schema version of the metadata; the rest is for auditors.
+        #[derive(serde::Deserialize)]
+        struct Version {
+            schema_version: u32,
+        }
+        let metadata: Version =
             serde_json::from_slice(&recorded.metadata).map_err(|e| FactError::Unreadable {
                 position,
                 event_type: event_type(),

@@ -10,7 +10,7 @@ use ledger_domain::{
     decide, evolve, Actor, Command, Currency, EventMetadata, Money, OrderId, OrderState, Policy,
     Role, UserId, EVENT_SCHEMA_VERSION,
 };
-use ledger_store::{EventData, SqliteStore, StoreError, StreamName, LOG_FILE_NAME};
+use ledger_store::{EventData, EventStore, SqliteStore, StoreError, StreamName, LOG_FILE_NAME};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -203,4 +203,246 @@ pub fn raw_insert_ceiling(
         operations: rows.len() as u64,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The commands of one generated order: five shapes of history, cycling, so the rebuild
+/// folds every kind of money movement, revisions, disputes and reviews.
+fn generated_order(order: OrderId, shape: u64) -> Vec<Command> {
+    let buyer = Actor::new(
+        Role::Buyer,
+        UserId(Uuid::from_u128(order.0.as_u128() % 5_000 + 1)),
+    );
+    let seller = Actor::new(
+        Role::Seller,
+        UserId(Uuid::from_u128(order.0.as_u128() % 1_000 + 100_000)),
+    );
+    let start = chrono::DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap_or_default()
+        + Duration::minutes((order.0.as_u128() % 500_000) as i64);
+    let at = |hours: i64| start + Duration::hours(hours);
+    let eur = |amount: &str| {
+        Currency::from_code("EUR")
+            .and_then(|c| Money::parse(amount, c))
+            .unwrap_or_else(|_| unreachable!("literal EUR amounts are valid"))
+    };
+    let reason = || "a reason".to_owned();
+    let mut commands = vec![Command::Place {
+        by: buyer,
+        at: at(0),
+        order_id: order,
+        seller: seller.user_id,
+        title: "A logo in three colours".into(),
+        price: eur("120.00"),
+        delivery_days: 5,
+    }];
+    if shape == 2 {
+        commands.push(Command::Decline {
+            by: seller,
+            at: at(1),
+            reason: reason(),
+        });
+        return commands;
+    }
+    commands.push(Command::Confirm {
+        by: seller,
+        at: at(1),
+    });
+    match shape {
+        1 => commands.extend([
+            Command::BuyExtra {
+                by: buyer,
+                at: at(2),
+                kind: ledger_domain::ExtraKind::Option,
+                description: "express".into(),
+                price: eur("30.00"),
+                extra_days: 1,
+            },
+            Command::Deliver {
+                by: seller,
+                at: at(30),
+                message: "v1".into(),
+            },
+            Command::RequestRevision {
+                by: buyer,
+                at: at(40),
+                reason: reason(),
+            },
+            Command::AcceptRevision {
+                by: seller,
+                at: at(41),
+                delivery_days: 2,
+            },
+            Command::Deliver {
+                by: seller,
+                at: at(60),
+                message: "v2".into(),
+            },
+            Command::Close {
+                by: buyer,
+                at: at(70),
+            },
+        ]),
+        3 => commands.extend([
+            Command::PartialRefund {
+                by: seller,
+                at: at(5),
+                amount: eur("10.00"),
+                reason: reason(),
+            },
+            Command::Deliver {
+                by: seller,
+                at: at(30),
+                message: "v1".into(),
+            },
+            Command::OpenDispute {
+                by: buyer,
+                at: at(40),
+                reason: reason(),
+            },
+            Command::ResolveDispute {
+                by: Actor::new(Role::Mediator, UserId(Uuid::from_u128(7))),
+                at: at(60),
+                resolution: ledger_domain::Resolution::Split {
+                    refund: eur("50.00"),
+                },
+                note: "half".into(),
+            },
+        ]),
+        _ => {
+            commands.push(Command::Deliver {
+                by: seller,
+                at: at(30),
+                message: "v1".into(),
+            });
+            commands.push(Command::Close {
+                by: buyer,
+                at: at(40),
+            });
+            if shape == 4 {
+                commands.push(Command::LeaveReview {
+                    by: buyer,
+                    at: at(50),
+                    rating: 5,
+                    comment: None,
+                });
+            }
+        }
+    }
+    commands
+}
+
+/// Writes a generated history of at least `events_min` events into the store at `data_dir`
+/// (each order's events decided by the real rules, encoded as the pipeline encodes them).
+/// Returns the number of events and orders.
+pub async fn generate_history(data_dir: &Path, events_min: u64) -> Result<(u64, u64), BenchError> {
+    const CONCURRENT_APPENDS: usize = 256;
+    let store = Arc::new(SqliteStore::open(data_dir)?);
+    let policy = Policy::default();
+    let mut events = 0u64;
+    let mut orders = 0u64;
+    let mut pending = tokio::task::JoinSet::new();
+    while events < events_min {
+        let order = OrderId(Uuid::from_u128(u128::from(orders) + 1));
+        let mut state = OrderState::new();
+        let mut data = Vec::new();
+        for command in generated_order(order, orders % 5) {
+            let metadata = EventMetadata {
+                schema_version: EVENT_SCHEMA_VERSION,
+                command_id: Uuid::new_v4(),
+                command_digest: "0".repeat(32),
+                correlation_id: Uuid::new_v4(),
+                causation_id: Uuid::new_v4(),
+                actor: command.by(),
+            };
+            let decided = decide(&state, &command, &policy)
+                .map_err(|e| BenchError::Command(format!("generated order {order}: {e}")))?;
+            for (index, event) in decided.iter().enumerate() {
+                data.push(encode(event, index, &metadata));
+                state = evolve(state, event);
+            }
+        }
+        events += data.len() as u64;
+        orders += 1;
+        let store = store.clone();
+        pending.spawn(async move {
+            store
+                .append(
+                    &stream_for(order),
+                    ledger_store::ExpectedRevision::NoStream,
+                    data,
+                )
+                .await
+        });
+        if pending.len() >= CONCURRENT_APPENDS {
+            if let Some(done) = pending.join_next().await {
+                done.map_err(|e| BenchError::Command(e.to_string()))??;
+            }
+        }
+    }
+    while let Some(done) = pending.join_next().await {
+        done.map_err(|e| BenchError::Command(e.to_string()))??;
+    }
+    store.close();
+    Ok((events, orders))
+}
+
+/// What a rebuild of every view cost.
+#[derive(Clone, Copy, Debug)]
+pub struct RebuildFigures {
+    pub events: u64,
+    pub seconds: f64,
+    /// Peak resident memory of the process during the rebuild, in bytes (Linux only).
+    pub peak_rss_bytes: Option<u64>,
+    /// Resident memory the rebuilt views added, in bytes (Linux only).
+    pub views_rss_bytes: Option<u64>,
+    pub orders: usize,
+    /// Of `seconds`, what storing the rebuilt views took (measured by storing them again).
+    pub save_seconds: f64,
+}
+
+/// Rebuilds every view from the log in `log_dir` into a fresh read-model database.
+pub async fn rebuild_throughput(
+    log_dir: &Path,
+    views_dir: &Path,
+) -> Result<RebuildFigures, BenchError> {
+    let store = SqliteStore::open(log_dir)?;
+    let mut projector = ledger_projections::Projector::open(views_dir)
+        .map_err(|e| BenchError::Command(e.to_string()))?;
+    reset_peak_rss();
+    let before = rss_bytes("VmRSS:");
+    let started = Instant::now();
+    let progress = projector
+        .rebuild(&store, None, |_| {})
+        .await
+        .map_err(|e| BenchError::Command(e.to_string()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let after = rss_bytes("VmRSS:");
+    let figures = RebuildFigures {
+        events: progress.applied,
+        seconds,
+        peak_rss_bytes: rss_bytes("VmHWM:"),
+        views_rss_bytes: after.zip(before).map(|(a, b)| a.saturating_sub(b)),
+        orders: projector.views().orders.len(),
+        save_seconds: {
+            let started = Instant::now();
+            projector
+                .save()
+                .map_err(|e| BenchError::Command(e.to_string()))?;
+            started.elapsed().as_secs_f64()
+        },
+    };
+    drop(projector);
+    store.close();
+    Ok(figures)
+}
+
+/// Resets the kernel's peak-RSS mark so the next reading covers only what follows.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn rss_bytes(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

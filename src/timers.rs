@@ -1,0 +1,79 @@
+//! The process manager that turns due deadlines into the system's commands.
+//!
+//! A timer's command id derives from its order, kind and deadline, so a timer that fires
+//! twice, or on two instances at once, acts once: the second attempt finds its command in the
+//! log. A timer whose order moved on (the buyer closed first) is refused by the rules and does
+//! nothing.
+
+use chrono::{DateTime, Utc};
+use ledger_commands::{CommandError, CommandHandler, CommandRequest};
+use ledger_domain::{Actor, Command, Rejection};
+use ledger_projections::{DueTimer, TimerKind, TimerView};
+use uuid::Uuid;
+
+/// Most timers fired in one tick; the rest wait for the next.
+pub const TIMERS_PER_TICK_MAX: usize = 1_000;
+
+/// Namespace of timer command ids (a fixed random UUID: changing it would re-fire old timers).
+const TIMER_NAMESPACE: Uuid = Uuid::from_u128(0x6c65_6467_6572_2d74_696d_6572_7300_0001);
+
+/// What one tick of the timers did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimerReport {
+    /// Commands that changed an order.
+    pub fired: usize,
+    /// Timers whose command was already in the log (fired before, here or elsewhere).
+    pub already_fired: usize,
+    /// Timers whose order had moved on; nothing was done.
+    pub moved_on: usize,
+}
+
+pub fn timer_command_id(timer: &DueTimer) -> Uuid {
+    let kind: &[u8] = match timer.kind {
+        TimerKind::ExpireUnconfirmed => b"expire",
+        TimerKind::AutoCloseAfterDelivery => b"auto-close-delivered",
+        TimerKind::AutoCloseAfterRefusedRevision => b"auto-close-refused",
+    };
+    let name = [
+        timer.order.0.as_bytes().as_slice(),
+        kind,
+        &timer.due_at.timestamp_micros().to_be_bytes(),
+    ]
+    .concat();
+    Uuid::new_v5(&TIMER_NAMESPACE, &name)
+}
+
+/// The command a due timer sends, dated `now`.
+pub fn timer_command(timer: &DueTimer, now: DateTime<Utc>) -> CommandRequest {
+    let by = Actor::system();
+    let command = match timer.kind {
+        TimerKind::ExpireUnconfirmed => Command::Expire { by, at: now },
+        TimerKind::AutoCloseAfterDelivery | TimerKind::AutoCloseAfterRefusedRevision => {
+            Command::AutoClose { by, at: now }
+        }
+    };
+    CommandRequest::new(timer_command_id(timer), timer.order, command)
+}
+
+/// Fires every timer due at `now`, through the command pipeline.
+pub async fn fire_due_timers(
+    handler: &CommandHandler,
+    timers: &TimerView,
+    now: DateTime<Utc>,
+) -> Result<TimerReport, CommandError> {
+    let mut report = TimerReport::default();
+    for timer in timers.due(now, TIMERS_PER_TICK_MAX) {
+        match handler.handle(timer_command(&timer, now)).await {
+            Ok(outcome) if outcome.replayed => report.already_fired += 1,
+            Ok(_) => report.fired += 1,
+            Err(CommandError::Rejected(
+                Rejection::WrongState { .. }
+                | Rejection::OrderFinished { .. }
+                | Rejection::OrderInDispute
+                | Rejection::DeadlineNotReached { .. },
+            )) => report.moved_on += 1,
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(report)
+}
