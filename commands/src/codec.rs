@@ -1,6 +1,10 @@
-//! Between domain events and the store's opaque events: JSON data, JSON metadata, stream
-//! names `order-<uuid>`, and event ids derived from the command id so that a retried append
-//! carries the same ids.
+//! Between domain events and the store's opaque events: JSON data, JSON metadata and stream
+//! names `order-<uuid>`.
+//!
+//! Event ids are fresh for every attempt. A repeated command is recognised by the command id
+//! in its events' metadata, never by event ids: were the ids derived from the command, the
+//! loser of a race between two instances would meet the winner's ids at the store, be told
+//! its append succeeded, and report events the log does not hold.
 
 use ledger_domain::{
     order_of_stream, order_stream_name, Event, EventMetadata, OrderId, EVENT_SCHEMA_VERSION,
@@ -36,17 +40,12 @@ pub fn order_of(stream: &StreamName) -> Result<OrderId, DecodeError> {
         .ok_or_else(|| DecodeError::NotAnOrderStream(stream.as_str().to_owned()))
 }
 
-/// The id of the `index`-th event a command produced: the same for every retry.
-pub fn event_id(command_id: Uuid, index: usize) -> Uuid {
-    Uuid::new_v5(&command_id, &(index as u64).to_be_bytes())
-}
-
-pub fn encode(event: &Event, index: usize, metadata: &EventMetadata) -> EventData {
+pub fn encode(event: &Event, metadata: &EventMetadata) -> EventData {
     let mut data = Vec::with_capacity(256);
     // Serialising our own types to a Vec cannot fail: no maps with non-string keys, no I/O.
     let _ = event.serialize_data(&mut serde_json::Serializer::new(&mut data));
     EventData {
-        event_id: event_id(metadata.command_id, index),
+        event_id: Uuid::new_v4(),
         event_type: event.event_type().to_owned(),
         data,
         metadata: serde_json::to_vec(metadata).unwrap_or_default(),

@@ -198,8 +198,7 @@ impl CommandHandler {
         };
         let data = events
             .iter()
-            .enumerate()
-            .map(|(index, event)| codec::encode(event, index, &metadata))
+            .map(|event| codec::encode(event, &metadata))
             .collect();
         let expected = loaded
             .revision

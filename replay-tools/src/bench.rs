@@ -137,12 +137,8 @@ pub fn rows_like_the_pipeline(orders: u64) -> Vec<(StreamName, u64, EventData)> 
                 causation_id: Uuid::new_v4(),
                 actor: command.by(),
             };
-            for (index, event) in decide(&state, &command, &policy)
-                .unwrap_or_default()
-                .iter()
-                .enumerate()
-            {
-                rows.push((stream_for(order), step, encode(event, index, &metadata)));
+            for event in decide(&state, &command, &policy).unwrap_or_default().iter() {
+                rows.push((stream_for(order), step, encode(event, &metadata)));
                 state = evolve(state, event);
             }
         }
@@ -355,8 +351,8 @@ pub async fn generate_history(data_dir: &Path, events_min: u64) -> Result<(u64, 
             };
             let decided = decide(&state, &command, &policy)
                 .map_err(|e| BenchError::Command(format!("generated order {order}: {e}")))?;
-            for (index, event) in decided.iter().enumerate() {
-                data.push(encode(event, index, &metadata));
+            for event in &decided {
+                data.push(encode(event, &metadata));
                 state = evolve(state, event);
             }
         }
