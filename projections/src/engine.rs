@@ -2,10 +2,12 @@
 //! stores every view with the checkpoint in one transaction of a read-model database kept
 //! apart from the event store, so it works unchanged on any `EventStore`.
 //!
-//! Views are stored whole (a snapshot per view) every `SAVE_EVERY_EVENTS` events and when the
-//! engine stops; after a crash the engine resumes from the last stored checkpoint, so no event
-//! is ever applied twice to a stored state, and at most that many are applied again from the
-//! log.
+//! Views are stored whole (a snapshot per view, split into chunks so no value nears SQLite's
+//! size limit) after at least `SAVE_EVERY_EVENTS` events and `SAVE_INTERVAL` since the last
+//! save, and when the engine stops. After a crash the engine resumes from the last stored
+//! checkpoint, so no event is ever applied twice to a stored state; what came after it is
+//! applied again from the log. A save costs time in proportion to the views' size; storing
+//! only the entities that changed is the known next step (see docs/performance.md).
 
 use crate::{Fact, FactError, ViewName, Views};
 use ledger_domain::ORDER_STREAM_PREFIX;
@@ -17,8 +19,26 @@ use std::path::{Path, PathBuf};
 
 /// File name of the read-model database inside the data directory.
 pub const READ_MODEL_FILE_NAME: &str = "views.sqlite";
-/// Events applied between two saves of the views.
+/// Events applied before the views are saved again (if `SAVE_INTERVAL` has passed too).
 pub const SAVE_EVERY_EVENTS: u64 = 50_000;
+/// Least time between two saves while following the log.
+pub const SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+/// Largest piece of a stored view: far below SQLite's 1 GB limit on one value.
+pub const VIEW_CHUNK_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
+
+/// Tuning of the engine; the defaults suit production.
+#[derive(Clone, Debug)]
+pub struct ProjectorOptions {
+    pub view_chunk_bytes: usize,
+}
+
+impl Default for ProjectorOptions {
+    fn default() -> Self {
+        ProjectorOptions {
+            view_chunk_bytes: VIEW_CHUNK_BYTES_DEFAULT,
+        }
+    }
+}
 /// Schema of the read-model database; a newer one is refused.
 const READ_MODEL_SCHEMA_VERSION: i64 = 1;
 
@@ -49,6 +69,8 @@ pub struct Projector {
     // Invariant: `views` reflect exactly the events up to and including `checkpoint`.
     checkpoint: Option<u64>,
     unsaved: u64,
+    saved_at: std::time::Instant,
+    options: ProjectorOptions,
     db: Connection,
     path: PathBuf,
 }
@@ -56,6 +78,13 @@ pub struct Projector {
 impl Projector {
     /// Opens the read-model database in `data_dir`, loading the stored views and checkpoint.
     pub fn open(data_dir: &Path) -> Result<Projector, ProjectionError> {
+        Projector::open_with(data_dir, ProjectorOptions::default())
+    }
+
+    pub fn open_with(
+        data_dir: &Path,
+        options: ProjectorOptions,
+    ) -> Result<Projector, ProjectionError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             ProjectionError::Store(StoreError::Io(format!("{}: {e}", data_dir.display())))
         })?;
@@ -68,6 +97,8 @@ impl Projector {
             views: Views::default(),
             checkpoint: None,
             unsaved: 0,
+            saved_at: std::time::Instant::now(),
+            options,
             db,
             path,
         };
@@ -98,15 +129,16 @@ impl Projector {
             return Ok(());
         };
         for view in ViewName::ALL {
-            let state: Option<Vec<u8>> = self
+            let mut statement = self
                 .db
-                .query_row(
-                    "SELECT state FROM views WHERE name = ?1",
-                    params![view.as_str()],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            if let Some(state) = state {
+                .prepare_cached("SELECT state FROM views WHERE name = ?1 ORDER BY chunk")?;
+            let mut state = Vec::new();
+            for chunk in
+                statement.query_map(params![view.as_str()], |row| row.get::<_, Vec<u8>>(0))?
+            {
+                state.extend(chunk?);
+            }
+            if !state.is_empty() {
                 self.views
                     .load_json(view, &state)
                     .map_err(|e| ProjectionError::CorruptView {
@@ -145,7 +177,7 @@ impl Projector {
         if let Some(error) = failure {
             return Err(error.into());
         }
-        if self.unsaved >= SAVE_EVERY_EVENTS {
+        if self.unsaved >= SAVE_EVERY_EVENTS && self.saved_at.elapsed() >= SAVE_INTERVAL {
             self.save()?;
         }
         Ok(applied)
@@ -162,11 +194,16 @@ impl Projector {
                     view,
                     detail: e.to_string(),
                 })?;
-            tx.execute(
-                "INSERT INTO views (name, state) VALUES (?1, ?2)
-                 ON CONFLICT (name) DO UPDATE SET state = excluded.state",
-                params![view.as_str(), state],
-            )?;
+            tx.execute("DELETE FROM views WHERE name = ?1", params![view.as_str()])?;
+            for (chunk, piece) in state
+                .chunks(self.options.view_chunk_bytes.max(1))
+                .enumerate()
+            {
+                tx.execute(
+                    "INSERT INTO views (name, chunk, state) VALUES (?1, ?2, ?3)",
+                    params![view.as_str(), chunk as i64, piece],
+                )?;
+            }
         }
         tx.execute(
             "INSERT INTO progress (id, checkpoint) VALUES (0, ?1)
@@ -175,6 +212,7 @@ impl Projector {
         )?;
         tx.commit()?;
         self.unsaved = 0;
+        self.saved_at = std::time::Instant::now();
         Ok(())
     }
 
@@ -348,7 +386,12 @@ fn migrate(db: &Connection) -> Result<(), ProjectionError> {
     if version < 1 {
         db.execute_batch(
             "BEGIN IMMEDIATE;
-             CREATE TABLE views (name TEXT PRIMARY KEY, state BLOB NOT NULL);
+             CREATE TABLE views (
+                name  TEXT    NOT NULL,
+                chunk INTEGER NOT NULL,
+                state BLOB    NOT NULL,
+                PRIMARY KEY (name, chunk)
+             );
              CREATE TABLE progress (id INTEGER PRIMARY KEY CHECK (id = 0), checkpoint INTEGER);
              PRAGMA user_version = 1;
              COMMIT;",

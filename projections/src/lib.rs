@@ -11,7 +11,10 @@ mod engine;
 mod fact;
 pub mod views;
 
-pub use engine::{Progress, ProjectionError, Projector, READ_MODEL_FILE_NAME, SAVE_EVERY_EVENTS};
+pub use engine::{
+    Progress, ProjectionError, Projector, ProjectorOptions, READ_MODEL_FILE_NAME,
+    SAVE_EVERY_EVENTS, SAVE_INTERVAL, VIEW_CHUNK_BYTES_DEFAULT,
+};
 pub use fact::{Fact, FactError};
 pub use views::completion::{CompletionRate, CompletionView, RateFigures};
 pub use views::escrow::{AgedHolding, EscrowHolding, EscrowView, AGING_BUCKET_UPPER_DAYS};

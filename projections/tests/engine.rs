@@ -278,3 +278,28 @@ async fn following_live_applies_new_events_as_they_commit() {
         Some(3)
     );
 }
+
+#[tokio::test]
+async fn views_stored_in_many_chunks_come_back_whole() {
+    let log = tempfile::tempdir().expect("dir");
+    let views_dir = tempfile::tempdir().expect("dir");
+    let store = SqliteStore::open(log.path()).expect("store");
+    for order in 1..=5 {
+        run_order(
+            &store,
+            order,
+            closed_order(order, t0() + Duration::days(order as i64)),
+        )
+        .await;
+    }
+    let options = ProjectorOptions {
+        view_chunk_bytes: 50,
+    };
+    let mut projector = Projector::open_with(views_dir.path(), options.clone()).expect("open");
+    projector.catch_up(&store).await.expect("catch up");
+    let before = projector.views().clone();
+    drop(projector);
+    let reopened = Projector::open_with(views_dir.path(), options).expect("reopen");
+    assert!(same_bytes(reopened.views(), &before));
+    assert_eq!(reopened.checkpoint(), Some(19));
+}
