@@ -98,7 +98,7 @@ fn run_bench(
             figures.per_second()
         );
     }
-    let rows = bench::rows_like_the_pipeline(ceiling_orders);
+    let rows = bench::rows_like_the_pipeline(ceiling_orders).context("generating rows")?;
     let ceiling = bench::raw_insert_ceiling(&scratch.path().join("raw"), &rows, 256)
         .context("measuring the raw SQLite ceiling")?;
     println!();

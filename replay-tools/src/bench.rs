@@ -120,30 +120,50 @@ pub async fn command_throughput(
     })
 }
 
-/// The rows the pipeline would write for `orders` orders, encoded as it encodes them.
-pub fn rows_like_the_pipeline(orders: u64) -> Vec<(StreamName, u64, EventData)> {
+/// What the pipeline would append for these commands of one order: decided by the real rules,
+/// encoded as it encodes them.
+fn decided_and_encoded(
+    commands: Vec<Command>,
+    policy: &Policy,
+) -> Result<Vec<EventData>, BenchError> {
+    let mut state = OrderState::new();
+    let mut data = Vec::new();
+    for command in commands {
+        let metadata = EventMetadata {
+            schema_version: EVENT_SCHEMA_VERSION,
+            command_id: Uuid::new_v4(),
+            command_digest: "0".repeat(32),
+            correlation_id: Uuid::new_v4(),
+            causation_id: Uuid::new_v4(),
+            actor: command.by(),
+        };
+        let events = decide(&state, &command, policy)
+            .map_err(|e| BenchError::Command(format!("a generated command was refused: {e}")))?;
+        for event in &events {
+            data.push(encode(event, &metadata));
+            state = evolve(state, event);
+        }
+    }
+    Ok(data)
+}
+
+/// The rows the pipeline would write for `orders` orders of the benchmark's lifecycle.
+pub fn rows_like_the_pipeline(
+    orders: u64,
+) -> Result<Vec<(StreamName, u64, EventData)>, BenchError> {
     let policy = Policy::default();
     let mut rows = Vec::new();
     for _ in 0..orders {
         let order = OrderId(Uuid::new_v4());
-        let mut state = OrderState::new();
-        for step in 0..4 {
-            let command = lifecycle(order, step);
-            let metadata = EventMetadata {
-                schema_version: EVENT_SCHEMA_VERSION,
-                command_id: Uuid::new_v4(),
-                command_digest: "0".repeat(32),
-                correlation_id: Uuid::new_v4(),
-                causation_id: Uuid::new_v4(),
-                actor: command.by(),
-            };
-            for event in decide(&state, &command, &policy).unwrap_or_default().iter() {
-                rows.push((stream_for(order), step, encode(event, &metadata)));
-                state = evolve(state, event);
-            }
+        let commands = (0..4).map(|step| lifecycle(order, step)).collect();
+        for (revision, event) in decided_and_encoded(commands, &policy)?
+            .into_iter()
+            .enumerate()
+        {
+            rows.push((stream_for(order), revision as u64, event));
         }
     }
-    rows
+    Ok(rows)
 }
 
 /// Rows per second inserted straight into the store's schema, `batch` rows per durable
@@ -338,24 +358,7 @@ pub async fn generate_history(data_dir: &Path, events_min: u64) -> Result<(u64, 
     let mut pending = tokio::task::JoinSet::new();
     while events < events_min {
         let order = OrderId(Uuid::from_u128(u128::from(orders) + 1));
-        let mut state = OrderState::new();
-        let mut data = Vec::new();
-        for command in generated_order(order, orders % 5) {
-            let metadata = EventMetadata {
-                schema_version: EVENT_SCHEMA_VERSION,
-                command_id: Uuid::new_v4(),
-                command_digest: "0".repeat(32),
-                correlation_id: Uuid::new_v4(),
-                causation_id: Uuid::new_v4(),
-                actor: command.by(),
-            };
-            let decided = decide(&state, &command, &policy)
-                .map_err(|e| BenchError::Command(format!("generated order {order}: {e}")))?;
-            for event in &decided {
-                data.push(encode(event, &metadata));
-                state = evolve(state, event);
-            }
-        }
+        let data = decided_and_encoded(generated_order(order, orders % 5), &policy)?;
         events += data.len() as u64;
         orders += 1;
         let store = store.clone();

@@ -121,7 +121,8 @@ impl Ledger {
         order
     }
 
-    async fn refused_revision(&self) -> OrderId {
+    /// A confirmed order delivered on day 2 (auto-closes on day 5).
+    async fn delivered_order(&self) -> OrderId {
         let order = self.confirmed_order().await;
         self.ok(
             order,
@@ -132,6 +133,11 @@ impl Ledger {
             },
         )
         .await;
+        order
+    }
+
+    async fn refused_revision(&self) -> OrderId {
+        let order = self.delivered_order().await;
         self.ok(
             order,
             Command::RequestRevision {
@@ -243,17 +249,7 @@ async fn a_timer_fired_twice_or_by_two_instances_at_once_acts_once() {
 #[tokio::test]
 async fn a_timer_whose_order_moved_on_does_nothing() {
     let mut ledger = Ledger::new();
-    let order = ledger.confirmed_order().await;
-    ledger
-        .ok(
-            order,
-            Command::Deliver {
-                by: seller(),
-                at: at(2, 0),
-                message: "v1".into(),
-            },
-        )
-        .await;
+    let order = ledger.delivered_order().await;
     let stale = ledger.timers().await;
     ledger
         .ok(
@@ -354,17 +350,7 @@ async fn a_mutual_cancellation_refunds_the_buyer_and_is_not_counted() {
 #[tokio::test]
 async fn a_dispute_split_by_a_mediator_refunds_part_and_releases_the_rest() {
     let mut ledger = Ledger::new();
-    let order = ledger.confirmed_order().await;
-    ledger
-        .ok(
-            order,
-            Command::Deliver {
-                by: seller(),
-                at: at(2, 0),
-                message: "v1".into(),
-            },
-        )
-        .await;
+    let order = ledger.delivered_order().await;
     ledger
         .ok(
             order,
@@ -426,17 +412,7 @@ async fn a_review_five_months_after_close_is_accepted_and_six_months_and_a_day_i
     let mut ledger = Ledger::new();
     let mut closed = Vec::new();
     for _ in 0..2 {
-        let order = ledger.confirmed_order().await;
-        ledger
-            .ok(
-                order,
-                Command::Deliver {
-                    by: seller(),
-                    at: at(2, 0),
-                    message: "v1".into(),
-                },
-            )
-            .await;
+        let order = ledger.delivered_order().await;
         ledger
             .ok(
                 order,
