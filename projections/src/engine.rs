@@ -2,12 +2,11 @@
 //! stores every view with the checkpoint in one transaction of a read-model database kept
 //! apart from the event store, so it works unchanged on any `EventStore`.
 //!
-//! Views are stored whole (a snapshot per view, split into chunks so no value nears SQLite's
-//! size limit) after at least `SAVE_EVERY_EVENTS` events and `SAVE_INTERVAL` since the last
-//! save, and when the engine stops. After a crash the engine resumes from the last stored
-//! checkpoint, so no event is ever applied twice to a stored state; what came after it is
-//! applied again from the log. A save costs time in proportion to the views' size; storing
-//! only the entities that changed is the known next step (see docs/performance.md).
+//! Views are stored as rows, one per entity or appended item, and only the rows that changed
+//! are written (see `rows`). They are saved after at least `SAVE_EVERY_EVENTS` events and
+//! `SAVE_INTERVAL` since the last save, and when the engine stops. After a crash the engine
+//! resumes from the last stored checkpoint, so no event is ever applied twice to a stored
+//! state; what came after it is applied again from the log.
 
 use crate::{Fact, FactError, ViewName, Views};
 use ledger_domain::ORDER_STREAM_PREFIX;
@@ -23,24 +22,10 @@ pub const READ_MODEL_FILE_NAME: &str = "views.sqlite";
 pub const SAVE_EVERY_EVENTS: u64 = 50_000;
 /// Least time between two saves while following the log.
 pub const SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
-/// Largest piece of a stored view: far below SQLite's 1 GB limit on one value.
-pub const VIEW_CHUNK_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
-
-/// Tuning of the engine; the defaults suit production.
-#[derive(Clone, Debug)]
-pub struct ProjectorOptions {
-    pub view_chunk_bytes: usize,
-}
-
-impl Default for ProjectorOptions {
-    fn default() -> Self {
-        ProjectorOptions {
-            view_chunk_bytes: VIEW_CHUNK_BYTES_DEFAULT,
-        }
-    }
-}
-/// Schema of the read-model database; a newer one is refused.
-const READ_MODEL_SCHEMA_VERSION: i64 = 1;
+/// Page cache of the read-model database (negative: KiB), so saves work in memory.
+const READ_MODEL_CACHE_KIB: i64 = -262_144;
+/// Schema of the read-model database; an older one holds only derived data and is dropped.
+const READ_MODEL_SCHEMA_VERSION: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -51,6 +36,8 @@ pub enum ProjectionError {
     Store(#[from] StoreError),
     #[error("read-model database: {0}")]
     Database(#[from] rusqlite::Error),
+    #[error("stored view {0}")]
+    Row(#[from] crate::rows::RowError),
     #[error("stored view {view:?} cannot be read: {detail}")]
     CorruptView { view: ViewName, detail: String },
     #[error("the read-model database has schema {0}, newer than this binary's")]
@@ -70,7 +57,6 @@ pub struct Projector {
     checkpoint: Option<u64>,
     unsaved: u64,
     saved_at: std::time::Instant,
-    options: ProjectorOptions,
     db: Connection,
     path: PathBuf,
 }
@@ -78,27 +64,22 @@ pub struct Projector {
 impl Projector {
     /// Opens the read-model database in `data_dir`, loading the stored views and checkpoint.
     pub fn open(data_dir: &Path) -> Result<Projector, ProjectionError> {
-        Projector::open_with(data_dir, ProjectorOptions::default())
-    }
-
-    pub fn open_with(
-        data_dir: &Path,
-        options: ProjectorOptions,
-    ) -> Result<Projector, ProjectionError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             ProjectionError::Store(StoreError::Io(format!("{}: {e}", data_dir.display())))
         })?;
         let path = data_dir.join(READ_MODEL_FILE_NAME);
         let db = Connection::open(&path)?;
-        db.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        // One writer and no concurrent reader (queries are served from memory): a rollback
+        // journal writes new pages once, where WAL writes them twice (log, then checkpoint).
+        db.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))?;
         db.pragma_update(None, "synchronous", "NORMAL")?;
+        db.pragma_update(None, "cache_size", READ_MODEL_CACHE_KIB.to_string())?;
         migrate(&db)?;
         let mut projector = Projector {
             views: Views::default(),
             checkpoint: None,
             unsaved: 0,
             saved_at: std::time::Instant::now(),
-            options,
             db,
             path,
         };
@@ -128,25 +109,26 @@ impl Projector {
         let Some(checkpoint) = stored else {
             return Ok(());
         };
-        for view in ViewName::ALL {
-            let mut statement = self
-                .db
-                .prepare_cached("SELECT state FROM views WHERE name = ?1 ORDER BY chunk")?;
-            let mut state = Vec::new();
-            for chunk in
-                statement.query_map(params![view.as_str()], |row| row.get::<_, Vec<u8>>(0))?
-            {
-                state.extend(chunk?);
-            }
-            if !state.is_empty() {
-                self.views
-                    .load_json(view, &state)
-                    .map_err(|e| ProjectionError::CorruptView {
-                        view,
-                        detail: e.to_string(),
-                    })?;
-            }
+        let mut statement = self
+            .db
+            .prepare("SELECT view, tbl, key, value FROM rows ORDER BY view, tbl, key")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let view: String = row.get(0)?;
+            let table: String = row.get(1)?;
+            let key: String = row.get(2)?;
+            let value: Vec<u8> = row.get(3)?;
+            let view: ViewName = view
+                .parse()
+                .map_err(|detail| ProjectionError::CorruptView {
+                    view: ViewName::Escrow,
+                    detail,
+                })?;
+            self.views.load_row(view, &table, &key, &value)?;
         }
+        drop(rows);
+        drop(statement);
+        self.views.reindex();
         self.checkpoint = checkpoint.map(|c| c as u64);
         Ok(())
     }
@@ -183,26 +165,30 @@ impl Projector {
         Ok(applied)
     }
 
-    /// Stores every view and the checkpoint in one transaction.
+    /// Stores what changed in every view, and the checkpoint, in one transaction.
     pub fn save(&mut self) -> Result<(), ProjectionError> {
+        let changes = self
+            .views
+            .take_changes()
+            .map_err(|e| ProjectionError::CorruptView {
+                view: ViewName::Escrow,
+                detail: e.to_string(),
+            })?;
         let tx = self.db.transaction()?;
-        for view in ViewName::ALL {
-            let state = self
-                .views
-                .to_json(view)
-                .map_err(|e| ProjectionError::CorruptView {
-                    view,
-                    detail: e.to_string(),
-                })?;
-            tx.execute("DELETE FROM views WHERE name = ?1", params![view.as_str()])?;
-            for (chunk, piece) in state
-                .chunks(self.options.view_chunk_bytes.max(1))
-                .enumerate()
-            {
-                tx.execute(
-                    "INSERT INTO views (name, chunk, state) VALUES (?1, ?2, ?3)",
-                    params![view.as_str(), chunk as i64, piece],
-                )?;
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO rows (view, tbl, key, value) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (view, tbl, key) DO UPDATE SET value = excluded.value",
+            )?;
+            let mut delete =
+                tx.prepare_cached("DELETE FROM rows WHERE view = ?1 AND tbl = ?2 AND key = ?3")?;
+            for (view, row) in &changes {
+                match &row.value {
+                    Some(value) => {
+                        upsert.execute(params![view.as_str(), row.table, row.key, value])?
+                    }
+                    None => delete.execute(params![view.as_str(), row.table, row.key])?,
+                };
             }
         }
         tx.execute(
@@ -213,6 +199,16 @@ impl Projector {
         tx.commit()?;
         self.unsaved = 0;
         self.saved_at = std::time::Instant::now();
+        Ok(())
+    }
+
+    /// Drops the stored rows of `views`: they are about to be written again whole.
+    fn forget_stored(&mut self, views: &[ViewName]) -> Result<(), ProjectionError> {
+        for view in views {
+            self.db
+                .execute("DELETE FROM rows WHERE view = ?1", params![view.as_str()])?;
+            self.views.mark_all_changed(*view);
+        }
         Ok(())
     }
 
@@ -280,6 +276,7 @@ impl Projector {
             None => {
                 self.views = rebuilt;
                 self.checkpoint = last;
+                self.forget_stored(&ViewName::ALL)?;
             }
             Some(view) => {
                 let corrupt = |e: serde_json::Error| ProjectionError::CorruptView {
@@ -288,6 +285,7 @@ impl Projector {
                 };
                 let json = rebuilt.to_json(view).map_err(corrupt)?;
                 self.views.load_json(view, &json).map_err(corrupt)?;
+                self.forget_stored(&[view])?;
             }
         }
         self.save()?;
@@ -383,17 +381,22 @@ fn migrate(db: &Connection) -> Result<(), ProjectionError> {
     if version > READ_MODEL_SCHEMA_VERSION {
         return Err(ProjectionError::NewerSchema(version));
     }
-    if version < 1 {
+    if version < READ_MODEL_SCHEMA_VERSION {
+        // Everything here is derived from the log: an older layout is dropped and rebuilt.
         db.execute_batch(
             "BEGIN IMMEDIATE;
-             CREATE TABLE views (
-                name  TEXT    NOT NULL,
-                chunk INTEGER NOT NULL,
-                state BLOB    NOT NULL,
-                PRIMARY KEY (name, chunk)
-             );
+             DROP TABLE IF EXISTS views;
+             DROP TABLE IF EXISTS rows;
+             DROP TABLE IF EXISTS progress;
+             CREATE TABLE rows (
+                view  TEXT NOT NULL,
+                tbl   TEXT NOT NULL,
+                key   TEXT NOT NULL,
+                value BLOB NOT NULL,
+                PRIMARY KEY (view, tbl, key)
+             ) WITHOUT ROWID;
              CREATE TABLE progress (id INTEGER PRIMARY KEY CHECK (id = 0), checkpoint INTEGER);
-             PRAGMA user_version = 1;
+             PRAGMA user_version = 2;
              COMMIT;",
         )?;
     }

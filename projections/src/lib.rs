@@ -9,11 +9,11 @@
 
 mod engine;
 mod fact;
+pub mod rows;
 pub mod views;
 
 pub use engine::{
-    Progress, ProjectionError, Projector, ProjectorOptions, READ_MODEL_FILE_NAME,
-    SAVE_EVERY_EVENTS, SAVE_INTERVAL, VIEW_CHUNK_BYTES_DEFAULT,
+    Progress, ProjectionError, Projector, READ_MODEL_FILE_NAME, SAVE_EVERY_EVENTS, SAVE_INTERVAL,
 };
 pub use fact::{Fact, FactError};
 pub use views::completion::{CompletionRate, CompletionView, RateFigures};

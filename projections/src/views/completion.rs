@@ -1,6 +1,7 @@
 //! Sellers' completion rate: completed / (completed + counted cancellations), over all time
 //! and over a recent window evaluated when asked.
 
+use crate::rows::{Appended, RowChange, RowError, Tracked};
 use crate::Fact;
 use chrono::{DateTime, Duration, Utc};
 use ledger_domain::{Event, OrderId, UserId};
@@ -11,7 +12,16 @@ use std::collections::BTreeMap;
 /// Decimal places of a reported rate.
 pub const RATE_DECIMALS: u32 = 4;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A finished order that counts in a seller's rate, as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Finish {
+    seller: UserId,
+    at: DateTime<Utc>,
+    /// Closed (true) or cancelled against the seller (false).
+    completed: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct SellerTrack {
     completed: Vec<DateTime<Utc>>,
     counted_cancellations: Vec<DateTime<Utc>>,
@@ -35,9 +45,12 @@ pub struct CompletionRate {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompletionView {
+    finishes: Appended<Finish>,
+    // Invariant: `finishes` grouped by seller; derived, rebuilt by `reindex`.
+    #[serde(skip)]
     sellers: BTreeMap<UserId, SellerTrack>,
     // Invariant: holds exactly the orders not yet closed or cancelled.
-    open_orders: BTreeMap<OrderId, UserId>,
+    open_orders: Tracked<OrderId, UserId>,
 }
 
 impl CompletionView {
@@ -49,19 +62,75 @@ impl CompletionView {
             // A split dispute closes the order: it counts as completed.
             Event::OrderClosed(e) => {
                 if let Some(seller) = self.open_orders.remove(&fact.order) {
-                    self.sellers.entry(seller).or_default().completed.push(e.at);
+                    self.finish(Finish {
+                        seller,
+                        at: e.at,
+                        completed: true,
+                    });
                 }
             }
             Event::OrderCancelled(e) => {
                 if let Some(seller) = self.open_orders.remove(&fact.order) {
-                    let track = self.sellers.entry(seller).or_default();
                     if e.counts_against_seller {
-                        track.counted_cancellations.push(e.at);
+                        self.finish(Finish {
+                            seller,
+                            at: e.at,
+                            completed: false,
+                        });
                     }
                 }
             }
             _ => {}
         }
+    }
+
+    fn finish(&mut self, finish: Finish) {
+        self.track(&finish);
+        self.finishes.push(finish);
+    }
+
+    fn track(&mut self, finish: &Finish) {
+        let track = self.sellers.entry(finish.seller).or_default();
+        if finish.completed {
+            track.completed.push(finish.at);
+        } else {
+            track.counted_cancellations.push(finish.at);
+        }
+    }
+
+    pub(crate) fn take_changes(
+        &mut self,
+        out: &mut Vec<RowChange>,
+    ) -> Result<(), serde_json::Error> {
+        self.finishes.take_changes("finishes", out)?;
+        self.open_orders.take_changes("open_orders", out)
+    }
+
+    pub(crate) fn load_row(
+        &mut self,
+        table: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), RowError> {
+        match table {
+            "finishes" => self.finishes.load_row(table, key, value),
+            "open_orders" => self.open_orders.load_row(table, key, value),
+            _ => Err(RowError::unknown_table(table, key)),
+        }
+    }
+
+    pub(crate) fn mark_all_changed(&mut self) {
+        self.finishes.mark_all_changed();
+        self.open_orders.mark_all_changed();
+    }
+
+    pub(crate) fn reindex(&mut self) {
+        self.sellers.clear();
+        let finishes = std::mem::take(&mut self.finishes);
+        for finish in finishes.as_slice() {
+            self.track(finish);
+        }
+        self.finishes = finishes;
     }
 
     pub fn rate(&self, seller: UserId, now: DateTime<Utc>, recent_days: u32) -> CompletionRate {

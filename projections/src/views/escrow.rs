@@ -1,5 +1,6 @@
 //! Escrow held per order and in total per currency, with since-when for aging.
 
+use crate::rows::{RowChange, RowError, Tracked};
 use crate::Fact;
 use chrono::{DateTime, Utc};
 use ledger_domain::{Currency, Event, Money, OrderId};
@@ -20,7 +21,7 @@ pub struct EscrowHolding {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EscrowView {
     // Invariant: only orders holding money; an order leaves at close or cancellation.
-    holdings: BTreeMap<OrderId, EscrowHolding>,
+    holdings: Tracked<OrderId, EscrowHolding>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -54,6 +55,29 @@ impl EscrowView {
         if let Some(holding) = self.holdings.get_mut(&order) {
             holding.held = held;
         }
+    }
+
+    pub(crate) fn take_changes(
+        &mut self,
+        out: &mut Vec<RowChange>,
+    ) -> Result<(), serde_json::Error> {
+        self.holdings.take_changes("holdings", out)
+    }
+
+    pub(crate) fn load_row(
+        &mut self,
+        table: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), RowError> {
+        match table {
+            "holdings" => self.holdings.load_row(table, key, value),
+            _ => Err(RowError::unknown_table(table, key)),
+        }
+    }
+
+    pub(crate) fn mark_all_changed(&mut self) {
+        self.holdings.mark_all_changed();
     }
 
     pub fn holding(&self, order: OrderId) -> Option<&EscrowHolding> {

@@ -6,6 +6,7 @@
 //! balances, `payments` (money that came in from outside) the negative of all paid in, so
 //! the balances of every currency always sum to zero.
 
+use crate::rows::{Appended, RowChange, RowError, RowKey, Tracked};
 use crate::Fact;
 use chrono::{DateTime, Utc};
 use ledger_domain::{Currency, Event, Money, OrderId, UserId};
@@ -54,6 +55,15 @@ impl TryFrom<String> for Account {
     }
 }
 
+impl RowKey for Account {
+    fn to_key(&self) -> String {
+        self.to_string()
+    }
+    fn from_key(key: &str) -> Option<Self> {
+        Account::try_from(key.to_owned()).ok()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Posting {
     pub position: u64,
@@ -67,10 +77,10 @@ pub struct Posting {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalView {
-    postings: Vec<Posting>,
-    balances: BTreeMap<Account, BTreeMap<Currency, Decimal>>,
+    postings: Appended<Posting>,
+    balances: Tracked<Account, BTreeMap<Currency, Decimal>>,
     // Invariant: holds exactly the orders not yet closed or cancelled.
-    open_orders: BTreeMap<OrderId, (UserId, UserId)>,
+    open_orders: Tracked<OrderId, (UserId, UserId)>,
 }
 
 impl JournalView {
@@ -147,14 +157,12 @@ impl JournalView {
         let currency = amount.currency();
         *self
             .balances
-            .entry(debit)
-            .or_default()
+            .get_or_default(&debit)
             .entry(currency)
             .or_default() += amount.amount();
         *self
             .balances
-            .entry(credit)
-            .or_default()
+            .get_or_default(&credit)
             .entry(currency)
             .or_default() -= amount.amount();
         self.postings.push(Posting {
@@ -168,17 +176,45 @@ impl JournalView {
         });
     }
 
-    /// Postings from `from_position` on, at most `limit`.
-    pub fn postings(&self, from_position: u64, limit: usize) -> &[Posting] {
-        let start = self
-            .postings
-            .partition_point(|p| p.position < from_position);
-        let end = start.saturating_add(limit).min(self.postings.len());
-        &self.postings[start..end]
+    pub(crate) fn take_changes(
+        &mut self,
+        out: &mut Vec<RowChange>,
+    ) -> Result<(), serde_json::Error> {
+        self.postings.take_changes("postings", out)?;
+        self.balances.take_changes("balances", out)?;
+        self.open_orders.take_changes("open_orders", out)
     }
 
-    pub fn balances(&self) -> &BTreeMap<Account, BTreeMap<Currency, Decimal>> {
-        &self.balances
+    pub(crate) fn load_row(
+        &mut self,
+        table: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), RowError> {
+        match table {
+            "postings" => self.postings.load_row(table, key, value),
+            "balances" => self.balances.load_row(table, key, value),
+            "open_orders" => self.open_orders.load_row(table, key, value),
+            _ => Err(RowError::unknown_table(table, key)),
+        }
+    }
+
+    pub(crate) fn mark_all_changed(&mut self) {
+        self.postings.mark_all_changed();
+        self.balances.mark_all_changed();
+        self.open_orders.mark_all_changed();
+    }
+
+    /// Postings from `from_position` on, at most `limit`.
+    pub fn postings(&self, from_position: u64, limit: usize) -> &[Posting] {
+        let postings = self.postings.as_slice();
+        let start = postings.partition_point(|p| p.position < from_position);
+        let end = start.saturating_add(limit).min(postings.len());
+        &postings[start..end]
+    }
+
+    pub fn balances(&self) -> impl Iterator<Item = (&Account, &BTreeMap<Currency, Decimal>)> {
+        self.balances.iter()
     }
 
     pub fn balance(&self, account: Account, currency: Currency) -> Decimal {

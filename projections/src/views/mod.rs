@@ -8,6 +8,7 @@ pub mod reviews;
 pub mod timers;
 pub mod wallets;
 
+use crate::rows::{RowChange, RowError};
 use crate::Fact;
 use serde::{Deserialize, Serialize};
 
@@ -105,6 +106,66 @@ impl Views {
             ViewName::Journal => self.journal = serde_json::from_slice(json)?,
             ViewName::Timers => self.timers = serde_json::from_slice(json)?,
         }
+        self.reindex();
         Ok(())
+    }
+
+    /// The rows that changed since the last call, per view: what a save writes.
+    pub fn take_changes(&mut self) -> Result<Vec<(ViewName, RowChange)>, serde_json::Error> {
+        let mut changes = Vec::new();
+        for view in ViewName::ALL {
+            let mut rows = Vec::new();
+            match view {
+                ViewName::Escrow => self.escrow.take_changes(&mut rows)?,
+                ViewName::Wallets => self.wallets.take_changes(&mut rows)?,
+                ViewName::Completion => self.completion.take_changes(&mut rows)?,
+                ViewName::Reviews => self.reviews.take_changes(&mut rows)?,
+                ViewName::Orders => self.orders.take_changes(&mut rows)?,
+                ViewName::Journal => self.journal.take_changes(&mut rows)?,
+                ViewName::Timers => self.timers.take_changes(&mut rows)?,
+            }
+            changes.extend(rows.into_iter().map(|row| (view, row)));
+        }
+        Ok(changes)
+    }
+
+    /// Loads one stored row; call `reindex` once all are loaded.
+    pub fn load_row(
+        &mut self,
+        view: ViewName,
+        table: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), RowError> {
+        match view {
+            ViewName::Escrow => self.escrow.load_row(table, key, value),
+            ViewName::Wallets => self.wallets.load_row(table, key, value),
+            ViewName::Completion => self.completion.load_row(table, key, value),
+            ViewName::Reviews => self.reviews.load_row(table, key, value),
+            ViewName::Orders => self.orders.load_row(table, key, value),
+            ViewName::Journal => self.journal.load_row(table, key, value),
+            ViewName::Timers => self.timers.load_row(table, key, value),
+        }
+    }
+
+    /// Rebuilds the indexes derived from stored rows.
+    pub fn reindex(&mut self) {
+        self.wallets.reindex();
+        self.completion.reindex();
+        self.orders.reindex();
+        self.timers.reindex();
+    }
+
+    /// Counts every row of `view` as changed, after the view was replaced wholesale.
+    pub fn mark_all_changed(&mut self, view: ViewName) {
+        match view {
+            ViewName::Escrow => self.escrow.mark_all_changed(),
+            ViewName::Wallets => self.wallets.mark_all_changed(),
+            ViewName::Completion => self.completion.mark_all_changed(),
+            ViewName::Reviews => self.reviews.mark_all_changed(),
+            ViewName::Orders => self.orders.mark_all_changed(),
+            ViewName::Journal => self.journal.mark_all_changed(),
+            ViewName::Timers => self.timers.mark_all_changed(),
+        }
     }
 }

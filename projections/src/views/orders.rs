@@ -1,5 +1,6 @@
 //! The order summary and the lists per buyer, per seller and per state.
 
+use crate::rows::{RowChange, RowError, Tracked};
 use crate::Fact;
 use chrono::{DateTime, Utc};
 use ledger_domain::{evolve, Money, Order, OrderId, OrderState, Party, Status, UserId};
@@ -89,14 +90,17 @@ pub struct OrderPage {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderView {
-    orders: BTreeMap<OrderId, OrderState>,
+    orders: Tracked<OrderId, OrderState>,
+    // Invariant: the orders of each buyer and seller; derived, rebuilt by `reindex`.
+    #[serde(skip)]
     by_buyer: BTreeMap<UserId, BTreeSet<OrderId>>,
+    #[serde(skip)]
     by_seller: BTreeMap<UserId, BTreeSet<OrderId>>,
 }
 
 impl OrderView {
     pub fn apply(&mut self, fact: &Fact) {
-        let state = self.orders.entry(fact.order).or_default();
+        let state = self.orders.get_or_default(&fact.order);
         *state = evolve(std::mem::take(state), &fact.event);
         if let (ledger_domain::Event::OrderPlaced(e), Some(_)) = (&fact.event, state.order()) {
             self.by_buyer.entry(e.buyer).or_default().insert(fact.order);
@@ -104,6 +108,40 @@ impl OrderView {
                 .entry(e.seller)
                 .or_default()
                 .insert(fact.order);
+        }
+    }
+
+    pub(crate) fn take_changes(
+        &mut self,
+        out: &mut Vec<RowChange>,
+    ) -> Result<(), serde_json::Error> {
+        self.orders.take_changes("orders", out)
+    }
+
+    pub(crate) fn load_row(
+        &mut self,
+        table: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), RowError> {
+        match table {
+            "orders" => self.orders.load_row(table, key, value),
+            _ => Err(RowError::unknown_table(table, key)),
+        }
+    }
+
+    pub(crate) fn mark_all_changed(&mut self) {
+        self.orders.mark_all_changed();
+    }
+
+    pub(crate) fn reindex(&mut self) {
+        self.by_buyer.clear();
+        self.by_seller.clear();
+        for (id, state) in self.orders.iter() {
+            if let Some(order) = state.order() {
+                self.by_buyer.entry(order.buyer).or_default().insert(*id);
+                self.by_seller.entry(order.seller).or_default().insert(*id);
+            }
         }
     }
 

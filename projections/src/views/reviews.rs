@@ -1,11 +1,11 @@
 //! Review windows: from close until six calendar months later (the instant is on the
 //! `OrderClosed` event), whether a review was left, and the windows closing soon.
 
+use crate::rows::{RowChange, RowError, Tracked};
 use crate::Fact;
 use chrono::{DateTime, Duration, Utc};
 use ledger_domain::{Event, OrderId, UserId};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeftReview {
@@ -32,9 +32,9 @@ impl ReviewWindow {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReviewView {
-    windows: BTreeMap<OrderId, ReviewWindow>,
+    windows: Tracked<OrderId, ReviewWindow>,
     // Invariant: holds exactly the orders not yet closed or cancelled.
-    open_orders: BTreeMap<OrderId, (UserId, UserId)>,
+    open_orders: Tracked<OrderId, (UserId, UserId)>,
 }
 
 impl ReviewView {
@@ -69,6 +69,32 @@ impl ReviewView {
             }
             _ => {}
         }
+    }
+
+    pub(crate) fn take_changes(
+        &mut self,
+        out: &mut Vec<RowChange>,
+    ) -> Result<(), serde_json::Error> {
+        self.windows.take_changes("windows", out)?;
+        self.open_orders.take_changes("open_orders", out)
+    }
+
+    pub(crate) fn load_row(
+        &mut self,
+        table: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), RowError> {
+        match table {
+            "windows" => self.windows.load_row(table, key, value),
+            "open_orders" => self.open_orders.load_row(table, key, value),
+            _ => Err(RowError::unknown_table(table, key)),
+        }
+    }
+
+    pub(crate) fn mark_all_changed(&mut self) {
+        self.windows.mark_all_changed();
+        self.open_orders.mark_all_changed();
     }
 
     pub fn window(&self, order: OrderId) -> Option<&ReviewWindow> {

@@ -1,11 +1,12 @@
 //! The deadlines the system's timers act on: confirmation expiry, auto-close after a
 //! delivery, auto-close after a refused revision.
 
+use crate::rows::{RowChange, RowError, Tracked};
 use crate::Fact;
 use chrono::{DateTime, Utc};
 use ledger_domain::{Event, OrderId};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -24,8 +25,9 @@ pub struct DueTimer {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimerView {
-    // Invariant: `schedule` holds exactly one entry per entry of `timers`.
-    timers: BTreeMap<OrderId, DueTimer>,
+    timers: Tracked<OrderId, DueTimer>,
+    // Invariant: one entry per entry of `timers`; derived, rebuilt by `reindex`.
+    #[serde(skip)]
     schedule: BTreeSet<(DateTime<Utc>, OrderId)>,
 }
 
@@ -59,6 +61,33 @@ impl TimerView {
             self.timers.insert(fact.order, timer);
             self.schedule.insert((due_at, fact.order));
         }
+    }
+
+    pub(crate) fn take_changes(
+        &mut self,
+        out: &mut Vec<RowChange>,
+    ) -> Result<(), serde_json::Error> {
+        self.timers.take_changes("timers", out)
+    }
+
+    pub(crate) fn load_row(
+        &mut self,
+        table: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), RowError> {
+        match table {
+            "timers" => self.timers.load_row(table, key, value),
+            _ => Err(RowError::unknown_table(table, key)),
+        }
+    }
+
+    pub(crate) fn mark_all_changed(&mut self) {
+        self.timers.mark_all_changed();
+    }
+
+    pub(crate) fn reindex(&mut self) {
+        self.schedule = self.timers.values().map(|t| (t.due_at, t.order)).collect();
     }
 
     /// Timers due at `now` or before, earliest first, at most `limit`.

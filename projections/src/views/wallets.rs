@@ -1,5 +1,6 @@
 //! Wallet credit per user and currency, with the statement lines behind each balance.
 
+use crate::rows::{Appended, RowChange, RowError, Tracked};
 use crate::Fact;
 use chrono::{DateTime, Utc};
 use ledger_domain::{CancellationCause, Currency, Event, Money, OrderId, UserId};
@@ -38,11 +39,22 @@ struct Parties {
     seller: UserId,
 }
 
+/// A statement line and whose it is, as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct UserLine {
+    user: UserId,
+    line: StatementLine,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WalletView {
-    wallets: BTreeMap<UserId, BTreeMap<Currency, Wallet>>,
+    balances: Tracked<UserId, BTreeMap<Currency, Money>>,
+    lines: Appended<UserLine>,
+    // Invariant: indexes of `lines` per user; derived, rebuilt by `reindex`.
+    #[serde(skip)]
+    lines_by_user: BTreeMap<UserId, Vec<usize>>,
     // Invariant: holds exactly the orders not yet closed or cancelled.
-    open_orders: BTreeMap<OrderId, Parties>,
+    open_orders: Tracked<OrderId, Parties>,
 }
 
 impl WalletView {
@@ -79,34 +91,99 @@ impl WalletView {
         if amount.is_zero() {
             return;
         }
-        let wallet = self
-            .wallets
+        let balance = self
+            .balances
+            .get_or_default(&user)
+            .entry(amount.currency())
+            .or_insert(Money::zero(amount.currency()));
+        // Sums of amounts bounded by AMOUNT_MAJOR_UNITS_MAX cannot overflow a Decimal.
+        *balance = balance.checked_add(amount).unwrap_or(*balance);
+        self.lines_by_user
             .entry(user)
             .or_default()
-            .entry(amount.currency())
-            .or_insert_with(|| Wallet {
-                balance: Money::zero(amount.currency()),
-                lines: Vec::new(),
-            });
-        // Sums of amounts bounded by AMOUNT_MAJOR_UNITS_MAX cannot overflow a Decimal.
-        wallet.balance = wallet.balance.checked_add(amount).unwrap_or(wallet.balance);
-        wallet.lines.push(StatementLine {
-            order: fact.order,
-            position: fact.position,
-            at: fact.event.at(),
-            amount,
-            reason,
+            .push(self.lines.len());
+        self.lines.push(UserLine {
+            user,
+            line: StatementLine {
+                order: fact.order,
+                position: fact.position,
+                at: fact.event.at(),
+                amount,
+                reason,
+            },
         });
     }
 
+    pub(crate) fn take_changes(
+        &mut self,
+        out: &mut Vec<RowChange>,
+    ) -> Result<(), serde_json::Error> {
+        self.balances.take_changes("balances", out)?;
+        self.lines.take_changes("lines", out)?;
+        self.open_orders.take_changes("open_orders", out)
+    }
+
+    pub(crate) fn load_row(
+        &mut self,
+        table: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), RowError> {
+        match table {
+            "balances" => self.balances.load_row(table, key, value),
+            "lines" => self.lines.load_row(table, key, value),
+            "open_orders" => self.open_orders.load_row(table, key, value),
+            _ => Err(RowError::unknown_table(table, key)),
+        }
+    }
+
+    pub(crate) fn mark_all_changed(&mut self) {
+        self.balances.mark_all_changed();
+        self.lines.mark_all_changed();
+        self.open_orders.mark_all_changed();
+    }
+
+    pub(crate) fn reindex(&mut self) {
+        self.lines_by_user.clear();
+        for (index, entry) in self.lines.as_slice().iter().enumerate() {
+            self.lines_by_user
+                .entry(entry.user)
+                .or_default()
+                .push(index);
+        }
+    }
+
+    /// The user's balance in each currency, with the statement lines behind it.
     pub fn wallet(&self, user: UserId) -> BTreeMap<Currency, Wallet> {
-        self.wallets.get(&user).cloned().unwrap_or_default()
+        let Some(balances) = self.balances.get(&user) else {
+            return BTreeMap::new();
+        };
+        let lines = self.lines.as_slice();
+        let indexes = self.lines_by_user.get(&user).map_or(&[][..], Vec::as_slice);
+        balances
+            .iter()
+            .map(|(currency, balance)| {
+                let lines = indexes
+                    .iter()
+                    .map(|i| &lines[*i].line)
+                    .filter(|line| line.amount.currency() == *currency)
+                    .cloned()
+                    .collect();
+                (
+                    *currency,
+                    Wallet {
+                        balance: *balance,
+                        lines,
+                    },
+                )
+            })
+            .collect()
     }
 
     /// Every user's balance per currency, for reconciliation.
     pub fn balances(&self) -> impl Iterator<Item = (UserId, &Money)> {
-        self.wallets
+        self.balances
             .iter()
-            .flat_map(|(user, by_currency)| by_currency.values().map(move |w| (*user, &w.balance)))
+            .flat_map(|(user, by_currency)| by_currency.values().map(move |m| (*user, m)))
     }
 }

@@ -1,0 +1,287 @@
+//! How views are stored: one row per entity (an order, a user, an account) or per appended
+//! item (a posting, a statement line), written only when it changed. A save therefore costs
+//! in proportion to what the batch touched, not to the size of the views.
+
+use ledger_domain::{OrderId, UserId};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A stored row's change: the new value, or `None` for a row to delete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowChange {
+    pub table: &'static str,
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("row {table}/{key}: {detail}")]
+pub struct RowError {
+    pub table: String,
+    pub key: String,
+    pub detail: String,
+}
+
+impl RowError {
+    pub(crate) fn unknown_table(table: &str, key: &str) -> RowError {
+        RowError::new(table, key, "unknown table")
+    }
+
+    fn new(table: &str, key: &str, detail: impl ToString) -> RowError {
+        RowError {
+            table: table.to_owned(),
+            key: key.to_owned(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+/// A key as stored: text whose order is the key's order.
+pub trait RowKey: Ord + Clone {
+    fn to_key(&self) -> String;
+    fn from_key(key: &str) -> Option<Self>;
+}
+
+impl RowKey for OrderId {
+    fn to_key(&self) -> String {
+        self.0.to_string()
+    }
+    fn from_key(key: &str) -> Option<Self> {
+        uuid::Uuid::parse_str(key).ok().map(OrderId)
+    }
+}
+
+impl RowKey for UserId {
+    fn to_key(&self) -> String {
+        self.0.to_string()
+    }
+    fn from_key(key: &str) -> Option<Self> {
+        uuid::Uuid::parse_str(key).ok().map(UserId)
+    }
+}
+
+/// A map that remembers which keys changed since its changes were last taken.
+#[derive(Clone, Debug)]
+pub struct Tracked<K, V> {
+    map: BTreeMap<K, V>,
+    changed: BTreeSet<K>,
+}
+
+impl<K, V> Default for Tracked<K, V> {
+    fn default() -> Self {
+        Tracked {
+            map: BTreeMap::new(),
+            changed: BTreeSet::new(),
+        }
+    }
+}
+
+impl<K: RowKey, V> Tracked<K, V> {
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.map.get(key)
+    }
+
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        let value = self.map.get_mut(key)?;
+        self.changed.insert(key.clone());
+        Some(value)
+    }
+
+    pub fn get_or_default(&mut self, key: &K) -> &mut V
+    where
+        V: Default,
+    {
+        self.changed.insert(key.clone());
+        self.map.entry(key.clone()).or_default()
+    }
+
+    pub fn insert(&mut self, key: K, value: V) {
+        self.changed.insert(key.clone());
+        self.map.insert(key, value);
+    }
+
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        let removed = self.map.remove(key);
+        if removed.is_some() {
+            self.changed.insert(key.clone());
+        }
+        removed
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.map.keys()
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.map.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Every row counts as changed: after the view was replaced wholesale.
+    pub fn mark_all_changed(&mut self) {
+        self.changed = self.map.keys().cloned().collect();
+    }
+}
+
+impl<K: RowKey, V: Serialize> Tracked<K, V> {
+    pub fn take_changes(
+        &mut self,
+        table: &'static str,
+        out: &mut Vec<RowChange>,
+    ) -> Result<(), serde_json::Error> {
+        for key in std::mem::take(&mut self.changed) {
+            let value = self.map.get(&key).map(serde_json::to_vec).transpose()?;
+            out.push(RowChange {
+                table,
+                key: key.to_key(),
+                value,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl<K: RowKey, V: DeserializeOwned> Tracked<K, V> {
+    pub fn load_row(&mut self, table: &str, key: &str, value: &[u8]) -> Result<(), RowError> {
+        let parsed = K::from_key(key).ok_or_else(|| RowError::new(table, key, "unreadable key"))?;
+        let value = serde_json::from_slice(value).map_err(|e| RowError::new(table, key, e))?;
+        self.map.insert(parsed, value);
+        Ok(())
+    }
+}
+
+impl<K: PartialEq, V: PartialEq> PartialEq for Tracked<K, V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.map == other.map
+    }
+}
+
+impl<K: Eq, V: Eq> Eq for Tracked<K, V> {}
+
+impl<K: Serialize, V: Serialize> Serialize for Tracked<K, V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.map.serialize(serializer)
+    }
+}
+
+impl<'de, K: Deserialize<'de> + Ord, V: Deserialize<'de>> Deserialize<'de> for Tracked<K, V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Tracked {
+            map: BTreeMap::deserialize(deserializer)?,
+            changed: BTreeSet::new(),
+        })
+    }
+}
+
+/// Width of an appended item's key: its index, zero-padded so text order is index order.
+const INDEX_KEY_DIGITS: usize = 20;
+
+/// An append-only list that remembers how much of it was already stored.
+#[derive(Clone, Debug)]
+pub struct Appended<T> {
+    items: Vec<T>,
+    // Invariant: saved <= items.len().
+    saved: usize,
+}
+
+impl<T> Default for Appended<T> {
+    fn default() -> Self {
+        Appended {
+            items: Vec::new(),
+            saved: 0,
+        }
+    }
+}
+
+impl<T> Appended<T> {
+    pub fn push(&mut self, item: T) {
+        self.items.push(item);
+    }
+
+    pub fn as_slice(&self) -> &[T] {
+        &self.items
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn mark_all_changed(&mut self) {
+        self.saved = 0;
+    }
+}
+
+impl<T: Serialize> Appended<T> {
+    pub fn take_changes(
+        &mut self,
+        table: &'static str,
+        out: &mut Vec<RowChange>,
+    ) -> Result<(), serde_json::Error> {
+        for (index, item) in self.items.iter().enumerate().skip(self.saved) {
+            out.push(RowChange {
+                table,
+                key: format!("{index:0INDEX_KEY_DIGITS$}"),
+                value: Some(serde_json::to_vec(item)?),
+            });
+        }
+        self.saved = self.items.len();
+        Ok(())
+    }
+}
+
+impl<T: DeserializeOwned> Appended<T> {
+    /// Rows must come in key order: each is the next item.
+    pub fn load_row(&mut self, table: &str, key: &str, value: &[u8]) -> Result<(), RowError> {
+        if key.parse::<usize>().ok() != Some(self.items.len()) {
+            return Err(RowError::new(
+                table,
+                key,
+                format!("expected item {}", self.items.len()),
+            ));
+        }
+        self.items
+            .push(serde_json::from_slice(value).map_err(|e| RowError::new(table, key, e))?);
+        self.saved = self.items.len();
+        Ok(())
+    }
+}
+
+impl<T: PartialEq> PartialEq for Appended<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.items == other.items
+    }
+}
+
+impl<T: Eq> Eq for Appended<T> {}
+
+impl<T: Serialize> Serialize for Appended<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.items.serialize(serializer)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Appended<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let items = Vec::deserialize(deserializer)?;
+        Ok(Appended {
+            saved: items.len(),
+            items,
+        })
+    }
+}
