@@ -18,6 +18,42 @@ enum Commands {
     /// Measure performance; see docs/performance.md.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Replay the whole log checking every invariant; exits non-zero on any violation.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Which event log to use: `ledger.toml` and `LEDGER_*` variables, or these flags.
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// The configuration file (default: ./ledger.toml, if present).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    /// The embedded store's data directory, overriding the configuration.
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
+}
+
+impl StoreArgs {
+    /// Opens the configured log; it must already exist.
+    fn open_existing(&self) -> anyhow::Result<ledger_store::SqliteStore> {
+        let mut config = ledger_store::StoreConfig::load(self.config.as_deref())
+            .context("reading the configuration")?;
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if config.store != ledger_store::StoreKind::Embedded {
+            anyhow::bail!("only the embedded store is supported by this build so far");
+        }
+        let log = config.data_dir.join(ledger_store::LOG_FILE_NAME);
+        if !log.exists() {
+            anyhow::bail!("there is no event log at {}", log.display());
+        }
+        ledger_store::SqliteStore::open(&config.data_dir)
+            .with_context(|| format!("opening the event log in {}", config.data_dir.display()))
+    }
 }
 
 #[derive(Subcommand)]
@@ -48,8 +84,18 @@ enum BenchCommand {
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // The chain of causes, one line; no backtrace for a user's mistake.
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => {
             println!(
@@ -67,6 +113,7 @@ fn main() -> anyhow::Result<()> {
         Some(Commands::Bench(BenchCommand::Rebuild { events, log_dir })) => {
             run_rebuild_bench(events, log_dir)
         }
+        Some(Commands::Verify { store }) => run_verify(&store),
     }
 }
 
@@ -165,6 +212,34 @@ fn run_rebuild_bench(events: u64, log_dir: Option<std::path::PathBuf>) -> anyhow
             .views_rss_bytes
             .map_or("n/a".to_owned(), |b| (b / figures.orders.max(1) as u64)
                 .to_string())
+    );
+    Ok(())
+}
+
+fn run_verify(args: &StoreArgs) -> anyhow::Result<()> {
+    let store = args.open_existing()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let report = runtime
+        .block_on(ledger_replay::verify::verify(&store))
+        .context("reading the event log")?;
+    store.close();
+    for violation in &report.violations {
+        println!("{violation}");
+    }
+    if report.violations_unlisted > 0 {
+        println!("… and {} more", report.violations_unlisted);
+    }
+    let found = report.violations.len() as u64 + report.violations_unlisted;
+    if found > 0 {
+        anyhow::bail!(
+            "{found} violation(s) in {} events of {} streams",
+            report.events,
+            report.orders
+        );
+    }
+    println!(
+        "verified {} events of {} orders: every invariant holds",
+        report.events, report.orders
     );
     Ok(())
 }

@@ -1,5 +1,7 @@
-//! Developer and operator tooling behind the `ledger` CLI. Today: [`bench`], the durable
-//! command throughput benchmark and its raw-SQLite ceiling. History, export/import, rebuild,
-//! verify and simulate arrive with the replay-tools issue.
+//! Developer and operator tooling behind the `ledger` CLI: [`bench`] (durable command
+//! throughput and its raw-SQLite ceiling, view rebuilds) and [`verify`] (every invariant of
+//! DOMAIN.md over the whole log). History, export/import and simulate arrive with the
+//! replay-tools issue.
 
 pub mod bench;
+pub mod verify;

@@ -1,0 +1,3 @@
+//! The `ledger` binary, run as a user runs it: arguments in, exit code and output out.
+
+mod verify;
