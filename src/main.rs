@@ -23,6 +23,33 @@ enum Commands {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// An order's timeline: instant, actor, event, money effect, state after.
+    History {
+        /// The order's id (a UUID).
+        order: uuid::Uuid,
+        /// The order as it stood at this instant (RFC 3339).
+        #[arg(long, conflicts_with = "revision")]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        /// The order as it stood at this revision of its stream.
+        #[arg(long)]
+        revision: Option<u64>,
+        /// Print JSON for machines.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Rebuild the views from the first event (into views.sqlite beside the log).
+    Rebuild {
+        /// Only this view (escrow, wallets, completion, reviews, orders, journal, timers).
+        #[arg(long)]
+        view: Option<ledger_projections::ViewName>,
+        /// No progress bar; one line at the end.
+        #[arg(long)]
+        quiet: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 /// Which event log to use: `ledger.toml` and `LEDGER_*` variables, or these flags.
@@ -37,8 +64,8 @@ struct StoreArgs {
 }
 
 impl StoreArgs {
-    /// Opens the configured log; it must already exist.
-    fn open_existing(&self) -> anyhow::Result<ledger_store::SqliteStore> {
+    /// The configuration, with the flags applied.
+    fn config(&self) -> anyhow::Result<ledger_store::StoreConfig> {
         let mut config = ledger_store::StoreConfig::load(self.config.as_deref())
             .context("reading the configuration")?;
         if let Some(dir) = &self.data_dir {
@@ -47,6 +74,12 @@ impl StoreArgs {
         if config.store != ledger_store::StoreKind::Embedded {
             anyhow::bail!("only the embedded store is supported by this build so far");
         }
+        Ok(config)
+    }
+
+    /// Opens the configured log, which must already exist: a typo must not create an empty one.
+    fn open_existing(&self) -> anyhow::Result<ledger_store::SqliteStore> {
+        let config = self.config()?;
         let log = config.data_dir.join(ledger_store::LOG_FILE_NAME);
         if !log.exists() {
             anyhow::bail!("there is no event log at {}", log.display());
@@ -114,6 +147,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             run_rebuild_bench(events, log_dir)
         }
         Some(Commands::Verify { store }) => run_verify(&store),
+        Some(Commands::History {
+            order,
+            at,
+            revision,
+            json,
+            store,
+        }) => {
+            let cutoff = match (at, revision) {
+                (Some(at), _) => ledger_replay::history::Cutoff::At(at),
+                (None, Some(revision)) => ledger_replay::history::Cutoff::Revision(revision),
+                (None, None) => ledger_replay::history::Cutoff::Now,
+            };
+            run_history(ledger_domain::OrderId(order), cutoff, json, &store)
+        }
+        Some(Commands::Rebuild { view, quiet, store }) => run_rebuild(view, quiet, &store),
     }
 }
 
@@ -240,6 +288,77 @@ fn run_verify(args: &StoreArgs) -> anyhow::Result<()> {
     println!(
         "verified {} events of {} orders: every invariant holds",
         report.events, report.orders
+    );
+    Ok(())
+}
+
+fn run_history(
+    order: ledger_domain::OrderId,
+    cutoff: ledger_replay::history::Cutoff,
+    json: bool,
+    args: &StoreArgs,
+) -> anyhow::Result<()> {
+    let store = args.open_existing()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let history = runtime.block_on(ledger_replay::history::history(&store, order, cutoff));
+    store.close();
+    let history = history.context("reading the order's history")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&history)?);
+    } else {
+        print!("{}", ledger_replay::history::render(&history));
+    }
+    Ok(())
+}
+
+fn run_rebuild(
+    view: Option<ledger_projections::ViewName>,
+    quiet: bool,
+    args: &StoreArgs,
+) -> anyhow::Result<()> {
+    use ledger_store::EventStore;
+    let store = args.open_existing()?;
+    let data_dir = args.config()?.data_dir;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let mut projector =
+        ledger_projections::Projector::open(&data_dir).context("opening the views")?;
+    let last = runtime
+        .block_on(store.read_all(
+            ledger_store::AllFrom::End,
+            ledger_store::Direction::Backwards,
+            1,
+        ))
+        .context("reading the log")?;
+    let total = last.first().map_or(0, |e| e.position + 1);
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(total).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} events  {per_sec}  eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        )
+    };
+    let started = std::time::Instant::now();
+    let progress = runtime
+        .block_on(projector.rebuild(&store, view, |applied| bar.set_position(applied)))
+        .context("rebuilding the views")?;
+    bar.finish_and_clear();
+    store.close();
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "rebuilt {} from {} events in {:.2} s ({:.0} events/s); checkpoint {}",
+        view.map_or("every view".to_owned(), |v| format!(
+            "the {} view",
+            v.as_str()
+        )),
+        progress.applied,
+        seconds,
+        progress.applied as f64 / seconds.max(f64::EPSILON),
+        progress
+            .checkpoint
+            .map_or("none".to_owned(), |c| c.to_string()),
     );
     Ok(())
 }

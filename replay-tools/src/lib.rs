@@ -4,4 +4,5 @@
 //! replay-tools issue.
 
 pub mod bench;
+pub mod history;
 pub mod verify;

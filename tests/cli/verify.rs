@@ -1,105 +1,14 @@
 //! `ledger verify` names each kind of broken history by stream and revision, exits non-zero
 //! on any, and is quiet and successful on a sound one.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use ledger_commands::{encode, stream_for, CommandHandler, CommandRequest};
+use crate::support::*;
+use chrono::Duration;
 use ledger_domain::*;
-use ledger_store::{EventStore, ExpectedRevision, SqliteStore, LOG_FILE_NAME};
-use std::process::{Command as Process, Output};
-use std::sync::Arc;
-use uuid::Uuid;
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
-        .single()
-        .expect("instant")
-}
-fn eur(a: &str) -> Money {
-    Money::parse(a, Currency::from_code("EUR").expect("EUR")).expect("amount")
-}
-fn buyer() -> Actor {
-    Actor::new(Role::Buyer, UserId(Uuid::from_u128(1)))
-}
-fn seller() -> Actor {
-    Actor::new(Role::Seller, UserId(Uuid::from_u128(2)))
-}
-
-const ORDER: OrderId = OrderId(Uuid::from_u128(0xa));
-
-/// A sound history: one order placed, confirmed, delivered and closed, through the pipeline.
-async fn closed_order(dir: &std::path::Path) -> Vec<Event> {
-    let store = Arc::new(SqliteStore::open(dir).expect("store"));
-    let handler = CommandHandler::new(store.clone(), Policy::default());
-    let commands = vec![
-        Command::Place {
-            by: buyer(),
-            at: t0(),
-            order_id: ORDER,
-            seller: seller().user_id,
-            title: "logo".into(),
-            price: eur("100.00"),
-            delivery_days: 3,
-        },
-        Command::Confirm {
-            by: seller(),
-            at: t0() + Duration::hours(1),
-        },
-        Command::Deliver {
-            by: seller(),
-            at: t0() + Duration::days(1),
-            message: String::new(),
-        },
-        Command::Close {
-            by: buyer(),
-            at: t0() + Duration::days(2),
-        },
-    ];
-    let mut events = Vec::new();
-    for command in commands {
-        let outcome = handler
-            .handle(CommandRequest::new(Uuid::new_v4(), ORDER, command))
-            .await
-            .expect("accepted");
-        events.extend(outcome.events);
-    }
-    store.close();
-    events
-}
-
-/// Appends events as they are, without the rules: how a broken history gets in.
-async fn append_raw(dir: &std::path::Path, events: &[Event]) {
-    let store = SqliteStore::open(dir).expect("store");
-    let metadata = EventMetadata {
-        schema_version: EVENT_SCHEMA_VERSION,
-        command_id: Uuid::new_v4(),
-        command_digest: String::new(),
-        correlation_id: Uuid::new_v4(),
-        causation_id: Uuid::new_v4(),
-        actor: seller(),
-    };
-    let data = events.iter().map(|e| encode(e, &metadata)).collect();
-    store
-        .append(&stream_for(ORDER), ExpectedRevision::Any, data)
-        .await
-        .expect("append");
-    store.close();
-}
+use ledger_store::LOG_FILE_NAME;
+use std::process::Output;
 
 fn verify(dir: &std::path::Path) -> (Output, String) {
-    let output = Process::new(env!("CARGO_BIN_EXE_ledger"))
-        .arg("verify")
-        .arg("--data-dir")
-        .arg(dir)
-        .env_remove("LEDGER_STORE")
-        .env_remove("LEDGER_DATA_DIR")
-        .output()
-        .expect("run ledger");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output, text)
+    ledger(&["verify", "--data-dir", &dir.to_string_lossy()])
 }
 
 fn stream() -> String {

@@ -1,0 +1,159 @@
+//! `ledger history`: an order's timeline as a mediator reads it (instant, actor, event, money
+//! effect, state after), and the order as it stood at any instant or revision.
+
+use chrono::{DateTime, Utc};
+use ledger_commands::{decode, stream_for, DecodeError};
+use ledger_domain::{evolve, Actor, Event, MoneyMovement, OrderId, OrderState, Status};
+use ledger_store::{Direction, EventStore, StoreError, StreamFrom, READ_EVENTS_MAX};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HistoryError {
+    #[error("order {0} does not exist")]
+    UnknownOrder(OrderId),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where to stop reading an order's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cutoff {
+    Now,
+    /// Events that happened at or before this instant.
+    At(DateTime<Utc>),
+    /// Events up to and including this revision of the order's stream.
+    Revision(u64),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Entry {
+    pub revision: u64,
+    pub position: u64,
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    pub event_type: &'static str,
+    /// How the event moved money, in words; none if it moved none.
+    pub money_effect: Option<String>,
+    pub status_after: Option<Status>,
+    pub event: Event,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct History {
+    pub order: OrderId,
+    pub entries: Vec<Entry>,
+    /// The order as it stood after the last entry.
+    pub state: OrderState,
+}
+
+pub async fn history(
+    store: &dyn EventStore,
+    order: OrderId,
+    cutoff: Cutoff,
+) -> Result<History, HistoryError> {
+    let stream = stream_for(order);
+    let mut entries = Vec::new();
+    let mut state = OrderState::new();
+    let mut from = 0;
+    loop {
+        let page = match store
+            .read_stream(
+                &stream,
+                StreamFrom::Revision(from),
+                Direction::Forwards,
+                READ_EVENTS_MAX,
+            )
+            .await
+        {
+            Err(StoreError::StreamNotFound(_)) if from == 0 => {
+                return Err(HistoryError::UnknownOrder(order))
+            }
+            other => other?,
+        };
+        let full = page.len() == READ_EVENTS_MAX;
+        for recorded in page {
+            from = recorded.revision + 1;
+            let (event, _) = decode(&recorded)?;
+            let within = match cutoff {
+                Cutoff::Now => true,
+                Cutoff::At(instant) => event.at() <= instant,
+                Cutoff::Revision(revision) => recorded.revision <= revision,
+            };
+            if !within {
+                return Ok(History {
+                    order,
+                    entries,
+                    state,
+                });
+            }
+            state = evolve(state, &event);
+            entries.push(Entry {
+                revision: recorded.revision,
+                position: recorded.position,
+                at: event.at(),
+                actor: event.by(),
+                event_type: event.event_type(),
+                money_effect: money_effect(&event),
+                status_after: state.status(),
+                event,
+            });
+        }
+        if !full {
+            return Ok(History {
+                order,
+                entries,
+                state,
+            });
+        }
+    }
+}
+
+fn money_effect(event: &Event) -> Option<String> {
+    Some(match event.money_movement()? {
+        MoneyMovement::PaidIn(m) => format!("{m} paid into escrow"),
+        MoneyMovement::RefundedToBuyer(m) => format!("{m} refunded to the buyer"),
+        MoneyMovement::Released {
+            seller_credit,
+            commission,
+        } => {
+            format!("{seller_credit} released to the seller, {commission} commission")
+        }
+    })
+}
+
+/// The timeline as text, one event a line, then the state it left.
+pub fn render(history: &History) -> String {
+    let mut out = String::new();
+    for e in &history.entries {
+        let status = e.status_after.map_or("-".to_owned(), |s| format!("{s:?}"));
+        let money = e
+            .money_effect
+            .as_deref()
+            .map_or(String::new(), |m| format!("  [{m}]"));
+        out.push_str(&format!(
+            "{:>4}  {}  {:<46} {:<22} -> {}{}\n",
+            e.revision,
+            e.at.format("%Y-%m-%d %H:%M:%S"),
+            format!("{} {}", e.actor.role, e.actor.user_id),
+            e.event_type,
+            status,
+            money,
+        ));
+    }
+    if let Some(order) = history.state.order() {
+        out.push_str(&format!(
+            "\norder {} ({}): {:?}, escrow held {}, price {}, buyer {}, seller {}\n",
+            order.id,
+            order.title,
+            order.status,
+            order.escrow_held,
+            order.price,
+            order.buyer,
+            order.seller
+        ));
+    }
+    out
+}
