@@ -39,6 +39,29 @@ enum Commands {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Write the log as JSON lines to standard output, with a checksum trailer.
+    Export {
+        /// First `$all` position to export.
+        #[arg(long)]
+        from: Option<u64>,
+        /// Last `$all` position to export.
+        #[arg(long)]
+        to: Option<u64>,
+        /// Only this stream.
+        #[arg(long)]
+        stream: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Load an export into the store (created if need be), after checking it whole.
+    Import {
+        file: std::path::PathBuf,
+        /// Import into a store that already holds events.
+        #[arg(long)]
+        append: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Rebuild the views from the first event (into views.sqlite beside the log).
     Rebuild {
         /// Only this view (escrow, wallets, completion, reviews, orders, journal, timers).
@@ -162,6 +185,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             run_history(ledger_domain::OrderId(order), cutoff, json, &store)
         }
         Some(Commands::Rebuild { view, quiet, store }) => run_rebuild(view, quiet, &store),
+        Some(Commands::Export {
+            from,
+            to,
+            stream,
+            store,
+        }) => run_export(from, to, stream, &store),
+        Some(Commands::Import {
+            file,
+            append,
+            store,
+        }) => run_import(&file, append, &store),
     }
 }
 
@@ -360,5 +394,51 @@ fn run_rebuild(
             .checkpoint
             .map_or("none".to_owned(), |c| c.to_string()),
     );
+    Ok(())
+}
+
+fn run_export(
+    from: Option<u64>,
+    to: Option<u64>,
+    stream: Option<String>,
+    args: &StoreArgs,
+) -> anyhow::Result<()> {
+    let stream = stream
+        .map(ledger_store::StreamName::new)
+        .transpose()
+        .context("--stream")?;
+    let store = args.open_existing()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let selection = ledger_replay::transfer::Selection { from, to, stream };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let exported = runtime.block_on(ledger_replay::transfer::export(
+        &store, &selection, &mut out,
+    ));
+    store.close();
+    let count = exported.context("exporting")?;
+    eprintln!("exported {count} events");
+    Ok(())
+}
+
+fn run_import(file: &std::path::Path, append: bool, args: &StoreArgs) -> anyhow::Result<()> {
+    let open = || {
+        std::fs::File::open(file)
+            .map(std::io::BufReader::new)
+            .with_context(|| format!("opening {}", file.display()))
+    };
+    let count = ledger_replay::transfer::check(open()?).with_context(|| {
+        format!(
+            "{} is not a sound export; nothing was imported",
+            file.display()
+        )
+    })?;
+    let config = args.config()?;
+    let store = ledger_store::SqliteStore::open(&config.data_dir)
+        .with_context(|| format!("opening the event log in {}", config.data_dir.display()))?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let imported = runtime.block_on(ledger_replay::transfer::import(&store, open()?, append));
+    store.close();
+    imported.context("importing")?;
+    println!("imported {count} events from {}", file.display());
     Ok(())
 }

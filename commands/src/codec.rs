@@ -49,6 +49,7 @@ pub fn encode(event: &Event, metadata: &EventMetadata) -> EventData {
         event_type: event.event_type().to_owned(),
         data,
         metadata: serde_json::to_vec(metadata).unwrap_or_default(),
+        recorded_at: None,
     }
 }
 

@@ -20,6 +20,7 @@ pub fn event(event_type: &str, n: u64) -> EventData {
         event_type: event_type.to_owned(),
         data: format!("{{\"n\":{n}}}").into_bytes(),
         metadata: b"{}".to_vec(),
+        recorded_at: None,
     }
 }
 

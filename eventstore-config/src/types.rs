@@ -128,6 +128,9 @@ pub struct EventData {
     pub event_type: String,
     pub data: Vec<u8>,
     pub metadata: Vec<u8>,
+    /// When the event was first recorded, for an import that keeps history as it was; `None`
+    /// is "now". The embedded store keeps it; EventStoreDB assigns its own.
+    pub recorded_at: Option<DateTime<Utc>>,
 }
 
 impl EventData {

@@ -123,3 +123,28 @@ async fn a_live_subscriber_that_falls_far_behind_rereads_and_misses_nothing() {
         assert_eq!(event.position, expected);
     }
 }
+
+#[tokio::test]
+async fn an_imported_event_keeps_its_recorded_instant() {
+    let (store, _dir) = fresh().await;
+    let then = chrono::DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("instant");
+    let mut imported = events(1);
+    imported[0].recorded_at = Some(then);
+    store
+        .append(&stream("order-old"), ExpectedRevision::NoStream, imported)
+        .await
+        .expect("append");
+    store
+        .append(&stream("order-new"), ExpectedRevision::NoStream, events(1))
+        .await
+        .expect("append");
+    let all = store
+        .read_all(AllFrom::Start, Direction::Forwards, 10)
+        .await
+        .expect("read");
+    assert_eq!(all[0].recorded_at, then);
+    assert!(
+        all[1].recorded_at > then,
+        "without one, the store records now"
+    );
+}

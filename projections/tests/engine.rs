@@ -44,6 +44,7 @@ async fn run_order(store: &SqliteStore, order: u128, commands: Vec<Command>) {
                     event_type: event.event_type().into(),
                     data,
                     metadata: serde_json::to_vec(&metadata).expect("metadata"),
+                    recorded_at: None,
                 }
             })
             .collect();
@@ -166,6 +167,7 @@ async fn an_unknown_event_type_stops_the_views_naming_its_position() {
         event_type: "OrderTeleported".into(),
         data: b"{}".to_vec(),
         metadata: br#"{"schema_version":1}"#.to_vec(),
+        recorded_at: None,
     };
     store
         .append(&stream, ExpectedRevision::Any, vec![strange])

@@ -5,4 +5,5 @@
 
 pub mod bench;
 pub mod history;
+pub mod transfer;
 pub mod verify;

@@ -3,4 +3,5 @@
 mod history;
 mod rebuild;
 mod support;
+mod transfer;
 mod verify;

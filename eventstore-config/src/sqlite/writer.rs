@@ -178,6 +178,10 @@ fn write(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         for event in events {
+            let (recorded_micros, recorded_at) = match event.recorded_at {
+                Some(at) => (at.timestamp_micros(), truncated_to_micros(at)),
+                None => (recorded_micros, recorded_at),
+            };
             insert.execute(params![
                 batch.position as i64,
                 stream_id,
@@ -214,6 +218,10 @@ fn write(
     }
     tx.commit()?;
     Ok(batch)
+}
+
+fn truncated_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
 }
 
 fn stored_stream(tx: &Transaction<'_>, stream: &StreamName) -> Result<StreamState, StoreError> {

@@ -43,6 +43,7 @@ async fn main() {
                         event_type: "Probe".into(),
                         data: format!("{{\"append\":\"{append}\",\"i\":{i}}}").into_bytes(),
                         metadata: b"{}".to_vec(),
+                        recorded_at: None,
                     })
                     .collect();
                 let first = events[0].event_id;

@@ -1,0 +1,274 @@
+//! `ledger export` and `ledger import`: the log as JSON lines, one event a line, then a
+//! trailer with the count and a SHA-256 of every line before it.
+//!
+//! Data and metadata travel byte for byte, so the export of an import equals the original.
+//! An import checks the whole file before it writes anything, keeps event ids, streams,
+//! order and recorded instants, and appends with the expected revisions the file gives, so
+//! importing the same file again appends nothing (the store recognises the event ids).
+
+use chrono::{DateTime, Utc};
+use ledger_store::{
+    AllFrom, Direction, EventData, EventStore, ExpectedRevision, RecordedEvent, StoreError,
+    StreamFrom, StreamName, APPEND_EVENTS_MAX, READ_EVENTS_MAX,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, Write};
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    #[error("line {line}: {detail}")]
+    BadLine { line: u64, detail: String },
+    #[error("the file ends without its trailer line (count and sha256): it is cut short")]
+    MissingTrailer,
+    #[error("the checksum does not match: the trailer says {expected}, the lines give {actual}")]
+    ChecksumMismatch { expected: String, actual: String },
+    #[error("the trailer counts {expected} events, the file holds {actual}")]
+    CountMismatch { expected: u64, actual: u64 },
+    #[error("the store already holds events; import into an empty store, or pass --append")]
+    StoreNotEmpty,
+    #[error("event at position {position} has data or metadata that is not JSON")]
+    NotJson { position: u64 },
+    #[error("reading or writing the file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    stream: String,
+    revision: u64,
+    position: u64,
+    event_id: Uuid,
+    #[serde(rename = "type")]
+    event_type: String,
+    schema_version: Option<u32>,
+    data: Box<RawValue>,
+    metadata: Box<RawValue>,
+    recorded_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Trailer {
+    count: u64,
+    sha256: String,
+}
+
+/// Which events to export: a range of `$all` positions (inclusive), optionally one stream.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+    pub stream: Option<StreamName>,
+}
+
+pub async fn export(
+    store: &dyn EventStore,
+    selection: &Selection,
+    out: &mut impl Write,
+) -> Result<u64, TransferError> {
+    let mut hasher = Sha256::new();
+    let mut count = 0;
+    // A page cursor: a position in `$all`, or a revision in the selected stream.
+    let mut next = match selection.stream {
+        None => selection.from.unwrap_or(0),
+        Some(_) => 0,
+    };
+    loop {
+        let page = match &selection.stream {
+            None => {
+                store
+                    .read_all(
+                        AllFrom::Position(next),
+                        Direction::Forwards,
+                        READ_EVENTS_MAX,
+                    )
+                    .await?
+            }
+            Some(stream) => match store
+                .read_stream(
+                    stream,
+                    StreamFrom::Revision(next),
+                    Direction::Forwards,
+                    READ_EVENTS_MAX,
+                )
+                .await
+            {
+                Err(StoreError::StreamNotFound(_)) => Vec::new(),
+                other => other?,
+            },
+        };
+        let Some(last) = page.last() else { break };
+        next = match &selection.stream {
+            None => last.position + 1,
+            Some(_) => last.revision + 1,
+        };
+        for recorded in &page {
+            if selection.from.is_some_and(|from| recorded.position < from) {
+                continue;
+            }
+            if selection.to.is_some_and(|to| recorded.position > to) {
+                return finish(out, hasher, count);
+            }
+            let mut line = serde_json::to_vec(&line_of(recorded)?).map_err(std::io::Error::from)?;
+            line.push(b'\n');
+            hasher.update(&line);
+            out.write_all(&line)?;
+            count += 1;
+        }
+    }
+    finish(out, hasher, count)
+}
+
+fn finish(out: &mut impl Write, hasher: Sha256, count: u64) -> Result<u64, TransferError> {
+    let trailer = Trailer {
+        count,
+        sha256: hex(&hasher.finalize()),
+    };
+    serde_json::to_writer(&mut *out, &trailer).map_err(std::io::Error::from)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(count)
+}
+
+fn line_of(recorded: &RecordedEvent) -> Result<Line, TransferError> {
+    let raw = |bytes: &[u8]| {
+        String::from_utf8(bytes.to_vec())
+            .ok()
+            .and_then(|text| RawValue::from_string(text).ok())
+            .ok_or(TransferError::NotJson {
+                position: recorded.position,
+            })
+    };
+    #[derive(Deserialize)]
+    struct Version {
+        schema_version: Option<u32>,
+    }
+    let schema_version = serde_json::from_slice::<Version>(&recorded.metadata)
+        .ok()
+        .and_then(|v| v.schema_version);
+    Ok(Line {
+        stream: recorded.stream.to_string(),
+        revision: recorded.revision,
+        position: recorded.position,
+        event_id: recorded.event_id,
+        event_type: recorded.event_type.clone(),
+        schema_version,
+        data: raw(&recorded.data)?,
+        metadata: raw(&recorded.metadata)?,
+        recorded_at: recorded.recorded_at,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks a whole export: every line readable, the count and the checksum right.
+pub fn check(input: impl BufRead) -> Result<u64, TransferError> {
+    let mut hasher = Sha256::new();
+    let mut lines = 0;
+    let mut trailer: Option<Trailer> = None;
+    for (index, line) in input.split(b'\n').enumerate() {
+        let line = line?;
+        let number = index as u64 + 1;
+        if trailer.is_some() {
+            return Err(TransferError::BadLine {
+                line: number,
+                detail: "a line after the trailer".into(),
+            });
+        }
+        if let Ok(found) = serde_json::from_slice::<Trailer>(&line) {
+            trailer = Some(found);
+            continue;
+        }
+        serde_json::from_slice::<Line>(&line).map_err(|e| TransferError::BadLine {
+            line: number,
+            detail: e.to_string(),
+        })?;
+        hasher.update(&line);
+        hasher.update(b"\n");
+        lines += 1;
+    }
+    let trailer = trailer.ok_or(TransferError::MissingTrailer)?;
+    let actual = hex(&hasher.finalize());
+    if trailer.sha256 != actual {
+        return Err(TransferError::ChecksumMismatch {
+            expected: trailer.sha256,
+            actual,
+        });
+    }
+    if trailer.count != lines {
+        return Err(TransferError::CountMismatch {
+            expected: trailer.count,
+            actual: lines,
+        });
+    }
+    Ok(lines)
+}
+
+/// Imports a checked export. Consecutive events of one stream go in one append.
+pub async fn import(
+    store: &dyn EventStore,
+    input: impl BufRead,
+    append: bool,
+) -> Result<u64, TransferError> {
+    let is_empty = store
+        .read_all(AllFrom::End, Direction::Backwards, 1)
+        .await?
+        .is_empty();
+    if !is_empty && !append {
+        return Err(TransferError::StoreNotEmpty);
+    }
+    let mut batch: Vec<Line> = Vec::new();
+    let mut imported = 0;
+    for (index, line) in input.split(b'\n').enumerate() {
+        let line = line?;
+        if serde_json::from_slice::<Trailer>(&line).is_ok() {
+            break;
+        }
+        let line: Line = serde_json::from_slice(&line).map_err(|e| TransferError::BadLine {
+            line: index as u64 + 1,
+            detail: e.to_string(),
+        })?;
+        let continues = batch
+            .last()
+            .is_some_and(|last| last.stream == line.stream && last.revision + 1 == line.revision);
+        if !continues || batch.len() == APPEND_EVENTS_MAX {
+            imported += flush(store, &mut batch).await?;
+        }
+        batch.push(line);
+    }
+    imported += flush(store, &mut batch).await?;
+    Ok(imported)
+}
+
+async fn flush(store: &dyn EventStore, batch: &mut Vec<Line>) -> Result<u64, TransferError> {
+    let Some(first) = batch.first() else {
+        return Ok(0);
+    };
+    let stream = StreamName::new(&first.stream).map_err(StoreError::from)?;
+    let expected = match first.revision {
+        0 => ExpectedRevision::NoStream,
+        n => ExpectedRevision::Exact(n - 1),
+    };
+    let events: Vec<EventData> = batch
+        .drain(..)
+        .map(|line| EventData {
+            event_id: line.event_id,
+            event_type: line.event_type,
+            data: line.data.get().as_bytes().to_vec(),
+            metadata: line.metadata.get().as_bytes().to_vec(),
+            recorded_at: Some(line.recorded_at),
+        })
+        .collect();
+    let count = events.len() as u64;
+    store.append(&stream, expected, events).await?;
+    Ok(count)
+}

@@ -1,0 +1,132 @@
+//! `ledger export` and `ledger import`: byte-for-byte round trips, checksums, idempotence.
+
+use crate::support::*;
+use std::path::Path;
+
+fn export(dir: &Path, extra: &[&str]) -> Vec<u8> {
+    let dir = dir.to_string_lossy();
+    let mut args = vec!["export", "--data-dir", &dir];
+    args.extend_from_slice(extra);
+    let (output, text) = ledger(&args);
+    assert!(output.status.success(), "{text}");
+    output.stdout
+}
+
+fn import(file: &Path, dir: &Path, extra: &[&str]) -> (std::process::Output, String) {
+    let (file, dir) = (file.to_string_lossy(), dir.to_string_lossy());
+    let mut args = vec!["import", &file, "--data-dir", &dir];
+    args.extend_from_slice(extra);
+    ledger(&args)
+}
+
+/// A log of two orders, and its export in a file.
+async fn exported() -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("log");
+    closed_order(&log).await;
+    let bytes = export(&log, &[]);
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, &bytes).expect("write export");
+    (dir, file, bytes)
+}
+
+#[tokio::test]
+async fn the_export_of_an_import_equals_the_original_byte_for_byte() {
+    let (dir, file, original) = exported().await;
+    let lines: Vec<&[u8]> = original
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(lines.len(), 5, "four events and the trailer");
+    let trailer: serde_json::Value = serde_json::from_slice(lines[4]).expect("trailer");
+    assert_eq!(trailer["count"], 4);
+    let first: serde_json::Value = serde_json::from_slice(lines[0]).expect("line");
+    assert_eq!(
+        (first["type"].as_str(), first["schema_version"].as_u64()),
+        (Some("OrderPlaced"), Some(1))
+    );
+    let copy = dir.path().join("copy");
+    let (output, text) = import(&file, &copy, &[]);
+    assert!(output.status.success(), "{text}");
+    assert_eq!(export(&copy, &[]), original);
+}
+
+#[tokio::test]
+async fn importing_the_same_file_again_appends_nothing() {
+    let (dir, file, original) = exported().await;
+    let copy = dir.path().join("copy");
+    assert!(import(&file, &copy, &[]).0.status.success());
+    let (output, text) = import(&file, &copy, &[]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a non-empty store needs --append: {text}"
+    );
+    assert!(text.contains("--append"), "{text}");
+    let (output, text) = import(&file, &copy, &["--append"]);
+    assert!(output.status.success(), "{text}");
+    assert_eq!(export(&copy, &[]), original, "nothing was appended");
+}
+
+#[tokio::test]
+async fn a_tampered_export_is_refused_by_its_checksum_and_writes_nothing() {
+    let (dir, file, original) = exported().await;
+    let tampered = String::from_utf8(original)
+        .expect("utf8")
+        .replacen("100.00", "900.00", 1);
+    std::fs::write(&file, tampered).expect("write");
+    let copy = dir.path().join("copy");
+    let (output, text) = import(&file, &copy, &[]);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("checksum does not match") && text.contains("nothing was imported"),
+        "{text}"
+    );
+    assert!(
+        !copy.join(ledger_store::LOG_FILE_NAME).exists(),
+        "no store was even created"
+    );
+}
+
+#[tokio::test]
+async fn a_cut_short_or_malformed_export_is_a_clear_error() {
+    let (dir, file, original) = exported().await;
+    let text = String::from_utf8(original).expect("utf8");
+    let without_trailer: String = text.lines().take(4).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&file, without_trailer).expect("write");
+    let (output, out) = import(&file, &dir.path().join("a"), &[]);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("cut short"), "{out}");
+    std::fs::write(&file, format!("{{not json\n{text}")).expect("write");
+    let (output, out) = import(&file, &dir.path().join("b"), &[]);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("line 1:"), "{out}");
+    let (output, out) = import(
+        &dir.path().join("missing.jsonl"),
+        &dir.path().join("c"),
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("opening") && !out.contains("panicked"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn an_export_can_be_limited_to_positions_or_one_stream() {
+    let (dir, _, _) = exported().await;
+    let log = dir.path().join("log");
+    let ranged = String::from_utf8(export(&log, &["--from", "1", "--to", "2"])).expect("utf8");
+    let positions: Vec<u64> = ranged
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["position"].as_u64())
+        .collect();
+    assert_eq!(positions, vec![1, 2]);
+    let stream = ledger_domain::order_stream_name(ORDER);
+    let one = String::from_utf8(export(&log, &["--stream", &stream])).expect("utf8");
+    assert_eq!(one.lines().count(), 5);
+    let none = String::from_utf8(export(&log, &["--stream", "order-elsewhere"])).expect("utf8");
+    assert!(none.starts_with("{\"count\":0,"), "{none}");
+}
