@@ -62,6 +62,14 @@ enum Commands {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Load an export into a scratch store, rebuild the views, print the totals and any
+    /// verification failure.
+    Replay {
+        file: std::path::PathBuf,
+        /// Keep the store here (to serve or inspect it afterwards) instead of a temporary one.
+        #[arg(long)]
+        keep: Option<std::path::PathBuf>,
+    },
     /// Rebuild the views from the first event (into views.sqlite beside the log).
     Rebuild {
         /// Only this view (escrow, wallets, completion, reviews, orders, journal, timers).
@@ -185,6 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             run_history(ledger_domain::OrderId(order), cutoff, json, &store)
         }
         Some(Commands::Rebuild { view, quiet, store }) => run_rebuild(view, quiet, &store),
+        Some(Commands::Replay { file, keep }) => run_replay(&file, keep),
         Some(Commands::Export {
             from,
             to,
@@ -440,5 +449,46 @@ fn run_import(file: &std::path::Path, append: bool, args: &StoreArgs) -> anyhow:
     store.close();
     imported.context("importing")?;
     println!("imported {count} events from {}", file.display());
+    Ok(())
+}
+
+fn run_replay(file: &std::path::Path, keep: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let open = || {
+        std::fs::File::open(file)
+            .map(std::io::BufReader::new)
+            .with_context(|| format!("opening {}", file.display()))
+    };
+    let count = ledger_replay::transfer::check(open()?)
+        .with_context(|| format!("{} is not a sound export", file.display()))?;
+    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+    let dir = keep.unwrap_or_else(|| scratch.path().to_path_buf());
+    if dir.join(ledger_store::LOG_FILE_NAME).exists() {
+        anyhow::bail!(
+            "{} already holds a log; replay into a fresh directory",
+            dir.display()
+        );
+    }
+    let store = ledger_store::SqliteStore::open(&dir)
+        .with_context(|| format!("creating a store in {}", dir.display()))?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let replayed = runtime.block_on(async {
+        ledger_replay::transfer::import(&store, open()?, false).await?;
+        let mut projector = ledger_projections::Projector::open(&dir)?;
+        projector.rebuild(&store, None, |_| {}).await?;
+        let report = ledger_replay::verify::verify(&store).await?;
+        anyhow::Ok((projector, report))
+    });
+    store.close();
+    let (projector, report) = replayed.context("replaying")?;
+    println!("replayed {count} events into {}", dir.display());
+    print!("{}", ledger_replay::totals::render(projector.views()));
+    for violation in &report.violations {
+        println!("violation: {violation}");
+    }
+    let found = report.violations.len() as u64 + report.violations_unlisted;
+    if found > 0 {
+        anyhow::bail!("{found} violation(s)");
+    }
+    println!("every invariant holds");
     Ok(())
 }

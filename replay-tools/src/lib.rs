@@ -5,5 +5,6 @@
 
 pub mod bench;
 pub mod history;
+pub mod totals;
 pub mod transfer;
 pub mod verify;

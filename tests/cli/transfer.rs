@@ -130,3 +130,46 @@ async fn an_export_can_be_limited_to_positions_or_one_stream() {
     let none = String::from_utf8(export(&log, &["--stream", "order-elsewhere"])).expect("utf8");
     assert!(none.starts_with("{\"count\":0,"), "{none}");
 }
+
+#[tokio::test]
+async fn replay_prints_the_totals_and_keeps_the_store_when_asked() {
+    let (dir, file, _) = exported().await;
+    let kept = dir.path().join("kept");
+    let (output, text) = ledger(&[
+        "replay",
+        &file.to_string_lossy(),
+        "--keep",
+        &kept.to_string_lossy(),
+    ]);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "EUR: escrow held 0.00, wallet credit 80.00, commission 20.00, trial balance 0.00"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("every invariant holds"), "{text}");
+    let (output, text) = ledger(&["verify", "--data-dir", &kept.to_string_lossy()]);
+    assert!(output.status.success(), "the kept store is usable: {text}");
+}
+
+#[tokio::test]
+async fn replay_reports_a_broken_history_and_fails() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("log");
+    let events = closed_order(&log).await;
+    let broken = dir.path().join("broken");
+    let mut leaky = events.clone();
+    if let Some(ledger_domain::Event::OrderClosed(closed)) = leaky.last_mut() {
+        closed.commission = eur("10.00");
+    }
+    append_raw(&broken, &leaky).await;
+    let file = dir.path().join("broken.jsonl");
+    std::fs::write(&file, export(&broken, &[])).expect("write");
+    let (output, text) = ledger(&["replay", &file.to_string_lossy()]);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("violation:") && text.contains("commission"),
+        "{text}"
+    );
+}
