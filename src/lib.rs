@@ -1,4 +1,6 @@
 //! The `ledger` application: what wires the libraries together. Today: the timer process
-//! manager; the HTTP service and the CLI's subcommands come with their issues.
+//! manager, and the marketplace simulation that drives it; the HTTP service comes with its
+//! issue.
 
+pub mod simulate;
 pub mod timers;

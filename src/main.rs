@@ -70,6 +70,20 @@ enum Commands {
         #[arg(long)]
         keep: Option<std::path::PathBuf>,
     },
+    /// Run a simulated marketplace through the real command pipeline into an empty store.
+    Simulate {
+        /// Orders to run to their end.
+        #[arg(long, default_value_t = 1_000)]
+        orders: u64,
+        /// The same seed gives the same log.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Rebuild the views from the first event (into views.sqlite beside the log).
     Rebuild {
         /// Only this view (escrow, wallets, completion, reviews, orders, journal, timers).
@@ -194,6 +208,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Commands::Rebuild { view, quiet, store }) => run_rebuild(view, quiet, &store),
         Some(Commands::Replay { file, keep }) => run_replay(&file, keep),
+        Some(Commands::Simulate {
+            orders,
+            seed,
+            quiet,
+            store,
+        }) => run_simulate(orders, seed, quiet, &store),
         Some(Commands::Export {
             from,
             to,
@@ -490,5 +510,55 @@ fn run_replay(file: &std::path::Path, keep: Option<std::path::PathBuf>) -> anyho
         anyhow::bail!("{found} violation(s)");
     }
     println!("every invariant holds");
+    Ok(())
+}
+
+fn run_simulate(orders: u64, seed: u64, quiet: bool, args: &StoreArgs) -> anyhow::Result<()> {
+    use ledger_store::EventStore;
+    let config = args.config()?;
+    let store = std::sync::Arc::new(
+        ledger_store::SqliteStore::open(&config.data_dir)
+            .with_context(|| format!("opening the event log in {}", config.data_dir.display()))?,
+    );
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let existing = runtime
+        .block_on(store.read_all(
+            ledger_store::AllFrom::Start,
+            ledger_store::Direction::Forwards,
+            1,
+        ))
+        .context("reading the log")?;
+    if !existing.is_empty() {
+        anyhow::bail!(
+            "{} already holds events; simulate into an empty data directory",
+            config.data_dir.display()
+        );
+    }
+    let handler =
+        ledger_commands::CommandHandler::new(store.clone(), ledger_domain::Policy::default());
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(orders).with_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} orders  eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        )
+    };
+    let started = std::time::Instant::now();
+    let simulation = order_ledger::simulate::Simulation::new(&handler, &*store, seed);
+    let report = runtime
+        .block_on(simulation.run(orders, |done| bar.inc(done)))
+        .context("simulating");
+    bar.finish_and_clear();
+    store.close();
+    let report = report?;
+    println!(
+        "simulated {} orders with seed {seed}: {} commands ({} refused by the rules), {} timers fired, in {:.1} s",
+        report.orders,
+        report.commands,
+        report.refused,
+        report.timers_fired,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

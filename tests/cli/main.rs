@@ -2,6 +2,7 @@
 
 mod history;
 mod rebuild;
+mod simulate;
 mod support;
 mod transfer;
 mod verify;
