@@ -84,6 +84,17 @@ enum Commands {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Copy the whole log into another store, resuming where that store ends.
+    Copy {
+        /// The target's configuration file (store and data_dir).
+        #[arg(long)]
+        to: std::path::PathBuf,
+        /// Start from this source position instead of where the target ends.
+        #[arg(long)]
+        from: Option<u64>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Rebuild the views from the first event (into views.sqlite beside the log).
     Rebuild {
         /// Only this view (escrow, wallets, completion, reviews, orders, journal, timers).
@@ -208,6 +219,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Commands::Rebuild { view, quiet, store }) => run_rebuild(view, quiet, &store),
         Some(Commands::Replay { file, keep }) => run_replay(&file, keep),
+        Some(Commands::Copy { to, from, store }) => run_copy(&to, from, &store),
         Some(Commands::Simulate {
             orders,
             seed,
@@ -559,6 +571,36 @@ fn run_simulate(orders: u64, seed: u64, quiet: bool, args: &StoreArgs) -> anyhow
         report.refused,
         report.timers_fired,
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn run_copy(to: &std::path::Path, from: Option<u64>, args: &StoreArgs) -> anyhow::Result<()> {
+    if !to.exists() {
+        anyhow::bail!("there is no configuration file at {}", to.display());
+    }
+    let target_config = ledger_store::StoreConfig::load(Some(to))
+        .with_context(|| format!("reading {}", to.display()))?;
+    if target_config.store != ledger_store::StoreKind::Embedded {
+        anyhow::bail!("only an embedded target is supported by this build so far");
+    }
+    let source = args.open_existing()?;
+    let target = ledger_store::SqliteStore::open(&target_config.data_dir).with_context(|| {
+        format!(
+            "opening the target log in {}",
+            target_config.data_dir.display()
+        )
+    })?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let copied = runtime.block_on(ledger_replay::transfer::copy(&source, &target, from));
+    source.close();
+    target.close();
+    let copied = copied.context("copying")?;
+    println!(
+        "copied {} events from position {} into {}",
+        copied.events,
+        copied.from,
+        target_config.data_dir.display()
     );
     Ok(())
 }

@@ -30,6 +30,8 @@ pub enum TransferError {
     CountMismatch { expected: u64, actual: u64 },
     #[error("the store already holds events; import into an empty store, or pass --append")]
     StoreNotEmpty,
+    #[error("the target is not a copy of this log: its event at position {position} differs")]
+    NotACopy { position: u64 },
     #[error("event at position {position} has data or metadata that is not JSON")]
     NotJson { position: u64 },
     #[error("reading or writing the file: {0}")]
@@ -213,7 +215,7 @@ pub fn check(input: impl BufRead) -> Result<u64, TransferError> {
     Ok(lines)
 }
 
-/// Imports a checked export. Consecutive events of one stream go in one append.
+/// Imports a checked export.
 pub async fn import(
     store: &dyn EventStore,
     input: impl BufRead,
@@ -226,8 +228,7 @@ pub async fn import(
     if !is_empty && !append {
         return Err(TransferError::StoreNotEmpty);
     }
-    let mut batch: Vec<Line> = Vec::new();
-    let mut imported = 0;
+    let mut appender = Appender::new(store);
     for (index, line) in input.split(b'\n').enumerate() {
         let line = line?;
         if serde_json::from_slice::<Trailer>(&line).is_ok() {
@@ -237,38 +238,142 @@ pub async fn import(
             line: index as u64 + 1,
             detail: e.to_string(),
         })?;
-        let continues = batch
-            .last()
-            .is_some_and(|last| last.stream == line.stream && last.revision + 1 == line.revision);
-        if !continues || batch.len() == APPEND_EVENTS_MAX {
-            imported += flush(store, &mut batch).await?;
-        }
-        batch.push(line);
-    }
-    imported += flush(store, &mut batch).await?;
-    Ok(imported)
-}
-
-async fn flush(store: &dyn EventStore, batch: &mut Vec<Line>) -> Result<u64, TransferError> {
-    let Some(first) = batch.first() else {
-        return Ok(0);
-    };
-    let stream = StreamName::new(&first.stream).map_err(StoreError::from)?;
-    let expected = match first.revision {
-        0 => ExpectedRevision::NoStream,
-        n => ExpectedRevision::Exact(n - 1),
-    };
-    let events: Vec<EventData> = batch
-        .drain(..)
-        .map(|line| EventData {
+        let stream = StreamName::new(&line.stream).map_err(StoreError::from)?;
+        let event = EventData {
             event_id: line.event_id,
             event_type: line.event_type,
             data: line.data.get().as_bytes().to_vec(),
             metadata: line.metadata.get().as_bytes().to_vec(),
             recorded_at: Some(line.recorded_at),
-        })
-        .collect();
-    let count = events.len() as u64;
-    store.append(&stream, expected, events).await?;
-    Ok(count)
+        };
+        appender.push(stream, line.revision, event).await?;
+    }
+    appender.finish().await
+}
+
+/// What `copy` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Copied {
+    /// The first source position copied this time.
+    pub from: u64,
+    pub events: u64,
+}
+
+/// Copies the log of `source` into `target`, from `from` or else from where the target ends.
+/// The target must be a copy of the source so far: its last event must be the source's.
+pub async fn copy(
+    source: &dyn EventStore,
+    target: &dyn EventStore,
+    from: Option<u64>,
+) -> Result<Copied, TransferError> {
+    let target_end = target
+        .read_all(AllFrom::End, Direction::Backwards, 1)
+        .await?;
+    let from = match (from, target_end.first()) {
+        (Some(from), _) => from,
+        (None, None) => 0,
+        (None, Some(last)) => {
+            let same = source
+                .read_all(AllFrom::Position(last.position), Direction::Forwards, 1)
+                .await?
+                .first()
+                .is_some_and(|e| e.event_id == last.event_id);
+            if !same {
+                return Err(TransferError::NotACopy {
+                    position: last.position,
+                });
+            }
+            last.position + 1
+        }
+    };
+    let mut appender = Appender::new(target);
+    let mut next = from;
+    loop {
+        let page = source
+            .read_all(
+                AllFrom::Position(next),
+                Direction::Forwards,
+                READ_EVENTS_MAX,
+            )
+            .await?;
+        let Some(last) = page.last() else { break };
+        next = last.position + 1;
+        for recorded in page {
+            let event = EventData {
+                event_id: recorded.event_id,
+                event_type: recorded.event_type,
+                data: recorded.data,
+                metadata: recorded.metadata,
+                recorded_at: Some(recorded.recorded_at),
+            };
+            appender
+                .push(recorded.stream, recorded.revision, event)
+                .await?;
+        }
+    }
+    let events = appender.finish().await?;
+    Ok(Copied { from, events })
+}
+
+/// Appends events in the order given, consecutive events of one stream in one append, each
+/// at the revision it had: the target's positions follow the source's order, and a repeat
+/// finds its event ids in place and appends nothing.
+struct Appender<'a> {
+    store: &'a dyn EventStore,
+    stream: Option<StreamName>,
+    first_revision: u64,
+    batch: Vec<EventData>,
+    appended: u64,
+}
+
+impl<'a> Appender<'a> {
+    fn new(store: &'a dyn EventStore) -> Self {
+        Appender {
+            store,
+            stream: None,
+            first_revision: 0,
+            batch: Vec::new(),
+            appended: 0,
+        }
+    }
+
+    async fn push(
+        &mut self,
+        stream: StreamName,
+        revision: u64,
+        event: EventData,
+    ) -> Result<(), TransferError> {
+        let continues = self.stream.as_ref() == Some(&stream)
+            && self.first_revision + self.batch.len() as u64 == revision
+            && self.batch.len() < APPEND_EVENTS_MAX;
+        if !continues {
+            self.flush().await?;
+            self.stream = Some(stream);
+            self.first_revision = revision;
+        }
+        self.batch.push(event);
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), TransferError> {
+        let Some(stream) = &self.stream else {
+            return Ok(());
+        };
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let expected = match self.first_revision {
+            0 => ExpectedRevision::NoStream,
+            n => ExpectedRevision::Exact(n - 1),
+        };
+        let events = std::mem::take(&mut self.batch);
+        self.appended += events.len() as u64;
+        self.store.append(stream, expected, events).await?;
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<u64, TransferError> {
+        self.flush().await?;
+        Ok(self.appended)
+    }
 }

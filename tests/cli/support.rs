@@ -67,6 +67,34 @@ pub async fn closed_order(dir: &std::path::Path) -> Vec<Event> {
     events
 }
 
+/// The events of `closed_order`, decided by the rules without a store (fresh ids each time).
+pub fn closed_order_events() -> Vec<Event> {
+    let mut state = OrderState::new();
+    let mut events = Vec::new();
+    let commands = vec![
+        Command::Place {
+            by: buyer(),
+            at: t0(),
+            order_id: ORDER,
+            seller: seller().user_id,
+            title: "logo".into(),
+            price: eur("100.00"),
+            delivery_days: 3,
+        },
+        Command::Confirm {
+            by: seller(),
+            at: t0() + Duration::hours(1),
+        },
+    ];
+    for command in commands {
+        for event in decide(&state, &command, &Policy::default()).expect("accepted") {
+            state = evolve(state, &event);
+            events.push(event);
+        }
+    }
+    events
+}
+
 /// Appends events as they are, without the rules: how a broken history gets in.
 pub async fn append_raw(dir: &std::path::Path, events: &[Event]) {
     let store = SqliteStore::open(dir).expect("store");

@@ -173,3 +173,80 @@ async fn replay_reports_a_broken_history_and_fails() {
         "{text}"
     );
 }
+
+fn copy(source: &Path, config: &Path) -> (std::process::Output, String) {
+    ledger(&[
+        "copy",
+        "--to",
+        &config.to_string_lossy(),
+        "--data-dir",
+        &source.to_string_lossy(),
+    ])
+}
+
+fn target_config(dir: &Path, target: &Path) -> std::path::PathBuf {
+    let config = dir.join(format!(
+        "{}.toml",
+        target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("target")
+    ));
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"embedded\"\ndata_dir = {:?}\n",
+            target.to_string_lossy()
+        ),
+    )
+    .expect("config");
+    config
+}
+
+#[tokio::test]
+async fn copy_reproduces_the_log_and_resumes_where_the_target_ends() {
+    let dir = tempfile::tempdir().expect("dir");
+    let source = dir.path().join("source");
+    closed_order(&source).await;
+    let target = dir.path().join("target");
+    let config = target_config(dir.path(), &target);
+    let (output, text) = copy(&source, &config);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("copied 4 events from position 0"), "{text}");
+    assert_eq!(export(&target, &[]), export(&source, &[]));
+    let (output, text) = copy(&source, &config);
+    assert!(
+        output.status.success() && text.contains("copied 0 events from position 4"),
+        "{text}"
+    );
+    // The source moves on; the next copy takes only what is new.
+    let mut more = closed_order_events();
+    more.truncate(2);
+    append_raw(&source, &more).await;
+    let (output, text) = copy(&source, &config);
+    assert!(
+        output.status.success() && text.contains("copied 2 events from position 4"),
+        "{text}"
+    );
+    assert_eq!(export(&target, &[]), export(&source, &[]));
+}
+
+#[tokio::test]
+async fn copy_refuses_a_target_that_is_not_a_copy_of_the_log() {
+    let dir = tempfile::tempdir().expect("dir");
+    let source = dir.path().join("source");
+    closed_order(&source).await;
+    let target = dir.path().join("target");
+    closed_order(&target).await;
+    let (output, text) = copy(&source, &target_config(dir.path(), &target));
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("not a copy of this log"), "{text}");
+    let (output, text) = ledger(&[
+        "copy",
+        "--to",
+        "/nowhere.toml",
+        "--data-dir",
+        &source.to_string_lossy(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+}
