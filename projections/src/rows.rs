@@ -285,3 +285,34 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Appended<T> {
         })
     }
 }
+
+/// The stored tables of a view, named once: generates `take_changes`, `load_row` and
+/// `mark_all_changed` over them, so that no table can be saved but not loaded, or the reverse.
+macro_rules! stored_tables {
+    ($($table:literal => $field:ident),+ $(,)?) => {
+        pub(crate) fn take_changes(
+            &mut self,
+            out: &mut Vec<$crate::rows::RowChange>,
+        ) -> Result<(), serde_json::Error> {
+            $(self.$field.take_changes($table, out)?;)+
+            Ok(())
+        }
+
+        pub(crate) fn load_row(
+            &mut self,
+            table: &str,
+            key: &str,
+            value: &[u8],
+        ) -> Result<(), $crate::rows::RowError> {
+            match table {
+                $($table => self.$field.load_row(table, key, value),)+
+                _ => Err($crate::rows::RowError::unknown_table(table, key)),
+            }
+        }
+
+        pub(crate) fn mark_all_changed(&mut self) {
+            $(self.$field.mark_all_changed();)+
+        }
+    };
+}
+pub(crate) use stored_tables;

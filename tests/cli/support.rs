@@ -27,11 +27,9 @@ pub fn seller() -> Actor {
 
 pub const ORDER: OrderId = OrderId(Uuid::from_u128(0xa));
 
-/// A sound history: one order placed, confirmed, delivered and closed, through the pipeline.
-pub async fn closed_order(dir: &std::path::Path) -> Vec<Event> {
-    let store = Arc::new(SqliteStore::open(dir).expect("store"));
-    let handler = CommandHandler::new(store.clone(), Policy::default());
-    let commands = vec![
+/// Place, confirm, deliver, close: one order's sound life.
+pub fn closed_order_commands() -> Vec<Command> {
+    vec![
         Command::Place {
             by: buyer(),
             at: t0(),
@@ -54,7 +52,14 @@ pub async fn closed_order(dir: &std::path::Path) -> Vec<Event> {
             by: buyer(),
             at: t0() + Duration::days(2),
         },
-    ];
+    ]
+}
+
+/// A sound history: one order placed, confirmed, delivered and closed, through the pipeline.
+pub async fn closed_order(dir: &std::path::Path) -> Vec<Event> {
+    let store = Arc::new(SqliteStore::open(dir).expect("store"));
+    let handler = CommandHandler::new(store.clone(), Policy::default());
+    let commands = closed_order_commands();
     let mut events = Vec::new();
     for command in commands {
         let outcome = handler
@@ -71,21 +76,7 @@ pub async fn closed_order(dir: &std::path::Path) -> Vec<Event> {
 pub fn closed_order_events() -> Vec<Event> {
     let mut state = OrderState::new();
     let mut events = Vec::new();
-    let commands = vec![
-        Command::Place {
-            by: buyer(),
-            at: t0(),
-            order_id: ORDER,
-            seller: seller().user_id,
-            title: "logo".into(),
-            price: eur("100.00"),
-            delivery_days: 3,
-        },
-        Command::Confirm {
-            by: seller(),
-            at: t0() + Duration::hours(1),
-        },
-    ];
+    let commands = closed_order_commands()[..2].to_vec();
     for command in commands {
         for event in decide(&state, &command, &Policy::default()).expect("accepted") {
             state = evolve(state, &event);

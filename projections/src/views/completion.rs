@@ -1,7 +1,7 @@
 //! Sellers' completion rate: completed / (completed + counted cancellations), over all time
 //! and over a recent window evaluated when asked.
 
-use crate::rows::{Appended, RowChange, RowError, Tracked};
+use crate::rows::{Appended, Tracked};
 use crate::Fact;
 use chrono::{DateTime, Duration, Utc};
 use ledger_domain::{Event, OrderId, UserId};
@@ -54,6 +54,8 @@ pub struct CompletionView {
 }
 
 impl CompletionView {
+    crate::rows::stored_tables!("finishes" => finishes, "open_orders" => open_orders);
+
     pub fn apply(&mut self, fact: &Fact) {
         match &fact.event {
             Event::OrderPlaced(e) => {
@@ -96,32 +98,6 @@ impl CompletionView {
         } else {
             track.counted_cancellations.push(finish.at);
         }
-    }
-
-    pub(crate) fn take_changes(
-        &mut self,
-        out: &mut Vec<RowChange>,
-    ) -> Result<(), serde_json::Error> {
-        self.finishes.take_changes("finishes", out)?;
-        self.open_orders.take_changes("open_orders", out)
-    }
-
-    pub(crate) fn load_row(
-        &mut self,
-        table: &str,
-        key: &str,
-        value: &[u8],
-    ) -> Result<(), RowError> {
-        match table {
-            "finishes" => self.finishes.load_row(table, key, value),
-            "open_orders" => self.open_orders.load_row(table, key, value),
-            _ => Err(RowError::unknown_table(table, key)),
-        }
-    }
-
-    pub(crate) fn mark_all_changed(&mut self) {
-        self.finishes.mark_all_changed();
-        self.open_orders.mark_all_changed();
     }
 
     pub(crate) fn reindex(&mut self) {

@@ -1,6 +1,6 @@
 //! Escrow held per order and in total per currency, with since-when for aging.
 
-use crate::rows::{RowChange, RowError, Tracked};
+use crate::rows::Tracked;
 use crate::Fact;
 use chrono::{DateTime, Utc};
 use ledger_domain::{Currency, Event, Money, OrderId};
@@ -33,6 +33,8 @@ pub struct AgedHolding {
 }
 
 impl EscrowView {
+    crate::rows::stored_tables!("holdings" => holdings);
+
     pub fn apply(&mut self, fact: &Fact) {
         match &fact.event {
             Event::OrderPlaced(e) => {
@@ -55,29 +57,6 @@ impl EscrowView {
         if let Some(holding) = self.holdings.get_mut(&order) {
             holding.held = held;
         }
-    }
-
-    pub(crate) fn take_changes(
-        &mut self,
-        out: &mut Vec<RowChange>,
-    ) -> Result<(), serde_json::Error> {
-        self.holdings.take_changes("holdings", out)
-    }
-
-    pub(crate) fn load_row(
-        &mut self,
-        table: &str,
-        key: &str,
-        value: &[u8],
-    ) -> Result<(), RowError> {
-        match table {
-            "holdings" => self.holdings.load_row(table, key, value),
-            _ => Err(RowError::unknown_table(table, key)),
-        }
-    }
-
-    pub(crate) fn mark_all_changed(&mut self) {
-        self.holdings.mark_all_changed();
     }
 
     pub fn holding(&self, order: OrderId) -> Option<&EscrowHolding> {

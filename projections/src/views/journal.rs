@@ -6,7 +6,7 @@
 //! balances, `payments` (money that came in from outside) the negative of all paid in, so
 //! the balances of every currency always sum to zero.
 
-use crate::rows::{Appended, RowChange, RowError, RowKey, Tracked};
+use crate::rows::{Appended, RowKey, Tracked};
 use crate::Fact;
 use chrono::{DateTime, Utc};
 use ledger_domain::{Currency, Event, Money, OrderId, UserId};
@@ -84,6 +84,8 @@ pub struct JournalView {
 }
 
 impl JournalView {
+    crate::rows::stored_tables!("postings" => postings, "balances" => balances, "open_orders" => open_orders);
+
     pub fn apply(&mut self, fact: &Fact) {
         let escrow = Account::Escrow(fact.order);
         match &fact.event {
@@ -174,35 +176,6 @@ impl JournalView {
             amount,
             memo: memo.to_owned(),
         });
-    }
-
-    pub(crate) fn take_changes(
-        &mut self,
-        out: &mut Vec<RowChange>,
-    ) -> Result<(), serde_json::Error> {
-        self.postings.take_changes("postings", out)?;
-        self.balances.take_changes("balances", out)?;
-        self.open_orders.take_changes("open_orders", out)
-    }
-
-    pub(crate) fn load_row(
-        &mut self,
-        table: &str,
-        key: &str,
-        value: &[u8],
-    ) -> Result<(), RowError> {
-        match table {
-            "postings" => self.postings.load_row(table, key, value),
-            "balances" => self.balances.load_row(table, key, value),
-            "open_orders" => self.open_orders.load_row(table, key, value),
-            _ => Err(RowError::unknown_table(table, key)),
-        }
-    }
-
-    pub(crate) fn mark_all_changed(&mut self) {
-        self.postings.mark_all_changed();
-        self.balances.mark_all_changed();
-        self.open_orders.mark_all_changed();
     }
 
     /// Postings from `from_position` on, at most `limit`.

@@ -1,6 +1,6 @@
 //! The order summary and the lists per buyer, per seller and per state.
 
-use crate::rows::{RowChange, RowError, Tracked};
+use crate::rows::Tracked;
 use crate::Fact;
 use chrono::{DateTime, Utc};
 use ledger_domain::{evolve, Money, Order, OrderId, OrderState, Party, Status, UserId};
@@ -99,6 +99,8 @@ pub struct OrderView {
 }
 
 impl OrderView {
+    crate::rows::stored_tables!("orders" => orders);
+
     pub fn apply(&mut self, fact: &Fact) {
         let state = self.orders.get_or_default(&fact.order);
         *state = evolve(std::mem::take(state), &fact.event);
@@ -109,29 +111,6 @@ impl OrderView {
                 .or_default()
                 .insert(fact.order);
         }
-    }
-
-    pub(crate) fn take_changes(
-        &mut self,
-        out: &mut Vec<RowChange>,
-    ) -> Result<(), serde_json::Error> {
-        self.orders.take_changes("orders", out)
-    }
-
-    pub(crate) fn load_row(
-        &mut self,
-        table: &str,
-        key: &str,
-        value: &[u8],
-    ) -> Result<(), RowError> {
-        match table {
-            "orders" => self.orders.load_row(table, key, value),
-            _ => Err(RowError::unknown_table(table, key)),
-        }
-    }
-
-    pub(crate) fn mark_all_changed(&mut self) {
-        self.orders.mark_all_changed();
     }
 
     pub(crate) fn reindex(&mut self) {

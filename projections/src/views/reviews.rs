@@ -1,7 +1,7 @@
 //! Review windows: from close until six calendar months later (the instant is on the
 //! `OrderClosed` event), whether a review was left, and the windows closing soon.
 
-use crate::rows::{RowChange, RowError, Tracked};
+use crate::rows::Tracked;
 use crate::Fact;
 use chrono::{DateTime, Duration, Utc};
 use ledger_domain::{Event, OrderId, UserId};
@@ -38,6 +38,8 @@ pub struct ReviewView {
 }
 
 impl ReviewView {
+    crate::rows::stored_tables!("windows" => windows, "open_orders" => open_orders);
+
     pub fn apply(&mut self, fact: &Fact) {
         match &fact.event {
             Event::OrderPlaced(e) => {
@@ -69,32 +71,6 @@ impl ReviewView {
             }
             _ => {}
         }
-    }
-
-    pub(crate) fn take_changes(
-        &mut self,
-        out: &mut Vec<RowChange>,
-    ) -> Result<(), serde_json::Error> {
-        self.windows.take_changes("windows", out)?;
-        self.open_orders.take_changes("open_orders", out)
-    }
-
-    pub(crate) fn load_row(
-        &mut self,
-        table: &str,
-        key: &str,
-        value: &[u8],
-    ) -> Result<(), RowError> {
-        match table {
-            "windows" => self.windows.load_row(table, key, value),
-            "open_orders" => self.open_orders.load_row(table, key, value),
-            _ => Err(RowError::unknown_table(table, key)),
-        }
-    }
-
-    pub(crate) fn mark_all_changed(&mut self) {
-        self.windows.mark_all_changed();
-        self.open_orders.mark_all_changed();
     }
 
     pub fn window(&self, order: OrderId) -> Option<&ReviewWindow> {

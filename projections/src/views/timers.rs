@@ -1,7 +1,7 @@
 //! The deadlines the system's timers act on: confirmation expiry, auto-close after a
 //! delivery, auto-close after a refused revision.
 
-use crate::rows::{RowChange, RowError, Tracked};
+use crate::rows::Tracked;
 use crate::Fact;
 use chrono::{DateTime, Utc};
 use ledger_domain::{Event, OrderId};
@@ -32,6 +32,8 @@ pub struct TimerView {
 }
 
 impl TimerView {
+    crate::rows::stored_tables!("timers" => timers);
+
     pub fn apply(&mut self, fact: &Fact) {
         let next = match &fact.event {
             Event::OrderPlaced(e) => Some((TimerKind::ExpireUnconfirmed, e.confirm_by)),
@@ -61,29 +63,6 @@ impl TimerView {
             self.timers.insert(fact.order, timer);
             self.schedule.insert((due_at, fact.order));
         }
-    }
-
-    pub(crate) fn take_changes(
-        &mut self,
-        out: &mut Vec<RowChange>,
-    ) -> Result<(), serde_json::Error> {
-        self.timers.take_changes("timers", out)
-    }
-
-    pub(crate) fn load_row(
-        &mut self,
-        table: &str,
-        key: &str,
-        value: &[u8],
-    ) -> Result<(), RowError> {
-        match table {
-            "timers" => self.timers.load_row(table, key, value),
-            _ => Err(RowError::unknown_table(table, key)),
-        }
-    }
-
-    pub(crate) fn mark_all_changed(&mut self) {
-        self.timers.mark_all_changed();
     }
 
     pub(crate) fn reindex(&mut self) {
