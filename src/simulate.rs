@@ -3,16 +3,18 @@
 //! and refused; extras, deadline extensions, partial refunds; disputes of every outcome;
 //! every kind of cancellation; reviews), interleaved on a simulated clock, with the timers
 //! firing as deadlines pass. Ids and instants come from the seed; only event ids and recorded
-//! instants, which the store assigns, differ between two runs.
+//! instants, which the store assigns, differ between two runs. Several simulations with seeds
+//! derived from one can run side by side (`simulate_concurrently`): the workload of the
+//! benchmarks, deterministic per simulation but not in how they interleave.
 
-use crate::timers::fire_due_timers;
+use crate::timers::fire_due_timers_into;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use ledger_commands::{CommandError, CommandHandler, CommandRequest};
+use ledger_commands::{CommandError, CommandHandler, CommandRequest, Outcome};
 use ledger_domain::*;
 use ledger_projections::{Fact, Views};
-use ledger_store::{AllFrom, Direction, EventStore, READ_EVENTS_MAX};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// What a simulation did.
@@ -102,28 +104,59 @@ struct Simulated {
     next: usize,
 }
 
-pub struct Simulation<'a> {
-    handler: &'a CommandHandler,
-    store: &'a dyn EventStore,
+pub struct Simulation {
+    handler: Arc<CommandHandler>,
     rng: fastrand::Rng,
     clock: DateTime<Utc>,
+    /// This simulation's own orders, folded from the outcomes of its commands: only the views
+    /// its scripts read (escrow held, deadlines, timers), to keep the load generator light.
     views: Views,
-    next_position: u64,
     report: SimulationReport,
 }
 
-impl<'a> Simulation<'a> {
-    pub fn new(handler: &'a CommandHandler, store: &'a dyn EventStore, seed: u64) -> Self {
+/// Runs `orders` orders split over `concurrency` simulations whose seeds derive from `seed`.
+pub async fn simulate_concurrently(
+    handler: Arc<CommandHandler>,
+    orders: u64,
+    seed: u64,
+    concurrency: u64,
+    on_order_done: impl Fn(u64) + Send + Sync + 'static,
+) -> Result<SimulationReport, CommandError> {
+    let concurrency = concurrency.clamp(1, orders.max(1));
+    let on_order_done = Arc::new(on_order_done);
+    let mut runs = tokio::task::JoinSet::new();
+    for k in 0..concurrency {
+        let share = orders / concurrency + u64::from(k < orders % concurrency);
+        let seed = seed.wrapping_mul(1_000_003).wrapping_add(k);
+        let simulation = Simulation::new(handler.clone(), seed);
+        let done = on_order_done.clone();
+        runs.spawn(async move { simulation.run(share, move |n| done(n)).await });
+    }
+    let mut total = SimulationReport::default();
+    while let Some(run) = runs.join_next().await {
+        let report = run.map_err(|e| {
+            CommandError::Store(ledger_store::StoreError::Io(format!(
+                "a simulation failed: {e}"
+            )))
+        })??;
+        total.orders += report.orders;
+        total.commands += report.commands;
+        total.refused += report.refused;
+        total.timers_fired += report.timers_fired;
+    }
+    Ok(total)
+}
+
+impl Simulation {
+    pub fn new(handler: Arc<CommandHandler>, seed: u64) -> Self {
         Simulation {
             handler,
-            store,
             rng: fastrand::Rng::with_seed(seed),
             clock: Utc
                 .with_ymd_and_hms(2026, 1, 5, 8, 0, 0)
                 .single()
                 .unwrap_or_default(),
             views: Views::default(),
-            next_position: 0,
             report: SimulationReport::default(),
         }
     }
@@ -345,43 +378,41 @@ impl<'a> Simulation<'a> {
         let request = CommandRequest::new(self.uuid(), order, command);
         self.report.commands += 1;
         match self.handler.handle(request).await {
-            Ok(_) => {}
+            Ok(outcome) => self.fold(&outcome),
             Err(CommandError::Rejected(_)) => self.report.refused += 1,
             Err(other) => return Err(other),
-        }
-        self.catch_up().await
-    }
-
-    async fn fire_timers(&mut self) -> Result<(), CommandError> {
-        let fired = fire_due_timers(self.handler, &self.views.timers, self.clock).await?;
-        self.report.timers_fired += fired.fired as u64;
-        if fired.fired > 0 {
-            self.catch_up().await?;
         }
         Ok(())
     }
 
-    /// The views follow the log, so scripts see escrow, deadlines and timers as they are.
-    async fn catch_up(&mut self) -> Result<(), CommandError> {
-        loop {
-            let page = self
-                .store
-                .read_all(
-                    AllFrom::Position(self.next_position),
-                    Direction::Forwards,
-                    READ_EVENTS_MAX,
-                )
+    async fn fire_timers(&mut self) -> Result<(), CommandError> {
+        let mut changed = Vec::new();
+        let fired =
+            fire_due_timers_into(&self.handler, &self.views.timers, self.clock, &mut changed)
                 .await?;
-            let Some(last) = page.last() else {
-                return Ok(());
+        self.report.timers_fired += fired.fired as u64;
+        for outcome in &changed {
+            self.fold(outcome);
+        }
+        Ok(())
+    }
+
+    /// The views follow this simulation's orders from what its commands appended: an
+    /// outcome's events are consecutive in their stream and in `$all`.
+    fn fold(&mut self, outcome: &Outcome) {
+        let last = outcome.events.len().saturating_sub(1) as u64;
+        for (index, event) in outcome.events.iter().enumerate() {
+            let back = last - index as u64;
+            let fact = Fact {
+                position: outcome.position.saturating_sub(back),
+                order: outcome.order_id,
+                revision: outcome.revision.saturating_sub(back),
+                recorded_at: self.clock,
+                event: event.clone(),
             };
-            self.next_position = last.position + 1;
-            for recorded in &page {
-                let fact = Fact::decode(recorded).map_err(|e| {
-                    CommandError::Store(ledger_store::StoreError::Corrupt(e.to_string()))
-                })?;
-                self.views.apply(&fact);
-            }
+            self.views.escrow.apply(&fact);
+            self.views.orders.apply(&fact);
+            self.views.timers.apply(&fact);
         }
     }
 }

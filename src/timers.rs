@@ -6,7 +6,7 @@
 //! nothing.
 
 use chrono::{DateTime, Utc};
-use ledger_commands::{CommandError, CommandHandler, CommandRequest};
+use ledger_commands::{CommandError, CommandHandler, CommandRequest, Outcome};
 use ledger_domain::{Actor, Command, Rejection};
 use ledger_projections::{DueTimer, TimerKind, TimerView};
 use uuid::Uuid;
@@ -61,11 +61,24 @@ pub async fn fire_due_timers(
     timers: &TimerView,
     now: DateTime<Utc>,
 ) -> Result<TimerReport, CommandError> {
+    fire_due_timers_into(handler, timers, now, &mut Vec::new()).await
+}
+
+/// As `fire_due_timers`, also handing over the outcome of each timer that changed an order.
+pub async fn fire_due_timers_into(
+    handler: &CommandHandler,
+    timers: &TimerView,
+    now: DateTime<Utc>,
+    changed: &mut Vec<Outcome>,
+) -> Result<TimerReport, CommandError> {
     let mut report = TimerReport::default();
     for timer in timers.due(now, TIMERS_PER_TICK_MAX) {
         match handler.handle(timer_command(&timer, now)).await {
             Ok(outcome) if outcome.replayed => report.already_fired += 1,
-            Ok(_) => report.fired += 1,
+            Ok(outcome) => {
+                report.fired += 1;
+                changed.push(outcome);
+            }
             Err(CommandError::Rejected(
                 Rejection::WrongState { .. }
                 | Rejection::OrderFinished { .. }
