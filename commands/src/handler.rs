@@ -6,9 +6,7 @@ use ledger_domain::{
     decide, evolve, Command, Event, EventMetadata, OrderId, OrderState, Policy, Rejection,
     EVENT_SCHEMA_VERSION,
 };
-use ledger_store::{
-    Direction, EventStore, ExpectedRevision, RecordedEvent, StoreError, StreamFrom, READ_EVENTS_MAX,
-};
+use ledger_store::{read_whole_stream, EventStore, ExpectedRevision, RecordedEvent, StoreError};
 use lru::LruCache;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -301,35 +299,9 @@ impl CommandHandler {
         order: OrderId,
         last_revision: u64,
     ) -> Result<Vec<RecordedEvent>, CommandError> {
-        let stream = codec::stream_for(order);
-        let mut events = Vec::new();
-        let mut from = 0;
-        loop {
-            let page = match self
-                .store
-                .read_stream(
-                    &stream,
-                    StreamFrom::Revision(from),
-                    Direction::Forwards,
-                    READ_EVENTS_MAX,
-                )
-                .await
-            {
-                Err(StoreError::StreamNotFound(_)) => Vec::new(),
-                other => other?,
-            };
-            let full = page.len() == READ_EVENTS_MAX;
-            for event in page {
-                if event.revision > last_revision {
-                    return Ok(events);
-                }
-                from = event.revision + 1;
-                events.push(event);
-            }
-            if !full {
-                return Ok(events);
-            }
-        }
+        let mut events = read_whole_stream(&*self.store, &codec::stream_for(order)).await?;
+        events.retain(|e| e.revision <= last_revision);
+        Ok(events)
     }
 
     fn remember(&self, order: OrderId, loaded: Loaded) {

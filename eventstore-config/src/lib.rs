@@ -19,6 +19,6 @@ pub mod conformance;
 pub use config::{ConfigError, StoreConfig, StoreKind, CONFIG_FILE_DEFAULT, ENV_PREFIX};
 pub use error::StoreError;
 pub use sqlite::{SqliteOptions, SqliteStore, LIVE_FEED_BATCHES_DEFAULT, LOG_FILE_NAME};
-pub use store::{EventStore, Subscription};
+pub use store::{read_whole_stream, EventStore, Subscription};
 pub use subscription::CATCH_UP_PAGE_EVENTS;
 pub use types::*;

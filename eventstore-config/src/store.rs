@@ -46,6 +46,34 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<Box<dyn Subscription>, StoreError>;
 }
 
+/// Every event of `stream`, reading page after page; empty for a stream with no events.
+pub async fn read_whole_stream(
+    store: &dyn EventStore,
+    stream: &StreamName,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut events: Vec<RecordedEvent> = Vec::new();
+    loop {
+        let from = events.last().map_or(0, |e| e.revision + 1);
+        let page = match store
+            .read_stream(
+                stream,
+                StreamFrom::Revision(from),
+                Direction::Forwards,
+                READ_EVENTS_MAX,
+            )
+            .await
+        {
+            Err(StoreError::StreamNotFound(_)) => Vec::new(),
+            other => other?,
+        };
+        let full = page.len() == READ_EVENTS_MAX;
+        events.extend(page);
+        if !full {
+            return Ok(events);
+        }
+    }
+}
+
 #[async_trait]
 pub trait Subscription: Send {
     /// The next event, waiting for one to be appended if the subscription has caught up.

@@ -180,6 +180,21 @@ pub struct RecordedEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
+impl RecordedEvent {
+    /// The event as it would be appended elsewhere to reproduce it: same id, type, bytes and
+    /// recorded instant; with its stream and revision, which say where.
+    pub fn into_event_data(self) -> (StreamName, u64, EventData) {
+        let data = EventData {
+            event_id: self.event_id,
+            event_type: self.event_type,
+            data: self.data,
+            metadata: self.metadata,
+            recorded_at: Some(self.recorded_at),
+        };
+        (self.stream, self.revision, data)
+    }
+}
+
 /// What an append left behind: the stream's revision and the `$all` position of its last event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AppendResult {

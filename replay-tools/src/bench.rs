@@ -4,8 +4,8 @@
 
 use chrono::Utc;
 use ledger_store::{
-    AllFrom, Direction, EventData, EventStore, SqliteStore, StoreError, StreamName, LOG_FILE_NAME,
-    READ_EVENTS_MAX,
+    AllFrom, Direction, EventData, EventStore, RecordedEvent, SqliteStore, StoreError, StreamName,
+    LOG_FILE_NAME, READ_EVENTS_MAX,
 };
 use std::path::Path;
 use std::time::Instant;
@@ -47,16 +47,7 @@ pub async fn rows_of(data_dir: &Path) -> Result<Vec<(StreamName, u64, EventData)
             .await?;
         let Some(last) = page.last() else { break };
         next = last.position + 1;
-        for e in page {
-            let data = EventData {
-                event_id: e.event_id,
-                event_type: e.event_type,
-                data: e.data,
-                metadata: e.metadata,
-                recorded_at: None,
-            };
-            rows.push((e.stream, e.revision, data));
-        }
+        rows.extend(page.into_iter().map(RecordedEvent::into_event_data));
     }
     store.close();
     Ok(rows)

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use ledger_commands::{decode, stream_for, DecodeError};
 use ledger_domain::{evolve, Actor, Event, MoneyMovement, OrderId, OrderState, Status};
-use ledger_store::{Direction, EventStore, StoreError, StreamFrom, READ_EVENTS_MAX};
+use ledger_store::{read_whole_stream, EventStore, StoreError};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -54,61 +54,39 @@ pub async fn history(
     order: OrderId,
     cutoff: Cutoff,
 ) -> Result<History, HistoryError> {
-    let stream = stream_for(order);
+    let recorded = read_whole_stream(store, &stream_for(order)).await?;
+    if recorded.is_empty() {
+        return Err(HistoryError::UnknownOrder(order));
+    }
     let mut entries = Vec::new();
     let mut state = OrderState::new();
-    let mut from = 0;
-    loop {
-        let page = match store
-            .read_stream(
-                &stream,
-                StreamFrom::Revision(from),
-                Direction::Forwards,
-                READ_EVENTS_MAX,
-            )
-            .await
-        {
-            Err(StoreError::StreamNotFound(_)) if from == 0 => {
-                return Err(HistoryError::UnknownOrder(order))
-            }
-            other => other?,
+    for recorded in recorded {
+        let (event, _) = decode(&recorded)?;
+        let within = match cutoff {
+            Cutoff::Now => true,
+            Cutoff::At(instant) => event.at() <= instant,
+            Cutoff::Revision(revision) => recorded.revision <= revision,
         };
-        let full = page.len() == READ_EVENTS_MAX;
-        for recorded in page {
-            from = recorded.revision + 1;
-            let (event, _) = decode(&recorded)?;
-            let within = match cutoff {
-                Cutoff::Now => true,
-                Cutoff::At(instant) => event.at() <= instant,
-                Cutoff::Revision(revision) => recorded.revision <= revision,
-            };
-            if !within {
-                return Ok(History {
-                    order,
-                    entries,
-                    state,
-                });
-            }
-            state = evolve(state, &event);
-            entries.push(Entry {
-                revision: recorded.revision,
-                position: recorded.position,
-                at: event.at(),
-                actor: event.by(),
-                event_type: event.event_type(),
-                money_effect: money_effect(&event),
-                status_after: state.status(),
-                event,
-            });
+        if !within {
+            break;
         }
-        if !full {
-            return Ok(History {
-                order,
-                entries,
-                state,
-            });
-        }
+        state = evolve(state, &event);
+        entries.push(Entry {
+            revision: recorded.revision,
+            position: recorded.position,
+            at: event.at(),
+            actor: event.by(),
+            event_type: event.event_type(),
+            money_effect: money_effect(&event),
+            status_after: state.status(),
+            event,
+        });
     }
+    Ok(History {
+        order,
+        entries,
+        state,
+    })
 }
 
 fn money_effect(event: &Event) -> Option<String> {

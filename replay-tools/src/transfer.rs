@@ -299,16 +299,8 @@ pub async fn copy(
         let Some(last) = page.last() else { break };
         next = last.position + 1;
         for recorded in page {
-            let event = EventData {
-                event_id: recorded.event_id,
-                event_type: recorded.event_type,
-                data: recorded.data,
-                metadata: recorded.metadata,
-                recorded_at: Some(recorded.recorded_at),
-            };
-            appender
-                .push(recorded.stream, recorded.revision, event)
-                .await?;
+            let (stream, revision, event) = recorded.into_event_data();
+            appender.push(stream, revision, event).await?;
         }
     }
     let events = appender.finish().await?;
