@@ -1,6 +1,6 @@
-//! The `ledger` application: what wires the libraries together. Today: the timer process
-//! manager, and the marketplace simulation that drives it; the HTTP service comes with its
-//! issue.
+//! The `ledger` application: what wires the libraries together: the HTTP service, the timer
+//! process manager, and the marketplace simulation that drives benchmarks.
 
+pub mod service;
 pub mod simulate;
 pub mod timers;

@@ -15,6 +15,35 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Commands {
+    /// Run the HTTP service (docs/api.md) on the configured store, with its timers.
+    Serve {
+        /// Development mode: a random token secret unless one is configured, a ready token
+        /// per role printed at start, and `POST /dev/clock`.
+        #[arg(long)]
+        dev: bool,
+        /// Listen here instead of the configured address (port 0 picks a free one).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Log lines as text or as JSON objects.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Mint a bearer token from the configured secret (jwt_secret or LEDGER_JWT_SECRET).
+    Token {
+        #[arg(long, value_enum)]
+        role: order_ledger::service::auth::ApiRole,
+        /// The user id the token speaks for (a UUID).
+        #[arg(long)]
+        sub: uuid::Uuid,
+        /// Hours until it expires.
+        #[arg(long, default_value_t = order_ledger::service::auth::TOKEN_TTL_HOURS_DEFAULT)]
+        hours: i64,
+        /// The configuration file (default: ./ledger.toml, if present).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+    },
     /// Measure performance; see docs/performance.md.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -145,6 +174,73 @@ impl StoreArgs {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs go to standard error; standard output carries what `serve` announces.
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run_serve(
+    dev: bool,
+    listen: Option<std::net::SocketAddr>,
+    log_format: LogFormat,
+    args: &StoreArgs,
+) -> anyhow::Result<()> {
+    init_logs(log_format);
+    let store = args.config()?;
+    let mut config = order_ledger::service::config::ServiceConfig::load(args.config.as_deref())?;
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(order_ledger::service::serve(
+        order_ledger::service::ServeOptions {
+            config,
+            data_dir: store.data_dir,
+            dev,
+            announce: true,
+        },
+    ))
+}
+
+fn run_token(
+    role: order_ledger::service::auth::ApiRole,
+    sub: uuid::Uuid,
+    hours: i64,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let config = order_ledger::service::config::ServiceConfig::load(config)?;
+    let secret = config
+        .jwt_secret
+        .context("no token secret: set jwt_secret in ledger.toml or LEDGER_JWT_SECRET")?;
+    if hours <= 0 {
+        anyhow::bail!("--hours must be at least 1");
+    }
+    let keys = order_ledger::service::auth::TokenKeys::new(&secret)?;
+    let token = keys.mint(
+        role,
+        sub,
+        chrono::Utc::now(),
+        chrono::Duration::hours(hours),
+    )?;
+    println!("{token}");
+    Ok(())
+}
+
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Durable command throughput of `simulate` with 1, 16 and 256 concurrent simulations,
@@ -191,6 +287,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Some(Commands::Serve {
+            dev,
+            listen,
+            log_format,
+            store,
+        }) => run_serve(dev, listen, log_format, &store),
+        Some(Commands::Token {
+            role,
+            sub,
+            hours,
+            config,
+        }) => run_token(role, sub, hours, config.as_deref()),
         Some(Commands::Bench(BenchCommand::Commands {
             producers,
             orders_per_producer,

@@ -71,8 +71,19 @@ pub async fn fire_due_timers_into(
     now: DateTime<Utc>,
     changed: &mut Vec<Outcome>,
 ) -> Result<TimerReport, CommandError> {
+    fire_timers(handler, timers.due(now, TIMERS_PER_TICK_MAX), now, changed).await
+}
+
+/// Fires `due`, timers read from the view beforehand (the service does not hold its views
+/// while commands run).
+pub async fn fire_timers(
+    handler: &CommandHandler,
+    due: Vec<DueTimer>,
+    now: DateTime<Utc>,
+    changed: &mut Vec<Outcome>,
+) -> Result<TimerReport, CommandError> {
     let mut report = TimerReport::default();
-    for timer in timers.due(now, TIMERS_PER_TICK_MAX) {
+    for timer in due {
         match handler.handle(timer_command(&timer, now)).await {
             Ok(outcome) if outcome.replayed => report.already_fired += 1,
             Ok(outcome) => {

@@ -1,0 +1,57 @@
+//! `ledger serve`'s configuration: the same `ledger.toml` and `LEDGER_*` variables as the
+//! store's, with the service's own keys. Nested keys take `__` in variables
+//! (`LEDGER_POLICY__COMMISSION_RATE=0.15`).
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use ledger_domain::Policy;
+use ledger_store::{CONFIG_FILE_DEFAULT, ENV_PREFIX};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Largest request body accepted; commands are small, so anything larger is a mistake.
+pub const BODY_LIMIT_BYTES_DEFAULT: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceConfig {
+    pub listen: SocketAddr,
+    /// HS256 secret of the bearer tokens; required unless `--dev` makes one.
+    pub jwt_secret: Option<String>,
+    /// How often due deadlines are looked for.
+    pub timer_interval_ms: u64,
+    pub body_limit_bytes: usize,
+    pub policy: Policy,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            jwt_secret: None,
+            timer_interval_ms: 1_000,
+            body_limit_bytes: BODY_LIMIT_BYTES_DEFAULT,
+            policy: Policy::default(),
+        }
+    }
+}
+
+impl ServiceConfig {
+    pub fn load(file: Option<&Path>) -> anyhow::Result<ServiceConfig> {
+        let file = file.unwrap_or(Path::new(CONFIG_FILE_DEFAULT));
+        let config: ServiceConfig = Figment::from(Serialized::defaults(ServiceConfig::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        config
+            .policy
+            .validate()
+            .map_err(|e| anyhow::anyhow!("configuration: policy: {e}"))?;
+        if config.timer_interval_ms == 0 {
+            anyhow::bail!("configuration: timer_interval_ms must be at least 1");
+        }
+        Ok(config)
+    }
+}

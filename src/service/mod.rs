@@ -1,0 +1,370 @@
+//! `ledger serve`: the HTTP API over the command pipeline and the views, the projection that
+//! keeps the views current, and the timers that act when a deadline passes.
+//!
+//! Wiring only: rules live in the domain, durability in the store, folding in the views.
+//! A command's response waits until the views have folded its events, so a client that reads
+//! after writing sees its write.
+
+pub mod auth;
+pub mod clock;
+pub mod commands;
+pub mod config;
+mod metered;
+mod ops;
+pub mod problem;
+mod queries;
+mod streams;
+
+use crate::timers::{fire_timers, TIMERS_PER_TICK_MAX};
+use anyhow::Context;
+use auth::{ApiRole, TokenKeys};
+use clock::Clock;
+use config::ServiceConfig;
+use ledger_commands::CommandHandler;
+use ledger_domain::Policy;
+use ledger_projections::{Projector, Views};
+use ledger_store::{EventStore, SubscribeFrom};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+/// Longest a command's response waits for the views to fold its events.
+const VIEWS_WAIT: Duration = Duration::from_secs(5);
+/// How often the views are saved while events keep arriving.
+const VIEWS_SAVE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Everything a request handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn EventStore>,
+    pub handler: Arc<CommandHandler>,
+    projector: Arc<Mutex<Projector>>,
+    /// The last `$all` position the views have folded.
+    folded: watch::Receiver<Option<u64>>,
+    projection_failure: Arc<Mutex<Option<String>>>,
+    pub clock: Arc<Clock>,
+    pub keys: TokenKeys,
+    pub policy: Policy,
+    metrics: Option<PrometheusHandle>,
+    shutdown: watch::Receiver<bool>,
+    idempotency: Arc<commands::KeyFingerprints>,
+}
+
+impl AppState {
+    /// Runs `query` on the views as they stand.
+    pub fn views<T>(&self, query: impl FnOnce(&Views) -> T) -> Result<T, problem::ApiError> {
+        let projector = self
+            .projector
+            .lock()
+            .map_err(|_| problem::ApiError::internal("the views' lock was poisoned"))?;
+        Ok(query(projector.views()))
+    }
+
+    /// Waits until the views have folded `position`; false if they did not in time.
+    async fn views_reach(&self, position: u64) -> bool {
+        let mut folded = self.folded.clone();
+        tokio::time::timeout(
+            VIEWS_WAIT,
+            folded.wait_for(|p| p.is_some_and(|p| p >= position)),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Resolves when the service is shutting down.
+    pub async fn shutting_down(&self) {
+        let mut shutdown = self.shutdown.clone();
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    }
+}
+
+/// How `ledger serve` was asked to run.
+pub struct ServeOptions {
+    pub config: ServiceConfig,
+    pub data_dir: PathBuf,
+    pub dev: bool,
+    /// Where to tell the caller the bound address (tests bind port 0).
+    pub announce: bool,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Order Ledger", description = "An event-sourced escrow ledger for a freelance marketplace. See docs/api.md."),
+    components(schemas(problem::Problem)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The router with every route, and the OpenAPI document describing exactly those routes.
+pub fn router(state: AppState, dev: bool, body_limit: usize) -> axum::Router {
+    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(commands::routes())
+        .merge(queries::routes())
+        .merge(streams::routes())
+        .merge(ops::routes());
+    if dev {
+        api = api.merge(ops::dev_routes());
+    }
+    let (router, openapi) = api.split_for_parts();
+    let openapi = Arc::new(openapi);
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let openapi = Arc::clone(&openapi);
+                async move { axum::Json(openapi.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { problem::ApiError::not_found("no such route") })
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(ops::record_request))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Runs the service until SIGINT or SIGTERM, then drains it.
+pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
+    let ServeOptions {
+        config,
+        data_dir,
+        dev,
+        announce,
+    } = options;
+    let secret = match (&config.jwt_secret, dev) {
+        (Some(secret), _) => secret.clone(),
+        (None, true) => random_secret(),
+        (None, false) => anyhow::bail!(
+            "no token secret: set jwt_secret in ledger.toml or LEDGER_JWT_SECRET, or run with --dev"
+        ),
+    };
+    let keys = TokenKeys::new(&secret)?;
+    let sqlite = ledger_store::SqliteStore::open(&data_dir)
+        .with_context(|| format!("opening the log in {}", data_dir.display()))?;
+    let store: Arc<dyn EventStore> = Arc::new(metered::MeteredStore::new(sqlite));
+    let handler = Arc::new(CommandHandler::new(
+        Arc::clone(&store),
+        config.policy.clone(),
+    ));
+
+    let mut projector = Projector::open(&data_dir).context("opening the views")?;
+    let progress = projector
+        .catch_up(&*store)
+        .await
+        .context("bringing the views up to date")?;
+    tracing::info!(applied = progress.applied, checkpoint = ?progress.checkpoint, "views caught up");
+    let (folded_tx, folded) = watch::channel(projector.checkpoint());
+    let projector = Arc::new(Mutex::new(projector));
+    let (shutdown_tx, shutdown) = watch::channel(false);
+
+    let state = AppState {
+        store: Arc::clone(&store),
+        handler: Arc::clone(&handler),
+        projector: Arc::clone(&projector),
+        folded,
+        projection_failure: Arc::default(),
+        clock: Arc::new(Clock::default()),
+        keys: keys.clone(),
+        policy: config.policy.clone(),
+        metrics: ops::install_metrics(),
+        shutdown: shutdown.clone(),
+        idempotency: Arc::new(commands::KeyFingerprints::default()),
+    };
+
+    let projection = tokio::spawn(project(state.clone(), folded_tx));
+    let timers = tokio::spawn(run_timers(
+        state.clone(),
+        Duration::from_millis(config.timer_interval_ms),
+    ));
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, dev, "listening");
+    if announce {
+        announce_start(address, dev, &keys)?;
+    }
+
+    let app = router(state.clone(), dev, config.body_limit_bytes);
+    let graceful = {
+        let state = state.clone();
+        async move { state.shutting_down().await }
+    };
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: no new requests; finishing those in flight");
+        let _ = shutdown_tx.send(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(graceful)
+        .await
+        .context("serving HTTP")?;
+
+    timers.await.context("the timers task")?;
+    projection.await.context("the projection task")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn announce_start(address: SocketAddr, dev: bool, keys: &TokenKeys) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ledger: listening on http://{address}")?;
+    if dev {
+        writeln!(
+            out,
+            "# dev mode: POST /dev/clock moves the clock. Tokens for each role, valid {} h:",
+            auth::TOKEN_TTL_HOURS_DEFAULT
+        )?;
+        let now = chrono::Utc::now();
+        for role in ApiRole::ALL {
+            let sub = uuid::Uuid::new_v4();
+            let token = keys.mint(
+                role,
+                sub,
+                now,
+                chrono::Duration::hours(auth::TOKEN_TTL_HOURS_DEFAULT),
+            )?;
+            let name = role.as_str().to_uppercase();
+            writeln!(out, "export {name}_ID={sub} {name}_TOKEN={token}")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn random_secret() -> String {
+    use rand::Rng;
+    let bytes: [u8; 32] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn wait_for_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// Folds every new event of `$all` into the views, saving them now and then and on shutdown.
+/// A failure (an event the views cannot read) stops the views and makes `/readyz` say why.
+async fn project(state: AppState, folded: watch::Sender<Option<u64>>) {
+    if let Err(error) = follow_log(&state, &folded).await {
+        tracing::error!(%error, "the views stopped");
+        if let Ok(mut failure) = state.projection_failure.lock() {
+            *failure = Some(error.to_string());
+        }
+    }
+    let saved = state.projector.lock().map(|mut p| p.save());
+    if let Ok(Err(error)) = saved {
+        tracing::error!(%error, "saving the views on the way out");
+    }
+}
+
+async fn follow_log(state: &AppState, folded: &watch::Sender<Option<u64>>) -> anyhow::Result<()> {
+    let from = (*folded.borrow()).map_or(SubscribeFrom::Start, SubscribeFrom::After);
+    let mut subscription = state.store.subscribe_all(from).await?;
+    let mut save_tick = tokio::time::interval(VIEWS_SAVE_INTERVAL);
+    let mut unsaved = false;
+    loop {
+        let first = tokio::select! {
+            event = subscription.next() => event?,
+            _ = save_tick.tick() => {
+                if unsaved {
+                    lock(&state.projector)?.save()?;
+                    unsaved = false;
+                }
+                continue;
+            }
+            () = state.shutting_down() => return Ok(()),
+        };
+        let mut batch = vec![first];
+        while batch.len() < ledger_store::READ_EVENTS_MAX {
+            match tokio::time::timeout(Duration::ZERO, subscription.next()).await {
+                Ok(event) => batch.push(event?),
+                Err(_) => break,
+            }
+        }
+        let checkpoint = {
+            let mut projector = lock(&state.projector)?;
+            projector.apply(&batch)?;
+            projector.checkpoint()
+        };
+        unsaved = true;
+        folded.send_replace(checkpoint);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> anyhow::Result<std::sync::MutexGuard<'_, T>> {
+    mutex
+        .lock()
+        .map_err(|_| anyhow::anyhow!("a lock was poisoned by a panic"))
+}
+
+/// Every `interval`, sends the system's commands for the deadlines that have passed.
+async fn run_timers(state: AppState, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = state.shutting_down() => return,
+        }
+        let now = state.clock.now();
+        let due = match state.views(|v| v.timers.due(now, TIMERS_PER_TICK_MAX)) {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::error!(detail = %error.detail, "reading the due timers");
+                continue;
+            }
+        };
+        if due.is_empty() {
+            continue;
+        }
+        match fire_timers(&state.handler, due, now, &mut Vec::new()).await {
+            Ok(report) => tracing::info!(?report, "timers fired"),
+            Err(error) => tracing::error!(%error, "firing timers"),
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! What operators poll: health, readiness, Prometheus metrics; and, in `--dev` only, the clock.
+
+use super::auth::Principal;
+use super::problem::{ApiError, JsonBody};
+use super::AppState;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use ledger_store::{AllFrom, Direction};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Histogram buckets in seconds, from a fast append to a slow request.
+const LATENCY_BUCKETS_SECONDS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// The process's one metrics recorder (the `metrics` facade allows one per process).
+pub fn install_metrics() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(&LATENCY_BUCKETS_SECONDS)
+                .and_then(|b| b.install_recorder())
+                .map_err(|e| tracing::warn!(error = %e, "metrics are off"))
+                .ok()
+        })
+        .clone()
+}
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(prometheus_metrics))
+}
+
+pub fn dev_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(set_clock))
+}
+
+/// Counts every request by method, route and status, and times it.
+pub async fn record_request(request: Request, next: Next) -> Response {
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("ledger_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("ledger_http_request_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "alive")))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Readiness {
+    ready: bool,
+    /// The last `$all` position the views have folded.
+    views_at: Option<u64>,
+    /// The last position in the log.
+    log_at: Option<u64>,
+    problem: Option<String>,
+}
+
+/// The log answers and the views are running.
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+async fn readyz(State(state): State<AppState>) -> Response {
+    let views_at = *state.folded.borrow();
+    let mut problem = state.projection_failure.lock().ok().and_then(|f| f.clone());
+    let log_at = match log_head(&state).await {
+        Ok(head) => head,
+        Err(e) => {
+            problem = Some(format!("the log does not answer: {e}"));
+            None
+        }
+    };
+    let ready = problem.is_none();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Readiness {
+        ready,
+        views_at,
+        log_at,
+        problem,
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn log_head(state: &AppState) -> Result<Option<u64>, ledger_store::StoreError> {
+    let last = state
+        .store
+        .read_all(AllFrom::End, Direction::Backwards, 1)
+        .await?;
+    Ok(last.first().map(|e| e.position))
+}
+
+/// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+async fn prometheus_metrics(State(state): State<AppState>) -> Response {
+    let head = log_head(&state).await.ok().flatten();
+    let folded = *state.folded.borrow();
+    let lag = match (head, folded) {
+        (Some(head), Some(folded)) => head.saturating_sub(folded),
+        (Some(head), None) => head + 1,
+        (None, _) => 0,
+    };
+    metrics::gauge!("ledger_projection_lag_events").set(lag as f64);
+    metrics::gauge!("ledger_conflicts_retried").set(state.handler.conflicts_retried() as f64);
+    let text = state
+        .metrics
+        .as_ref()
+        .map(|m| m.render())
+        .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClockBody {
+    /// RFC 3339; only forward.
+    #[schema(value_type = String, format = DateTime)]
+    now: DateTime<Utc>,
+}
+
+/// `--dev` only: moves the service's clock forward, for lateness, auto-close and review windows.
+#[utoipa::path(post, path = "/dev/clock", tag = "development", request_body = ClockBody,
+    responses((status = 200, body = ClockBody), (status = 422, body = super::problem::Problem)))]
+async fn set_clock(
+    State(state): State<AppState>,
+    _caller: Principal,
+    JsonBody(body): JsonBody<ClockBody>,
+) -> Result<Json<ClockBody>, ApiError> {
+    let now = state.clock.advance_to(body.now).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "clock_backwards",
+            e.to_string(),
+        )
+    })?;
+    Ok(Json(ClockBody { now }))
+}

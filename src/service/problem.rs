@@ -1,0 +1,157 @@
+//! RFC 9457 problem documents: every error the API returns, with the domain's rejection code.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ledger_commands::CommandError;
+use ledger_domain::Rejection;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Where problem types are described (docs/api.md, "Errors").
+const PROBLEM_TYPE_BASE: &str = "https://order-ledger.dev/problems/";
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable, machine-readable: the domain's rejection code, or the API's own.
+    pub code: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+
+    pub fn internal(detail: impl Into<String>) -> ApiError {
+        let detail = detail.into();
+        tracing::error!(%detail, "internal error");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
+    }
+
+    pub fn problem(&self) -> Problem {
+        Problem {
+            problem_type: format!("{PROBLEM_TYPE_BASE}{}", self.code),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.to_owned(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(rejection: Rejection) -> ApiError {
+        let status = match rejection {
+            Rejection::RoleNotAllowed { .. } | Rejection::NotAParty { .. } => StatusCode::FORBIDDEN,
+            Rejection::OrderNotFound => StatusCode::NOT_FOUND,
+            Rejection::AlreadyPlaced => StatusCode::CONFLICT,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError::new(status, rejection.code(), rejection.to_string())
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(error: CommandError) -> ApiError {
+        match error {
+            CommandError::Rejected(rejection) => rejection.into(),
+            CommandError::StaleRevision { .. } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "stale_revision",
+                error.to_string(),
+            ),
+            CommandError::CommandIdReused(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used for a different request",
+            ),
+            CommandError::OrderIdMismatch => {
+                ApiError::bad_request("order_id_mismatch", error.to_string())
+            }
+            CommandError::TooMuchContention(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_much_contention",
+                error.to_string(),
+            ),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+/// A JSON body, read whatever its content type says, refused with a problem document.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        "the request body is larger than the service accepts",
+                    )
+                } else {
+                    ApiError::bad_request("unreadable_body", rejection.body_text())
+                }
+            })?;
+        let body = if bytes.is_empty() { &b"{}"[..] } else { &bytes };
+        serde_json::from_slice(body).map(JsonBody).map_err(|e| {
+            ApiError::bad_request(
+                "malformed_body",
+                format!("the body is not a valid request: {e}"),
+            )
+        })
+    }
+}

@@ -1,0 +1,454 @@
+//! The read routes: the views, and an order's history from its stream.
+
+use super::auth::{ApiRole, Principal};
+use super::problem::{ApiError, Problem};
+use super::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use ledger_domain::{Currency, Decimal, Order, OrderId, Status, UserId};
+use ledger_projections::{
+    AgedHolding, CompletionRate, OrderFilter, OrderPage, OrderSummary, Posting, ReviewWindow,
+    Wallet, AGING_BUCKET_UPPER_DAYS,
+};
+use ledger_replay::history::{history, Cutoff, Entry, HistoryError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+/// Orders in a page when the client does not say.
+const ORDER_PAGE_SIZE_DEFAULT: usize = 50;
+/// Journal postings in a page when the client does not say, and at most.
+const JOURNAL_PAGE_DEFAULT: usize = 500;
+const JOURNAL_PAGE_MAX: usize = 5_000;
+
+const STAFF_SEEING_ORDERS: &[ApiRole] = &[ApiRole::Mediator, ApiRole::Finance];
+const STAFF_SEEING_HISTORY: &[ApiRole] = &[ApiRole::Mediator];
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(order_summary))
+        .routes(routes!(order_history))
+        .routes(routes!(list_orders))
+        .routes(routes!(escrow_totals))
+        .routes(routes!(escrow_orders))
+        .routes(routes!(wallet))
+        .routes(routes!(completion_rate))
+        .routes(routes!(review_window))
+        .routes(routes!(journal))
+        .routes(routes!(trial_balance))
+}
+
+fn order_not_found(order: OrderId) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "order_not_found",
+        format!("order {order} does not exist"),
+    )
+}
+
+/// The order as the views hold it, if the caller may see it.
+fn visible_order(
+    state: &AppState,
+    caller: &Principal,
+    id: OrderId,
+    staff: &[ApiRole],
+) -> Result<Order, ApiError> {
+    let order = state
+        .views(|v| v.orders.order(id).cloned())?
+        .ok_or_else(|| order_not_found(id))?;
+    caller.require_party_or(&order, staff)?;
+    Ok(order)
+}
+
+/// The order summary: state, parties, price, extras, escrow held, deadlines, late or not.
+#[utoipa::path(get, path = "/orders/{id}", tag = "queries",
+    params(("id" = Uuid, Path, description = "order id")),
+    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+async fn order_summary(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<Json<OrderSummary>, ApiError> {
+    let order = visible_order(&state, &caller, OrderId(id), STAFF_SEEING_ORDERS)?;
+    Ok(Json(OrderSummary::of(&order, state.clock.now())))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// The order as it stood at this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    at: Option<DateTime<Utc>>,
+    /// The order as it stood at this revision of its stream.
+    revision: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HistoryResponse {
+    order_id: Uuid,
+    /// Every event up to the cutoff, with actor, instant, money effect and state after.
+    #[schema(value_type = Vec<Object>)]
+    entries: Vec<Entry>,
+    /// The order as it stood after the last entry; none before it was placed.
+    #[schema(value_type = Object)]
+    order: Option<OrderSummary>,
+}
+
+/// Every event of the order, and the order as it stood at an instant or revision.
+#[utoipa::path(get, path = "/orders/{id}/history", tag = "queries",
+    params(("id" = Uuid, Path, description = "order id"), HistoryQuery),
+    responses((status = 200, body = HistoryResponse), (status = "4XX", body = Problem)))]
+async fn order_history(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(id): Path<Uuid>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<HistoryResponse>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let cutoff = match (query.at, query.revision) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "give `at` or `revision`, not both",
+            ))
+        }
+        (Some(at), None) => Cutoff::At(at),
+        (None, Some(revision)) => Cutoff::Revision(revision),
+        (None, None) => Cutoff::Now,
+    };
+    // Who may see it is decided on the whole order, not on the part before the cutoff.
+    let whole = history(&*state.store, OrderId(id), Cutoff::Now)
+        .await
+        .map_err(history_error)?;
+    let order = whole
+        .state
+        .order()
+        .ok_or_else(|| order_not_found(OrderId(id)))?;
+    caller.require_party_or(order, STAFF_SEEING_HISTORY)?;
+    let cut = match cutoff {
+        Cutoff::Now => whole,
+        other => history(&*state.store, OrderId(id), other)
+            .await
+            .map_err(history_error)?,
+    };
+    let now = match cutoff {
+        Cutoff::At(at) => at,
+        _ => state.clock.now(),
+    };
+    Ok(Json(HistoryResponse {
+        order_id: id,
+        order: cut.state.order().map(|o| OrderSummary::of(o, now)),
+        entries: cut.entries,
+    }))
+}
+
+fn history_error(error: HistoryError) -> ApiError {
+    match error {
+        HistoryError::UnknownOrder(order) => order_not_found(order),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::bad_request("invalid_query", rejection.body_text())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    buyer: Option<Uuid>,
+    seller: Option<Uuid>,
+    /// `placed`, `in_progress`, `delivered`, `revision_requested`, `revision_refused`,
+    /// `in_dispute`, `closed` or `cancelled`.
+    state: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<Uuid>,
+    limit: Option<usize>,
+}
+
+fn parse_status(text: &str) -> Result<Status, ApiError> {
+    let wanted: String = text.chars().filter(|c| *c != '_').collect();
+    Status::ALL
+        .into_iter()
+        .find(|s| format!("{s:?}").eq_ignore_ascii_case(&wanted))
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_query", format!("`{text}` is not an order state"))
+        })
+}
+
+/// Orders by buyer, seller and state, a page at a time. Buyers and sellers see their own.
+#[utoipa::path(get, path = "/orders", tag = "queries", params(ListQuery),
+    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+async fn list_orders(
+    State(state): State<AppState>,
+    caller: Principal,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<OrderPage>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let mut filter = OrderFilter {
+        buyer: query.buyer.map(UserId),
+        seller: query.seller.map(UserId),
+        status: query.state.as_deref().map(parse_status).transpose()?,
+    };
+    match caller.role {
+        ApiRole::Mediator | ApiRole::Finance => {}
+        ApiRole::Buyer | ApiRole::Seller => {
+            let own = if caller.role == ApiRole::Buyer {
+                &mut filter.buyer
+            } else {
+                &mut filter.seller
+            };
+            match own {
+                Some(user) if *user != caller.user => {
+                    return Err(ApiError::forbidden(
+                        "buyers and sellers list only their own orders",
+                    ))
+                }
+                _ => *own = Some(caller.user),
+            }
+        }
+        ApiRole::Service => caller.require_role(STAFF_SEEING_ORDERS)?,
+    }
+    let now = state.clock.now();
+    let limit = query.limit.unwrap_or(ORDER_PAGE_SIZE_DEFAULT);
+    let page = state.views(|v| {
+        v.orders
+            .list(&filter, query.cursor.map(OrderId), limit, now)
+    })?;
+    Ok(Json(page))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EscrowCurrency {
+    #[schema(value_type = String)]
+    currency: Currency,
+    #[schema(value_type = String)]
+    held: Decimal,
+    /// Held for 0–7, 8–30, 31–90 and more than 90 days.
+    #[schema(value_type = BTreeMap<String, String>)]
+    aging: BTreeMap<&'static str, Decimal>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EscrowTotals {
+    currencies: Vec<EscrowCurrency>,
+}
+
+const AGING_BUCKET_NAMES: [&str; 4] = ["0-7", "8-30", "31-90", "over-90"];
+
+/// What escrow holds, per currency, with its aging.
+#[utoipa::path(get, path = "/escrow", tag = "queries",
+    responses((status = 200, body = EscrowTotals), (status = "4XX", body = Problem)))]
+async fn escrow_totals(
+    State(state): State<AppState>,
+    caller: Principal,
+) -> Result<Json<EscrowTotals>, ApiError> {
+    caller.require_role(STAFF_SEEING_ORDERS)?;
+    debug_assert_eq!(AGING_BUCKET_UPPER_DAYS.len() + 1, AGING_BUCKET_NAMES.len());
+    let now = state.clock.now();
+    let (totals, aging) = state.views(|v| (v.escrow.totals(), v.escrow.aging(now)))?;
+    let currencies = totals
+        .into_iter()
+        .map(|(currency, held)| EscrowCurrency {
+            currency,
+            held,
+            aging: AGING_BUCKET_NAMES
+                .iter()
+                .zip(aging.get(&currency).copied().unwrap_or_default())
+                .map(|(name, sum)| (*name, sum))
+                .collect(),
+        })
+        .collect();
+    Ok(Json(EscrowTotals { currencies }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AgeQuery {
+    min_age_days: Option<i64>,
+}
+
+/// Orders holding escrow for at least `min_age_days`, oldest first.
+#[utoipa::path(get, path = "/escrow/orders", tag = "queries", params(AgeQuery),
+    responses((status = 200, body = Vec<Object>), (status = "4XX", body = Problem)))]
+async fn escrow_orders(
+    State(state): State<AppState>,
+    caller: Principal,
+    query: Result<Query<AgeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<AgedHolding>>, ApiError> {
+    caller.require_role(STAFF_SEEING_ORDERS)?;
+    let Query(query) = query.map_err(bad_query)?;
+    let min_age_days = query.min_age_days.unwrap_or(0);
+    if min_age_days < 0 {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "min_age_days cannot be negative",
+        ));
+    }
+    let now = state.clock.now();
+    Ok(Json(state.views(|v| {
+        v.escrow.holdings_older_than(min_age_days, now)
+    })?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WalletResponse {
+    user_id: Uuid,
+    /// Per currency: the balance and the statement lines behind it.
+    #[schema(value_type = Object)]
+    currencies: BTreeMap<Currency, Wallet>,
+}
+
+/// A user's wallet credit: balance and statement, per currency.
+#[utoipa::path(get, path = "/wallets/{user_id}", tag = "queries",
+    params(("user_id" = Uuid, Path, description = "user id")),
+    responses((status = 200, body = WalletResponse), (status = "4XX", body = Problem)))]
+async fn wallet(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(user_id): Path<Uuid>,
+) -> Result<Json<WalletResponse>, ApiError> {
+    let own = caller.user.0 == user_id && matches!(caller.role, ApiRole::Buyer | ApiRole::Seller);
+    if !own {
+        caller
+            .require_role(&[ApiRole::Finance])
+            .map_err(|_| ApiError::forbidden("a wallet is seen by its owner and by finance"))?;
+    }
+    let currencies = state.views(|v| v.wallets.wallet(UserId(user_id)))?;
+    Ok(Json(WalletResponse {
+        user_id,
+        currencies,
+    }))
+}
+
+/// A seller's completion rate, all time and over the recent window, with the counts behind it.
+#[utoipa::path(get, path = "/sellers/{id}/completion-rate", tag = "queries",
+    params(("id" = Uuid, Path, description = "seller's user id")),
+    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+async fn completion_rate(
+    State(state): State<AppState>,
+    _caller: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<Json<CompletionRate>, ApiError> {
+    let now = state.clock.now();
+    let days = state.policy.completion_rate_recent_days;
+    Ok(Json(
+        state.views(|v| v.completion.rate(UserId(id), now, days))?,
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReviewWindowResponse {
+    order_id: Uuid,
+    /// Whether a review can be left now.
+    open: bool,
+    #[schema(value_type = Object)]
+    window: ReviewWindow,
+}
+
+/// The order's review window: opens at close, ends 6 calendar months later.
+#[utoipa::path(get, path = "/orders/{id}/review-window", tag = "queries",
+    params(("id" = Uuid, Path, description = "order id")),
+    responses((status = 200, body = ReviewWindowResponse), (status = "4XX", body = Problem)))]
+async fn review_window(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<Json<ReviewWindowResponse>, ApiError> {
+    visible_order(&state, &caller, OrderId(id), STAFF_SEEING_HISTORY)?;
+    let window = state
+        .views(|v| v.reviews.window(OrderId(id)).cloned())?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_review_window",
+                format!("order {id} has not closed, so it has no review window"),
+            )
+        })?;
+    Ok(Json(ReviewWindowResponse {
+        order_id: id,
+        open: window.is_open_at(state.clock.now()),
+        window,
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JournalQuery {
+    /// First `$all` position.
+    from: Option<u64>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JournalPage {
+    #[schema(value_type = Vec<Object>)]
+    postings: Vec<Posting>,
+    /// Pass as `from` for the next page; none on the last.
+    next_from: Option<u64>,
+}
+
+/// The double-entry journal: a balanced posting for every money movement, from a position.
+#[utoipa::path(get, path = "/journal", tag = "queries", params(JournalQuery),
+    responses((status = 200, body = JournalPage), (status = "4XX", body = Problem)))]
+async fn journal(
+    State(state): State<AppState>,
+    caller: Principal,
+    query: Result<Query<JournalQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<JournalPage>, ApiError> {
+    caller.require_role(&[ApiRole::Finance])?;
+    let Query(query) = query.map_err(bad_query)?;
+    let limit = query
+        .limit
+        .unwrap_or(JOURNAL_PAGE_DEFAULT)
+        .clamp(1, JOURNAL_PAGE_MAX);
+    let from = query.from.unwrap_or(0);
+    let postings = state.views(|v| v.journal.postings(from, limit + 1).to_vec())?;
+    let next_from = postings.get(limit).map(|p| p.position);
+    let mut postings = postings;
+    postings.truncate(limit);
+    Ok(Json(JournalPage {
+        postings,
+        next_from,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TrialBalance {
+    /// Per currency, the sum of every account: zero when the books balance.
+    #[schema(value_type = BTreeMap<String, String>)]
+    totals: BTreeMap<Currency, Decimal>,
+    balanced: bool,
+    /// Every account's balance per currency.
+    #[schema(value_type = Object)]
+    accounts: BTreeMap<String, BTreeMap<Currency, Decimal>>,
+}
+
+/// The trial balance of the journal.
+#[utoipa::path(get, path = "/trial-balance", tag = "queries",
+    responses((status = 200, body = TrialBalance), (status = "4XX", body = Problem)))]
+async fn trial_balance(
+    State(state): State<AppState>,
+    caller: Principal,
+) -> Result<Json<TrialBalance>, ApiError> {
+    caller.require_role(&[ApiRole::Finance])?;
+    let (totals, accounts) = state.views(|v| {
+        let accounts = v
+            .journal
+            .balances()
+            .map(|(account, balances)| (account.to_string(), balances.clone()))
+            .collect();
+        (v.journal.trial_balance(), accounts)
+    })?;
+    let balanced = totals.values().all(|sum| sum.is_zero());
+    Ok(Json(TrialBalance {
+        totals,
+        balanced,
+        accounts,
+    }))
+}
