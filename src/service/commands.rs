@@ -6,9 +6,9 @@
 //! from the log with the first outcome; `If-Match` becomes the expected revision.
 
 use super::auth::Principal;
-use super::problem::{ApiError, JsonBody, Problem};
+use super::problem::{ApiError, ApiPath, JsonBody, Problem};
 use super::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -402,7 +402,7 @@ macro_rules! simple_command {
             State(state): State<AppState>,
             caller: Principal,
             headers: HeaderMap,
-            Path(id): Path<Uuid>,
+            ApiPath(id): ApiPath<Uuid>,
             JsonBody(body): JsonBody<EmptyBody>,
         ) -> Result<Response, ApiError> {
             call(&state, caller, &headers, $path, id, &body)
@@ -424,7 +424,7 @@ macro_rules! reason_command {
             State(state): State<AppState>,
             caller: Principal,
             headers: HeaderMap,
-            Path(id): Path<Uuid>,
+            ApiPath(id): ApiPath<Uuid>,
             JsonBody(body): JsonBody<ReasonBody>,
         ) -> Result<Response, ApiError> {
             call(&state, caller, &headers, $path, id, &body)
@@ -509,7 +509,7 @@ async fn deliver(
     State(state): State<AppState>,
     caller: Principal,
     headers: HeaderMap,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<DeliverBody>,
 ) -> Result<Response, ApiError> {
     call(&state, caller, &headers, "deliver", id, &body)
@@ -535,7 +535,7 @@ async fn accept_revision(
     State(state): State<AppState>,
     caller: Principal,
     headers: HeaderMap,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<AcceptRevisionBody>,
 ) -> Result<Response, ApiError> {
     call(&state, caller, &headers, "accept_revision", id, &body)
@@ -566,7 +566,7 @@ async fn buy_extra(
     State(state): State<AppState>,
     caller: Principal,
     headers: HeaderMap,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<ExtraBody>,
 ) -> Result<Response, ApiError> {
     let price = money(&body.price, order_currency(&state, OrderId(id))?, "price")?;
@@ -598,7 +598,7 @@ async fn extend_deadline(
     State(state): State<AppState>,
     caller: Principal,
     headers: HeaderMap,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<DeadlineBody>,
 ) -> Result<Response, ApiError> {
     call(&state, caller, &headers, "deadline", id, &body)
@@ -626,7 +626,7 @@ async fn partial_refund(
     State(state): State<AppState>,
     caller: Principal,
     headers: HeaderMap,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<RefundBody>,
 ) -> Result<Response, ApiError> {
     let amount = money(&body.amount, order_currency(&state, OrderId(id))?, "amount")?;
@@ -665,7 +665,7 @@ async fn resolve_dispute(
     State(state): State<AppState>,
     caller: Principal,
     headers: HeaderMap,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<ResolveBody>,
 ) -> Result<Response, ApiError> {
     let resolution = match (body.outcome, &body.refund) {
@@ -713,7 +713,7 @@ async fn review(
     State(state): State<AppState>,
     caller: Principal,
     headers: HeaderMap,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<ReviewBody>,
 ) -> Result<Response, ApiError> {
     call(&state, caller, &headers, "review", id, &body)

@@ -43,7 +43,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 pub fn dev_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(set_clock))
+    OpenApiRouter::new().routes(routes!(get_clock, set_clock))
 }
 
 /// Counts every request by method, route and status, and times it.
@@ -150,6 +150,15 @@ pub struct ClockBody {
     /// RFC 3339; only forward.
     #[schema(value_type = String, format = DateTime)]
     now: DateTime<Utc>,
+}
+
+/// `--dev` only: what the service's clock reads.
+#[utoipa::path(get, path = "/dev/clock", tag = "development",
+    responses((status = 200, body = ClockBody)))]
+async fn get_clock(State(state): State<AppState>, _caller: Principal) -> Json<ClockBody> {
+    Json(ClockBody {
+        now: state.clock.now(),
+    })
 }
 
 /// `--dev` only: moves the service's clock forward, for lateness, auto-close and review windows.

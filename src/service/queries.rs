@@ -1,9 +1,9 @@
 //! The read routes: the views, and an order's history from its stream.
 
 use super::auth::{ApiRole, Principal};
-use super::problem::{ApiError, Problem};
+use super::problem::{ApiError, ApiPath, Problem};
 use super::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -72,7 +72,7 @@ fn visible_order(
 async fn order_summary(
     State(state): State<AppState>,
     caller: Principal,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<OrderSummary>, ApiError> {
     let order = visible_order(&state, &caller, OrderId(id), STAFF_SEEING_ORDERS)?;
     Ok(Json(OrderSummary::of(&order, state.clock.now())))
@@ -106,7 +106,7 @@ pub struct HistoryResponse {
 async fn order_history(
     State(state): State<AppState>,
     caller: Principal,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
@@ -311,7 +311,7 @@ pub struct WalletResponse {
 async fn wallet(
     State(state): State<AppState>,
     caller: Principal,
-    Path(user_id): Path<Uuid>,
+    ApiPath(user_id): ApiPath<Uuid>,
 ) -> Result<Json<WalletResponse>, ApiError> {
     let own = caller.user.0 == user_id && matches!(caller.role, ApiRole::Buyer | ApiRole::Seller);
     if !own {
@@ -333,7 +333,7 @@ async fn wallet(
 async fn completion_rate(
     State(state): State<AppState>,
     _caller: Principal,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<CompletionRate>, ApiError> {
     let now = state.clock.now();
     let days = state.policy.completion_rate_recent_days;
@@ -358,7 +358,7 @@ pub struct ReviewWindowResponse {
 async fn review_window(
     State(state): State<AppState>,
     caller: Principal,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<ReviewWindowResponse>, ApiError> {
     visible_order(&state, &caller, OrderId(id), STAFF_SEEING_HISTORY)?;
     let window = state

@@ -3,9 +3,9 @@
 //! `Last-Event-ID` carries on after the last event it received, whichever it subscribed to.
 
 use super::auth::{ApiRole, Principal};
-use super::problem::{ApiError, Problem};
+use super::problem::{ApiError, ApiPath, Problem};
 use super::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -120,7 +120,7 @@ async fn subscribe_stream(
     State(state): State<AppState>,
     caller: Principal,
     headers: HeaderMap,
-    Path(stream): Path<String>,
+    ApiPath(stream): ApiPath<String>,
     query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require_role(READERS)?;

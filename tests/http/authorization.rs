@@ -1,0 +1,385 @@
+//! The authorization matrix: each route × each role × party and non-party.
+//!
+//! Expectations come from the table, written out here independently of the code:
+//! a caller who may not is answered 403; one who may is never answered 401 or 403 (the rules
+//! of the order's state may still refuse it with another status).
+
+use crate::support::{user, Server, User};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Caller {
+    BuyerParty,
+    BuyerOther,
+    SellerParty,
+    SellerOther,
+    Mediator,
+    Finance,
+    Service,
+}
+
+use Caller::*;
+const CALLERS: [Caller; 7] = [
+    BuyerParty,
+    BuyerOther,
+    SellerParty,
+    SellerOther,
+    Mediator,
+    Finance,
+    Service,
+];
+
+struct People {
+    buyer: User,
+    other_buyer: User,
+    seller: User,
+    other_seller: User,
+    mediator: User,
+    finance: User,
+    service: User,
+}
+
+impl People {
+    fn new() -> People {
+        People {
+            buyer: user("buyer"),
+            other_buyer: user("buyer"),
+            seller: user("seller"),
+            other_seller: user("seller"),
+            mediator: user("mediator"),
+            finance: user("finance"),
+            service: user("service"),
+        }
+    }
+
+    fn who(&self, caller: Caller) -> &User {
+        match caller {
+            BuyerParty => &self.buyer,
+            BuyerOther => &self.other_buyer,
+            SellerParty => &self.seller,
+            SellerOther => &self.other_seller,
+            Mediator => &self.mediator,
+            Finance => &self.finance,
+            Service => &self.service,
+        }
+    }
+}
+
+/// Command routes, a valid body for each, and who may send it.
+fn command_routes() -> Vec<(&'static str, Value, &'static [Caller])> {
+    let buyer: &'static [Caller] = &[BuyerParty];
+    let seller: &'static [Caller] = &[SellerParty];
+    let parties: &'static [Caller] = &[BuyerParty, SellerParty];
+    vec![
+        ("confirm", json!({}), seller),
+        ("decline", json!({"reason": "busy"}), seller),
+        ("deliver", json!({"message": "done"}), seller),
+        ("revision/request", json!({"reason": "x"}), buyer),
+        ("revision/accept", json!({"delivery_days": 2}), seller),
+        ("revision/refuse", json!({"reason": "x"}), seller),
+        (
+            "extras",
+            json!({"kind": "option", "description": "fast", "price": "5.00", "extra_days": 0}),
+            buyer,
+        ),
+        ("deadline", json!({"due_at": "2099-01-01T00:00:00Z"}), buyer),
+        ("cancel", json!({"reason": "x"}), parties),
+        ("cancellation/request", json!({"reason": "x"}), parties),
+        ("cancellation/accept", json!({}), parties),
+        ("refunds", json!({"amount": "1.00", "reason": "x"}), seller),
+        ("dispute", json!({"reason": "x"}), parties),
+        (
+            "dispute/resolve",
+            json!({"outcome": "release", "note": "x"}),
+            &[Mediator],
+        ),
+        ("close", json!({}), buyer),
+        ("review", json!({"rating": 5}), buyer),
+    ]
+}
+
+fn assert_allowed(status: StatusCode, allowed: bool, what: &str, body: &Value) {
+    if allowed {
+        assert!(
+            status != StatusCode::FORBIDDEN && status != StatusCode::UNAUTHORIZED,
+            "{what}: expected to be let through, got {status}: {body}"
+        );
+    } else {
+        assert_eq!(status, StatusCode::FORBIDDEN, "{what}: {body}");
+        assert_eq!(body["status"], 403, "{what}: a problem document: {body}");
+    }
+}
+
+#[tokio::test]
+async fn every_command_route_for_every_role_party_and_non_party() {
+    let server = Server::start();
+    let people = People::new();
+    for (action, body, allowed) in command_routes() {
+        for caller in CALLERS {
+            // A fresh order each time: a command let through may change it.
+            let order = server.place(&people.buyer, &people.seller, "100.00").await;
+            let head = server.log_head().await;
+            let reply = server
+                .post(
+                    people.who(caller),
+                    &format!("/orders/{order}/{action}"),
+                    body.clone(),
+                )
+                .await;
+            let what = format!("{caller:?} POST {action}");
+            assert_allowed(reply.status, allowed.contains(&caller), &what, &reply.body);
+            if reply.status == StatusCode::FORBIDDEN {
+                assert_eq!(
+                    server.log_head().await,
+                    head,
+                    "{what}: a refusal appends nothing"
+                );
+            }
+        }
+    }
+    // Placing: buyers only.
+    for caller in CALLERS {
+        let reply = server
+            .post(
+                people.who(caller),
+                "/orders",
+                json!({"seller_id": people.seller.id, "title": "t", "price": "1.00", "currency": "EUR", "delivery_days": 1}),
+            )
+            .await;
+        let allowed = matches!(caller, BuyerParty | BuyerOther);
+        assert_allowed(
+            reply.status,
+            allowed,
+            &format!("{caller:?} POST /orders"),
+            &reply.body,
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_read_route_for_every_role_party_and_non_party() {
+    let server = Server::start();
+    let people = People::new();
+    let order = server.place(&people.buyer, &people.seller, "100.00").await;
+    let closed = server.place(&people.buyer, &people.seller, "100.00").await;
+    server
+        .act(&people.seller, closed, "confirm", json!({}))
+        .await;
+    server
+        .act(&people.seller, closed, "deliver", json!({"message": "x"}))
+        .await;
+    server.act(&people.buyer, closed, "close", json!({})).await;
+
+    let parties_staff = |staff: &'static [Caller]| -> Vec<Caller> {
+        let mut allowed = vec![BuyerParty, SellerParty];
+        allowed.extend_from_slice(staff);
+        allowed
+    };
+    let reads: Vec<(String, Vec<Caller>)> = vec![
+        (
+            format!("/orders/{order}"),
+            parties_staff(&[Mediator, Finance]),
+        ),
+        (
+            format!("/orders/{order}/history"),
+            parties_staff(&[Mediator]),
+        ),
+        (
+            format!("/orders/{closed}/review-window"),
+            parties_staff(&[Mediator]),
+        ),
+        // Everyone but a service lists orders: parties see their own.
+        (
+            "/orders".into(),
+            vec![
+                BuyerParty,
+                BuyerOther,
+                SellerParty,
+                SellerOther,
+                Mediator,
+                Finance,
+            ],
+        ),
+        (
+            format!("/orders?buyer={}", people.buyer.id),
+            vec![BuyerParty, SellerParty, SellerOther, Mediator, Finance],
+        ),
+        (
+            format!("/orders?seller={}", people.seller.id),
+            vec![BuyerParty, BuyerOther, SellerParty, Mediator, Finance],
+        ),
+        ("/escrow".into(), vec![Mediator, Finance]),
+        (
+            "/escrow/orders?min_age_days=0".into(),
+            vec![Mediator, Finance],
+        ),
+        (
+            format!("/wallets/{}", people.buyer.id),
+            vec![BuyerParty, Finance],
+        ),
+        (
+            format!("/wallets/{}", people.seller.id),
+            vec![SellerParty, Finance],
+        ),
+        (
+            format!("/sellers/{}/completion-rate", people.seller.id),
+            CALLERS.to_vec(),
+        ),
+        ("/journal?from=0".into(), vec![Finance]),
+        ("/trial-balance".into(), vec![Finance]),
+        ("/streams/$all".into(), vec![Service, Mediator]),
+        (format!("/streams/order-{order}"), vec![Service, Mediator]),
+    ];
+    for (path, allowed) in &reads {
+        for caller in CALLERS {
+            let what = format!("{caller:?} GET {path}");
+            let response = server
+                .client()
+                .get(server.url(path))
+                .bearer_auth(&people.who(caller).token)
+                .send()
+                .await
+                .expect("request");
+            let status = response.status();
+            // Event streams never end: look at the status and let go.
+            let body: Value = if status == StatusCode::OK && path.starts_with("/streams") {
+                Value::Null
+            } else {
+                response.json().await.unwrap_or(Value::Null)
+            };
+            assert_allowed(status, allowed.contains(&caller), &what, &body);
+            if allowed.contains(&caller) {
+                assert_eq!(status, StatusCode::OK, "{what}: {body}");
+            }
+        }
+    }
+    // A buyer listing orders sees only their own.
+    let theirs = server.get(&people.other_buyer, "/orders").await.ok();
+    assert_eq!(theirs["orders"], json!([]), "{theirs}");
+}
+
+#[tokio::test]
+async fn no_route_but_health_metrics_and_openapi_answers_without_a_token() {
+    let server = Server::start();
+    let id = Uuid::new_v4();
+    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+        let status = server
+            .client()
+            .get(server.url(path))
+            .send()
+            .await
+            .expect("get")
+            .status();
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    let gets = [
+        format!("/orders/{id}"),
+        format!("/orders/{id}/history"),
+        "/orders".into(),
+        "/escrow".into(),
+        "/escrow/orders".into(),
+        format!("/wallets/{id}"),
+        format!("/sellers/{id}/completion-rate"),
+        format!("/orders/{id}/review-window"),
+        "/journal".into(),
+        "/trial-balance".into(),
+        "/streams/$all".into(),
+        "/dev/clock".into(),
+    ];
+    for path in gets {
+        let reply = server.send(server.client().get(server.url(&path))).await;
+        reply.problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+        assert_eq!(
+            reply.headers.get("www-authenticate").map(|v| v.as_bytes()),
+            Some(&b"Bearer"[..])
+        );
+    }
+    let mut posts = vec!["/orders".to_owned()];
+    posts.extend(
+        command_routes()
+            .into_iter()
+            .map(|(a, _, _)| format!("/orders/{id}/{a}")),
+    );
+    for path in posts {
+        let reply = server
+            .send(server.client().post(server.url(&path)).json(&json!({})))
+            .await;
+        reply.problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+    }
+    assert_eq!(server.log_head().await, None, "nothing appended");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_the_service_answers() {
+    let server = Server::start();
+    let document = server
+        .send(server.client().get(server.url("/openapi.json")))
+        .await
+        .ok();
+    assert!(document["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.")));
+    let paths = document["paths"].as_object().expect("paths");
+    let mut expected: Vec<(String, &str)> = vec![
+        ("/orders".into(), "post"),
+        ("/orders".into(), "get"),
+        ("/orders/{id}".into(), "get"),
+        ("/orders/{id}/history".into(), "get"),
+        ("/orders/{id}/review-window".into(), "get"),
+        ("/escrow".into(), "get"),
+        ("/escrow/orders".into(), "get"),
+        ("/wallets/{user_id}".into(), "get"),
+        ("/sellers/{id}/completion-rate".into(), "get"),
+        ("/journal".into(), "get"),
+        ("/trial-balance".into(), "get"),
+        ("/streams/$all".into(), "get"),
+        ("/streams/{stream}".into(), "get"),
+        ("/healthz".into(), "get"),
+        ("/readyz".into(), "get"),
+        ("/metrics".into(), "get"),
+        ("/dev/clock".into(), "post"),
+    ];
+    expected.extend(
+        command_routes()
+            .into_iter()
+            .map(|(a, _, _)| (format!("/orders/{{id}}/{a}"), "post")),
+    );
+    for (path, method) in &expected {
+        assert!(
+            paths.get(path).and_then(|p| p.get(*method)).is_some(),
+            "{method} {path} missing from the OpenAPI document"
+        );
+    }
+    // And every documented operation is answered (not 404/405) by the running service.
+    let mediator = user("mediator");
+    for (path, operations) in paths {
+        let concrete = path
+            .replace("{id}", &Uuid::new_v4().to_string())
+            .replace("{user_id}", &Uuid::new_v4().to_string())
+            .replace("{stream}", "order-x");
+        for method in operations.as_object().expect("operations").keys() {
+            let request = match method.as_str() {
+                "get" => server.client().get(server.url(&concrete)),
+                "post" => server.client().post(server.url(&concrete)).json(&json!({})),
+                other => panic!("unexpected method {other}"),
+            };
+            let response = request
+                .bearer_auth(&mediator.token)
+                .send()
+                .await
+                .expect("request");
+            let status = response.status();
+            let body: Value = if concrete.starts_with("/streams") {
+                Value::Null
+            } else {
+                response.json().await.unwrap_or(Value::Null)
+            };
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            if status == StatusCode::NOT_FOUND {
+                assert_ne!(body["detail"], "no such route", "{method} {path}");
+            }
+        }
+    }
+}

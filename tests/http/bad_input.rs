@@ -1,0 +1,399 @@
+//! Bad input, route by route: each answered with the right 4xx problem document, never a 5xx,
+//! and nothing appended.
+
+use crate::support::{token, user, Server, User, SECRET};
+use chrono::Duration;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// Every command route with a body that would be valid, and the amount field it has, if any.
+fn routes() -> Vec<(&'static str, Value, Option<&'static str>)> {
+    vec![
+        ("confirm", json!({}), None),
+        ("decline", json!({"reason": "busy"}), None),
+        ("deliver", json!({"message": "done"}), None),
+        ("revision/request", json!({"reason": "x"}), None),
+        ("revision/accept", json!({"delivery_days": 2}), None),
+        ("revision/refuse", json!({"reason": "x"}), None),
+        (
+            "extras",
+            json!({"kind": "option", "description": "fast", "price": "5.00", "extra_days": 0}),
+            Some("price"),
+        ),
+        ("deadline", json!({"due_at": "2099-01-01T00:00:00Z"}), None),
+        ("cancel", json!({"reason": "x"}), None),
+        ("cancellation/request", json!({"reason": "x"}), None),
+        ("cancellation/accept", json!({}), None),
+        (
+            "refunds",
+            json!({"amount": "1.00", "reason": "x"}),
+            Some("amount"),
+        ),
+        ("dispute", json!({"reason": "x"}), None),
+        (
+            "dispute/resolve",
+            json!({"outcome": "split", "refund": "1.00", "note": "x"}),
+            Some("refund"),
+        ),
+        ("close", json!({}), None),
+        ("review", json!({"rating": 5}), None),
+    ]
+}
+
+/// A body with the first field of `body` given the wrong JSON type.
+fn wrong_type(body: &Value) -> Option<Value> {
+    let mut body = body.clone();
+    let (key, value) = body
+        .as_object()?
+        .iter()
+        .next()
+        .map(|(k, v)| (k.clone(), v.clone()))?;
+    let wrong = match value {
+        Value::String(_) => json!(12),
+        _ => json!({"nested": true}),
+    };
+    body[key.as_str()] = wrong;
+    Some(body)
+}
+
+async fn send_raw(
+    server: &Server,
+    who: Option<&str>,
+    path: &str,
+    body: Vec<u8>,
+) -> crate::support::Reply {
+    let mut request = server
+        .client()
+        .post(server.url(path))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(token) = who {
+        request = request.bearer_auth(token);
+    }
+    server.send(request).await
+}
+
+fn sender_of(action: &str, people: &(User, User, User)) -> User {
+    let (buyer, seller, mediator) = people;
+    match action {
+        "confirm" | "decline" | "deliver" | "revision/accept" | "revision/refuse" | "refunds"
+        | "cancel" => seller.clone(),
+        "dispute/resolve" => mediator.clone(),
+        _ => buyer.clone(),
+    }
+}
+
+#[tokio::test]
+async fn bad_input_on_every_command_route_is_a_4xx_problem_and_appends_nothing() {
+    let server = Server::start();
+    let people = (user("buyer"), user("seller"), user("mediator"));
+    let order = server.place(&people.0, &people.1, "100.00").await;
+    server.act(&people.1, order, "confirm", json!({})).await;
+    let head = server.log_head().await;
+    let expired = token("buyer", people.0.id, Duration::seconds(-120), SECRET);
+    let forged = token(
+        "buyer",
+        people.0.id,
+        Duration::hours(1),
+        "someone-else's-secret",
+    );
+    let oversized = {
+        let mut body = json!({"reason": "x".repeat(70 * 1024)});
+        body["message"] = body["reason"].clone();
+        serde_json::to_vec(&body).expect("json")
+    };
+
+    for (action, body, amount_field) in routes() {
+        let who = sender_of(action, &people);
+        let path = format!("/orders/{order}/{action}");
+        let valid = serde_json::to_vec(&body).expect("json");
+        let with_extra_field = {
+            let mut b = body.clone();
+            b["surprise"] = json!(1);
+            serde_json::to_vec(&b).expect("json")
+        };
+        let case =
+            |what: &str, token: Option<&str>, path: &str, body: Vec<u8>, status, code| Case {
+                what: what.to_owned(),
+                token: token.map(str::to_owned),
+                path: path.to_owned(),
+                body,
+                status,
+                code,
+            };
+        let mine = Some(who.token.as_str());
+        let (bad, unauthorized) = (StatusCode::BAD_REQUEST, StatusCode::UNAUTHORIZED);
+        let mut cases = vec![
+            case(
+                "malformed JSON",
+                mine,
+                &path,
+                b"{\"reason\": ".to_vec(),
+                bad,
+                "malformed_body",
+            ),
+            case(
+                "not an object",
+                mine,
+                &path,
+                b"[1, 2]".to_vec(),
+                bad,
+                "malformed_body",
+            ),
+            case(
+                "unknown field",
+                mine,
+                &path,
+                with_extra_field,
+                bad,
+                "malformed_body",
+            ),
+            case(
+                "no token",
+                None,
+                &path,
+                valid.clone(),
+                unauthorized,
+                "unauthenticated",
+            ),
+            case(
+                "expired token",
+                Some(&expired),
+                &path,
+                valid.clone(),
+                unauthorized,
+                "unauthenticated",
+            ),
+            case(
+                "forged token",
+                Some(&forged),
+                &path,
+                valid.clone(),
+                unauthorized,
+                "unauthenticated",
+            ),
+            case(
+                "garbage token",
+                Some("not.a.jwt"),
+                &path,
+                valid.clone(),
+                unauthorized,
+                "unauthenticated",
+            ),
+            case(
+                "oversized body",
+                mine,
+                &path,
+                oversized.clone(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+            ),
+            case(
+                "not a uuid",
+                mine,
+                &format!("/orders/not-a-uuid/{action}"),
+                valid.clone(),
+                bad,
+                "invalid_path",
+            ),
+            // An unknown order: the rules cannot even find it.
+            case(
+                "unknown order",
+                mine,
+                &format!("/orders/{}/{action}", Uuid::new_v4()),
+                valid.clone(),
+                StatusCode::NOT_FOUND,
+                "order_not_found",
+            ),
+        ];
+        if let Some(wrong) = wrong_type(&body) {
+            cases.push(case(
+                "wrong type",
+                mine,
+                &path,
+                serde_json::to_vec(&wrong).expect("json"),
+                bad,
+                "malformed_body",
+            ));
+        }
+        if let Some(field) = amount_field {
+            for (what, amount, code) in [
+                ("float amount", json!(1.5), "malformed_body"),
+                ("negative amount", json!("-1.00"), "invalid_amount"),
+                ("over-scale amount", json!("1.001"), "invalid_amount"),
+                ("not a number", json!("ten"), "invalid_amount"),
+                (
+                    "huge amount",
+                    json!("1000000000000000000000.00"),
+                    "invalid_amount",
+                ),
+            ] {
+                let mut wrong = body.clone();
+                wrong[field] = amount;
+                cases.push(case(
+                    what,
+                    mine,
+                    &path,
+                    serde_json::to_vec(&wrong).expect("json"),
+                    bad,
+                    code,
+                ));
+            }
+        }
+        for case in cases {
+            let reply = send_raw(&server, case.token.as_deref(), &case.path, case.body).await;
+            let what = &case.what;
+            assert!(
+                reply.status.is_client_error(),
+                "{action}, {what}: {}",
+                reply.status
+            );
+            reply.problem(case.status, case.code);
+            assert_eq!(
+                server.log_head().await,
+                head,
+                "{action}, {what}: nothing appended"
+            );
+        }
+    }
+}
+
+struct Case {
+    what: String,
+    token: Option<String>,
+    path: String,
+    body: Vec<u8>,
+    status: StatusCode,
+    code: &'static str,
+}
+
+#[tokio::test]
+async fn bad_input_when_placing_is_a_4xx_problem_and_appends_nothing() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let valid = json!({"seller_id": seller.id, "title": "t", "price": "10.00", "currency": "EUR", "delivery_days": 2});
+    let with = |field: &str, value: Value| {
+        let mut body = valid.clone();
+        body[field] = value;
+        body
+    };
+    let cases = [
+        (
+            "float price",
+            with("price", json!(10.5)),
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+        ),
+        (
+            "negative price",
+            with("price", json!("-10.00")),
+            StatusCode::BAD_REQUEST,
+            "invalid_amount",
+        ),
+        (
+            "over-scale price",
+            with("price", json!("10.001")),
+            StatusCode::BAD_REQUEST,
+            "invalid_amount",
+        ),
+        (
+            "yen with cents",
+            {
+                let mut b = with("currency", json!("JPY"));
+                b["price"] = json!("10.50");
+                b
+            },
+            StatusCode::BAD_REQUEST,
+            "invalid_amount",
+        ),
+        (
+            "unknown currency",
+            with("currency", json!("EUX")),
+            StatusCode::BAD_REQUEST,
+            "invalid_currency",
+        ),
+        (
+            "lowercase nonsense",
+            with("currency", json!("euro")),
+            StatusCode::BAD_REQUEST,
+            "invalid_currency",
+        ),
+        (
+            "seller not a uuid",
+            with("seller_id", json!("bob")),
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+        ),
+        (
+            "negative days",
+            with("delivery_days", json!(-1)),
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+        ),
+        (
+            "missing title",
+            {
+                let mut b = valid.clone();
+                b.as_object_mut().map(|o| o.remove("title"));
+                b
+            },
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+        ),
+        (
+            "zero price",
+            with("price", json!("0.00")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "amount_not_positive",
+        ),
+        (
+            "zero days",
+            with("delivery_days", json!(0)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "days_out_of_range",
+        ),
+        (
+            "empty title",
+            with("title", json!("")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "text_empty",
+        ),
+        (
+            "buying from oneself",
+            with("seller_id", json!(buyer.id)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "buyer_is_seller",
+        ),
+    ];
+    for (what, body, status, code) in cases {
+        let reply = server.post(&buyer, "/orders", body).await;
+        reply.problem(status, code);
+        assert_eq!(server.log_head().await, None, "{what}: nothing appended");
+    }
+    // A rating out of range is a domain rule, not a type error.
+    let order = server.place(&buyer, &seller, "10.00").await;
+    server.act(&seller, order, "confirm", json!({})).await;
+    server
+        .act(&seller, order, "deliver", json!({"message": "m"}))
+        .await;
+    server.act(&buyer, order, "close", json!({})).await;
+    let head = server.log_head().await;
+    server
+        .post(
+            &buyer,
+            &format!("/orders/{order}/review"),
+            json!({"rating": 6}),
+        )
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY, "rating_out_of_range");
+    server
+        .post(
+            &buyer,
+            &format!("/orders/{order}/review"),
+            json!({"rating": 300}),
+        )
+        .await
+        .problem(StatusCode::BAD_REQUEST, "malformed_body");
+    assert_eq!(server.log_head().await, head);
+}

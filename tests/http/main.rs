@@ -1,0 +1,10 @@
+//! Black-box tests of `ledger serve`: each starts the real binary on port 0 with a fresh data
+//! directory and talks HTTP to it.
+
+mod authorization;
+mod bad_input;
+mod restart;
+mod retries;
+mod stories;
+mod streams;
+mod support;

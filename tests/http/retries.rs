@@ -1,0 +1,98 @@
+//! `Idempotency-Key` and `If-Match`: a retried command acts once, a stale one not at all.
+
+use crate::support::{user, Server};
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_retried_refund_pays_once_and_gets_the_first_response_again() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "100.00").await;
+    server.act(&seller, order, "confirm", json!({})).await;
+    let refund = |key: &'static str, amount: &'static str| {
+        server.send(
+            server
+                .client()
+                .post(server.url(&format!("/orders/{order}/refunds")))
+                .bearer_auth(&seller.token)
+                .header("Idempotency-Key", key)
+                .json(&json!({ "amount": amount, "reason": "one file missing" })),
+        )
+    };
+    let first = refund("refund-1", "10.00").await;
+    let head = server.log_head().await;
+    let again = refund("refund-1", "10.00").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(again.status, first.status);
+    assert_eq!(again.body, first.body, "the very same body");
+    assert_eq!(
+        again
+            .headers
+            .get("idempotent-replayed")
+            .map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    assert_eq!(server.log_head().await, head, "nothing appended");
+    assert_eq!(
+        server.wallet_eur(&buyer, buyer.id).await.as_deref(),
+        Some("10.00")
+    );
+
+    refund("refund-1", "20.00")
+        .await
+        .problem(StatusCode::CONFLICT, "idempotency_key_reused");
+    assert_eq!(server.log_head().await, head);
+}
+
+#[tokio::test]
+async fn a_place_retried_without_an_order_id_places_one_order() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let place = || {
+        server.send(
+            server
+                .client()
+                .post(server.url("/orders"))
+                .bearer_auth(&buyer.token)
+                .header("Idempotency-Key", "checkout-42")
+                .json(&json!({"seller_id": seller.id, "title": "t", "price": "5.00", "currency": "EUR", "delivery_days": 1})),
+        )
+    };
+    let first = place().await;
+    let second = place().await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!((second.status, &second.body), (first.status, &first.body));
+    let mine = server.get(&buyer, "/orders").await.ok();
+    assert_eq!(mine["orders"].as_array().map(Vec::len), Some(1), "{mine}");
+}
+
+#[tokio::test]
+async fn if_match_makes_a_command_conditional_on_the_revision() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "100.00").await;
+    let confirm = |revision: &'static str| {
+        server.send(
+            server
+                .client()
+                .post(server.url(&format!("/orders/{order}/confirm")))
+                .bearer_auth(&seller.token)
+                .header("If-Match", revision),
+        )
+    };
+    let head = server.log_head().await;
+    confirm("\"3\"")
+        .await
+        .problem(StatusCode::PRECONDITION_FAILED, "stale_revision");
+    assert_eq!(server.log_head().await, head);
+    let confirmed = confirm("\"0\"").await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+    assert_eq!(
+        confirmed.headers.get("etag").map(|v| v.as_bytes()),
+        Some(&b"\"1\""[..])
+    );
+    confirm("not-a-revision")
+        .await
+        .problem(StatusCode::BAD_REQUEST, "invalid_header");
+}

@@ -1,0 +1,195 @@
+//! Server-Sent Events: catch-up then live, `id` = position, resumable with `Last-Event-ID`.
+
+use crate::support::{user, Server, User};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub id: u64,
+    pub event_type: String,
+    pub data: Value,
+}
+
+/// A minimal SSE client: enough of the format to read what the service sends.
+pub struct Subscriber {
+    body: futures::stream::BoxStream<'static, reqwest::Result<axum::body::Bytes>>,
+    buffer: String,
+}
+
+impl Subscriber {
+    pub async fn connect(
+        server: &Server,
+        who: &User,
+        path: &str,
+        last_event_id: Option<u64>,
+    ) -> Subscriber {
+        let mut request = server
+            .client()
+            .get(server.url(path))
+            .bearer_auth(&who.token);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().await.expect("subscribe");
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("text/event-stream")
+        );
+        Subscriber {
+            body: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event, skipping keep-alive comments.
+    pub async fn next(&mut self) -> Delivered {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut event_type, mut data) = (None, String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim().parse().ok();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event_type = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if let Some(id) = id {
+                    let data = serde_json::from_str(&data).expect("JSON data");
+                    return Delivered {
+                        id,
+                        event_type,
+                        data,
+                    };
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
+                .await
+                .expect("an event in time")
+                .expect("the stream is open")
+                .expect("a chunk");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    pub async fn take(&mut self, n: usize) -> Vec<Delivered> {
+        let mut events = Vec::new();
+        for _ in 0..n {
+            events.push(self.next().await);
+        }
+        events
+    }
+}
+
+async fn busy_orders(server: &Server, buyer: &User, seller: &User, orders: usize) {
+    for _ in 0..orders {
+        let order = server.place(buyer, seller, "10.00").await;
+        server.act(seller, order, "confirm", json!({})).await;
+    }
+}
+
+#[tokio::test]
+async fn a_subscriber_joining_mid_stream_and_resuming_gets_every_event_once_in_order() {
+    let server = Server::start();
+    let (buyer, seller, service) = (user("buyer"), user("seller"), user("service"));
+    busy_orders(&server, &buyer, &seller, 5).await; // positions 0..=9
+
+    // Join mid-stream, from position 4.
+    let mut first = Subscriber::connect(&server, &service, "/streams/$all?from=4", None).await;
+    let mut received = first.take(6).await; // 4..=9, caught up
+    let writer = {
+        let (server_url, buyer, seller) = (server.base.clone(), buyer.clone(), seller.clone());
+        tokio::spawn(async move { live_writes(&server_url, &buyer, &seller, 10).await })
+    };
+    received.extend(first.take(5).await); // some live ones
+    let last = received.last().map(|e| e.id).expect("events");
+    drop(first); // disconnect while the writer goes on
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut second = Subscriber::connect(&server, &service, "/streams/$all", Some(last)).await;
+    writer.await.expect("writer");
+    let head = server.log_head().await.expect("events");
+    let remaining = (head - last) as usize;
+    received.extend(second.take(remaining).await);
+
+    let ids: Vec<u64> = received.iter().map(|e| e.id).collect();
+    let expected: Vec<u64> = (4..=head).collect();
+    assert_eq!(ids, expected, "every event once, in order");
+    for event in &received {
+        assert_eq!(event.data["position"], event.id);
+        assert_eq!(event.data["type"], event.event_type);
+    }
+}
+
+/// `pairs` orders placed and confirmed by a second client, while the test reads.
+async fn live_writes(base: &str, buyer: &User, seller: &User, pairs: usize) {
+    let client = reqwest::Client::new();
+    for _ in 0..pairs {
+        let placed: Value = client
+            .post(format!("{base}/orders"))
+            .bearer_auth(&buyer.token)
+            .json(&json!({"seller_id": seller.id, "title": "t", "price": "1.00", "currency": "EUR", "delivery_days": 2}))
+            .send()
+            .await
+            .expect("place")
+            .json()
+            .await
+            .expect("json");
+        let order = placed["order_id"].as_str().expect("id").to_owned();
+        let confirmed = client
+            .post(format!("{base}/orders/{order}/confirm"))
+            .bearer_auth(&seller.token)
+            .send()
+            .await
+            .expect("confirm");
+        assert_eq!(confirmed.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn one_stream_and_a_type_filter() {
+    let server = Server::start();
+    let (buyer, seller, mediator) = (user("buyer"), user("seller"), user("mediator"));
+    busy_orders(&server, &buyer, &seller, 2).await;
+    let order = server.place(&buyer, &seller, "10.00").await;
+    server.act(&seller, order, "confirm", json!({})).await;
+    busy_orders(&server, &buyer, &seller, 1).await;
+
+    let path = format!("/streams/order-{order}");
+    let mut stream = Subscriber::connect(&server, &mediator, &path, None).await;
+    let events = stream.take(2).await;
+    assert_eq!(events[0].event_type, "OrderPlaced");
+    assert_eq!(events[1].event_type, "OrderConfirmed");
+    assert_eq!(events[1].data["stream"], format!("order-{order}"));
+    assert_eq!(events[1].data["revision"], 1);
+    // Resuming one stream by its position goes on after that event.
+    server
+        .act(&seller, order, "deliver", json!({"message": "x"}))
+        .await;
+    let mut resumed = Subscriber::connect(&server, &mediator, &path, Some(events[0].id)).await;
+    let again = resumed.take(2).await;
+    assert_eq!(again[0].id, events[1].id);
+    assert_eq!(again[1].event_type, "OrderDelivered");
+
+    let mut confirmations = Subscriber::connect(
+        &server,
+        &mediator,
+        "/streams/$all?type_prefix=OrderConf",
+        None,
+    )
+    .await;
+    let only = confirmations.take(4).await;
+    assert!(
+        only.iter().all(|e| e.event_type == "OrderConfirmed"),
+        "{only:?}"
+    );
+}
