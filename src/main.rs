@@ -217,6 +217,29 @@ fn run_serve(
     ))
 }
 
+fn run_http_bench(clients: &[usize], seconds: u64) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let reports = runtime.block_on(order_ledger::bench_http::run(
+        clients,
+        std::time::Duration::from_secs(seconds),
+    ))?;
+    println!("| clients | commands/s | p50 | p90 | p99 | max | failed |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for r in reports {
+        println!(
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {} |",
+            r.clients,
+            r.per_second(),
+            r.p50.as_secs_f64() * 1e3,
+            r.p90.as_secs_f64() * 1e3,
+            r.p99.as_secs_f64() * 1e3,
+            r.max.as_secs_f64() * 1e3,
+            r.failures
+        );
+    }
+    Ok(())
+}
+
 fn run_token(
     role: order_ledger::service::auth::ApiRole,
     sub: uuid::Uuid,
@@ -255,6 +278,16 @@ enum BenchCommand {
         /// Where the scratch stores live (a fresh temporary directory by default).
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
+    },
+    /// HTTP load on a real `ledger serve`: commands/s and latency percentiles per number
+    /// of concurrent clients.
+    Http {
+        /// Concurrent clients to measure, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,64,256")]
+        clients: Vec<usize>,
+        /// Seconds of load per level.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     /// Rebuild every view from a simulated history.
     Rebuild {
@@ -304,6 +337,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             orders_per_producer,
             dir,
         })) => run_bench(&producers, orders_per_producer, dir),
+        Some(Commands::Bench(BenchCommand::Http { clients, seconds })) => {
+            run_http_bench(&clients, seconds)
+        }
         Some(Commands::Bench(BenchCommand::Rebuild { events, log_dir })) => {
             run_rebuild_bench(events, log_dir)
         }
