@@ -4,7 +4,7 @@
 //! a caller who may not is answered 403; one who may is never answered 401 or 403 (the rules
 //! of the order's state may still refuse it with another status).
 
-use crate::support::{user, Server, User};
+use crate::support::{command_routes, user, Sender, Server, User};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -67,37 +67,14 @@ impl People {
     }
 }
 
-/// Command routes, a valid body for each, and who may send it.
-fn command_routes() -> Vec<(&'static str, Value, &'static [Caller])> {
-    let buyer: &'static [Caller] = &[BuyerParty];
-    let seller: &'static [Caller] = &[SellerParty];
-    let parties: &'static [Caller] = &[BuyerParty, SellerParty];
-    vec![
-        ("confirm", json!({}), seller),
-        ("decline", json!({"reason": "busy"}), seller),
-        ("deliver", json!({"message": "done"}), seller),
-        ("revision/request", json!({"reason": "x"}), buyer),
-        ("revision/accept", json!({"delivery_days": 2}), seller),
-        ("revision/refuse", json!({"reason": "x"}), seller),
-        (
-            "extras",
-            json!({"kind": "option", "description": "fast", "price": "5.00", "extra_days": 0}),
-            buyer,
-        ),
-        ("deadline", json!({"due_at": "2099-01-01T00:00:00Z"}), buyer),
-        ("cancel", json!({"reason": "x"}), parties),
-        ("cancellation/request", json!({"reason": "x"}), parties),
-        ("cancellation/accept", json!({}), parties),
-        ("refunds", json!({"amount": "1.00", "reason": "x"}), seller),
-        ("dispute", json!({"reason": "x"}), parties),
-        (
-            "dispute/resolve",
-            json!({"outcome": "release", "note": "x"}),
-            &[Mediator],
-        ),
-        ("close", json!({}), buyer),
-        ("review", json!({"rating": 5}), buyer),
-    ]
+/// The callers a command's sender stands for.
+fn allowed(sender: Sender) -> &'static [Caller] {
+    match sender {
+        Sender::Buyer => &[BuyerParty],
+        Sender::Seller => &[SellerParty],
+        Sender::EitherParty => &[BuyerParty, SellerParty],
+        Sender::Mediator => &[Mediator],
+    }
 }
 
 fn assert_allowed(status: StatusCode, allowed: bool, what: &str, body: &Value) {
@@ -116,7 +93,8 @@ fn assert_allowed(status: StatusCode, allowed: bool, what: &str, body: &Value) {
 async fn every_command_route_for_every_role_party_and_non_party() {
     let server = Server::start();
     let people = People::new();
-    for (action, body, allowed) in command_routes() {
+    for route in command_routes() {
+        let (action, body, allowed) = (route.action, route.body, allowed(route.sender));
         for caller in CALLERS {
             // A fresh order each time: a command let through may change it.
             let order = server.place(&people.buyer, &people.seller, "100.00").await;
@@ -300,7 +278,7 @@ async fn no_route_but_health_metrics_and_openapi_answers_without_a_token() {
     posts.extend(
         command_routes()
             .into_iter()
-            .map(|(a, _, _)| format!("/orders/{id}/{a}")),
+            .map(|r| format!("/orders/{id}/{}", r.action)),
     );
     for path in posts {
         let reply = server
@@ -344,7 +322,7 @@ async fn the_openapi_document_describes_every_route_the_service_answers() {
     expected.extend(
         command_routes()
             .into_iter()
-            .map(|(a, _, _)| (format!("/orders/{{id}}/{a}"), "post")),
+            .map(|r| (format!("/orders/{{id}}/{}", r.action), "post")),
     );
     for (path, method) in &expected {
         assert!(

@@ -1,45 +1,11 @@
 //! Bad input, route by route: each answered with the right 4xx problem document, never a 5xx,
 //! and nothing appended.
 
-use crate::support::{token, user, Server, User, SECRET};
+use crate::support::{command_routes, token, user, Sender, Server, User, SECRET};
 use chrono::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-/// Every command route with a body that would be valid, and the amount field it has, if any.
-fn routes() -> Vec<(&'static str, Value, Option<&'static str>)> {
-    vec![
-        ("confirm", json!({}), None),
-        ("decline", json!({"reason": "busy"}), None),
-        ("deliver", json!({"message": "done"}), None),
-        ("revision/request", json!({"reason": "x"}), None),
-        ("revision/accept", json!({"delivery_days": 2}), None),
-        ("revision/refuse", json!({"reason": "x"}), None),
-        (
-            "extras",
-            json!({"kind": "option", "description": "fast", "price": "5.00", "extra_days": 0}),
-            Some("price"),
-        ),
-        ("deadline", json!({"due_at": "2099-01-01T00:00:00Z"}), None),
-        ("cancel", json!({"reason": "x"}), None),
-        ("cancellation/request", json!({"reason": "x"}), None),
-        ("cancellation/accept", json!({}), None),
-        (
-            "refunds",
-            json!({"amount": "1.00", "reason": "x"}),
-            Some("amount"),
-        ),
-        ("dispute", json!({"reason": "x"}), None),
-        (
-            "dispute/resolve",
-            json!({"outcome": "split", "refund": "1.00", "note": "x"}),
-            Some("refund"),
-        ),
-        ("close", json!({}), None),
-        ("review", json!({"rating": 5}), None),
-    ]
-}
 
 /// A body with the first field of `body` given the wrong JSON type.
 fn wrong_type(body: &Value) -> Option<Value> {
@@ -74,13 +40,12 @@ async fn send_raw(
     server.send(request).await
 }
 
-fn sender_of(action: &str, people: &(User, User, User)) -> User {
+fn sender_of(sender: Sender, people: &(User, User, User)) -> User {
     let (buyer, seller, mediator) = people;
-    match action {
-        "confirm" | "decline" | "deliver" | "revision/accept" | "revision/refuse" | "refunds"
-        | "cancel" => seller.clone(),
-        "dispute/resolve" => mediator.clone(),
-        _ => buyer.clone(),
+    match sender {
+        Sender::Buyer => buyer.clone(),
+        Sender::Seller | Sender::EitherParty => seller.clone(),
+        Sender::Mediator => mediator.clone(),
     }
 }
 
@@ -104,8 +69,9 @@ async fn bad_input_on_every_command_route_is_a_4xx_problem_and_appends_nothing()
         serde_json::to_vec(&body).expect("json")
     };
 
-    for (action, body, amount_field) in routes() {
-        let who = sender_of(action, &people);
+    for route in command_routes() {
+        let (action, body, amount_field) = (route.action, route.body, route.amount_field);
+        let who = sender_of(route.sender, &people);
         let path = format!("/orders/{order}/{action}");
         let valid = serde_json::to_vec(&body).expect("json");
         let with_extra_field = {

@@ -319,3 +319,75 @@ pub fn parse_instant(value: &Value) -> DateTime<Utc> {
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(|| panic!("not an instant: {value}"))
 }
+
+/// Who the table lets send a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sender {
+    Buyer,
+    Seller,
+    EitherParty,
+    Mediator,
+}
+
+/// A command route with a body that would be valid for it.
+pub struct CommandRoute {
+    pub action: &'static str,
+    pub body: Value,
+    pub sender: Sender,
+    /// The field holding an amount, if the body has one.
+    pub amount_field: Option<&'static str>,
+}
+
+/// Every command route on an order (placing is `POST /orders`).
+pub fn command_routes() -> Vec<CommandRoute> {
+    use Sender::*;
+    let route = |action, body, sender, amount_field| CommandRoute {
+        action,
+        body,
+        sender,
+        amount_field,
+    };
+    vec![
+        route("confirm", json!({}), Seller, None),
+        route("decline", json!({"reason": "busy"}), Seller, None),
+        route("deliver", json!({"message": "done"}), Seller, None),
+        route("revision/request", json!({"reason": "x"}), Buyer, None),
+        route("revision/accept", json!({"delivery_days": 2}), Seller, None),
+        route("revision/refuse", json!({"reason": "x"}), Seller, None),
+        route(
+            "extras",
+            json!({"kind": "option", "description": "fast", "price": "5.00", "extra_days": 0}),
+            Buyer,
+            Some("price"),
+        ),
+        route(
+            "deadline",
+            json!({"due_at": "2099-01-01T00:00:00Z"}),
+            Buyer,
+            None,
+        ),
+        route("cancel", json!({"reason": "x"}), EitherParty, None),
+        route(
+            "cancellation/request",
+            json!({"reason": "x"}),
+            EitherParty,
+            None,
+        ),
+        route("cancellation/accept", json!({}), EitherParty, None),
+        route(
+            "refunds",
+            json!({"amount": "1.00", "reason": "x"}),
+            Seller,
+            Some("amount"),
+        ),
+        route("dispute", json!({"reason": "x"}), EitherParty, None),
+        route(
+            "dispute/resolve",
+            json!({"outcome": "split", "refund": "1.00", "note": "x"}),
+            Mediator,
+            Some("refund"),
+        ),
+        route("close", json!({}), Buyer, None),
+        route("review", json!({"rating": 5}), Buyer, None),
+    ]
+}
