@@ -3,6 +3,7 @@
 
 mod authorization;
 mod bad_input;
+mod operations;
 mod restart;
 mod retries;
 mod stories;

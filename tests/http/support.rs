@@ -98,13 +98,20 @@ impl Server {
 
     /// Starts the binary on the data directory `dir` (which may hold an earlier run's log).
     pub fn start_in(dir: TempDir) -> Server {
+        Server::start_with(dir, &["--dev"])
+    }
+
+    /// Starts the binary with these flags besides the address and data directory.
+    pub fn start_with(dir: TempDir, flags: &[&str]) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.path().join("serve.log"))
             .expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ledger"))
-            .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg("serve")
+            .args(flags)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path().join("data"))
             .env("LEDGER_JWT_SECRET", SECRET)
             .env("LEDGER_TIMER_INTERVAL_MS", "50")

@@ -1,0 +1,126 @@
+//! What operators see: metrics, tokens from the CLI, the dev-only clock, start-up errors.
+
+use crate::support::{user, Server, User, SECRET};
+use reqwest::StatusCode;
+use serde_json::json;
+use std::process::Command;
+use tempfile::TempDir;
+
+fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(name_and_labels))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_commands_by_type_and_outcome_and_time_appends() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "10.00").await;
+    server.act(&seller, order, "confirm", json!({})).await;
+    server
+        .post(&seller, &format!("/orders/{order}/confirm"), json!({}))
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY, "wrong_state");
+    let text = server
+        .client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let count = |labels: &str| metric(&text, &format!("ledger_commands_total{{{labels}}}"));
+    assert_eq!(
+        count(r#"command="Place",outcome="accepted""#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        count(r#"command="Confirm",outcome="accepted""#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        count(r#"command="Confirm",outcome="wrong_state""#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, r#"ledger_append_seconds_count{outcome="ok"}"#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "ledger_projection_lag_events"),
+        Some(0.0),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_minted_by_the_cli_is_accepted() {
+    let server = Server::start();
+    let sub = uuid::Uuid::new_v4();
+    let output = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["token", "--role", "finance", "--sub", &sub.to_string()])
+        .env("LEDGER_JWT_SECRET", SECRET)
+        .current_dir(server.dir.path())
+        .output()
+        .expect("ledger token");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let finance = User {
+        id: sub,
+        role: "finance",
+        token: String::from_utf8(output.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned(),
+    };
+    let trial = server.get(&finance, "/trial-balance").await.ok();
+    assert_eq!(trial["balanced"], true);
+    // A finance token still may not act as a buyer.
+    server
+        .post(&finance, "/orders", json!({"seller_id": sub, "title": "t", "price": "1.00", "currency": "EUR", "delivery_days": 1}))
+        .await
+        .problem(StatusCode::FORBIDDEN, "role_not_allowed");
+}
+
+#[tokio::test]
+async fn without_dev_the_clock_route_does_not_exist() {
+    let server = Server::start_with(TempDir::new().expect("dir"), &[]);
+    let mediator = user("mediator");
+    server
+        .post(
+            &mediator,
+            "/dev/clock",
+            json!({"now": "2099-01-01T00:00:00Z"}),
+        )
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found");
+    let document = server
+        .send(server.client().get(server.url("/openapi.json")))
+        .await
+        .ok();
+    assert!(document["paths"].get("/dev/clock").is_none());
+}
+
+#[test]
+fn without_dev_and_without_a_secret_the_service_refuses_to_start() {
+    let dir = TempDir::new().expect("dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("LEDGER_JWT_SECRET")
+        .current_dir(dir.path())
+        .output()
+        .expect("ledger serve");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no token secret"), "{stderr}");
+}
