@@ -140,6 +140,13 @@ pub fn router(state: AppState, dev: bool, body_limit: usize) -> axum::Router {
             }),
         )
         .fallback(|| async { problem::ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            problem::ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(ops::record_request))
         .layer(tower_http::trace::TraceLayer::new_for_http())

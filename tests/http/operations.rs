@@ -124,3 +124,22 @@ fn without_dev_and_without_a_secret_the_service_refuses_to_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no token secret"), "{stderr}");
 }
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problem_documents_too() {
+    let server = Server::start();
+    let mediator = user("mediator");
+    server
+        .get(&mediator, "/no/such/route")
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found");
+    server
+        .send(
+            server
+                .client()
+                .delete(server.url("/orders"))
+                .bearer_auth(&mediator.token),
+        )
+        .await
+        .problem(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+}
