@@ -290,17 +290,30 @@ fn money(text: &str, currency: Currency, field: &str) -> Result<Money, ApiError>
         .map_err(|e| ApiError::bad_request("invalid_amount", format!("`{field}`: {e}")))
 }
 
-/// The currency amounts sent for this order are in: the order's own.
-fn order_currency(state: &AppState, order: OrderId) -> Result<Currency, ApiError> {
-    state
-        .views(|v| v.orders.order(order).map(|o| o.currency()))?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "order_not_found",
-                format!("order {order} does not exist"),
-            )
-        })
+/// The currency amounts sent for this order are in: the order's own. The views know it, unless
+/// another instance placed the order a moment ago; then its first event says.
+async fn order_currency(state: &AppState, order: OrderId) -> Result<Currency, ApiError> {
+    if let Some(currency) = state.views(|v| v.orders.order(order).map(|o| o.currency()))? {
+        return Ok(currency);
+    }
+    let placed = ledger_replay::history::history(
+        &*state.store,
+        order,
+        ledger_replay::history::Cutoff::Revision(0),
+    )
+    .await;
+    match placed {
+        Ok(history) => history.state.order().map(|o| o.currency()),
+        Err(ledger_replay::history::HistoryError::UnknownOrder(_)) => None,
+        Err(other) => return Err(ApiError::internal(other.to_string())),
+    }
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "order_not_found",
+            format!("order {order} does not exist"),
+        )
+    })
 }
 
 fn call<'a>(
@@ -569,7 +582,11 @@ async fn buy_extra(
     ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<ExtraBody>,
 ) -> Result<Response, ApiError> {
-    let price = money(&body.price, order_currency(&state, OrderId(id))?, "price")?;
+    let price = money(
+        &body.price,
+        order_currency(&state, OrderId(id)).await?,
+        "price",
+    )?;
     call(&state, caller, &headers, "extras", id, &body)
         .run(|by, at| Command::BuyExtra {
             by,
@@ -629,7 +646,11 @@ async fn partial_refund(
     ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<RefundBody>,
 ) -> Result<Response, ApiError> {
-    let amount = money(&body.amount, order_currency(&state, OrderId(id))?, "amount")?;
+    let amount = money(
+        &body.amount,
+        order_currency(&state, OrderId(id)).await?,
+        "amount",
+    )?;
     call(&state, caller, &headers, "refunds", id, &body)
         .run(|by, at| Command::PartialRefund {
             by,
@@ -672,7 +693,7 @@ async fn resolve_dispute(
         (ResolveOutcome::Release, None) => Resolution::Release,
         (ResolveOutcome::Refund, None) => Resolution::Refund,
         (ResolveOutcome::Split, Some(refund)) => Resolution::Split {
-            refund: money(refund, order_currency(&state, OrderId(id))?, "refund")?,
+            refund: money(refund, order_currency(&state, OrderId(id)).await?, "refund")?,
         },
         (ResolveOutcome::Split, None) => {
             return Err(ApiError::bad_request(
