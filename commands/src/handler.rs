@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Orders whose state is kept in memory between commands.
@@ -135,13 +136,16 @@ impl CommandHandler {
             }
         }
         let digest = digest(request.order_id, &request.command);
-        for _attempt in 0..=CONFLICT_RETRIES_MAX {
+        for attempt in 0..=CONFLICT_RETRIES_MAX {
             let (loaded, cached) = self.load(request.order_id).await?;
             match self.decide_and_append(&request, &digest, &loaded).await {
                 Err(CommandError::Store(StoreError::WrongExpectedRevision { .. })) => {
-                    // Someone else wrote to this order first: forget it, re-read, re-decide.
+                    // Someone else wrote to this order first: forget it, re-read, re-decide,
+                    // after a random pause that grows with each loss, so that racers spread out
+                    // instead of colliding again in lockstep.
                     self.conflicts_retried.fetch_add(1, Ordering::Relaxed);
                     self.forget(request.order_id);
+                    tokio::time::sleep(conflict_backoff(attempt)).await;
                 }
                 // Another instance may have moved the order on: a refusal based on a cached
                 // state is confirmed against the log before it is returned.
@@ -315,6 +319,21 @@ impl CommandHandler {
             cache.pop(&order);
         }
     }
+}
+
+/// First pause after a lost race; it doubles with each further loss, up to the cap.
+const CONFLICT_BACKOFF_FIRST: Duration = Duration::from_micros(100);
+const CONFLICT_BACKOFF_CAP: Duration = Duration::from_millis(20);
+
+/// A random pause ("full jitter") between none and the attempt's exponential bound.
+fn conflict_backoff(attempt: usize) -> Duration {
+    let bound = CONFLICT_BACKOFF_FIRST
+        .saturating_mul(1 << attempt.min(16))
+        .min(CONFLICT_BACKOFF_CAP);
+    let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX).max(1);
+    // Random bits without another dependency: a v4 UUID is 122 random bits.
+    let random = Uuid::new_v4().as_u64_pair().0;
+    Duration::from_nanos(random % nanos)
 }
 
 /// Two commands on one order sent within moments of each other are applied in turn; the
