@@ -148,3 +148,32 @@ async fn an_imported_event_keeps_its_recorded_instant() {
         "without one, the store records now"
     );
 }
+
+/// The embedded store numbers `$all` without gaps, from 0, whatever the concurrency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn positions_are_gapless_from_zero_under_concurrent_appends() {
+    let (store, _dir) = fresh().await;
+    let store = std::sync::Arc::new(store);
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let store = std::sync::Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store
+                .append(
+                    &stream(&format!("order-{i}")),
+                    ExpectedRevision::Any,
+                    events(3),
+                )
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task").expect("append");
+    }
+    let all = store
+        .read_all(AllFrom::Start, Direction::Forwards, READ_EVENTS_MAX)
+        .await
+        .expect("read");
+    let positions: Vec<u64> = all.iter().map(|e| e.position).collect();
+    assert_eq!(positions, (0..96).collect::<Vec<_>>());
+}

@@ -1,0 +1,209 @@
+//! The EventStoreDB client protocol over any [`EventStore`]: what lets an official
+//! EventStoreDB client, in any language, read, append to and subscribe to an embedded ledger,
+//! and what the EventStoreDB backend is tested against in CI.
+//!
+//! Served: `ServerFeatures.GetSupportedMethods`, `Streams.Read` (counted reads of a stream or
+//! `$all` in both directions, catch-up subscriptions with server-side filters and
+//! checkpoints), `Streams.Append`, `Streams.BatchAppend`, and `Gossip.Read` (this one node, the
+//! leader). Everything else answers `UNIMPLEMENTED`, including `Delete` and `Tombstone`: the
+//! ledger's log is never rewritten. Calls but the first two need credentials, decided by a
+//! [`NodeAuth`].
+
+// `tonic::Status` is the protocol's error, and what the generated services return.
+#![allow(clippy::result_large_err)]
+
+mod append;
+mod auth;
+mod convert;
+mod proto;
+mod read;
+
+pub use auth::{parse_authorization, Access, BasicUsers, Credentials, Denied, NodeAuth, NodeUser};
+
+use crate::EventStore;
+use proto::event_store::client::gossip::{self, gossip_server};
+use proto::event_store::client::server_features::{self, server_features_server};
+use proto::event_store::client::streams::{self, streams_server};
+use proto::event_store::client::Empty;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+/// The server version this node reports: the protocol it speaks is EventStoreDB 24.10's.
+pub const SERVER_VERSION: &str = "24.10.0";
+
+/// The EventStoreDB protocol over `store`.
+#[derive(Clone)]
+pub struct Node {
+    store: Arc<dyn EventStore>,
+    auth: Arc<dyn NodeAuth>,
+    /// What gossip tells clients to connect to.
+    advertised: SocketAddr,
+    instance_id: uuid::Uuid,
+}
+
+impl Node {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        auth: Arc<dyn NodeAuth>,
+        advertised: SocketAddr,
+    ) -> Node {
+        Node {
+            store,
+            auth,
+            advertised,
+            instance_id: uuid::Uuid::new_v4(),
+        }
+    }
+
+    fn authorize<T>(&self, request: &Request<T>, access: Access) -> Result<(), Status> {
+        let header =
+            match request.metadata().get("authorization") {
+                None => None,
+                Some(value) => Some(value.to_str().map_err(|_| {
+                    Status::unauthenticated("the authorization header cannot be read")
+                })?),
+            };
+        let credentials = parse_authorization(header).map_err(denied)?;
+        self.auth
+            .authorize(credentials.as_ref(), access)
+            .map_err(denied)
+    }
+
+    /// Serves on `listener` until `shutdown` resolves; calls under way then end.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tonic::transport::Server::builder()
+            .add_service(streams_server::StreamsServer::new(self.clone()))
+            .add_service(server_features_server::ServerFeaturesServer::new(
+                self.clone(),
+            ))
+            .add_service(gossip_server::GossipServer::new(self))
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+    }
+}
+
+fn denied(denied: Denied) -> Status {
+    let mut status = match &denied {
+        Denied::Unauthenticated(message) => Status::unauthenticated(message.clone()),
+        Denied::Forbidden(message) => Status::permission_denied(message.clone()),
+    };
+    convert::insert(&mut status, "exception", "access-denied");
+    status
+}
+
+type ReplyStream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl streams_server::Streams for Node {
+    type ReadStream = ReplyStream<streams::ReadResp>;
+
+    async fn read(
+        &self,
+        request: Request<streams::ReadReq>,
+    ) -> Result<Response<Self::ReadStream>, Status> {
+        self.authorize(&request, Access::Read)?;
+        let plan = read::ReadPlan::new(request.into_inner())?;
+        let (replies, receiver) = tokio::sync::mpsc::channel(read::READ_REPLIES_BUFFERED_MAX);
+        tokio::spawn(plan.run(Arc::clone(&self.store), replies));
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn append(
+        &self,
+        request: Request<Streaming<streams::AppendReq>>,
+    ) -> Result<Response<streams::AppendResp>, Status> {
+        self.authorize(&request, Access::Append)?;
+        append::append(&*self.store, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn delete(
+        &self,
+        _request: Request<streams::DeleteReq>,
+    ) -> Result<Response<streams::DeleteResp>, Status> {
+        Err(Status::unimplemented("the ledger's log is never rewritten"))
+    }
+
+    async fn tombstone(
+        &self,
+        _request: Request<streams::TombstoneReq>,
+    ) -> Result<Response<streams::TombstoneResp>, Status> {
+        Err(Status::unimplemented("the ledger's log is never rewritten"))
+    }
+
+    type BatchAppendStream = ReplyStream<streams::BatchAppendResp>;
+
+    async fn batch_append(
+        &self,
+        request: Request<Streaming<streams::BatchAppendReq>>,
+    ) -> Result<Response<Self::BatchAppendStream>, Status> {
+        self.authorize(&request, Access::Append)?;
+        let replies = append::batch_append(Arc::clone(&self.store), request.into_inner());
+        Ok(Response::new(Box::pin(ReceiverStream::new(replies))))
+    }
+}
+
+#[tonic::async_trait]
+impl server_features_server::ServerFeatures for Node {
+    async fn get_supported_methods(
+        &self,
+        _request: Request<Empty>,
+    ) -> Result<Response<server_features::SupportedMethods>, Status> {
+        let method =
+            |service: &str, method: &str, features: &[&str]| server_features::SupportedMethod {
+                method_name: method.to_owned(),
+                service_name: service.to_owned(),
+                features: features.iter().map(|f| (*f).to_owned()).collect(),
+            };
+        let streams = "event_store.client.streams.streams";
+        Ok(Response::new(server_features::SupportedMethods {
+            methods: vec![
+                method(streams, "read", &["position", "events"]),
+                method(streams, "append", &[]),
+                method(streams, "batchappend", &[]),
+                method("event_store.client.gossip.gossip", "read", &[]),
+                method(
+                    "event_store.client.server_features.serverfeatures",
+                    "getsupportedmethods",
+                    &[],
+                ),
+            ],
+            event_store_server_version: SERVER_VERSION.to_owned(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl gossip_server::Gossip for Node {
+    async fn read(
+        &self,
+        _request: Request<Empty>,
+    ) -> Result<Response<gossip::ClusterInfo>, Status> {
+        let member = gossip::MemberInfo {
+            instance_id: Some(convert::uuid_to_proto(
+                self.instance_id,
+                convert::UuidFormat::String,
+            )),
+            time_stamp: chrono::Utc::now().timestamp_micros() * 10,
+            state: gossip::member_info::VNodeState::Leader as i32,
+            is_alive: true,
+            http_end_point: Some(gossip::EndPoint {
+                address: self.advertised.ip().to_string(),
+                port: u32::from(self.advertised.port()),
+            }),
+        };
+        Ok(Response::new(gossip::ClusterInfo {
+            members: vec![member],
+        }))
+    }
+}

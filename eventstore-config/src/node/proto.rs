@@ -1,0 +1,29 @@
+//! The generated messages and services of the EventStoreDB client protocol.
+#![allow(
+    dead_code,
+    clippy::all,
+    clippy::pedantic,
+    missing_docs,
+    unreachable_pub
+)]
+
+pub mod event_store {
+    pub mod client {
+        tonic::include_proto!("event_store.client");
+        pub mod streams {
+            tonic::include_proto!("event_store.client.streams");
+        }
+        pub mod server_features {
+            tonic::include_proto!("event_store.client.server_features");
+        }
+        pub mod gossip {
+            tonic::include_proto!("event_store.client.gossip");
+        }
+    }
+}
+
+pub mod google {
+    pub mod rpc {
+        tonic::include_proto!("google.rpc");
+    }
+}

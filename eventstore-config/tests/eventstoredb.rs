@@ -1,0 +1,123 @@
+//! The EventStoreDB backend, through the official client, against the embedded node's
+//! EventStoreDB protocol: the conformance suite over real gRPC. With `LEDGER_ESDB_URL` set (a
+//! real server, e.g. `esdb://admin:changeit@localhost:2113?tls=false`), the same suite runs
+//! against that server instead, each case in a fresh namespace.
+
+use ledger_store::node::{BasicUsers, Node, NodeUser};
+use ledger_store::*;
+use std::sync::Arc;
+
+/// What keeps a node alive for one case: its data directory and its shutdown.
+pub struct Guard {
+    _dir: Option<tempfile::TempDir>,
+    _shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub const USER: &str = "ops";
+pub const PASSWORD: &str = "ops-password";
+
+/// A node over a fresh embedded store on a free port, and the address it listens on.
+pub async fn start_node() -> (std::net::SocketAddr, Guard) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(dir.path()).expect("open store");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let users = BasicUsers::new(vec![
+        NodeUser {
+            username: USER.into(),
+            password: PASSWORD.into(),
+            append: true,
+        },
+        NodeUser {
+            username: "reader".into(),
+            password: "reader-password".into(),
+            append: false,
+        },
+    ]);
+    let node = Node::new(Arc::new(store), Arc::new(users), address);
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(node.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let guard = Guard {
+        _dir: Some(dir),
+        _shutdown: Some(shutdown),
+    };
+    (address, guard)
+}
+
+async fn fresh() -> (EventStoreDbStore, Guard) {
+    if let Ok(url) = std::env::var("LEDGER_ESDB_URL") {
+        let options = EventStoreDbOptions {
+            namespace: format!("t{}-", uuid::Uuid::new_v4().simple()),
+            ..EventStoreDbOptions::default()
+        };
+        let store = EventStoreDbStore::connect(&url, options)
+            .await
+            .expect("connect to LEDGER_ESDB_URL");
+        let guard = Guard {
+            _dir: None,
+            _shutdown: None,
+        };
+        return (store, guard);
+    }
+    let (address, guard) = start_node().await;
+    let url = format!("esdb://{USER}:{PASSWORD}@{address}?tls=false");
+    let store = EventStoreDbStore::connect(&url, EventStoreDbOptions::default())
+        .await
+        .expect("connect to the embedded node");
+    (store, guard)
+}
+
+ledger_store::conformance_tests!(fresh());
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_clear_error_at_start_up() {
+    // A port that was free a moment ago: nothing listens there.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    drop(listener);
+    let url = format!("esdb://{address}?tls=false");
+    match EventStoreDbStore::connect(&url, EventStoreDbOptions::default()).await {
+        Err(StoreError::Io(message)) => assert!(message.contains("EventStoreDB"), "{message}"),
+        Err(other) => panic!("expected an I/O error, got {other}"),
+        Ok(_) => panic!("connected to nothing"),
+    }
+    match EventStoreDbStore::connect("not a url", EventStoreDbOptions::default()).await {
+        Err(StoreError::Io(message)) => assert!(message.contains("does not parse"), "{message}"),
+        _ => panic!("a bad connection string was accepted"),
+    }
+}
+
+#[tokio::test]
+async fn wrong_credentials_and_read_only_users_are_refused() {
+    let (address, _guard) = start_node().await;
+    let wrong = format!("esdb://{USER}:nope@{address}?tls=false");
+    assert!(
+        EventStoreDbStore::connect(&wrong, EventStoreDbOptions::default())
+            .await
+            .is_err()
+    );
+    let reader = format!("esdb://reader:reader-password@{address}?tls=false");
+    let store = EventStoreDbStore::connect(&reader, EventStoreDbOptions::default())
+        .await
+        .expect("a reader may connect");
+    let refused = store
+        .append(
+            &conformance::stream("order-r"),
+            ExpectedRevision::Any,
+            conformance::events(1),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Io(ref m)) if m.contains("denied")),
+        "{refused:?}"
+    );
+    assert!(store
+        .read_all(AllFrom::Start, Direction::Forwards, 10)
+        .await
+        .expect("read")
+        .is_empty());
+}
