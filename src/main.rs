@@ -24,6 +24,9 @@ enum Commands {
         /// Listen here instead of the configured address (port 0 picks a free one).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Also serve the EventStoreDB client protocol here (docs/eventstoredb.md).
+        #[arg(long)]
+        grpc_listen: Option<std::net::SocketAddr>,
         /// Log lines as text or as JSON objects.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
@@ -149,15 +152,23 @@ struct StoreArgs {
 }
 
 impl StoreArgs {
-    /// The configuration, with the flags applied.
-    fn config(&self) -> anyhow::Result<ledger_store::StoreConfig> {
+    /// The configuration, with the flags applied: either store.
+    fn any_config(&self) -> anyhow::Result<ledger_store::StoreConfig> {
         let mut config = ledger_store::StoreConfig::load(self.config.as_deref())
             .context("reading the configuration")?;
         if let Some(dir) = &self.data_dir {
             config.data_dir = dir.clone();
         }
+        Ok(config)
+    }
+
+    /// The configuration of a command that works on the embedded store only.
+    fn config(&self) -> anyhow::Result<ledger_store::StoreConfig> {
+        let config = self.any_config()?;
         if config.store != ledger_store::StoreKind::Embedded {
-            anyhow::bail!("only the embedded store is supported by this build so far");
+            anyhow::bail!(
+                "this command works on the embedded store; `ledger copy` brings an EventStoreDB log into one"
+            );
         }
         Ok(config)
     }
@@ -197,20 +208,24 @@ fn init_logs(format: LogFormat) {
 fn run_serve(
     dev: bool,
     listen: Option<std::net::SocketAddr>,
+    grpc_listen: Option<std::net::SocketAddr>,
     log_format: LogFormat,
     args: &StoreArgs,
 ) -> anyhow::Result<()> {
     init_logs(log_format);
-    let store = args.config()?;
+    let store = args.any_config()?;
     let mut config = order_ledger::service::config::ServiceConfig::load(args.config.as_deref())?;
     if let Some(listen) = listen {
         config.listen = listen;
+    }
+    if grpc_listen.is_some() {
+        config.grpc_listen = grpc_listen;
     }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(order_ledger::service::serve(
         order_ledger::service::ServeOptions {
             config,
-            data_dir: store.data_dir,
+            store,
             dev,
             announce: true,
         },
@@ -323,9 +338,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Commands::Serve {
             dev,
             listen,
+            grpc_listen,
             log_format,
             store,
-        }) => run_serve(dev, listen, log_format, &store),
+        }) => run_serve(dev, listen, grpc_listen, log_format, &store),
         Some(Commands::Token {
             role,
             sub,
@@ -759,26 +775,34 @@ fn run_copy(to: &std::path::Path, from: Option<u64>, args: &StoreArgs) -> anyhow
     }
     let target_config = ledger_store::StoreConfig::load(Some(to))
         .with_context(|| format!("reading {}", to.display()))?;
-    if target_config.store != ledger_store::StoreKind::Embedded {
-        anyhow::bail!("only an embedded target is supported by this build so far");
+    let source_config = args.any_config()?;
+    if source_config.store == ledger_store::StoreKind::Embedded {
+        let log = source_config.data_dir.join(ledger_store::LOG_FILE_NAME);
+        if !log.exists() {
+            anyhow::bail!("there is no event log at {}", log.display());
+        }
     }
-    let source = args.open_existing()?;
-    let target = ledger_store::SqliteStore::open(&target_config.data_dir).with_context(|| {
-        format!(
-            "opening the target log in {}",
-            target_config.data_dir.display()
-        )
-    })?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    let copied = runtime.block_on(ledger_replay::transfer::copy(&source, &target, from));
-    source.close();
-    target.close();
-    let copied = copied.context("copying")?;
+    let copied = runtime.block_on(async {
+        let source = source_config
+            .open()
+            .await
+            .context("opening the source log")?;
+        let target = target_config
+            .open()
+            .await
+            .context("opening the target log")?;
+        ledger_replay::transfer::copy(&*source, &*target, from)
+            .await
+            .context("copying")
+    })?;
+    let into = match target_config.store {
+        ledger_store::StoreKind::Embedded => target_config.data_dir.display().to_string(),
+        ledger_store::StoreKind::EventStoreDb => "EventStoreDB".to_owned(),
+    };
     println!(
-        "copied {} events from position {} into {}",
-        copied.events,
-        copied.from,
-        target_config.data_dir.display()
+        "copied {} events from position {} into {into}",
+        copied.events, copied.from
     );
     Ok(())
 }

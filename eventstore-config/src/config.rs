@@ -4,6 +4,8 @@
 //! store = "embedded"        # or "eventstoredb"
 //! data_dir = "./data"       # embedded: the SQLite files live here
 //! eventstoredb_url = "esdb://localhost:2113?tls=false"
+//! eventstoredb_namespace = ""          # put before every stream name on the server
+//! eventstoredb_stream_prefix = "order-" # the streams that make up the ledger's `$all`
 //! ```
 
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -28,6 +30,14 @@ pub struct StoreConfig {
     /// A connection string; may hold credentials, so it is never printed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eventstoredb_url: Option<String>,
+    #[serde(default)]
+    pub eventstoredb_namespace: String,
+    #[serde(default = "default_stream_prefix")]
+    pub eventstoredb_stream_prefix: String,
+}
+
+fn default_stream_prefix() -> String {
+    crate::EventStoreDbOptions::default().stream_prefix
 }
 
 impl Default for StoreConfig {
@@ -36,6 +46,8 @@ impl Default for StoreConfig {
             store: StoreKind::Embedded,
             data_dir: PathBuf::from("./data"),
             eventstoredb_url: None,
+            eventstoredb_namespace: String::new(),
+            eventstoredb_stream_prefix: default_stream_prefix(),
         }
     }
 }
@@ -65,6 +77,28 @@ impl StoreConfig {
         Figment::from(Serialized::defaults(StoreConfig::default()))
             .merge(Toml::file(file))
             .merge(Env::prefixed(ENV_PREFIX))
+    }
+
+    /// Opens the configured store: the embedded one in `data_dir` (created if need be), or a
+    /// connection to EventStoreDB that has proved it answers.
+    pub async fn open(&self) -> Result<std::sync::Arc<dyn crate::EventStore>, crate::StoreError> {
+        match self.store {
+            StoreKind::Embedded => Ok(std::sync::Arc::new(crate::SqliteStore::open(
+                &self.data_dir,
+            )?)),
+            StoreKind::EventStoreDb => {
+                let url = self.eventstoredb_url.as_deref().ok_or_else(|| {
+                    crate::StoreError::Io(ConfigError::MissingEventStoreDbUrl.to_string())
+                })?;
+                let options = crate::EventStoreDbOptions {
+                    namespace: self.eventstoredb_namespace.clone(),
+                    stream_prefix: self.eventstoredb_stream_prefix.clone(),
+                };
+                Ok(std::sync::Arc::new(
+                    crate::EventStoreDbStore::connect(url, options).await?,
+                ))
+            }
+        }
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {

@@ -3,50 +3,10 @@
 //! real server, e.g. `esdb://admin:changeit@localhost:2113?tls=false`), the same suite runs
 //! against that server instead, each case in a fresh namespace.
 
-use ledger_store::node::{BasicUsers, Node, NodeUser};
+mod support;
+
 use ledger_store::*;
-use std::sync::Arc;
-
-/// What keeps a node alive for one case: its data directory and its shutdown.
-pub struct Guard {
-    _dir: Option<tempfile::TempDir>,
-    _shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-pub const USER: &str = "ops";
-pub const PASSWORD: &str = "ops-password";
-
-/// A node over a fresh embedded store on a free port, and the address it listens on.
-pub async fn start_node() -> (std::net::SocketAddr, Guard) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(dir.path()).expect("open store");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    let users = BasicUsers::new(vec![
-        NodeUser {
-            username: USER.into(),
-            password: PASSWORD.into(),
-            append: true,
-        },
-        NodeUser {
-            username: "reader".into(),
-            password: "reader-password".into(),
-            append: false,
-        },
-    ]);
-    let node = Node::new(Arc::new(store), Arc::new(users), address);
-    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(node.serve(listener, async {
-        let _ = stopped.await;
-    }));
-    let guard = Guard {
-        _dir: Some(dir),
-        _shutdown: Some(shutdown),
-    };
-    (address, guard)
-}
+use support::{start_node, Guard, PASSWORD, USER};
 
 async fn fresh() -> (EventStoreDbStore, Guard) {
     if let Ok(url) = std::env::var("LEDGER_ESDB_URL") {
@@ -57,11 +17,7 @@ async fn fresh() -> (EventStoreDbStore, Guard) {
         let store = EventStoreDbStore::connect(&url, options)
             .await
             .expect("connect to LEDGER_ESDB_URL");
-        let guard = Guard {
-            _dir: None,
-            _shutdown: None,
-        };
-        return (store, guard);
+        return (store, Guard::none());
     }
     let (address, guard) = start_node().await;
     let url = format!("esdb://{USER}:{PASSWORD}@{address}?tls=false");

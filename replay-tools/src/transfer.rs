@@ -259,8 +259,11 @@ pub struct Copied {
     pub events: u64,
 }
 
-/// Copies the log of `source` into `target`, from `from` or else from where the target ends.
-/// The target must be a copy of the source so far: its last event must be the source's.
+/// Copies the log of `source` into `target`, from `from` (a source position, inclusive) or
+/// else after the target's last event. The target must be a copy of the source so far: its
+/// last event must be in the source, at the same stream and revision. Positions are compared
+/// only within one store, so the two may number `$all` differently (EventStoreDB and the
+/// embedded store do).
 pub async fn copy(
     source: &dyn EventStore,
     target: &dyn EventStore,
@@ -269,42 +272,65 @@ pub async fn copy(
     let target_end = target
         .read_all(AllFrom::End, Direction::Backwards, 1)
         .await?;
-    let from = match (from, target_end.first()) {
-        (Some(from), _) => from,
-        (None, None) => 0,
+    // The source position to read from, and whether the event there was copied already.
+    let (start, copied_already) = match (from, target_end.first()) {
+        (Some(from), _) => (from, false),
+        (None, None) => (0, false),
         (None, Some(last)) => {
-            let same = source
-                .read_all(AllFrom::Position(last.position), Direction::Forwards, 1)
-                .await?
-                .first()
-                .is_some_and(|e| e.event_id == last.event_id);
-            if !same {
-                return Err(TransferError::NotACopy {
-                    position: last.position,
-                });
+            let in_source = match source
+                .read_stream(
+                    &last.stream,
+                    StreamFrom::Revision(last.revision),
+                    Direction::Forwards,
+                    1,
+                )
+                .await
+            {
+                Err(StoreError::StreamNotFound(_)) => None,
+                other => other?.into_iter().next(),
+            };
+            match in_source {
+                Some(event) if event.event_id == last.event_id => (event.position, true),
+                _ => {
+                    return Err(TransferError::NotACopy {
+                        position: last.position,
+                    })
+                }
             }
-            last.position + 1
         }
     };
     let mut appender = Appender::new(target);
-    let mut next = from;
+    // Reads are inclusive and positions may have gaps: each page starts at the last event
+    // read, which is then skipped.
+    let mut cursor = start;
+    let mut skip_through: Option<u64> = copied_already.then_some(start);
+    let mut first_copied = None;
     loop {
         let page = source
             .read_all(
-                AllFrom::Position(next),
+                AllFrom::Position(cursor),
                 Direction::Forwards,
                 READ_EVENTS_MAX,
             )
             .await?;
-        let Some(last) = page.last() else { break };
-        next = last.position + 1;
-        for recorded in page {
+        let fresh: Vec<RecordedEvent> = page
+            .into_iter()
+            .filter(|e| skip_through.is_none_or(|s| e.position > s))
+            .collect();
+        let Some(last) = fresh.last() else { break };
+        cursor = last.position;
+        skip_through = Some(last.position);
+        for recorded in fresh {
+            first_copied.get_or_insert(recorded.position);
             let (stream, revision, event) = recorded.into_event_data();
             appender.push(stream, revision, event).await?;
         }
     }
     let events = appender.finish().await?;
-    Ok(Copied { from, events })
+    Ok(Copied {
+        from: first_copied.unwrap_or(start),
+        events,
+    })
 }
 
 /// Appends events in the order given, consecutive events of one stream in one append, each

@@ -99,7 +99,7 @@ impl TokenKeys {
         )?)
     }
 
-    fn verify(&self, token: &str) -> Result<Principal, jsonwebtoken::errors::Error> {
+    pub(super) fn verify(&self, token: &str) -> Result<Principal, jsonwebtoken::errors::Error> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);

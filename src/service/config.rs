@@ -23,6 +23,10 @@ pub struct ServiceConfig {
     pub timer_interval_ms: u64,
     pub body_limit_bytes: usize,
     pub policy: Policy,
+    /// Where to serve the EventStoreDB client protocol (docs/eventstoredb.md); off if unset.
+    pub grpc_listen: Option<SocketAddr>,
+    /// Who may use the EventStoreDB protocol with basic credentials (`[[grpc_users]]`).
+    pub grpc_users: Vec<ledger_store::node::NodeUser>,
 }
 
 impl Default for ServiceConfig {
@@ -33,6 +37,8 @@ impl Default for ServiceConfig {
             timer_interval_ms: 1_000,
             body_limit_bytes: BODY_LIMIT_BYTES_DEFAULT,
             policy: Policy::default(),
+            grpc_listen: None,
+            grpc_users: Vec::new(),
         }
     }
 }

@@ -6,18 +6,18 @@ use ledger_store::{
     StoreError, StreamFrom, StreamName, SubscribeFrom, Subscription,
 };
 
-pub struct MeteredStore<S> {
-    inner: S,
+pub struct MeteredStore {
+    inner: std::sync::Arc<dyn EventStore>,
 }
 
-impl<S> MeteredStore<S> {
-    pub fn new(inner: S) -> MeteredStore<S> {
+impl MeteredStore {
+    pub fn new(inner: std::sync::Arc<dyn EventStore>) -> MeteredStore {
         MeteredStore { inner }
     }
 }
 
 #[async_trait]
-impl<S: EventStore> EventStore for MeteredStore<S> {
+impl EventStore for MeteredStore {
     async fn append(
         &self,
         stream: &StreamName,

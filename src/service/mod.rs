@@ -9,6 +9,7 @@ pub mod auth;
 pub mod clock;
 pub mod commands;
 pub mod config;
+mod grpc;
 mod metered;
 mod ops;
 pub mod problem;
@@ -26,7 +27,6 @@ use ledger_projections::{Projector, Views};
 use ledger_store::{EventStore, SubscribeFrom};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -35,6 +35,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 /// Longest a command's response waits for the views to fold its events.
 const VIEWS_WAIT: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the EventStoreDB protocol's connections to close.
+const GRPC_DRAIN: Duration = Duration::from_secs(5);
 /// How often the views are saved while events keep arriving.
 const VIEWS_SAVE_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -86,7 +88,8 @@ impl AppState {
 /// How `ledger serve` was asked to run.
 pub struct ServeOptions {
     pub config: ServiceConfig,
-    pub data_dir: PathBuf,
+    /// Where the log is; the views live in its `data_dir` whichever the store.
+    pub store: ledger_store::StoreConfig,
     pub dev: bool,
     /// Where to tell the caller the bound address (tests bind port 0).
     pub announce: bool,
@@ -157,10 +160,11 @@ pub fn router(state: AppState, dev: bool, body_limit: usize) -> axum::Router {
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let ServeOptions {
         config,
-        data_dir,
+        store: store_config,
         dev,
         announce,
     } = options;
+    let data_dir = store_config.data_dir.clone();
     let secret = match (&config.jwt_secret, dev) {
         (Some(secret), _) => secret.clone(),
         (None, true) => random_secret(),
@@ -169,9 +173,18 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         ),
     };
     let keys = TokenKeys::new(&secret)?;
-    let sqlite = ledger_store::SqliteStore::open(&data_dir)
-        .with_context(|| format!("opening the log in {}", data_dir.display()))?;
-    let store: Arc<dyn EventStore> = Arc::new(metered::MeteredStore::new(sqlite));
+    let log = store_config
+        .open()
+        .await
+        .with_context(|| match store_config.store {
+            ledger_store::StoreKind::Embedded => {
+                format!("opening the log in {}", data_dir.display())
+            }
+            ledger_store::StoreKind::EventStoreDb => "connecting to EventStoreDB".to_owned(),
+        })?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let store: Arc<dyn EventStore> = Arc::new(metered::MeteredStore::new(log));
     let handler = Arc::new(CommandHandler::new(
         Arc::clone(&store),
         config.policy.clone(),
@@ -216,6 +229,23 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         announce_start(address, dev, &keys)?;
     }
 
+    let grpc = match config.grpc_listen {
+        Some(address) => Some(
+            grpc::start(
+                address,
+                Arc::clone(&store),
+                &keys,
+                &config.grpc_users,
+                state.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    if let (true, Some((address, _))) = (announce, &grpc) {
+        grpc::announce(*address)?;
+    }
+
     let app = router(state.clone(), dev, config.body_limit_bytes);
     let graceful = {
         let state = state.clone();
@@ -231,6 +261,14 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .await
         .context("serving HTTP")?;
 
+    if let Some((_, node)) = grpc {
+        // Subscriptions end at once; a client that keeps its connection open is not waited
+        // for past the drain.
+        match tokio::time::timeout(GRPC_DRAIN, node).await {
+            Ok(served) => served.context("the EventStoreDB protocol task")??,
+            Err(_) => tracing::warn!("EventStoreDB protocol clients still connected; closing"),
+        }
+    }
     timers.await.context("the timers task")?;
     projection.await.context("the projection task")?;
     tracing::info!("stopped");

@@ -3,6 +3,7 @@
 
 mod authorization;
 mod bad_input;
+mod eventstoredb;
 mod operations;
 mod restart;
 mod retries;

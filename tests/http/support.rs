@@ -18,6 +18,8 @@ pub const SECRET: &str = "test-secret-of-the-http-tests";
 pub struct Server {
     child: Option<Child>,
     pub base: String,
+    /// `esdb://host:port?tls=false` when started with `--grpc-listen`.
+    pub grpc: Option<String>,
     pub dir: TempDir,
     client: reqwest::Client,
 }
@@ -135,11 +137,22 @@ impl Server {
                 break address.trim().to_owned();
             }
         };
+        let grpc = flags.contains(&"--grpc-listen").then(|| loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(url) = line.strip_prefix("ledger: EventStoreDB protocol on ") {
+                        break url.trim().to_owned();
+                    }
+                }
+                _ => panic!("ledger serve did not serve gRPC: {}", log_of(dir.path())),
+            }
+        });
         // Keep reading so that the pipe never fills.
         std::thread::spawn(move || for _ in lines {});
         Server {
             child: Some(child),
             base,
+            grpc,
             dir,
             client: reqwest::Client::new(),
         }

@@ -159,9 +159,16 @@ pub(super) type BatchReplies = mpsc::Receiver<Result<BatchAppendResp, Status>>;
 pub(super) fn batch_append(
     store: Arc<dyn EventStore>,
     requests: Streaming<BatchAppendReq>,
+    mut closing: tokio::sync::watch::Receiver<bool>,
 ) -> BatchReplies {
     let (replies, receiver) = mpsc::channel(BATCH_REPLIES_BUFFERED_MAX);
-    tokio::spawn(gather_batches(store, requests, replies));
+    tokio::spawn(async move {
+        // On shutdown, appends under way finish and answer; no new ones are taken.
+        tokio::select! {
+            () = gather_batches(store, requests, replies) => {}
+            _ = closing.wait_for(|closing| *closing) => {}
+        }
+    });
     receiver
 }
 

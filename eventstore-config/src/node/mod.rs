@@ -15,7 +15,7 @@
 mod append;
 mod auth;
 mod convert;
-mod proto;
+pub mod proto;
 mod read;
 
 pub use auth::{parse_authorization, Access, BasicUsers, Credentials, Denied, NodeAuth, NodeUser};
@@ -43,6 +43,8 @@ pub struct Node {
     /// What gossip tells clients to connect to.
     advertised: SocketAddr,
     instance_id: uuid::Uuid,
+    /// Turns true when the node shuts down: subscriptions end, so that connections close.
+    closing: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Node {
@@ -56,6 +58,7 @@ impl Node {
             auth,
             advertised,
             instance_id: uuid::Uuid::new_v4(),
+            closing: tokio::sync::watch::channel(false).1,
         }
     }
 
@@ -73,12 +76,19 @@ impl Node {
             .map_err(denied)
     }
 
-    /// Serves on `listener` until `shutdown` resolves; calls under way then end.
+    /// Serves on `listener` until `shutdown` resolves. Then subscriptions end with
+    /// `UNAVAILABLE` (clients re-subscribe elsewhere or later) and other calls finish.
     pub async fn serve(
-        self,
+        mut self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
+        let (closing, closed) = tokio::sync::watch::channel(false);
+        self.closing = closed;
+        let shutdown = async move {
+            shutdown.await;
+            let _ = closing.send(true);
+        };
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         tonic::transport::Server::builder()
             .add_service(streams_server::StreamsServer::new(self.clone()))
@@ -113,7 +123,7 @@ impl streams_server::Streams for Node {
         self.authorize(&request, Access::Read)?;
         let plan = read::ReadPlan::new(request.into_inner())?;
         let (replies, receiver) = tokio::sync::mpsc::channel(read::READ_REPLIES_BUFFERED_MAX);
-        tokio::spawn(plan.run(Arc::clone(&self.store), replies));
+        tokio::spawn(plan.run(Arc::clone(&self.store), replies, self.closing.clone()));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
@@ -148,7 +158,11 @@ impl streams_server::Streams for Node {
         request: Request<Streaming<streams::BatchAppendReq>>,
     ) -> Result<Response<Self::BatchAppendStream>, Status> {
         self.authorize(&request, Access::Append)?;
-        let replies = append::batch_append(Arc::clone(&self.store), request.into_inner());
+        let replies = append::batch_append(
+            Arc::clone(&self.store),
+            request.into_inner(),
+            self.closing.clone(),
+        );
         Ok(Response::new(Box::pin(ReceiverStream::new(replies))))
     }
 }

@@ -1,4 +1,5 @@
-//! The generated messages and services of the EventStoreDB client protocol.
+//! The generated messages, services and clients of the EventStoreDB client protocol, from
+//! the `.proto` files of the `eventstore` crate.
 #![allow(
     dead_code,
     clippy::all,

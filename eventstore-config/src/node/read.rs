@@ -127,10 +127,23 @@ impl ReadPlan {
     }
 
     /// Sends the replies until done or until the client goes away.
-    pub(super) async fn run(self, store: Arc<dyn EventStore>, replies: Replies) {
-        let outcome = match self.count {
-            Some(count) => self.read(&*store, count, &replies).await,
-            None => self.subscribe(&*store, &replies).await,
+    pub(super) async fn run(
+        self,
+        store: Arc<dyn EventStore>,
+        replies: Replies,
+        mut closing: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let work = async {
+            match self.count {
+                Some(count) => self.read(&*store, count, &replies).await,
+                None => self.subscribe(&*store, &replies).await,
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = work => outcome,
+            _ = closing.wait_for(|closing| *closing) => {
+                Err(Stop::Failed(Status::unavailable("the node is shutting down")))
+            }
         };
         if let Err(Stop::Failed(status)) = outcome {
             let _ = replies.send(Err(status)).await;

@@ -1,0 +1,382 @@
+//! The embedded node's EventStoreDB protocol under input the official clients never send,
+//! and the official client's own paths (`BatchAppend`, subscriptions that drop mid-way):
+//! each answered as EventStoreDB would, with nothing lost and nothing written by a refusal.
+
+mod support;
+
+use base64::Engine;
+use futures::StreamExt;
+use ledger_store::node::proto::event_store::client::streams::{
+    append_req, read_req, read_resp, streams_client::StreamsClient, AppendReq, DeleteReq, ReadReq,
+};
+use ledger_store::node::proto::event_store::client::{Empty, StreamIdentifier};
+use std::collections::HashMap;
+use std::time::Duration;
+use support::{start_node, PASSWORD, USER};
+use tonic::{Code, Request};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn raw(address: std::net::SocketAddr) -> StreamsClient<tonic::transport::Channel> {
+    StreamsClient::connect(format!("http://{address}"))
+        .await
+        .expect("connect")
+}
+
+fn authorized<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    let credentials =
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let value = format!("Basic {credentials}").parse().expect("header");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+fn official(address: std::net::SocketAddr) -> eventstore::Client {
+    let url = format!("esdb://{USER}:{PASSWORD}@{address}?tls=false");
+    eventstore::Client::new(url.parse().expect("settings")).expect("client")
+}
+
+fn identifier(name: &str) -> Option<StreamIdentifier> {
+    Some(StreamIdentifier {
+        stream_name: name.as_bytes().to_vec().into(),
+    })
+}
+
+fn append_options(name: &str) -> AppendReq {
+    AppendReq {
+        content: Some(append_req::Content::Options(append_req::Options {
+            stream_identifier: identifier(name),
+            expected_stream_revision: Some(append_req::options::ExpectedStreamRevision::Any(
+                Empty {},
+            )),
+        })),
+    }
+}
+
+fn proposed(metadata: HashMap<String, String>) -> AppendReq {
+    let id = uuid::Uuid::new_v4().to_string();
+    AppendReq {
+        content: Some(append_req::Content::ProposedMessage(
+            append_req::ProposedMessage {
+                id: Some(ledger_store::node::proto::event_store::client::Uuid {
+                    value: Some(
+                        ledger_store::node::proto::event_store::client::uuid::Value::String(id),
+                    ),
+                }),
+                metadata,
+                custom_metadata: Default::default(),
+                data: b"{}".to_vec().into(),
+            },
+        )),
+    }
+}
+
+fn typed() -> HashMap<String, String> {
+    HashMap::from([
+        ("type".to_owned(), "Tested".to_owned()),
+        ("content-type".to_owned(), "application/json".to_owned()),
+    ])
+}
+
+async fn count_all(address: std::net::SocketAddr) -> usize {
+    let client = official(address);
+    let mut read = client
+        .read_all(&eventstore::ReadAllOptions::default())
+        .await
+        .expect("read $all");
+    let mut n = 0;
+    while read.next().await.expect("next").is_some() {
+        n += 1;
+    }
+    n
+}
+
+#[tokio::test]
+async fn malformed_requests_are_invalid_arguments_and_write_nothing() {
+    let (address, _guard) = start_node().await;
+    let mut client = raw(address).await;
+
+    let no_options = client
+        .read(authorized(ReadReq { options: None }))
+        .await
+        .expect_err("refused");
+    assert_eq!(no_options.code(), Code::InvalidArgument);
+
+    // Events before the options.
+    let events_first = futures::stream::iter(vec![proposed(typed()), append_options("order-m")]);
+    let refused = client
+        .append(authorized(events_first))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+
+    // An event without its `type`.
+    let untyped = futures::stream::iter(vec![append_options("order-m"), proposed(HashMap::new())]);
+    let refused = client
+        .append(authorized(untyped))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(
+        refused
+            .metadata()
+            .get("exception")
+            .and_then(|v| v.to_str().ok()),
+        Some("missing-required-metadata-property")
+    );
+
+    // A reserved and an empty stream name.
+    for name in ["$system", ""] {
+        let append = futures::stream::iter(vec![append_options(name), proposed(typed())]);
+        let refused = client
+            .append(authorized(append))
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.code(), Code::InvalidArgument, "{name:?}");
+    }
+
+    // The log is never rewritten.
+    let delete = client
+        .delete(authorized(DeleteReq { options: None }))
+        .await
+        .expect_err("refused");
+    assert_eq!(delete.code(), Code::Unimplemented);
+
+    assert_eq!(count_all(address).await, 0, "nothing was written");
+}
+
+#[tokio::test]
+async fn calls_without_credentials_are_unauthenticated() {
+    let (address, _guard) = start_node().await;
+    let mut client = raw(address).await;
+    let append = futures::stream::iter(vec![append_options("order-a"), proposed(typed())]);
+    let refused = client
+        .append(Request::new(append))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert_eq!(count_all(address).await, 0);
+}
+
+#[tokio::test]
+async fn unknown_streams_and_wrong_expected_revisions_answer_as_eventstoredb() {
+    let (address, _guard) = start_node().await;
+    let client = official(address);
+    let missing = client
+        .read_stream("order-missing", &Default::default())
+        .await
+        .expect("read");
+    let mut missing = missing;
+    assert!(matches!(
+        missing.next().await,
+        Err(eventstore::Error::ResourceNotFound)
+    ));
+    let event = || eventstore::EventData::json("Tested", &serde_json::json!({"n": 1})).expect("e");
+    client
+        .append_to_stream("order-w", &Default::default(), event())
+        .await
+        .expect("append");
+    let stale = eventstore::AppendToStreamOptions::default()
+        .expected_revision(eventstore::ExpectedRevision::NoStream);
+    match client.append_to_stream("order-w", &stale, event()).await {
+        Err(eventstore::Error::WrongExpectedVersion { current, expected }) => {
+            assert_eq!(current, eventstore::CurrentRevision::Current(0));
+            assert_eq!(expected, eventstore::ExpectedRevision::NoStream);
+        }
+        other => panic!("expected WrongExpectedVersion, got {other:?}"),
+    }
+    assert_eq!(count_all(address).await, 1);
+}
+
+#[tokio::test]
+async fn batch_append_as_other_languages_clients_append() {
+    let (address, _guard) = start_node().await;
+    let client = official(address);
+    // The client uses BatchAppend only where the server advertises it.
+    let batch = client
+        .batch_append(&Default::default())
+        .await
+        .expect("batch append");
+    let events: Vec<_> = (0..3)
+        .map(|n| eventstore::EventData::json("Tested", &serde_json::json!({ "n": n })).expect("e"))
+        .collect();
+    let written = batch
+        .append_to_stream("order-b", eventstore::ExpectedRevision::NoStream, events)
+        .await
+        .expect("batch written");
+    assert_eq!(written.current_revision(), Some(2));
+    let again = batch
+        .append_to_stream(
+            "order-b",
+            eventstore::ExpectedRevision::NoStream,
+            vec![eventstore::EventData::json("Tested", &serde_json::json!({})).expect("e")],
+        )
+        .await;
+    assert!(again.is_err(), "a stale batch is refused: {again:?}");
+    assert_eq!(count_all(address).await, 3);
+}
+
+#[tokio::test]
+async fn a_subscription_dropped_mid_way_resumes_from_its_checkpoint_losing_nothing() {
+    let (address, _guard) = start_node().await;
+    let mut client = raw(address).await;
+    let official = official(address);
+    let append = |n: usize| {
+        let official = official.clone();
+        async move {
+            let events: Vec<_> = (0..n)
+                .map(|i| {
+                    eventstore::EventData::json("Tested", &serde_json::json!({ "i": i }))
+                        .expect("e")
+                })
+                .collect();
+            official
+                .append_to_stream("order-s", &Default::default(), events)
+                .await
+                .expect("append");
+        }
+    };
+    append(5).await;
+    let subscribe = |after: Option<u64>| {
+        use read_req::options::{all_options::AllOption, AllOptions, CountOption, StreamOption};
+        let all_option = match after {
+            None => AllOption::Start(Empty {}),
+            Some(p) => AllOption::Position(read_req::options::Position {
+                commit_position: p,
+                prepare_position: p,
+            }),
+        };
+        authorized(ReadReq {
+            options: Some(read_req::Options {
+                stream_option: Some(StreamOption::All(AllOptions {
+                    all_option: Some(all_option),
+                })),
+                read_direction: 0,
+                resolve_links: false,
+                count_option: Some(CountOption::Subscription(
+                    read_req::options::SubscriptionOptions {},
+                )),
+                filter_option: Some(read_req::options::FilterOption::NoFilter(Empty {})),
+                uuid_option: None,
+                control_option: None,
+            }),
+        })
+    };
+    let mut first = client
+        .read(subscribe(None))
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let mut positions = Vec::new();
+    let mut caught_up = false;
+    while positions.len() < 3 {
+        let reply = tokio::time::timeout(WAIT, first.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("reply");
+        match reply.content {
+            Some(read_resp::Content::Event(e)) => {
+                positions.push(e.event.expect("event").commit_position)
+            }
+            Some(read_resp::Content::CaughtUp(_)) => caught_up = true,
+            _ => {}
+        }
+    }
+    assert!(!caught_up, "five events were there to catch up on");
+    // The connection drops mid-stream; the writers go on.
+    drop(first);
+    append(4).await;
+    let checkpoint = *positions.last().expect("a position");
+    let mut resumed = client
+        .read(subscribe(Some(checkpoint)))
+        .await
+        .expect("resubscribe")
+        .into_inner();
+    let mut saw_caught_up = false;
+    while positions.len() < 9 {
+        let reply = tokio::time::timeout(WAIT, resumed.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("reply");
+        match reply.content {
+            Some(read_resp::Content::Event(e)) => {
+                positions.push(e.event.expect("event").commit_position)
+            }
+            Some(read_resp::Content::CaughtUp(_)) => saw_caught_up = true,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        positions,
+        (0..9).collect::<Vec<u64>>(),
+        "each event once, in order"
+    );
+    append(1).await;
+    let mut live = None;
+    while live.is_none() {
+        let reply = tokio::time::timeout(WAIT, resumed.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("reply");
+        match reply.content {
+            Some(read_resp::Content::Event(e)) => {
+                live = Some(e.event.expect("event").commit_position)
+            }
+            Some(read_resp::Content::CaughtUp(_)) => saw_caught_up = true,
+            _ => {}
+        }
+    }
+    assert!(
+        saw_caught_up,
+        "the subscriber was told it caught up before going live"
+    );
+    assert_eq!(live, Some(9));
+}
+
+#[tokio::test]
+async fn filtered_subscriptions_send_only_matches_and_checkpoints() {
+    let (address, _guard) = start_node().await;
+    let official = official(address);
+    for (stream, kind) in [
+        ("order-a", "Kept"),
+        ("order-b", "Dropped"),
+        ("order-a", "Kept"),
+    ] {
+        for _ in 0..4 {
+            let event = eventstore::EventData::json(kind, &serde_json::json!({})).expect("e");
+            official
+                .append_to_stream(stream, &Default::default(), event)
+                .await
+                .expect("append");
+        }
+    }
+    let filter = eventstore::SubscriptionFilter::on_event_type()
+        .add_prefix("Kept")
+        .max(2);
+    let mut subscription = official
+        .subscribe_to_all(&eventstore::SubscribeToAllOptions::default().filter(filter))
+        .await;
+    let (mut kept, mut checkpoints) = (0, 0);
+    while kept < 8 {
+        match tokio::time::timeout(WAIT, subscription.next_subscription_event())
+            .await
+            .expect("in time")
+            .expect("event")
+        {
+            eventstore::SubscriptionEvent::EventAppeared(e) => {
+                assert_eq!(e.get_original_event().event_type, "Kept");
+                kept += 1;
+            }
+            eventstore::SubscriptionEvent::Checkpoint(_) => checkpoints += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        checkpoints >= 3,
+        "a checkpoint every two events looked at: {checkpoints}"
+    );
+}

@@ -1,0 +1,56 @@
+//! A node over a fresh embedded store, for the protocol's tests.
+#![allow(dead_code)]
+
+use ledger_store::node::{BasicUsers, Node, NodeUser};
+use ledger_store::SqliteStore;
+use std::sync::Arc;
+
+/// What keeps a node alive for one case: its data directory and its shutdown.
+pub struct Guard {
+    _dir: Option<tempfile::TempDir>,
+    _shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Guard {
+    pub fn none() -> Guard {
+        Guard {
+            _dir: None,
+            _shutdown: None,
+        }
+    }
+}
+
+pub const USER: &str = "ops";
+pub const PASSWORD: &str = "ops-password";
+
+/// A node over a fresh embedded store on a free port, and the address it listens on.
+pub async fn start_node() -> (std::net::SocketAddr, Guard) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(dir.path()).expect("open store");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let users = BasicUsers::new(vec![
+        NodeUser {
+            username: USER.into(),
+            password: PASSWORD.into(),
+            append: true,
+        },
+        NodeUser {
+            username: "reader".into(),
+            password: "reader-password".into(),
+            append: false,
+        },
+    ]);
+    let node = Node::new(Arc::new(store), Arc::new(users), address);
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(node.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let guard = Guard {
+        _dir: Some(dir),
+        _shutdown: Some(shutdown),
+    };
+    (address, guard)
+}

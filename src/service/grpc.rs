@@ -1,0 +1,152 @@
+//! The EventStoreDB client protocol beside the HTTP API (`--grpc-listen`): the same log, the
+//! same tokens. Bearer tokens of the `service` and `mediator` roles may read and subscribe;
+//! appending is for configured basic users with `append = true` only, because events appended
+//! there do not pass the domain's rules.
+
+use super::auth::{ApiRole, TokenKeys};
+use super::AppState;
+use anyhow::Context;
+use ledger_store::node::{Access, BasicUsers, Credentials, Denied, Node, NodeAuth, NodeUser};
+use ledger_store::EventStore;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+struct LedgerNodeAuth {
+    keys: TokenKeys,
+    users: BasicUsers,
+}
+
+impl NodeAuth for LedgerNodeAuth {
+    fn authorize(&self, credentials: Option<&Credentials>, access: Access) -> Result<(), Denied> {
+        match credentials {
+            Some(Credentials::Bearer(token)) => {
+                let principal = self
+                    .keys
+                    .verify(token)
+                    .map_err(|e| Denied::Unauthenticated(format!("the token was refused: {e}")))?;
+                match (access, principal.role) {
+                    (Access::Read, ApiRole::Service | ApiRole::Mediator) => Ok(()),
+                    (Access::Read, role) => Err(Denied::Forbidden(format!(
+                        "the {} role may not read the log",
+                        role.as_str()
+                    ))),
+                    (Access::Append, _) => Err(Denied::Forbidden(
+                        "commands go through the HTTP API; tokens cannot append here".to_owned(),
+                    )),
+                }
+            }
+            other => self.users.authorize(other, access),
+        }
+    }
+}
+
+/// Binds `address` and serves the protocol until the service shuts down.
+pub(super) async fn start(
+    address: SocketAddr,
+    store: Arc<dyn EventStore>,
+    keys: &TokenKeys,
+    users: &[NodeUser],
+    state: AppState,
+) -> anyhow::Result<(
+    SocketAddr,
+    tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+)> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding {address} for the EventStoreDB protocol"))?;
+    let bound = listener.local_addr()?;
+    let auth = LedgerNodeAuth {
+        keys: keys.clone(),
+        users: BasicUsers::new(users.to_vec()),
+    };
+    let node = Node::new(store, Arc::new(auth), advertised(bound));
+    tracing::info!(address = %bound, "serving the EventStoreDB protocol");
+    let task = tokio::spawn(node.serve(listener, async move { state.shutting_down().await }));
+    Ok((bound, task))
+}
+
+/// What gossip tells clients to connect to: the bound address, or loopback for a wildcard.
+fn advertised(bound: SocketAddr) -> SocketAddr {
+    if bound.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], bound.port()))
+    } else {
+        bound
+    }
+}
+
+pub(super) fn announce(address: SocketAddr) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "ledger: EventStoreDB protocol on esdb://{}?tls=false",
+        advertised(address)
+    )?;
+    out.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth() -> (LedgerNodeAuth, TokenKeys) {
+        let keys = TokenKeys::new("grpc-test-secret").expect("keys");
+        let users = BasicUsers::new(vec![NodeUser {
+            username: "ops".into(),
+            password: "pw".into(),
+            append: true,
+        }]);
+        (
+            LedgerNodeAuth {
+                keys: keys.clone(),
+                users,
+            },
+            keys,
+        )
+    }
+
+    fn bearer(keys: &TokenKeys, role: ApiRole) -> Credentials {
+        let token = keys
+            .mint(
+                role,
+                uuid::Uuid::new_v4(),
+                chrono::Utc::now(),
+                chrono::Duration::hours(1),
+            )
+            .expect("token");
+        Credentials::Bearer(token)
+    }
+
+    #[test]
+    fn tokens_of_service_and_mediator_read_and_nobody_appends_with_a_token() {
+        let (auth, keys) = auth();
+        for role in [ApiRole::Service, ApiRole::Mediator] {
+            assert_eq!(
+                auth.authorize(Some(&bearer(&keys, role)), Access::Read),
+                Ok(())
+            );
+            assert!(matches!(
+                auth.authorize(Some(&bearer(&keys, role)), Access::Append),
+                Err(Denied::Forbidden(_))
+            ));
+        }
+        for role in [ApiRole::Buyer, ApiRole::Seller, ApiRole::Finance] {
+            assert!(matches!(
+                auth.authorize(Some(&bearer(&keys, role)), Access::Read),
+                Err(Denied::Forbidden(_))
+            ));
+        }
+        let other = TokenKeys::new("another-secret").expect("keys");
+        assert!(matches!(
+            auth.authorize(Some(&bearer(&other, ApiRole::Service)), Access::Read),
+            Err(Denied::Unauthenticated(_))
+        ));
+        let ops = Credentials::Basic {
+            username: "ops".into(),
+            password: "pw".into(),
+        };
+        assert_eq!(auth.authorize(Some(&ops), Access::Append), Ok(()));
+        assert!(auth.authorize(None, Access::Read).is_err());
+    }
+}

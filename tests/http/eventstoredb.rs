@@ -1,0 +1,199 @@
+//! `ledger serve --grpc-listen`: a subscriber written with the official `eventstore` client,
+//! not through our trait, reads an order's stream and follows `$all` live.
+
+use crate::support::{user, Server};
+use eventstore::{
+    Client, ClientSettings, ReadStreamOptions, StreamPosition, SubscribeToAllOptions,
+    SubscriptionFilter,
+};
+use serde_json::json;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn start() -> Server {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    std::fs::write(
+        dir.path().join("ledger.toml"),
+        "[[grpc_users]]\nusername = \"subscriber\"\npassword = \"pw\"\n",
+    )
+    .expect("config");
+    Server::start_with(dir, &["--dev", "--grpc-listen", "127.0.0.1:0"])
+}
+
+fn client(server: &Server, scheme: &str, credentials: &str) -> Client {
+    let url = server.grpc.as_deref().expect("grpc address");
+    let url = url.replacen("esdb://", &format!("{scheme}://{credentials}"), 1);
+    let settings: ClientSettings = url.parse().expect("connection string");
+    Client::new(settings).expect("client")
+}
+
+fn types(events: &[eventstore::ResolvedEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e.get_original_event().event_type.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_official_client_reads_an_order_and_follows_all_live() {
+    let server = start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "120.00").await;
+    server.act(&seller, order, "confirm", json!({})).await;
+    let client = client(&server, "esdb", "subscriber:pw@");
+    let stream = format!("order-{order}");
+
+    let mut read = client
+        .read_stream(stream.as_str(), &ReadStreamOptions::default())
+        .await
+        .expect("read");
+    let mut events = Vec::new();
+    while let Some(event) = read.next().await.expect("next") {
+        events.push(event);
+    }
+    assert_eq!(types(&events), ["OrderPlaced", "OrderConfirmed"]);
+    let placed = events[0].get_original_event();
+    assert_eq!(placed.stream_id, stream);
+    assert_eq!(placed.revision, 0);
+    assert!(placed.is_json, "ledger events are JSON");
+    let data: serde_json::Value = serde_json::from_slice(&placed.data).expect("JSON data");
+    assert_eq!(data["price"]["amount"], "120.00", "{data}");
+
+    let options = SubscribeToAllOptions::default()
+        .position(StreamPosition::Start)
+        .filter(SubscriptionFilter::on_stream_name().add_prefix(&stream));
+    let mut subscription = client.subscribe_to_all(&options).await;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let event = tokio::time::timeout(WAIT, subscription.next())
+            .await
+            .expect("caught up in time")
+            .expect("event");
+        seen.push(event);
+    }
+    assert_eq!(types(&seen), ["OrderPlaced", "OrderConfirmed"]);
+    // Live: a command over HTTP reaches the subscriber.
+    server
+        .act(&seller, order, "deliver", json!({"message": "done"}))
+        .await;
+    let live = tokio::time::timeout(WAIT, subscription.next())
+        .await
+        .expect("live event in time")
+        .expect("event");
+    assert_eq!(live.get_original_event().event_type, "OrderDelivered");
+    assert!(live.get_original_event().position > seen[1].get_original_event().position);
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_through_gossip_finds_the_node() {
+    let server = start();
+    let order = server.place(&user("buyer"), &user("seller"), "10.00").await;
+    let client = client(&server, "esdb+discover", "subscriber:pw@");
+    let mut read = client
+        .read_stream(
+            format!("order-{order}").as_str(),
+            &ReadStreamOptions::default(),
+        )
+        .await
+        .expect("read through discovery");
+    let first = read.next().await.expect("next").expect("an event");
+    assert_eq!(first.get_original_event().event_type, "OrderPlaced");
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_users_are_refused_and_readers_cannot_append() {
+    let server = start();
+    let stranger = client(&server, "esdb", "subscriber:wrong@");
+    let refused = stranger
+        .read_stream("order-x", &ReadStreamOptions::default())
+        .await;
+    let refused = match refused {
+        Err(e) => e,
+        Ok(mut read) => read.next().await.expect_err("refused"),
+    };
+    assert!(
+        matches!(refused, eventstore::Error::AccessDenied),
+        "{refused}"
+    );
+
+    let reader = client(&server, "esdb", "subscriber:pw@");
+    let event = eventstore::EventData::binary("Forged", vec![1u8].into());
+    let append = reader
+        .append_to_stream("order-forged", &Default::default(), event)
+        .await;
+    assert!(
+        matches!(append, Err(eventstore::Error::AccessDenied)),
+        "{append:?}"
+    );
+    assert_eq!(server.log_head().await, None, "nothing was appended");
+    server.stop();
+}
+
+/// A production log (here: a running ledger's EventStoreDB protocol) copied to a laptop's
+/// embedded store with `ledger copy`, then verified and read there; a second copy resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_copy_brings_an_eventstoredb_log_to_an_embedded_store() {
+    let server = start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "120.00").await;
+    server.act(&seller, order, "confirm", json!({})).await;
+    let laptop = tempfile::TempDir::new().expect("temp dir");
+    let url = server
+        .grpc
+        .as_deref()
+        .expect("grpc")
+        .replacen("esdb://", "esdb://subscriber:pw@", 1);
+    let source = laptop.path().join("production.toml");
+    std::fs::write(
+        &source,
+        format!("store = \"eventstoredb\"\neventstoredb_url = \"{url}\"\n"),
+    )
+    .expect("source config");
+    let target = laptop.path().join("laptop.toml");
+    let data = laptop.path().join("data");
+    std::fs::write(
+        &target,
+        format!("data_dir = {:?}\n", data.display().to_string()),
+    )
+    .expect("target config");
+    let ledger = |args: &[&std::ffi::OsStr]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .args(args)
+            .output()
+            .expect("ledger runs");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{args:?}: {text} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        text
+    };
+    let copy = [
+        "copy".as_ref(),
+        "--config".as_ref(),
+        source.as_os_str(),
+        "--to".as_ref(),
+        target.as_os_str(),
+    ];
+    assert!(ledger(&copy).contains("copied 2 events"));
+    server
+        .act(&seller, order, "deliver", json!({"message": "done"}))
+        .await;
+    assert!(
+        ledger(&copy).contains("copied 1 events"),
+        "the second copy resumes"
+    );
+    ledger(&["verify".as_ref(), "--data-dir".as_ref(), data.as_os_str()]);
+    let history = ledger(&[
+        "history".as_ref(),
+        order.to_string().as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ]);
+    assert!(history.contains("OrderDelivered"), "{history}");
+    server.stop();
+}
