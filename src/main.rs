@@ -255,6 +255,38 @@ fn run_http_bench(clients: &[usize], seconds: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_grpc_bench(producers: &[usize], appends_per_producer: usize) -> anyhow::Result<()> {
+    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let (appends, catch_up) = runtime
+        .block_on(ledger_replay::bench_grpc::run(
+            scratch.path(),
+            producers,
+            appends_per_producer,
+        ))
+        .context("measuring")?;
+    println!("| producers | in process appends/s | gRPC appends/s | gRPC / in process |");
+    println!("| ---: | ---: | ---: | ---: |");
+    for f in appends {
+        let (local, grpc) = (f.append_in_process.per_second(), f.append_grpc.per_second());
+        println!(
+            "| {} | {local:.0} | {grpc:.0} | {:.2} |",
+            f.producers,
+            grpc / local.max(f64::EPSILON)
+        );
+    }
+    let (local, grpc) = (
+        catch_up.read_in_process.per_second(),
+        catch_up.read_grpc.per_second(),
+    );
+    println!(
+        "catch-up read of {} events: in process {local:.0} events/s, gRPC {grpc:.0} events/s ({:.2})",
+        catch_up.read_grpc.operations,
+        grpc / local.max(f64::EPSILON)
+    );
+    Ok(())
+}
+
 fn run_token(
     role: order_ledger::service::auth::ApiRole,
     sub: uuid::Uuid,
@@ -303,6 +335,16 @@ enum BenchCommand {
         /// Seconds of load per level.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+    },
+    /// Appends and a catch-up read through the EventStoreDB protocol (loopback gRPC), next
+    /// to the same work on the embedded store in process.
+    Grpc {
+        /// Concurrent producers to measure, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
+        producers: Vec<usize>,
+        /// Single-event appends per producer.
+        #[arg(long, default_value_t = 200)]
+        appends_per_producer: usize,
     },
     /// Rebuild every view from a simulated history.
     Rebuild {
@@ -356,6 +398,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Commands::Bench(BenchCommand::Http { clients, seconds })) => {
             run_http_bench(&clients, seconds)
         }
+        Some(Commands::Bench(BenchCommand::Grpc {
+            producers,
+            appends_per_producer,
+        })) => run_grpc_bench(&producers, appends_per_producer),
         Some(Commands::Bench(BenchCommand::Rebuild { events, log_dir })) => {
             run_rebuild_bench(events, log_dir)
         }

@@ -1,9 +1,10 @@
 //! Developer and operator tooling behind the `ledger` CLI: [`bench`] (durable command
-//! throughput and its raw-SQLite ceiling, view rebuilds) and [`verify`] (every invariant of
-//! DOMAIN.md over the whole log). History, export/import and simulate arrive with the
-//! replay-tools issue.
+//! throughput and its raw-SQLite ceiling, view rebuilds), [`bench_grpc`] (the EventStoreDB
+//! protocol next to the store in process), [`verify`] (every invariant of DOMAIN.md over the
+//! whole log), [`history`], [`transfer`] (export, import, copy) and [`totals`].
 
 pub mod bench;
+pub mod bench_grpc;
 pub mod history;
 pub mod totals;
 pub mod transfer;

@@ -327,8 +327,10 @@ pub async fn copy(
         }
     }
     let events = appender.finish().await?;
+    // With nothing new, `from` is where the next copy will start looking.
+    let resume_at = if copied_already { start + 1 } else { start };
     Ok(Copied {
-        from: first_copied.unwrap_or(start),
+        from: first_copied.unwrap_or(resume_at),
         events,
     })
 }
