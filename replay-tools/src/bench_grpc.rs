@@ -20,7 +20,11 @@ const EVENT_DATA_BYTES: usize = 600;
 pub struct GrpcFigures {
     pub producers: usize,
     pub append_in_process: Throughput,
+    /// Through the official client (the EventStoreDB backend).
     pub append_grpc: Throughput,
+    /// Through a plain tonic client with `TCP_NODELAY`: the node without the official
+    /// client's connection settings.
+    pub append_grpc_nodelay: Throughput,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -71,6 +75,80 @@ async fn appends(
     })
 }
 
+/// As `appends`, with a plain tonic client of the protocol on one `TCP_NODELAY` connection.
+async fn appends_nodelay(
+    address: std::net::SocketAddr,
+    producers: usize,
+    appends_per_producer: usize,
+) -> Result<Throughput, BenchError> {
+    use ledger_store::node::proto::event_store::client as proto;
+    use proto::streams::{append_req, streams_client::StreamsClient, AppendReq};
+    let failed = |e: &dyn std::fmt::Display| BenchError::Command(e.to_string());
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| failed(&e))?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| failed(&e))?;
+    let authorization: tonic::metadata::MetadataValue<_> =
+        "Basic YmVuY2g6YmVuY2g=".parse().map_err(|e| failed(&e))?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for p in 0..producers {
+        let mut client = StreamsClient::new(channel.clone());
+        let authorization = authorization.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..appends_per_producer {
+                let options = append_req::Options {
+                    stream_identifier: Some(proto::StreamIdentifier {
+                        stream_name: format!("order-raw-{p}-{}", i % 8).into_bytes().into(),
+                    }),
+                    expected_stream_revision: Some(
+                        append_req::options::ExpectedStreamRevision::Any(proto::Empty {}),
+                    ),
+                };
+                let data = event(i);
+                let message = append_req::ProposedMessage {
+                    id: Some(proto::Uuid {
+                        value: Some(proto::uuid::Value::String(data.event_id.to_string())),
+                    }),
+                    metadata: [
+                        ("type".to_owned(), data.event_type),
+                        ("content-type".to_owned(), "application/json".to_owned()),
+                    ]
+                    .into(),
+                    custom_metadata: data.metadata.into(),
+                    data: data.data.into(),
+                };
+                let messages = futures::stream::iter([
+                    AppendReq {
+                        content: Some(append_req::Content::Options(options)),
+                    },
+                    AppendReq {
+                        content: Some(append_req::Content::ProposedMessage(message)),
+                    },
+                ]);
+                let mut request = tonic::Request::new(messages);
+                request
+                    .metadata_mut()
+                    .insert("authorization", authorization.clone());
+                client
+                    .append(request)
+                    .await
+                    .map_err(|e| BenchError::Command(e.to_string()))?;
+            }
+            Ok::<(), BenchError>(())
+        }));
+    }
+    for task in tasks {
+        task.await.map_err(|e| failed(&e))??;
+    }
+    Ok(Throughput {
+        operations: (producers * appends_per_producer) as u64,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
 async fn catch_up(store: &dyn EventStore, events: u64) -> Result<Throughput, BenchError> {
     let started = Instant::now();
     let mut subscription = store.subscribe_all(SubscribeFrom::Start).await?;
@@ -86,7 +164,14 @@ async fn catch_up(store: &dyn EventStore, events: u64) -> Result<Throughput, Ben
 /// A node over a fresh embedded store in `dir`, and the backend connected to it.
 async fn node_and_backend(
     dir: &Path,
-) -> Result<(EventStoreDbStore, tokio::sync::oneshot::Sender<()>), BenchError> {
+) -> Result<
+    (
+        EventStoreDbStore,
+        std::net::SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+    ),
+    BenchError,
+> {
     let store = SqliteStore::open(dir)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -106,7 +191,7 @@ async fn node_and_backend(
     }));
     let url = format!("esdb://bench:bench@{address}?tls=false");
     let backend = EventStoreDbStore::connect(&url, EventStoreDbOptions::default()).await?;
-    Ok((backend, stop))
+    Ok((backend, address, stop))
 }
 
 /// Appends at each producer count, then a catch-up read of everything appended through gRPC.
@@ -116,22 +201,25 @@ pub async fn run(
     appends_per_producer: usize,
 ) -> Result<(Vec<GrpcFigures>, CatchUpFigures), BenchError> {
     let local: Arc<dyn EventStore> = Arc::new(SqliteStore::open(&dir.join("in-process"))?);
-    let (remote, stop) = node_and_backend(&dir.join("grpc")).await?;
+    let (remote, address, stop) = node_and_backend(&dir.join("grpc")).await?;
     let remote: Arc<dyn EventStore> = Arc::new(remote);
     let mut figures = Vec::new();
     let mut total = 0u64;
     for &n in producers {
         let append_in_process = appends(Arc::clone(&local), n, appends_per_producer).await?;
         let append_grpc = appends(Arc::clone(&remote), n, appends_per_producer).await?;
-        total += (n * appends_per_producer) as u64;
+        let append_grpc_nodelay = appends_nodelay(address, n, appends_per_producer).await?;
+        total += 2 * (n * appends_per_producer) as u64;
         figures.push(GrpcFigures {
             producers: n,
             append_in_process,
             append_grpc,
+            append_grpc_nodelay,
         });
     }
+    // The same number of events on both sides: the in-process log holds half as many.
     let catch_up = CatchUpFigures {
-        read_in_process: catch_up(&*local, total).await?,
+        read_in_process: catch_up(&*local, total / 2).await?,
         read_grpc: catch_up(&*remote, total).await?,
     };
     let _ = stop.send(());

@@ -30,6 +30,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 /// The server version this node reports: the protocol it speaks is EventStoreDB 24.10's.
@@ -89,7 +90,14 @@ impl Node {
             shutdown.await;
             let _ = closing.send(true);
         };
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // Small frames (an append's options, then its events) must not wait on Nagle.
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
+            stream.inspect(|s| {
+                if let Err(error) = s.set_nodelay(true) {
+                    tracing::warn!(%error, "cannot set TCP_NODELAY");
+                }
+            })
+        });
         tonic::transport::Server::builder()
             .add_service(streams_server::StreamsServer::new(self.clone()))
             .add_service(server_features_server::ServerFeaturesServer::new(
