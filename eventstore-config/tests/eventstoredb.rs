@@ -77,3 +77,71 @@ async fn wrong_credentials_and_read_only_users_are_refused() {
         .expect("read")
         .is_empty());
 }
+
+async fn next(subscription: &mut Box<dyn Subscription>) -> RecordedEvent {
+    tokio::time::timeout(std::time::Duration::from_secs(20), subscription.next())
+        .await
+        .expect("in time")
+        .expect("event")
+}
+
+/// A node restarts under a subscriber: the backend's subscription re-subscribes after the
+/// last event it delivered, with backoff, and goes on without a gap or a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_survives_the_server_restarting() {
+    use ledger_store::node::{BasicUsers, Node, NodeUser};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let start = |listener: tokio::net::TcpListener| {
+        let store = SqliteStore::open(dir.path()).expect("open store");
+        let address = listener.local_addr().expect("address");
+        let users = BasicUsers::new(vec![NodeUser {
+            username: USER.into(),
+            password: PASSWORD.into(),
+            append: true,
+        }]);
+        let node = Node::new(Arc::new(store), Arc::new(users), address);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(node.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        (stop, served)
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (stop, served) = start(listener);
+    let url = format!("esdb://{USER}:{PASSWORD}@{address}?tls=false");
+    let store = EventStoreDbStore::connect(&url, EventStoreDbOptions::default())
+        .await
+        .expect("connect");
+    let a = conformance::stream("order-a");
+    store
+        .append(&a, ExpectedRevision::NoStream, conformance::events(2))
+        .await
+        .expect("append");
+    let mut subscription = store
+        .subscribe_all(SubscribeFrom::Start)
+        .await
+        .expect("subscribe");
+    assert_eq!(next(&mut subscription).await.revision, 0);
+    assert_eq!(next(&mut subscription).await.revision, 1);
+
+    // The node goes away, and comes back on the same address over the same log.
+    let _ = stop.send(());
+    served
+        .await
+        .expect("node task")
+        .expect("node stopped cleanly");
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .expect("rebind");
+    let (_stop, _served) = start(listener);
+    store
+        .append(&a, ExpectedRevision::Exact(1), conformance::events(1))
+        .await
+        .expect("append after the restart");
+    let after = next(&mut subscription).await;
+    assert_eq!((after.stream.as_str(), after.revision), ("order-a", 2));
+}

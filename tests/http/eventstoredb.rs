@@ -15,7 +15,8 @@ fn start() -> Server {
     let dir = tempfile::TempDir::new().expect("temp dir");
     std::fs::write(
         dir.path().join("ledger.toml"),
-        "[[grpc_users]]\nusername = \"subscriber\"\npassword = \"pw\"\n",
+        "[[grpc_users]]\nusername = \"subscriber\"\npassword = \"pw\"\n\n\
+         [[grpc_users]]\nusername = \"ledger\"\npassword = \"pw\"\nappend = true\n",
     )
     .expect("config");
     Server::start_with(dir, &["--dev", "--grpc-listen", "127.0.0.1:0"])
@@ -195,5 +196,93 @@ async fn ledger_copy_brings_an_eventstoredb_log_to_an_embedded_store() {
         data.as_os_str(),
     ]);
     assert!(history.contains("OrderDelivered"), "{history}");
+    server.stop();
+}
+
+/// The production shape: a `ledger serve` whose log is on EventStoreDB (here, another
+/// ledger's node). Commands go through the backend, the views follow its subscription, and
+/// the events are in the other node's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_runs_on_an_eventstoredb_log() {
+    let log_node = start();
+    let url = log_node
+        .grpc
+        .as_deref()
+        .expect("grpc")
+        .replacen("esdb://", "esdb://ledger:pw@", 1);
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    std::fs::write(
+        dir.path().join("ledger.toml"),
+        format!("store = \"eventstoredb\"\neventstoredb_url = \"{url}\"\n"),
+    )
+    .expect("config");
+    let service = Server::start_with(dir, &["--dev"]);
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = service.place(&buyer, &seller, "50.00").await;
+    service.act(&seller, order, "confirm", json!({})).await;
+    let summary = service.order(&buyer, order).await;
+    assert_eq!(summary["status"], "InProgress", "{summary}");
+    // The log is the other node's: its own views saw the same events.
+    let mediator = user("mediator");
+    let there = log_node
+        .wait_for_order(&mediator, order, |o| o["status"] == "InProgress")
+        .await;
+    assert_eq!(there["price"]["amount"], "50.00", "{there}");
+    service.stop();
+    log_node.stop();
+}
+
+/// Bearer tokens of the HTTP API work on the protocol too: `service` reads, a buyer may not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_tokens_read_the_protocol_by_role() {
+    use ledger_store::node::proto::event_store::client::streams::{
+        read_req, streams_client::StreamsClient, ReadReq,
+    };
+    use ledger_store::node::proto::event_store::client::Empty;
+    let server = start();
+    server.place(&user("buyer"), &user("seller"), "10.00").await;
+    let address = server
+        .grpc
+        .as_deref()
+        .and_then(|u| u.strip_prefix("esdb://"))
+        .and_then(|u| u.split('?').next())
+        .expect("address")
+        .to_owned();
+    let mut client = StreamsClient::connect(format!("http://{address}"))
+        .await
+        .expect("connect");
+    let read = |token: &str| {
+        use read_req::options::{all_options::AllOption, AllOptions, CountOption, StreamOption};
+        let mut request = tonic::Request::new(ReadReq {
+            options: Some(read_req::Options {
+                stream_option: Some(StreamOption::All(AllOptions {
+                    all_option: Some(AllOption::Start(Empty {})),
+                })),
+                read_direction: 0,
+                resolve_links: false,
+                count_option: Some(CountOption::Count(10)),
+                filter_option: None,
+                uuid_option: None,
+                control_option: None,
+            }),
+        });
+        let value = format!("Bearer {token}").parse().expect("header");
+        request.metadata_mut().insert("authorization", value);
+        request
+    };
+    let mut events = client
+        .read(read(&user("service").token))
+        .await
+        .expect("a service token reads")
+        .into_inner();
+    let first = events.message().await.expect("reply").expect("an event");
+    assert!(first.content.is_some());
+    let refused = client
+        .read(read(&user("buyer").token))
+        .await
+        .expect_err("a buyer may not read the log");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    let forged = client.read(read("not-a-token")).await.expect_err("refused");
+    assert_eq!(forged.code(), tonic::Code::Unauthenticated);
     server.stop();
 }
