@@ -79,6 +79,32 @@ fn typed() -> HashMap<String, String> {
     ])
 }
 
+/// Reads replies until `positions` holds `until` events; true if `CaughtUp` came by.
+async fn read_events(
+    replies: &mut tonic::Streaming<
+        ledger_store::node::proto::event_store::client::streams::ReadResp,
+    >,
+    positions: &mut Vec<u64>,
+    until: usize,
+) -> bool {
+    let mut caught_up = false;
+    while positions.len() < until {
+        let reply = tokio::time::timeout(WAIT, replies.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("reply");
+        match reply.content {
+            Some(read_resp::Content::Event(e)) => {
+                positions.push(e.event.expect("event").commit_position)
+            }
+            Some(read_resp::Content::CaughtUp(_)) => caught_up = true,
+            _ => {}
+        }
+    }
+    caught_up
+}
+
 async fn count_all(address: std::net::SocketAddr) -> usize {
     let client = official(address);
     let mut read = client
@@ -269,21 +295,7 @@ async fn a_subscription_dropped_mid_way_resumes_from_its_checkpoint_losing_nothi
         .expect("subscribe")
         .into_inner();
     let mut positions = Vec::new();
-    let mut caught_up = false;
-    while positions.len() < 3 {
-        let reply = tokio::time::timeout(WAIT, first.next())
-            .await
-            .expect("in time")
-            .expect("open")
-            .expect("reply");
-        match reply.content {
-            Some(read_resp::Content::Event(e)) => {
-                positions.push(e.event.expect("event").commit_position)
-            }
-            Some(read_resp::Content::CaughtUp(_)) => caught_up = true,
-            _ => {}
-        }
-    }
+    let caught_up = read_events(&mut first, &mut positions, 3).await;
     assert!(!caught_up, "five events were there to catch up on");
     // The connection drops mid-stream; the writers go on.
     drop(first);
@@ -294,42 +306,15 @@ async fn a_subscription_dropped_mid_way_resumes_from_its_checkpoint_losing_nothi
         .await
         .expect("resubscribe")
         .into_inner();
-    let mut saw_caught_up = false;
-    while positions.len() < 9 {
-        let reply = tokio::time::timeout(WAIT, resumed.next())
-            .await
-            .expect("in time")
-            .expect("open")
-            .expect("reply");
-        match reply.content {
-            Some(read_resp::Content::Event(e)) => {
-                positions.push(e.event.expect("event").commit_position)
-            }
-            Some(read_resp::Content::CaughtUp(_)) => saw_caught_up = true,
-            _ => {}
-        }
-    }
+    let mut saw_caught_up = read_events(&mut resumed, &mut positions, 9).await;
     assert_eq!(
         positions,
         (0..9).collect::<Vec<u64>>(),
         "each event once, in order"
     );
     append(1).await;
-    let mut live = None;
-    while live.is_none() {
-        let reply = tokio::time::timeout(WAIT, resumed.next())
-            .await
-            .expect("in time")
-            .expect("open")
-            .expect("reply");
-        match reply.content {
-            Some(read_resp::Content::Event(e)) => {
-                live = Some(e.event.expect("event").commit_position)
-            }
-            Some(read_resp::Content::CaughtUp(_)) => saw_caught_up = true,
-            _ => {}
-        }
-    }
+    saw_caught_up |= read_events(&mut resumed, &mut positions, 10).await;
+    let live = positions.last().copied();
     assert!(
         saw_caught_up,
         "the subscriber was told it caught up before going live"
