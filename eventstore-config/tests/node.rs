@@ -365,3 +365,25 @@ async fn filtered_subscriptions_send_only_matches_and_checkpoints() {
         "a checkpoint every two events looked at: {checkpoints}"
     );
 }
+
+#[tokio::test]
+async fn methods_the_node_does_not_serve_answer_unimplemented() {
+    let (address, _guard) = start_node().await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    // Persistent subscriptions are EventStoreDB's, not the ledger's.
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/event_store.client.persistent_subscriptions.PersistentSubscriptions/List",
+    );
+    let codec = tonic::codec::ProstCodec::<Empty, Empty>::default();
+    let refused = grpc
+        .unary(authorized(Empty {}), path, codec)
+        .await
+        .expect_err("not served");
+    assert_eq!(refused.code(), Code::Unimplemented);
+}
