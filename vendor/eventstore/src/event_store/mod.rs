@@ -1,0 +1,3 @@
+pub mod client;
+#[allow(clippy::all)]
+pub mod generated;
