@@ -12,7 +12,7 @@ use ledger_store::node::proto::event_store::client::streams::{
 use ledger_store::node::proto::event_store::client::{Empty, StreamIdentifier};
 use std::collections::HashMap;
 use std::time::Duration;
-use support::{start_node, PASSWORD, USER};
+use support::{start_node, start_node_with, PASSWORD, USER};
 use tonic::{Code, Request};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -386,4 +386,46 @@ async fn methods_the_node_does_not_serve_answer_unimplemented() {
         .await
         .expect_err("not served");
     assert_eq!(refused.code(), Code::Unimplemented);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_past_the_limit_are_refused_until_one_ends() {
+    let (address, _guard) = start_node_with(|node| node.with_subscriptions_max(2)).await;
+    let mut client = raw(address).await;
+    let subscribe = || {
+        use read_req::options::{all_options::AllOption, AllOptions, CountOption, StreamOption};
+        authorized(ReadReq {
+            options: Some(read_req::Options {
+                stream_option: Some(StreamOption::All(AllOptions {
+                    all_option: Some(AllOption::Start(Empty {})),
+                })),
+                read_direction: 0,
+                resolve_links: false,
+                count_option: Some(CountOption::Subscription(
+                    read_req::options::SubscriptionOptions {},
+                )),
+                filter_option: None,
+                uuid_option: None,
+                control_option: None,
+            }),
+        })
+    };
+    let first = client.read(subscribe()).await.expect("first").into_inner();
+    let _second = client.read(subscribe()).await.expect("second");
+    let third = client.read(subscribe()).await.expect_err("over the limit");
+    assert_eq!(third.code(), Code::ResourceExhausted);
+    drop(first);
+    // The first one's task ends when it notices its client is gone.
+    let mut again = None;
+    for _ in 0..100 {
+        match client.read(subscribe()).await {
+            Ok(subscription) => {
+                again = Some(subscription);
+                break;
+            }
+            Err(status) => assert_eq!(status.code(), Code::ResourceExhausted),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "a place freed up");
 }

@@ -35,6 +35,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 /// The server version this node reports: the protocol it speaks is EventStoreDB 24.10's.
 pub const SERVER_VERSION: &str = "24.10.0";
+/// Subscriptions open at once on one node; one more answers `RESOURCE_EXHAUSTED`.
+pub const SUBSCRIPTIONS_MAX_DEFAULT: usize = 1_024;
 
 /// The EventStoreDB protocol over `store`.
 #[derive(Clone)]
@@ -46,6 +48,8 @@ pub struct Node {
     instance_id: uuid::Uuid,
     /// Turns true when the node shuts down: subscriptions end, so that connections close.
     closing: tokio::sync::watch::Receiver<bool>,
+    /// One permit per open subscription.
+    subscriptions: Arc<tokio::sync::Semaphore>,
 }
 
 impl Node {
@@ -60,7 +64,14 @@ impl Node {
             advertised,
             instance_id: uuid::Uuid::new_v4(),
             closing: tokio::sync::watch::channel(false).1,
+            subscriptions: Arc::new(tokio::sync::Semaphore::new(SUBSCRIPTIONS_MAX_DEFAULT)),
         }
+    }
+
+    /// At most `max` subscriptions at once instead of [`SUBSCRIPTIONS_MAX_DEFAULT`].
+    pub fn with_subscriptions_max(mut self, max: usize) -> Node {
+        self.subscriptions = Arc::new(tokio::sync::Semaphore::new(max));
+        self
     }
 
     fn authorize<T>(&self, request: &Request<T>, access: Access) -> Result<(), Status> {
@@ -130,8 +141,20 @@ impl streams_server::Streams for Node {
     ) -> Result<Response<Self::ReadStream>, Status> {
         self.authorize(&request, Access::Read)?;
         let plan = read::ReadPlan::new(request.into_inner())?;
+        let permit = if plan.is_subscription() {
+            let permit = Arc::clone(&self.subscriptions)
+                .try_acquire_owned()
+                .map_err(|_| Status::resource_exhausted("too many subscriptions are open"))?;
+            Some(permit)
+        } else {
+            None
+        };
         let (replies, receiver) = tokio::sync::mpsc::channel(read::READ_REPLIES_BUFFERED_MAX);
-        tokio::spawn(plan.run(Arc::clone(&self.store), replies, self.closing.clone()));
+        let (store, closing) = (Arc::clone(&self.store), self.closing.clone());
+        tokio::spawn(async move {
+            plan.run(store, replies, closing).await;
+            drop(permit);
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 

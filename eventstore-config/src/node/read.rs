@@ -70,6 +70,10 @@ impl Filter {
 }
 
 impl ReadPlan {
+    pub(super) fn is_subscription(&self) -> bool {
+        self.count.is_none()
+    }
+
     pub(super) fn new(request: streams::ReadReq) -> Result<ReadPlan, Status> {
         use read_req::options::{CountOption, FilterOption, StreamOption};
         let options = request

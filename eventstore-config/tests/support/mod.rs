@@ -25,6 +25,11 @@ pub const PASSWORD: &str = "ops-password";
 
 /// A node over a fresh embedded store on a free port, and the address it listens on.
 pub async fn start_node() -> (std::net::SocketAddr, Guard) {
+    start_node_with(|node| node).await
+}
+
+/// As `start_node`, with the node adjusted by `adjust`.
+pub async fn start_node_with(adjust: impl FnOnce(Node) -> Node) -> (std::net::SocketAddr, Guard) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(dir.path()).expect("open store");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -43,7 +48,7 @@ pub async fn start_node() -> (std::net::SocketAddr, Guard) {
             append: false,
         },
     ]);
-    let node = Node::new(Arc::new(store), Arc::new(users), address);
+    let node = adjust(Node::new(Arc::new(store), Arc::new(users), address));
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(node.serve(listener, async {
         let _ = stopped.await;
