@@ -249,6 +249,14 @@ pub async fn streams_read_in_both_directions_from_any_revision<S: EventStore>(st
     );
     assert_eq!(
         revisions(
+            read(StreamFrom::Start, Direction::Backwards, 100)
+                .await
+                .expect("r")
+        ),
+        vec![0]
+    );
+    assert_eq!(
+        revisions(
             read(StreamFrom::Revision(9), Direction::Forwards, 100)
                 .await
                 .expect("r")
@@ -322,6 +330,16 @@ pub async fn all_reads_in_commit_order_in_both_directions<S: EventStore>(store: 
         .await
         .expect("r")
         .is_empty());
+    // Backwards from the start is the first event alone.
+    assert_eq!(
+        positions(
+            store
+                .read_all(AllFrom::Start, Direction::Backwards, 100)
+                .await
+                .expect("r")
+        ),
+        vec![log[0]]
+    );
 }
 
 pub async fn bad_input_is_refused_and_writes_nothing<S: EventStore>(store: S) {

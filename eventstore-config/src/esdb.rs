@@ -344,7 +344,11 @@ impl EventStore for EventStoreDbStore {
             return Ok(Vec::new());
         }
         match (from, direction) {
-            (AllFrom::Start, _) if direction == Direction::Backwards => Ok(Vec::new()),
+            // Backwards from the start is the first event, as the embedded store has it.
+            (AllFrom::Start, Direction::Backwards) => {
+                self.read_all_filtered(es::StreamPosition::Start, Direction::Forwards, 1)
+                    .await
+            }
             (AllFrom::End, Direction::Forwards) => Ok(Vec::new()),
             (AllFrom::Start, _) => {
                 self.read_all_filtered(es::StreamPosition::Start, direction, max)
