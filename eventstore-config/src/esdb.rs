@@ -398,15 +398,9 @@ impl EventStore for EventStoreDbStore {
             SubscribeFrom::End => self.end_of_all().await?,
             other => other,
         };
-        let mut subscription = Resubscribing {
-            store: self.clone(),
-            target: Target::All,
-            from,
-            current: None,
-            failures: 0,
-        };
-        subscription.open().await;
-        Ok(Box::new(subscription))
+        Ok(Box::new(
+            Resubscribing::start(self.clone(), Target::All, from).await,
+        ))
     }
 
     async fn subscribe_stream(
@@ -426,15 +420,9 @@ impl EventStore for EventStoreDbStore {
             },
             other => other,
         };
-        let mut subscription = Resubscribing {
-            store: self.clone(),
-            target: Target::Stream(stream.clone()),
-            from,
-            current: None,
-            failures: 0,
-        };
-        subscription.open().await;
-        Ok(Box::new(subscription))
+        Ok(Box::new(
+            Resubscribing::start(self.clone(), Target::Stream(stream.clone()), from).await,
+        ))
     }
 }
 
@@ -455,6 +443,18 @@ struct Resubscribing {
 }
 
 impl Resubscribing {
+    async fn start(store: EventStoreDbStore, target: Target, from: SubscribeFrom) -> Resubscribing {
+        let mut subscription = Resubscribing {
+            store,
+            target,
+            from,
+            current: None,
+            failures: 0,
+        };
+        subscription.open().await;
+        subscription
+    }
+
     async fn open(&mut self) {
         let client = &self.store.client;
         let subscription = match &self.target {

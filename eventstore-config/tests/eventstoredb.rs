@@ -6,7 +6,7 @@
 mod support;
 
 use ledger_store::*;
-use support::{start_node, Guard, PASSWORD, USER};
+use support::{serve_node, start_node, Guard, PASSWORD, USER};
 
 async fn fresh() -> (EventStoreDbStore, Guard) {
     if let Ok(url) = std::env::var("LEDGER_ESDB_URL") {
@@ -89,29 +89,12 @@ async fn next(subscription: &mut Box<dyn Subscription>) -> RecordedEvent {
 /// last event it delivered, with backoff, and goes on without a gap or a duplicate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_survives_the_server_restarting() {
-    use ledger_store::node::{BasicUsers, Node, NodeUser};
-    use std::sync::Arc;
     let dir = tempfile::tempdir().expect("temp dir");
-    let start = |listener: tokio::net::TcpListener| {
-        let store = SqliteStore::open(dir.path()).expect("open store");
-        let address = listener.local_addr().expect("address");
-        let users = BasicUsers::new(vec![NodeUser {
-            username: USER.into(),
-            password: PASSWORD.into(),
-            append: true,
-        }]);
-        let node = Node::new(Arc::new(store), Arc::new(users), address);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let served = tokio::spawn(node.serve(listener, async {
-            let _ = stopped.await;
-        }));
-        (stop, served)
-    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let address = listener.local_addr().expect("address");
-    let (stop, served) = start(listener);
+    let (stop, served) = serve_node(dir.path(), listener, |node| node);
     let url = format!("esdb://{USER}:{PASSWORD}@{address}?tls=false");
     let store = EventStoreDbStore::connect(&url, EventStoreDbOptions::default())
         .await
@@ -137,7 +120,7 @@ async fn a_subscription_survives_the_server_restarting() {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .expect("rebind");
-    let (_stop, _served) = start(listener);
+    let (_stop, _served) = serve_node(dir.path(), listener, |node| node);
     store
         .append(&a, ExpectedRevision::Exact(1), conformance::events(1))
         .await

@@ -79,6 +79,33 @@ fn typed() -> HashMap<String, String> {
     ])
 }
 
+/// A catch-up subscription to `$all`, after `after` or from the start.
+fn subscribe_all(after: Option<u64>) -> Request<ReadReq> {
+    use read_req::options::{all_options::AllOption, AllOptions, CountOption, StreamOption};
+    let all_option = match after {
+        None => AllOption::Start(Empty {}),
+        Some(p) => AllOption::Position(read_req::options::Position {
+            commit_position: p,
+            prepare_position: p,
+        }),
+    };
+    authorized(ReadReq {
+        options: Some(read_req::Options {
+            stream_option: Some(StreamOption::All(AllOptions {
+                all_option: Some(all_option),
+            })),
+            read_direction: 0,
+            resolve_links: false,
+            count_option: Some(CountOption::Subscription(
+                read_req::options::SubscriptionOptions {},
+            )),
+            filter_option: Some(read_req::options::FilterOption::NoFilter(Empty {})),
+            uuid_option: None,
+            control_option: None,
+        }),
+    })
+}
+
 /// Reads replies until `positions` holds `until` events; true if `CaughtUp` came by.
 async fn read_events(
     replies: &mut tonic::Streaming<
@@ -264,33 +291,8 @@ async fn a_subscription_dropped_mid_way_resumes_from_its_checkpoint_losing_nothi
         }
     };
     append(5).await;
-    let subscribe = |after: Option<u64>| {
-        use read_req::options::{all_options::AllOption, AllOptions, CountOption, StreamOption};
-        let all_option = match after {
-            None => AllOption::Start(Empty {}),
-            Some(p) => AllOption::Position(read_req::options::Position {
-                commit_position: p,
-                prepare_position: p,
-            }),
-        };
-        authorized(ReadReq {
-            options: Some(read_req::Options {
-                stream_option: Some(StreamOption::All(AllOptions {
-                    all_option: Some(all_option),
-                })),
-                read_direction: 0,
-                resolve_links: false,
-                count_option: Some(CountOption::Subscription(
-                    read_req::options::SubscriptionOptions {},
-                )),
-                filter_option: Some(read_req::options::FilterOption::NoFilter(Empty {})),
-                uuid_option: None,
-                control_option: None,
-            }),
-        })
-    };
     let mut first = client
-        .read(subscribe(None))
+        .read(subscribe_all(None))
         .await
         .expect("subscribe")
         .into_inner();
@@ -302,7 +304,7 @@ async fn a_subscription_dropped_mid_way_resumes_from_its_checkpoint_losing_nothi
     append(4).await;
     let checkpoint = *positions.last().expect("a position");
     let mut resumed = client
-        .read(subscribe(Some(checkpoint)))
+        .read(subscribe_all(Some(checkpoint)))
         .await
         .expect("resubscribe")
         .into_inner();
@@ -392,33 +394,22 @@ async fn methods_the_node_does_not_serve_answer_unimplemented() {
 async fn subscriptions_past_the_limit_are_refused_until_one_ends() {
     let (address, _guard) = start_node_with(|node| node.with_subscriptions_max(2)).await;
     let mut client = raw(address).await;
-    let subscribe = || {
-        use read_req::options::{all_options::AllOption, AllOptions, CountOption, StreamOption};
-        authorized(ReadReq {
-            options: Some(read_req::Options {
-                stream_option: Some(StreamOption::All(AllOptions {
-                    all_option: Some(AllOption::Start(Empty {})),
-                })),
-                read_direction: 0,
-                resolve_links: false,
-                count_option: Some(CountOption::Subscription(
-                    read_req::options::SubscriptionOptions {},
-                )),
-                filter_option: None,
-                uuid_option: None,
-                control_option: None,
-            }),
-        })
-    };
-    let first = client.read(subscribe()).await.expect("first").into_inner();
-    let _second = client.read(subscribe()).await.expect("second");
-    let third = client.read(subscribe()).await.expect_err("over the limit");
+    let first = client
+        .read(subscribe_all(None))
+        .await
+        .expect("first")
+        .into_inner();
+    let _second = client.read(subscribe_all(None)).await.expect("second");
+    let third = client
+        .read(subscribe_all(None))
+        .await
+        .expect_err("over the limit");
     assert_eq!(third.code(), Code::ResourceExhausted);
     drop(first);
     // The first one's task ends when it notices its client is gone.
     let mut again = None;
     for _ in 0..100 {
-        match client.read(subscribe()).await {
+        match client.read(subscribe_all(None)).await {
             Ok(subscription) => {
                 again = Some(subscription);
                 break;

@@ -202,14 +202,13 @@ impl ReadPlan {
         let backwards = self.direction == Direction::Backwards;
         Ok(match &self.target {
             Target::Stream(stream, from) => {
-                let from = match (from, backwards) {
-                    (RevisionOption::Revision(r), _) => StreamFrom::Revision(*r),
-                    (RevisionOption::Start(_), _) => StreamFrom::Start,
-                    (RevisionOption::End(_), true) => StreamFrom::End,
-                    // Forwards from the end: nothing, but a missing stream is still reported.
-                    (RevisionOption::End(_), false) => StreamFrom::End,
+                let from = match from {
+                    RevisionOption::Revision(r) => StreamFrom::Revision(*r),
+                    RevisionOption::Start(_) => StreamFrom::Start,
+                    RevisionOption::End(_) => StreamFrom::End,
                 };
                 let cursor = Cursor::Stream(stream.clone(), from);
+                // Forwards from the end reads nothing, but a missing stream is still reported.
                 if from == StreamFrom::End && !backwards {
                     return match store
                         .read_stream(stream, from, Direction::Backwards, 1)
@@ -220,11 +219,7 @@ impl ReadPlan {
                         Ok(_) => Ok(None),
                     };
                 }
-                if from == StreamFrom::Start && backwards {
-                    Some(Cursor::Stream(stream.clone(), StreamFrom::Revision(0)))
-                } else {
-                    Some(cursor)
-                }
+                Some(cursor)
             }
             Target::All(from) => match (from, backwards) {
                 (AllOption::Start(_), false) => Some(Cursor::All(AllFrom::Start)),

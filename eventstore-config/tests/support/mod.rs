@@ -31,10 +31,29 @@ pub async fn start_node() -> (std::net::SocketAddr, Guard) {
 /// As `start_node`, with the node adjusted by `adjust`.
 pub async fn start_node_with(adjust: impl FnOnce(Node) -> Node) -> (std::net::SocketAddr, Guard) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(dir.path()).expect("open store");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (shutdown, _served) = serve_node(dir.path(), listener, adjust);
+    let guard = Guard {
+        _dir: Some(dir),
+        _shutdown: Some(shutdown),
+    };
+    (address, guard)
+}
+
+/// A node over the embedded store in `dir` on `listener`, with the test users; it stops when
+/// the sender is used or dropped.
+pub fn serve_node(
+    dir: &std::path::Path,
+    listener: tokio::net::TcpListener,
+    adjust: impl FnOnce(Node) -> Node,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+) {
+    let store = SqliteStore::open(dir).expect("open store");
     let address = listener.local_addr().expect("address");
     let users = BasicUsers::new(vec![
         NodeUser {
@@ -50,12 +69,8 @@ pub async fn start_node_with(adjust: impl FnOnce(Node) -> Node) -> (std::net::So
     ]);
     let node = adjust(Node::new(Arc::new(store), Arc::new(users), address));
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(node.serve(listener, async {
+    let served = tokio::spawn(node.serve(listener, async {
         let _ = stopped.await;
     }));
-    let guard = Guard {
-        _dir: Some(dir),
-        _shutdown: Some(shutdown),
-    };
-    (address, guard)
+    (shutdown, served)
 }
