@@ -156,7 +156,7 @@ impl Simulation {
                 .with_ymd_and_hms(2026, 1, 5, 8, 0, 0)
                 .single()
                 .unwrap_or_default(),
-            views: Views::default(),
+            views: Views::unstored(),
             report: SimulationReport::default(),
         }
     }

@@ -68,13 +68,7 @@ impl Projector {
             ProjectionError::Store(StoreError::Io(format!("{}: {e}", data_dir.display())))
         })?;
         let path = data_dir.join(READ_MODEL_FILE_NAME);
-        let db = Connection::open(&path)?;
-        // One writer and no concurrent reader (queries are served from memory): a rollback
-        // journal writes new pages once, where WAL writes them twice (log, then checkpoint).
-        db.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))?;
-        db.pragma_update(None, "synchronous", "NORMAL")?;
-        db.pragma_update(None, "cache_size", READ_MODEL_CACHE_KIB.to_string())?;
-        migrate(&db)?;
+        let db = open_database(&path)?;
         let mut projector = Projector {
             views: Views::default(),
             checkpoint: None,
@@ -212,6 +206,81 @@ impl Projector {
         Ok(())
     }
 
+    /// Stores every view whole, with the checkpoint, into a fresh database file that then
+    /// takes the old one's place by a rename. The rows go in once, in key order, with no
+    /// journal: a crash before the rename leaves the old views and their checkpoint.
+    fn replace_stored(&mut self) -> Result<(), ProjectionError> {
+        let fresh_path = self.path.with_extension("sqlite.rebuilding");
+        remove_if_present(&fresh_path)?;
+        for view in ViewName::ALL {
+            self.views.mark_all_changed(view);
+        }
+        let mut db = Connection::open(&fresh_path)?;
+        db.execute_batch(
+            "PRAGMA page_size = 65536; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
+             PRAGMA locking_mode = EXCLUSIVE;",
+        )?;
+        db.pragma_update(None, "cache_size", READ_MODEL_CACHE_KIB.to_string())?;
+        migrate(&db)?;
+        let tx = db.transaction()?;
+        let views = &mut self.views;
+        // One thread turns the views into rows, view by view in key order, while this one
+        // inserts them: serialising costs about as much as inserting.
+        std::thread::scope(|scope| -> Result<(), ProjectionError> {
+            let (sender, rows) = std::sync::mpsc::sync_channel(1);
+            let serialiser = scope.spawn(move || -> Result<(), serde_json::Error> {
+                let mut in_key_order = ViewName::ALL;
+                in_key_order.sort_by_key(|view| view.as_str());
+                for view in in_key_order {
+                    let mut changes = views.take_changes_of(view)?;
+                    changes.sort_unstable_by(|a, b| (a.table, &a.key).cmp(&(b.table, &b.key)));
+                    if sender.send((view, changes)).is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            });
+            let mut insert =
+                tx.prepare("INSERT INTO rows (view, tbl, key, value) VALUES (?1, ?2, ?3, ?4)")?;
+            for (view, changes) in rows {
+                for row in changes {
+                    if let Some(value) = &row.value {
+                        insert.execute(params![view.as_str(), row.table, row.key, value])?;
+                    }
+                }
+            }
+            serialiser
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                .map_err(|e| ProjectionError::CorruptView {
+                    view: ViewName::Escrow,
+                    detail: e.to_string(),
+                })
+        })?;
+        tx.execute(
+            "INSERT INTO progress (id, checkpoint) VALUES (0, ?1)",
+            params![self.checkpoint.map(|c| c as i64)],
+        )?;
+        tx.commit()?;
+        drop(db);
+        let io = |e: std::io::Error| {
+            ProjectionError::Store(StoreError::Io(format!("{}: {e}", fresh_path.display())))
+        };
+        std::fs::File::open(&fresh_path)
+            .and_then(|file| file.sync_all())
+            .map_err(io)?;
+        std::fs::rename(&fresh_path, &self.path).map_err(io)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|dir| dir.sync_all())
+                .map_err(io)?;
+        }
+        self.db = open_database(&self.path)?;
+        self.unsaved = 0;
+        self.saved_at = std::time::Instant::now();
+        Ok(())
+    }
+
     /// Reads and applies everything after the checkpoint, then saves.
     pub async fn catch_up(&mut self, store: &dyn EventStore) -> Result<Progress, ProjectionError> {
         let mut applied = 0;
@@ -248,35 +317,17 @@ impl Projector {
             Some(_) => self.catch_up(store).await?.checkpoint,
             None => None,
         };
-        let mut rebuilt = Views::default();
-        let mut last = None;
-        let mut applied = 0;
-        let mut next_page = Some(read_page(store, 0));
-        while let Some(reading) = next_page.take() {
-            let mut page = reading.await?;
-            if let Some(u) = until {
-                page.retain(|e| e.position <= u);
-            }
-            let Some(end) = page.last().map(|e| e.position) else {
-                break;
-            };
-            let done = until.is_some_and(|u| end >= u);
-            if !done {
-                // Read the next page while this one is decoded and folded.
-                next_page = Some(read_page(store, end + 1));
-            }
-            for fact in decode_in_parallel(&page)? {
-                rebuilt.apply(&fact);
-            }
-            last = Some(end);
-            applied += page.len() as u64;
-            on_progress(applied);
-        }
+        let (rebuilt, last, applied) =
+            fold_log(store, until, Views::unstored(), &mut on_progress).await?;
         match only {
             None => {
                 self.views = rebuilt;
                 self.checkpoint = last;
-                self.forget_stored(&ViewName::ALL)?;
+                self.replace_stored()?;
+                return Ok(Progress {
+                    applied,
+                    checkpoint: self.checkpoint,
+                });
             }
             Some(view) => {
                 let corrupt = |e: serde_json::Error| ProjectionError::CorruptView {
@@ -342,38 +393,118 @@ fn read_page(
     )
 }
 
-/// Decodes a page's order events on every core, keeping their order. Decoding JSON is most
-/// of the cost of a rebuild; folding must stay sequential.
-fn decode_in_parallel(page: &[RecordedEvent]) -> Result<Vec<Fact>, FactError> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = page.len().div_ceil(workers).max(1);
-    let decode = |part: &[RecordedEvent]| -> Result<Vec<Fact>, FactError> {
-        part.iter()
-            .filter(|e| e.stream.as_str().starts_with(ORDER_STREAM_PREFIX))
-            .map(Fact::decode)
-            .collect()
-    };
-    if workers == 1 || page.len() < 2 * chunk {
-        return decode(page);
+/// Folds `$all` from its start (up to `until`) into `views` in three stages that run at
+/// once, each on its own thread: reading page N+2, decoding page N+1, folding page N. Folding
+/// must stay sequential; this keeps it busy while the other cores read and decode.
+async fn fold_log(
+    store: &dyn EventStore,
+    until: Option<u64>,
+    mut views: Views,
+    on_progress: &mut impl FnMut(u64),
+) -> Result<(Views, Option<u64>, u64), ProjectionError> {
+    let mut last = None;
+    let mut applied = 0;
+    let mut next_from = Some(0);
+    let mut decoding: Option<Decoding> = None;
+    let mut decoded: Option<(Vec<Fact>, u64)> = None;
+    loop {
+        let reading = async {
+            match next_from {
+                Some(from) => read_page(store, from).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let decoding_now = async {
+            match decoding.take() {
+                Some(handle) => handle.await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let folding = async {
+            match decoded.take() {
+                Some((facts, events)) => spawn_blocking(move || {
+                    for fact in &facts {
+                        views.apply(fact);
+                    }
+                    views
+                })
+                .await
+                .map(|views| (views, events)),
+                None => Ok((views, 0)),
+            }
+        };
+        let (page, facts, folded) = tokio::join!(reading, decoding_now, folding);
+        let (folded_views, events) = folded.map_err(|e| join_failed(&e))?;
+        views = folded_views;
+        if events > 0 {
+            applied += events;
+            on_progress(applied);
+        }
+        decoded = facts.map_err(|e| join_failed(&e))?.transpose()?;
+        let Some(mut page) = page? else {
+            if decoded.is_none() {
+                break;
+            }
+            continue;
+        };
+        if let Some(u) = until {
+            page.retain(|e| e.position <= u);
+        }
+        let Some(end) = page.last().map(|e| e.position) else {
+            next_from = None;
+            continue;
+        };
+        next_from = match until {
+            Some(u) if end >= u => None,
+            _ => Some(end + 1),
+        };
+        last = Some(end);
+        decoding = Some(spawn_blocking(move || {
+            decode_page(&page).map(|facts| (facts, page.len() as u64))
+        }));
     }
-    let parts: Vec<Result<Vec<Fact>, FactError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = page
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || decode(part)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    let mut facts = Vec::with_capacity(page.len());
-    for part in parts {
-        facts.extend(part?);
+    Ok((views, last, applied))
+}
+
+/// A page being decoded: its facts and how many events it held.
+type Decoding = tokio::task::JoinHandle<Result<(Vec<Fact>, u64), FactError>>;
+
+fn spawn_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    tokio::task::spawn_blocking(work)
+}
+
+fn join_failed(error: &tokio::task::JoinError) -> ProjectionError {
+    ProjectionError::Store(StoreError::Io(format!("a rebuild stage failed: {error}")))
+}
+
+/// A page's order events, decoded in order.
+fn decode_page(page: &[RecordedEvent]) -> Result<Vec<Fact>, FactError> {
+    page.iter()
+        .filter(|e| e.stream.as_str().starts_with(ORDER_STREAM_PREFIX))
+        .map(Fact::decode)
+        .collect()
+}
+
+fn open_database(path: &Path) -> Result<Connection, ProjectionError> {
+    let db = Connection::open(path)?;
+    // One writer and no concurrent reader (queries are served from memory): a rollback
+    // journal writes new pages once, where WAL writes them twice (log, then checkpoint).
+    db.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))?;
+    db.pragma_update(None, "synchronous", "NORMAL")?;
+    db.pragma_update(None, "cache_size", READ_MODEL_CACHE_KIB.to_string())?;
+    migrate(&db)?;
+    Ok(db)
+}
+
+fn remove_if_present(path: &Path) -> Result<(), ProjectionError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ProjectionError::Store(
+            StoreError::Io(format!("{}: {e}", path.display())),
+        )),
+        _ => Ok(()),
     }
-    Ok(facts)
 }
 
 fn migrate(db: &Connection) -> Result<(), ProjectionError> {

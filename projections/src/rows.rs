@@ -65,14 +65,38 @@ impl RowKey for UserId {
 #[derive(Clone, Debug)]
 pub struct Tracked<K, V> {
     map: BTreeMap<K, V>,
-    changed: BTreeSet<K>,
+    changed: Changes<K>,
+}
+
+/// What a save must write of a `Tracked` map.
+#[derive(Clone, Debug)]
+enum Changes<K> {
+    /// These keys: their rows are written, or deleted if the key is gone.
+    Keys(BTreeSet<K>),
+    /// Every row, into a table that holds none: after a rebuild, or for a fold that never
+    /// saves. Nothing is recorded per key, which is most of what a rebuild would otherwise
+    /// spend on bookkeeping.
+    Everything,
 }
 
 impl<K, V> Default for Tracked<K, V> {
     fn default() -> Self {
         Tracked {
             map: BTreeMap::new(),
-            changed: BTreeSet::new(),
+            changed: Changes::Keys(BTreeSet::new()),
+        }
+    }
+}
+
+impl<K: Ord> Changes<K> {
+    fn record(&mut self, key: &K)
+    where
+        K: Clone,
+    {
+        if let Changes::Keys(keys) = self {
+            if !keys.contains(key) {
+                keys.insert(key.clone());
+            }
         }
     }
 }
@@ -84,7 +108,7 @@ impl<K: RowKey, V> Tracked<K, V> {
 
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         let value = self.map.get_mut(key)?;
-        self.changed.insert(key.clone());
+        self.changed.record(key);
         Some(value)
     }
 
@@ -92,19 +116,19 @@ impl<K: RowKey, V> Tracked<K, V> {
     where
         V: Default,
     {
-        self.changed.insert(key.clone());
+        self.changed.record(key);
         self.map.entry(key.clone()).or_default()
     }
 
     pub fn insert(&mut self, key: K, value: V) {
-        self.changed.insert(key.clone());
+        self.changed.record(&key);
         self.map.insert(key, value);
     }
 
     pub fn remove(&mut self, key: &K) -> Option<V> {
         let removed = self.map.remove(key);
         if removed.is_some() {
-            self.changed.insert(key.clone());
+            self.changed.record(key);
         }
         removed
     }
@@ -129,9 +153,10 @@ impl<K: RowKey, V> Tracked<K, V> {
         self.map.is_empty()
     }
 
-    /// Every row counts as changed: after the view was replaced wholesale.
+    /// Every row counts as changed, and the stored table is known to be empty: after the
+    /// stored rows were dropped, or before a fold that will be stored whole.
     pub fn mark_all_changed(&mut self) {
-        self.changed = self.map.keys().cloned().collect();
+        self.changed = Changes::Everything;
     }
 }
 
@@ -141,13 +166,27 @@ impl<K: RowKey, V: Serialize> Tracked<K, V> {
         table: &'static str,
         out: &mut Vec<RowChange>,
     ) -> Result<(), serde_json::Error> {
-        for key in std::mem::take(&mut self.changed) {
-            let value = self.map.get(&key).map(serde_json::to_vec).transpose()?;
-            out.push(RowChange {
-                table,
-                key: key.to_key(),
-                value,
-            });
+        match std::mem::replace(&mut self.changed, Changes::Keys(BTreeSet::new())) {
+            Changes::Keys(keys) => {
+                for key in keys {
+                    let value = self.map.get(&key).map(serde_json::to_vec).transpose()?;
+                    out.push(RowChange {
+                        table,
+                        key: key.to_key(),
+                        value,
+                    });
+                }
+            }
+            Changes::Everything => {
+                out.reserve(self.map.len());
+                for (key, value) in &self.map {
+                    out.push(RowChange {
+                        table,
+                        key: key.to_key(),
+                        value: Some(serde_json::to_vec(value)?),
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -180,7 +219,7 @@ impl<'de, K: Deserialize<'de> + Ord, V: Deserialize<'de>> Deserialize<'de> for T
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Ok(Tracked {
             map: BTreeMap::deserialize(deserializer)?,
-            changed: BTreeSet::new(),
+            changed: Changes::Keys(BTreeSet::new()),
         })
     }
 }

@@ -313,3 +313,41 @@ async fn stored_views_come_back_whole_after_a_restart() {
     );
     assert_eq!(page.orders.len(), 5);
 }
+
+#[tokio::test]
+async fn a_rebuild_is_stored_whole_and_later_saves_build_on_it() {
+    let log = tempfile::tempdir().expect("dir");
+    let views_dir = tempfile::tempdir().expect("dir");
+    let store = SqliteStore::open(log.path()).expect("store");
+    for order in 1..=3 {
+        run_order(
+            &store,
+            order,
+            closed_order(order, t0() + Duration::days(order as i64)),
+        )
+        .await;
+    }
+    let mut projector = Projector::open(views_dir.path()).expect("open");
+    projector.catch_up(&store).await.expect("catch up");
+    let progress = projector
+        .rebuild(&store, None, |_| {})
+        .await
+        .expect("rebuild");
+    assert_eq!(progress.applied, 12);
+    // The stored file was replaced under the projector; its next save goes to the new one.
+    run_order(&store, 4, closed_order(4, t0() + Duration::days(4))).await;
+    projector.catch_up(&store).await.expect("catch up");
+    drop(projector);
+    let names: Vec<String> = std::fs::read_dir(views_dir.path())
+        .expect("list")
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["views.sqlite".to_owned()], "no scratch file left");
+    let reopened = Projector::open(views_dir.path()).expect("reopen");
+    assert_eq!(reopened.checkpoint(), Some(15));
+    assert!(same_bytes(
+        reopened.views(),
+        &rebuilt_from_zero(&store).await
+    ));
+}

@@ -72,6 +72,16 @@ pub struct Views {
 }
 
 impl Views {
+    /// Views that will be stored whole, if ever (a rebuild, a simulation): no change is
+    /// tracked per key while they fold.
+    pub fn unstored() -> Views {
+        let mut views = Views::default();
+        for view in ViewName::ALL {
+            views.mark_all_changed(view);
+        }
+        views
+    }
+
     pub fn apply(&mut self, fact: &Fact) {
         self.escrow.apply(fact);
         self.wallets.apply(fact);
@@ -114,19 +124,25 @@ impl Views {
     pub fn take_changes(&mut self) -> Result<Vec<(ViewName, RowChange)>, serde_json::Error> {
         let mut changes = Vec::new();
         for view in ViewName::ALL {
-            let mut rows = Vec::new();
-            match view {
-                ViewName::Escrow => self.escrow.take_changes(&mut rows)?,
-                ViewName::Wallets => self.wallets.take_changes(&mut rows)?,
-                ViewName::Completion => self.completion.take_changes(&mut rows)?,
-                ViewName::Reviews => self.reviews.take_changes(&mut rows)?,
-                ViewName::Orders => self.orders.take_changes(&mut rows)?,
-                ViewName::Journal => self.journal.take_changes(&mut rows)?,
-                ViewName::Timers => self.timers.take_changes(&mut rows)?,
-            }
+            let rows = self.take_changes_of(view)?;
             changes.extend(rows.into_iter().map(|row| (view, row)));
         }
         Ok(changes)
+    }
+
+    /// The rows of one view that changed since the last call.
+    pub fn take_changes_of(&mut self, view: ViewName) -> Result<Vec<RowChange>, serde_json::Error> {
+        let mut rows = Vec::new();
+        match view {
+            ViewName::Escrow => self.escrow.take_changes(&mut rows)?,
+            ViewName::Wallets => self.wallets.take_changes(&mut rows)?,
+            ViewName::Completion => self.completion.take_changes(&mut rows)?,
+            ViewName::Reviews => self.reviews.take_changes(&mut rows)?,
+            ViewName::Orders => self.orders.take_changes(&mut rows)?,
+            ViewName::Journal => self.journal.take_changes(&mut rows)?,
+            ViewName::Timers => self.timers.take_changes(&mut rows)?,
+        }
+        Ok(rows)
     }
 
     /// Loads one stored row; call `reindex` once all are loaded.
