@@ -24,8 +24,10 @@ pub const SAVE_EVERY_EVENTS: u64 = 50_000;
 pub const SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 /// Page cache of the read-model database (negative: KiB), so saves work in memory.
 const READ_MODEL_CACHE_KIB: i64 = -262_144;
+/// Threads that serialise views into rows while a full rebuild is stored.
+const ROW_SERIALISERS: usize = 2;
 /// Schema of the read-model database; an older one holds only derived data and is dropped.
-const READ_MODEL_SCHEMA_VERSION: i64 = 2;
+const READ_MODEL_SCHEMA_VERSION: i64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -223,23 +225,32 @@ impl Projector {
         db.pragma_update(None, "cache_size", READ_MODEL_CACHE_KIB.to_string())?;
         migrate(&db)?;
         let tx = db.transaction()?;
-        let views = &mut self.views;
-        // One thread turns the views into rows, view by view in key order, while this one
-        // inserts them: serialising costs about as much as inserting.
+        let jobs = std::sync::Mutex::new(self.views.take_changes_jobs().into_iter());
+        // Two threads turn the views into rows, a view at a time, while this one inserts them:
+        // serialising costs more than inserting.
         std::thread::scope(|scope| -> Result<(), ProjectionError> {
-            let (sender, rows) = std::sync::mpsc::sync_channel(1);
-            let serialiser = scope.spawn(move || -> Result<(), serde_json::Error> {
-                let mut in_key_order = ViewName::ALL;
-                in_key_order.sort_by_key(|view| view.as_str());
-                for view in in_key_order {
-                    let mut changes = views.take_changes_of(view)?;
-                    changes.sort_unstable_by(|a, b| (a.table, &a.key).cmp(&(b.table, &b.key)));
-                    if sender.send((view, changes)).is_err() {
-                        break;
-                    }
-                }
-                Ok(())
-            });
+            let (sender, rows) = std::sync::mpsc::sync_channel(2);
+            let jobs = &jobs;
+            let serialisers: Vec<_> = (0..ROW_SERIALISERS)
+                .map(|_| {
+                    let sender = sender.clone();
+                    scope.spawn(move || -> Result<(), serde_json::Error> {
+                        loop {
+                            let next = jobs.lock().ok().and_then(|mut jobs| jobs.next());
+                            let Some((view, take)) = next else {
+                                return Ok(());
+                            };
+                            let mut changes = take()?;
+                            changes
+                                .sort_unstable_by(|a, b| (a.table, &a.key).cmp(&(b.table, &b.key)));
+                            if sender.send((view, changes)).is_err() {
+                                return Ok(());
+                            }
+                        }
+                    })
+                })
+                .collect();
+            drop(sender);
             let mut insert =
                 tx.prepare("INSERT INTO rows (view, tbl, key, value) VALUES (?1, ?2, ?3, ?4)")?;
             for (view, changes) in rows {
@@ -249,13 +260,16 @@ impl Projector {
                     }
                 }
             }
-            serialiser
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                .map_err(|e| ProjectionError::CorruptView {
-                    view: ViewName::Escrow,
-                    detail: e.to_string(),
-                })
+            for serialiser in serialisers {
+                serialiser
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    .map_err(|e| ProjectionError::CorruptView {
+                        view: ViewName::Escrow,
+                        detail: e.to_string(),
+                    })?;
+            }
+            Ok(())
         })?;
         tx.execute(
             "INSERT INTO progress (id, checkpoint) VALUES (0, ?1)",
@@ -514,7 +528,7 @@ fn migrate(db: &Connection) -> Result<(), ProjectionError> {
     }
     if version < READ_MODEL_SCHEMA_VERSION {
         // Everything here is derived from the log: an older layout is dropped and rebuilt.
-        db.execute_batch(
+        db.execute_batch(&format!(
             "BEGIN IMMEDIATE;
              DROP TABLE IF EXISTS views;
              DROP TABLE IF EXISTS rows;
@@ -527,9 +541,9 @@ fn migrate(db: &Connection) -> Result<(), ProjectionError> {
                 PRIMARY KEY (view, tbl, key)
              ) WITHOUT ROWID;
              CREATE TABLE progress (id INTEGER PRIMARY KEY CHECK (id = 0), checkpoint INTEGER);
-             PRAGMA user_version = 2;
-             COMMIT;",
-        )?;
+             PRAGMA user_version = {READ_MODEL_SCHEMA_VERSION};
+             COMMIT;"
+        ))?;
     }
     Ok(())
 }

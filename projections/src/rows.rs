@@ -1,6 +1,6 @@
-//! How views are stored: one row per entity (an order, a user, an account) or per appended
-//! item (a posting, a statement line), written only when it changed. A save therefore costs
-//! in proportion to what the batch touched, not to the size of the views.
+//! How views are stored: one row per entity (an order, a user, an account) or per run of
+//! appended items (postings, statement lines), written only when it changed. A save therefore
+//! costs in proportion to what the batch touched, not to the size of the views.
 
 use ledger_domain::{OrderId, UserId};
 use serde::de::DeserializeOwned;
@@ -266,17 +266,34 @@ impl<T> Appended<T> {
     }
 }
 
+/// Items stored in one row of an `Appended` list. A row per item made a rebuild insert
+/// ~800,000 rows per million events; a live save rewrites at most one partly filled row.
+pub const APPENDED_ITEMS_PER_ROW: usize = 256;
+
 impl<T: Serialize> Appended<T> {
+    /// Rows keyed by their first item's index, each a JSON array of up to
+    /// `APPENDED_ITEMS_PER_ROW` items: the row that held the last stored items is written
+    /// again with the new ones, and the rows after it are new.
     pub fn take_changes(
         &mut self,
         table: &'static str,
         out: &mut Vec<RowChange>,
     ) -> Result<(), serde_json::Error> {
-        for (index, item) in self.items.iter().enumerate().skip(self.saved) {
+        if self.saved == self.items.len() {
+            return Ok(());
+        }
+        let first_row = self.saved / APPENDED_ITEMS_PER_ROW;
+        for (row, items) in self
+            .items
+            .chunks(APPENDED_ITEMS_PER_ROW)
+            .enumerate()
+            .skip(first_row)
+        {
+            let index = row * APPENDED_ITEMS_PER_ROW;
             out.push(RowChange {
                 table,
                 key: format!("{index:0INDEX_KEY_DIGITS$}"),
-                value: Some(serde_json::to_vec(item)?),
+                value: Some(serde_json::to_vec(items)?),
             });
         }
         self.saved = self.items.len();
@@ -285,17 +302,26 @@ impl<T: Serialize> Appended<T> {
 }
 
 impl<T: DeserializeOwned> Appended<T> {
-    /// Rows must come in key order: each is the next item.
+    /// Rows must come in key order: each holds the items that follow those loaded.
     pub fn load_row(&mut self, table: &str, key: &str, value: &[u8]) -> Result<(), RowError> {
-        if key.parse::<usize>().ok() != Some(self.items.len()) {
+        let expected = self.items.len();
+        if key.parse::<usize>().ok() != Some(expected) || expected % APPENDED_ITEMS_PER_ROW != 0 {
             return Err(RowError::new(
                 table,
                 key,
-                format!("expected item {}", self.items.len()),
+                format!("expected the row of item {expected}"),
             ));
         }
-        self.items
-            .push(serde_json::from_slice(value).map_err(|e| RowError::new(table, key, e))?);
+        let items: Vec<T> =
+            serde_json::from_slice(value).map_err(|e| RowError::new(table, key, e))?;
+        if items.is_empty() || items.len() > APPENDED_ITEMS_PER_ROW {
+            return Err(RowError::new(
+                table,
+                key,
+                format!("{} items in one row", items.len()),
+            ));
+        }
+        self.items.extend(items);
         self.saved = self.items.len();
         Ok(())
     }
@@ -355,3 +381,67 @@ macro_rules! stored_tables {
     };
 }
 pub(crate) use stored_tables;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Applies saves to a table as the engine does (upsert by key), then loads it back.
+    fn stored_and_loaded(pushes_between_saves: &[usize]) -> (Vec<u64>, Vec<u64>) {
+        let mut list = Appended::default();
+        let mut table: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut next = 0u64;
+        for &pushes in pushes_between_saves {
+            for _ in 0..pushes {
+                list.push(next);
+                next += 1;
+            }
+            let mut changes = Vec::new();
+            list.take_changes("items", &mut changes).expect("serialise");
+            for change in changes {
+                table.insert(change.key, change.value.expect("never deleted"));
+            }
+        }
+        let mut loaded: Appended<u64> = Appended::default();
+        for (key, value) in &table {
+            loaded.load_row("items", key, value).expect("load");
+        }
+        (list.as_slice().to_vec(), loaded.as_slice().to_vec())
+    }
+
+    proptest! {
+        #[test]
+        fn appended_items_come_back_in_order_whatever_the_saves(
+            pushes in proptest::collection::vec(0usize..700, 1..8)
+        ) {
+            let (kept, loaded) = stored_and_loaded(&pushes);
+            prop_assert_eq!(kept, loaded);
+        }
+    }
+
+    #[test]
+    fn a_save_rewrites_only_the_row_it_left_partly_filled() {
+        let mut list = Appended::default();
+        for item in 0..300u64 {
+            list.push(item);
+        }
+        let mut first = Vec::new();
+        list.take_changes("items", &mut first).expect("serialise");
+        assert_eq!(first.len(), 2, "items 0-255 and 256-299");
+        list.push(300);
+        let mut second = Vec::new();
+        list.take_changes("items", &mut second).expect("serialise");
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].key, format!("{:020}", 256));
+    }
+
+    #[test]
+    fn a_row_out_of_place_is_refused() {
+        let mut list: Appended<u64> = Appended::default();
+        let error = list
+            .load_row("items", &format!("{:020}", 256), b"[1]")
+            .expect_err("the row of item 0 must come first");
+        assert!(error.to_string().contains("expected the row of item 0"));
+    }
+}

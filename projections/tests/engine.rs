@@ -343,7 +343,11 @@ async fn a_rebuild_is_stored_whole_and_later_saves_build_on_it() {
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, vec!["views.sqlite".to_owned()], "no scratch file left");
+    assert_eq!(
+        names,
+        vec!["views.sqlite".to_owned()],
+        "no scratch file left"
+    );
     let reopened = Projector::open(views_dir.path()).expect("reopen");
     assert_eq!(reopened.checkpoint(), Some(15));
     assert!(same_bytes(
