@@ -8,6 +8,7 @@
 //! resumes from the last stored checkpoint, so no event is ever applied twice to a stored
 //! state; what came after it is applied again from the log.
 
+use crate::rows::PendingRows;
 use crate::{Fact, FactError, ViewName, Views};
 use ledger_domain::ORDER_STREAM_PREFIX;
 use ledger_store::{
@@ -44,6 +45,63 @@ pub enum ProjectionError {
     CorruptView { view: ViewName, detail: String },
     #[error("the read-model database has schema {0}, newer than this binary's")]
     NewerSchema(i64),
+}
+
+/// What changed in the views since the last save, and the checkpoint it belongs to.
+pub struct PendingSave {
+    views: Vec<(ViewName, Vec<Box<dyn PendingRows>>)>,
+    checkpoint: Option<u64>,
+}
+
+/// Writes pending saves on a connection of its own (see `Projector::saver`).
+pub struct Saver {
+    db: Connection,
+}
+
+impl Saver {
+    pub fn write(&mut self, pending: PendingSave) -> Result<(), ProjectionError> {
+        write_save(&mut self.db, pending)
+    }
+}
+
+/// Serialises a pending save and stores it, with its checkpoint, in one transaction.
+fn write_save(db: &mut Connection, pending: PendingSave) -> Result<(), ProjectionError> {
+    let tx = db.transaction()?;
+    {
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO rows (view, tbl, key, value) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (view, tbl, key) DO UPDATE SET value = excluded.value",
+        )?;
+        let mut delete =
+            tx.prepare_cached("DELETE FROM rows WHERE view = ?1 AND tbl = ?2 AND key = ?3")?;
+        let mut rows = Vec::new();
+        for (view, tables) in pending.views {
+            for table in tables {
+                rows.clear();
+                table
+                    .into_rows(&mut rows)
+                    .map_err(|e| ProjectionError::CorruptView {
+                        view,
+                        detail: e.to_string(),
+                    })?;
+                for row in &rows {
+                    match &row.value {
+                        Some(value) => {
+                            upsert.execute(params![view.as_str(), row.table, row.key, value])?
+                        }
+                        None => delete.execute(params![view.as_str(), row.table, row.key])?,
+                    };
+                }
+            }
+        }
+    }
+    tx.execute(
+        "INSERT INTO progress (id, checkpoint) VALUES (0, ?1)
+         ON CONFLICT (id) DO UPDATE SET checkpoint = excluded.checkpoint",
+        params![pending.checkpoint.map(|c| c as i64)],
+    )?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// What a catch-up did.
@@ -163,39 +221,28 @@ impl Projector {
 
     /// Stores what changed in every view, and the checkpoint, in one transaction.
     pub fn save(&mut self) -> Result<(), ProjectionError> {
-        let changes = self
-            .views
-            .take_changes()
-            .map_err(|e| ProjectionError::CorruptView {
-                view: ViewName::Escrow,
-                detail: e.to_string(),
-            })?;
-        let tx = self.db.transaction()?;
-        {
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO rows (view, tbl, key, value) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (view, tbl, key) DO UPDATE SET value = excluded.value",
-            )?;
-            let mut delete =
-                tx.prepare_cached("DELETE FROM rows WHERE view = ?1 AND tbl = ?2 AND key = ?3")?;
-            for (view, row) in &changes {
-                match &row.value {
-                    Some(value) => {
-                        upsert.execute(params![view.as_str(), row.table, row.key, value])?
-                    }
-                    None => delete.execute(params![view.as_str(), row.table, row.key])?,
-                };
-            }
-        }
-        tx.execute(
-            "INSERT INTO progress (id, checkpoint) VALUES (0, ?1)
-             ON CONFLICT (id) DO UPDATE SET checkpoint = excluded.checkpoint",
-            params![self.checkpoint.map(|c| c as i64)],
-        )?;
-        tx.commit()?;
+        let pending = self.take_save();
+        write_save(&mut self.db, pending)
+    }
+
+    /// Takes what changed since the last save, with the checkpoint it belongs to, for a
+    /// `Saver` to write while the views go on folding. Cheap: values are copied, not
+    /// serialised. Pending saves must be written in the order they were taken.
+    pub fn take_save(&mut self) -> PendingSave {
         self.unsaved = 0;
         self.saved_at = std::time::Instant::now();
-        Ok(())
+        PendingSave {
+            views: self.views.take_pending(),
+            checkpoint: self.checkpoint,
+        }
+    }
+
+    /// A second connection to the read-model database, for writing pending saves away from
+    /// whoever holds the projector. Valid until a full rebuild replaces the file.
+    pub fn saver(&self) -> Result<Saver, ProjectionError> {
+        Ok(Saver {
+            db: open_database(&self.path)?,
+        })
     }
 
     /// Drops the stored rows of `views`: they are about to be written again whole.

@@ -13,7 +13,8 @@ pub mod rows;
 pub mod views;
 
 pub use engine::{
-    Progress, ProjectionError, Projector, READ_MODEL_FILE_NAME, SAVE_EVERY_EVENTS, SAVE_INTERVAL,
+    PendingSave, Progress, ProjectionError, Projector, Saver, READ_MODEL_FILE_NAME,
+    SAVE_EVERY_EVENTS, SAVE_INTERVAL,
 };
 pub use fact::{Fact, FactError};
 pub use views::completion::{CompletionRate, CompletionView, RateFigures};

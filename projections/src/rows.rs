@@ -192,6 +192,55 @@ impl<K: RowKey, V: Serialize> Tracked<K, V> {
     }
 }
 
+impl<K, V> Tracked<K, V>
+where
+    K: RowKey + Send + 'static,
+    V: Clone + Serialize + Send + 'static,
+{
+    /// Like `take_changes`, but copies the changed values instead of serialising them, so
+    /// that the caller can let go of the views before the costly part.
+    pub fn take_pending(&mut self, table: &'static str, out: &mut Vec<Box<dyn PendingRows>>) {
+        let rows = match std::mem::replace(&mut self.changed, Changes::Keys(BTreeSet::new())) {
+            Changes::Keys(keys) => keys
+                .into_iter()
+                .map(|key| {
+                    let value = self.map.get(&key).cloned();
+                    (key, value)
+                })
+                .collect(),
+            Changes::Everything => self
+                .map
+                .iter()
+                .map(|(key, value)| (key.clone(), Some(value.clone())))
+                .collect(),
+        };
+        out.push(Box::new(PendingTracked { table, rows }));
+    }
+}
+
+/// Rows taken from a view whose bytes are yet to be made: see `take_pending`.
+pub trait PendingRows: Send {
+    fn into_rows(self: Box<Self>, out: &mut Vec<RowChange>) -> Result<(), serde_json::Error>;
+}
+
+struct PendingTracked<K, V> {
+    table: &'static str,
+    rows: Vec<(K, Option<V>)>,
+}
+
+impl<K: RowKey + Send, V: Serialize + Send> PendingRows for PendingTracked<K, V> {
+    fn into_rows(self: Box<Self>, out: &mut Vec<RowChange>) -> Result<(), serde_json::Error> {
+        for (key, value) in self.rows {
+            out.push(RowChange {
+                table: self.table,
+                key: key.to_key(),
+                value: value.as_ref().map(serde_json::to_vec).transpose()?,
+            });
+        }
+        Ok(())
+    }
+}
+
 impl<K: RowKey, V: DeserializeOwned> Tracked<K, V> {
     pub fn load_row(&mut self, table: &str, key: &str, value: &[u8]) -> Result<(), RowError> {
         let parsed = K::from_key(key).ok_or_else(|| RowError::new(table, key, "unreadable key"))?;
@@ -279,25 +328,61 @@ impl<T: Serialize> Appended<T> {
         table: &'static str,
         out: &mut Vec<RowChange>,
     ) -> Result<(), serde_json::Error> {
-        if self.saved == self.items.len() {
-            return Ok(());
-        }
-        let first_row = self.saved / APPENDED_ITEMS_PER_ROW;
-        for (row, items) in self
-            .items
-            .chunks(APPENDED_ITEMS_PER_ROW)
-            .enumerate()
-            .skip(first_row)
-        {
-            let index = row * APPENDED_ITEMS_PER_ROW;
-            out.push(RowChange {
-                table,
-                key: format!("{index:0INDEX_KEY_DIGITS$}"),
-                value: Some(serde_json::to_vec(items)?),
-            });
-        }
+        let first = self.first_unsaved_row();
         self.saved = self.items.len();
-        Ok(())
+        chunk_rows(table, first, &self.items[first..], out)
+    }
+
+    /// The index of the first item of the first row a save must write.
+    fn first_unsaved_row(&self) -> usize {
+        if self.saved == self.items.len() {
+            self.items.len()
+        } else {
+            self.saved / APPENDED_ITEMS_PER_ROW * APPENDED_ITEMS_PER_ROW
+        }
+    }
+}
+
+impl<T: Clone + Serialize + Send + 'static> Appended<T> {
+    /// Like `take_changes`, copying the items instead of serialising them.
+    pub fn take_pending(&mut self, table: &'static str, out: &mut Vec<Box<dyn PendingRows>>) {
+        let first = self.first_unsaved_row();
+        self.saved = self.items.len();
+        out.push(Box::new(PendingAppended {
+            table,
+            first,
+            items: self.items[first..].to_vec(),
+        }));
+    }
+}
+
+/// `items` stored as rows, the first of them being item `first` (a multiple of the row size).
+fn chunk_rows<T: Serialize>(
+    table: &'static str,
+    first: usize,
+    items: &[T],
+    out: &mut Vec<RowChange>,
+) -> Result<(), serde_json::Error> {
+    for (row, items) in items.chunks(APPENDED_ITEMS_PER_ROW).enumerate() {
+        let index = first + row * APPENDED_ITEMS_PER_ROW;
+        out.push(RowChange {
+            table,
+            key: format!("{index:0INDEX_KEY_DIGITS$}"),
+            value: Some(serde_json::to_vec(items)?),
+        });
+    }
+    Ok(())
+}
+
+struct PendingAppended<T> {
+    table: &'static str,
+    first: usize,
+    items: Vec<T>,
+}
+
+impl<T: Serialize + Send> PendingRows for PendingAppended<T> {
+    fn into_rows(self: Box<Self>, out: &mut Vec<RowChange>) -> Result<(), serde_json::Error> {
+        chunk_rows(self.table, self.first, &self.items, out)
     }
 }
 
@@ -377,6 +462,13 @@ macro_rules! stored_tables {
 
         pub(crate) fn mark_all_changed(&mut self) {
             $(self.$field.mark_all_changed();)+
+        }
+
+        pub(crate) fn take_pending(
+            &mut self,
+            out: &mut Vec<Box<dyn $crate::rows::PendingRows>>,
+        ) {
+            $(self.$field.take_pending($table, out);)+
         }
     };
 }

@@ -23,7 +23,7 @@ use clock::Clock;
 use config::ServiceConfig;
 use ledger_commands::CommandHandler;
 use ledger_domain::Policy;
-use ledger_projections::{Projector, Views};
+use ledger_projections::{ProjectionError, Projector, Saver, Views};
 use ledger_store::{EventStore, SubscribeFrom};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::SocketAddr;
@@ -335,11 +335,16 @@ async fn wait_for_signal() {
 /// Folds every new event of `$all` into the views, saving them now and then and on shutdown.
 /// A failure (an event the views cannot read) stops the views and makes `/readyz` say why.
 async fn project(state: AppState, folded: watch::Sender<Option<u64>>) {
-    if let Err(error) = follow_log(&state, &folded).await {
+    let outcome = follow_log(&state, &folded).await;
+    if let Err(error) = &outcome {
         tracing::error!(%error, "the views stopped");
         if let Ok(mut failure) = state.projection_failure.lock() {
             *failure = Some(error.to_string());
         }
+    }
+    // After a failed save the stored views lack what it held: keep the last good ones.
+    if outcome.as_ref().is_err_and(|e| e.is::<SaveFailed>()) {
+        return;
     }
     let saved = state.projector.lock().map(|mut p| p.save());
     if let Ok(Err(error)) = saved {
@@ -347,38 +352,86 @@ async fn project(state: AppState, folded: watch::Sender<Option<u64>>) {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error("saving the views: {0}")]
+struct SaveFailed(ProjectionError);
+
+/// A save being written on a blocking thread; it hands its `Saver` back when done.
+type SaveInFlight = tokio::task::JoinHandle<(Saver, Result<(), ProjectionError>)>;
+
 async fn follow_log(state: &AppState, folded: &watch::Sender<Option<u64>>) -> anyhow::Result<()> {
     let from = (*folded.borrow()).map_or(SubscribeFrom::Start, SubscribeFrom::After);
     let mut subscription = state.store.subscribe_all(from).await?;
+    let mut saver = Some(lock(&state.projector)?.saver()?);
+    let mut in_flight: Option<SaveInFlight> = None;
     let mut save_tick = tokio::time::interval(VIEWS_SAVE_INTERVAL);
     let mut unsaved = false;
-    loop {
+    let outcome = loop {
         let first = tokio::select! {
-            event = subscription.next() => event?,
+            event = subscription.next() => match event {
+                Ok(event) => event,
+                Err(error) => break Err(error.into()),
+            },
             _ = save_tick.tick() => {
-                if unsaved {
-                    lock(&state.projector)?.save()?;
+                if let Some(done) = in_flight.take_if(|save| save.is_finished()) {
+                    match finish_save(done).await {
+                        Ok(returned) => saver = Some(returned),
+                        Err(error) => break Err(error),
+                    }
+                }
+                // Folding goes on while the save is written: commands wait for the views,
+                // so a save on this task would stall every one of them.
+                if let Some(mut idle) = saver.take_if(|_| unsaved) {
+                    let pending = lock(&state.projector)?.take_save();
+                    in_flight = Some(tokio::task::spawn_blocking(move || {
+                        let written = idle.write(pending);
+                        (idle, written)
+                    }));
                     unsaved = false;
                 }
                 continue;
             }
-            () = state.shutting_down() => return Ok(()),
+            () = state.shutting_down() => break Ok(()),
         };
         let mut batch = vec![first];
+        let mut failed = None;
         while batch.len() < ledger_store::READ_EVENTS_MAX {
             match tokio::time::timeout(Duration::ZERO, subscription.next()).await {
-                Ok(event) => batch.push(event?),
+                Ok(Ok(event)) => batch.push(event),
+                Ok(Err(error)) => {
+                    failed = Some(error);
+                    break;
+                }
                 Err(_) => break,
             }
         }
         let checkpoint = {
             let mut projector = lock(&state.projector)?;
-            projector.apply(&batch)?;
-            projector.checkpoint()
+            let applied = projector.apply(&batch);
+            (applied, projector.checkpoint())
         };
         unsaved = true;
-        folded.send_replace(checkpoint);
+        folded.send_replace(checkpoint.1);
+        if let Err(error) = checkpoint.0 {
+            break Err(error.into());
+        }
+        if let Some(error) = failed {
+            break Err(error.into());
+        }
+    };
+    // Whatever happened, the save in flight lands before any later one is taken.
+    if let Some(save) = in_flight {
+        finish_save(save).await?;
     }
+    outcome
+}
+
+async fn finish_save(save: SaveInFlight) -> anyhow::Result<Saver> {
+    let (saver, written) = save
+        .await
+        .map_err(|e| anyhow::anyhow!("the views' save task failed: {e}"))?;
+    written.map_err(SaveFailed)?;
+    Ok(saver)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> anyhow::Result<std::sync::MutexGuard<'_, T>> {

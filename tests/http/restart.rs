@@ -69,3 +69,44 @@ async fn after_a_kill_the_views_come_back_equal_to_the_log() {
     assert_eq!(mine["orders"].as_array().map(Vec::len), Some(5), "{mine}");
     server.assert_books_balance().await;
 }
+
+/// The checkpoint stored in the read-model database of `data_dir`, if there is one yet.
+fn stored_views_checkpoint(data_dir: &std::path::Path) -> Option<i64> {
+    let db = rusqlite::Connection::open_with_flags(
+        data_dir.join("views.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .ok()?;
+    db.busy_timeout(std::time::Duration::from_secs(5)).ok()?;
+    db.query_row("SELECT checkpoint FROM progress WHERE id = 0", [], |row| {
+        row.get(0)
+    })
+    .ok()
+    .flatten()
+}
+
+#[tokio::test]
+async fn a_running_service_saves_its_views_so_a_killed_one_resumes_from_there() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    for _ in 0..3 {
+        let order = server.place(&buyer, &seller, "100.00").await;
+        server.act(&seller, order, "confirm", json!({})).await;
+    }
+    // Six events, positions 0 to 5; the service saves its views every two seconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while stored_views_checkpoint(&server.dir.path().join("data")) != Some(5) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the views were not saved while serving (stored checkpoint {:?})",
+            stored_views_checkpoint(&server.dir.path().join("data"))
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let dir = server.kill();
+    assert_eq!(stored_views_checkpoint(&dir.path().join("data")), Some(5));
+    let server = Server::start_in(dir);
+    let mine = server.get(&buyer, "/orders").await.ok();
+    assert_eq!(mine["orders"].as_array().map(Vec::len), Some(3), "{mine}");
+    server.assert_books_balance().await;
+}

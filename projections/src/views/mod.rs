@@ -8,7 +8,7 @@ pub mod reviews;
 pub mod timers;
 pub mod wallets;
 
-use crate::rows::{RowChange, RowError};
+use crate::rows::{PendingRows, RowChange, RowError};
 use crate::Fact;
 use serde::{Deserialize, Serialize};
 
@@ -167,6 +167,27 @@ impl Views {
             (ViewName::Timers, job(|rows| timers.take_changes(rows))),
             (ViewName::Escrow, job(|rows| escrow.take_changes(rows))),
         ]
+    }
+
+    /// What changed since the last call, copied, to be turned into rows later (see
+    /// `PendingRows`): a save takes these while it holds the views, and serialises after.
+    pub fn take_pending(&mut self) -> Vec<(ViewName, Vec<Box<dyn PendingRows>>)> {
+        ViewName::ALL
+            .into_iter()
+            .map(|view| {
+                let mut pending = Vec::new();
+                match view {
+                    ViewName::Escrow => self.escrow.take_pending(&mut pending),
+                    ViewName::Wallets => self.wallets.take_pending(&mut pending),
+                    ViewName::Completion => self.completion.take_pending(&mut pending),
+                    ViewName::Reviews => self.reviews.take_pending(&mut pending),
+                    ViewName::Orders => self.orders.take_pending(&mut pending),
+                    ViewName::Journal => self.journal.take_pending(&mut pending),
+                    ViewName::Timers => self.timers.take_pending(&mut pending),
+                }
+                (view, pending)
+            })
+            .collect()
     }
 
     /// The rows of one view that changed since the last call.

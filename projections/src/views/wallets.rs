@@ -1,6 +1,6 @@
 //! Wallet credit per user and currency, with the statement lines behind each balance.
 
-use crate::rows::{Appended, RowChange, RowError, Tracked};
+use crate::rows::{Appended, PendingRows, RowChange, RowError, Tracked};
 use crate::Fact;
 use chrono::{DateTime, Utc};
 use ledger_domain::{CancellationCause, Currency, Event, Money, OrderId, UserId};
@@ -121,6 +121,12 @@ impl WalletView {
         self.balances.take_changes("balances", out)?;
         self.lines.take_changes("lines", out)?;
         self.open_orders.take_changes("open_orders", out)
+    }
+
+    pub(crate) fn take_pending(&mut self, out: &mut Vec<Box<dyn PendingRows>>) {
+        self.balances.take_pending("balances", out);
+        self.lines.take_pending("lines", out);
+        self.open_orders.take_pending("open_orders", out);
     }
 
     pub(crate) fn load_row(
