@@ -494,36 +494,37 @@ fn run_bench(
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     println!("| producers | orders | durable commands | seconds | commands/s |");
     println!("| ---: | ---: | ---: | ---: | ---: |");
-    let mut best = (0.0, None, 0);
+    // The ceiling is measured on the rows of the most producers' run: the aim compares them.
+    let mut most: Option<(u64, f64, std::path::PathBuf, u64)> = None;
     for &count in producers {
         let dir = scratch.path().join(format!("producers-{count}"));
         let orders = count * orders_per_producer;
         let (commands, seconds) = simulate_into(&runtime, &dir, orders, count)?;
         let rate = commands as f64 / seconds.max(f64::EPSILON);
-        if rate > best.0 {
-            best = (rate, Some(dir), commands);
+        if most.as_ref().is_none_or(|(most, ..)| count >= *most) {
+            most = Some((count, rate, dir, commands));
         }
         println!("| {count} | {orders} | {commands} | {seconds:.2} | {rate:.0} |");
     }
-    let Some(best_dir) = best.1 else {
+    let Some((count, rate, dir, commands)) = most else {
         return Ok(());
     };
     let rows = runtime
-        .block_on(bench::rows_of(&best_dir))
+        .block_on(bench::rows_of(&dir))
         .context("reading the rows back")?;
     let ceiling = bench::raw_insert_ceiling(&scratch.path().join("raw"), &rows, 256)
         .context("measuring the raw SQLite ceiling")?;
     println!();
     println!(
-        "raw SQLite ceiling for the same rows: {} rows in {:.2} s = {:.0} rows/s (256 rows per durable transaction)",
+        "raw SQLite ceiling for the rows of {count} producers: {} rows in {:.2} s = {:.0} rows/s (256 rows per durable transaction)",
         ceiling.operations,
         ceiling.seconds,
         ceiling.per_second()
     );
     println!(
-        "best pipeline / ceiling = {:.2} (its commands appended {:.2} events each on average)",
-        best.0 / ceiling.per_second(),
-        rows.len() as f64 / best.2.max(1) as f64
+        "{count} producers / ceiling = {:.2} (their commands appended {:.2} events each on average)",
+        rate / ceiling.per_second(),
+        rows.len() as f64 / commands.max(1) as f64
     );
     Ok(())
 }

@@ -211,12 +211,19 @@ fn history(currency_picks: &[usize], steps: &[Step]) -> Vec<Fact> {
 struct StoredRows(BTreeMap<(ViewName, &'static str, String), Vec<u8>>);
 
 impl StoredRows {
+    /// As the engine saves: the changes are taken as copies, serialised afterwards.
     fn save(&mut self, views: &mut Views) {
-        for (view, row) in views.take_changes().expect("changes") {
-            match row.value {
-                Some(value) => self.0.insert((view, row.table, row.key), value),
-                None => self.0.remove(&(view, row.table, row.key)),
-            };
+        for (view, tables) in views.take_pending() {
+            for table in tables {
+                let mut rows = Vec::new();
+                table.into_rows(&mut rows).expect("rows");
+                for row in rows {
+                    match row.value {
+                        Some(value) => self.0.insert((view, row.table, row.key), value),
+                        None => self.0.remove(&(view, row.table, row.key)),
+                    };
+                }
+            }
         }
     }
 

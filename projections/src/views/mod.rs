@@ -127,9 +127,8 @@ impl Views {
     /// The rows that changed since the last call, per view: what a save writes.
     pub fn take_changes(&mut self) -> Result<Vec<(ViewName, RowChange)>, serde_json::Error> {
         let mut changes = Vec::new();
-        for view in ViewName::ALL {
-            let rows = self.take_changes_of(view)?;
-            changes.extend(rows.into_iter().map(|row| (view, row)));
+        for (view, take) in self.take_changes_jobs() {
+            changes.extend(take()?.into_iter().map(|row| (view, row)));
         }
         Ok(changes)
     }
@@ -188,21 +187,6 @@ impl Views {
                 (view, pending)
             })
             .collect()
-    }
-
-    /// The rows of one view that changed since the last call.
-    pub fn take_changes_of(&mut self, view: ViewName) -> Result<Vec<RowChange>, serde_json::Error> {
-        let mut rows = Vec::new();
-        match view {
-            ViewName::Escrow => self.escrow.take_changes(&mut rows)?,
-            ViewName::Wallets => self.wallets.take_changes(&mut rows)?,
-            ViewName::Completion => self.completion.take_changes(&mut rows)?,
-            ViewName::Reviews => self.reviews.take_changes(&mut rows)?,
-            ViewName::Orders => self.orders.take_changes(&mut rows)?,
-            ViewName::Journal => self.journal.take_changes(&mut rows)?,
-            ViewName::Timers => self.timers.take_changes(&mut rows)?,
-        }
-        Ok(rows)
     }
 
     /// Loads one stored row; call `reindex` once all are loaded.
