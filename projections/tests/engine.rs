@@ -281,12 +281,14 @@ async fn following_live_applies_new_events_as_they_commit() {
     );
 }
 
-#[tokio::test]
-async fn stored_views_come_back_whole_after_a_restart() {
+/// A log of `orders` closed orders, a day apart, and a projector caught up with it.
+async fn closed_orders_caught_up(
+    orders: u128,
+) -> (tempfile::TempDir, tempfile::TempDir, SqliteStore, Projector) {
     let log = tempfile::tempdir().expect("dir");
     let views_dir = tempfile::tempdir().expect("dir");
     let store = SqliteStore::open(log.path()).expect("store");
-    for order in 1..=5 {
+    for order in 1..=orders {
         run_order(
             &store,
             order,
@@ -296,6 +298,12 @@ async fn stored_views_come_back_whole_after_a_restart() {
     }
     let mut projector = Projector::open(views_dir.path()).expect("open");
     projector.catch_up(&store).await.expect("catch up");
+    (log, views_dir, store, projector)
+}
+
+#[tokio::test]
+async fn stored_views_come_back_whole_after_a_restart() {
+    let (_log, views_dir, _store, projector) = closed_orders_caught_up(5).await;
     let before = projector.views().clone();
     drop(projector);
     let reopened = Projector::open(views_dir.path()).expect("reopen");
@@ -316,19 +324,7 @@ async fn stored_views_come_back_whole_after_a_restart() {
 
 #[tokio::test]
 async fn a_rebuild_is_stored_whole_and_later_saves_build_on_it() {
-    let log = tempfile::tempdir().expect("dir");
-    let views_dir = tempfile::tempdir().expect("dir");
-    let store = SqliteStore::open(log.path()).expect("store");
-    for order in 1..=3 {
-        run_order(
-            &store,
-            order,
-            closed_order(order, t0() + Duration::days(order as i64)),
-        )
-        .await;
-    }
-    let mut projector = Projector::open(views_dir.path()).expect("open");
-    projector.catch_up(&store).await.expect("catch up");
+    let (_log, views_dir, store, mut projector) = closed_orders_caught_up(3).await;
     let progress = projector
         .rebuild(&store, None, |_| {})
         .await
