@@ -505,7 +505,7 @@ mod tests {
     proptest! {
         #[test]
         fn appended_items_come_back_in_order_whatever_the_saves(
-            pushes in proptest::collection::vec(0usize..700, 1..8)
+            pushes in proptest::collection::vec(0usize..600, 1..6)
         ) {
             let (kept, loaded) = stored_and_loaded(&pushes);
             prop_assert_eq!(kept, loaded);
