@@ -120,9 +120,10 @@ impl<K: RowKey, V> Tracked<K, V> {
         self.map.entry(key.clone()).or_default()
     }
 
-    pub fn insert(&mut self, key: K, value: V) {
+    /// Gives back the value it replaced, if any.
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         self.changed.record(&key);
-        self.map.insert(key, value);
+        self.map.insert(key, value)
     }
 
     pub fn remove(&mut self, key: &K) -> Option<V> {

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use ledger_domain::{Currency, Event, Money, OrderId, UserId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -72,7 +73,8 @@ pub struct Posting {
     pub debit: Account,
     pub credit: Account,
     pub amount: Money,
-    pub memo: String,
+    /// One of a few fixed texts while folding; owned only when read back from storage.
+    pub memo: Cow<'static, str>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,7 +154,14 @@ impl JournalView {
         }
     }
 
-    fn post(&mut self, fact: &Fact, debit: Account, credit: Account, amount: Money, memo: &str) {
+    fn post(
+        &mut self,
+        fact: &Fact,
+        debit: Account,
+        credit: Account,
+        amount: Money,
+        memo: &'static str,
+    ) {
         if amount.is_zero() {
             return;
         }
@@ -174,7 +183,7 @@ impl JournalView {
             debit,
             credit,
             amount,
-            memo: memo.to_owned(),
+            memo: Cow::Borrowed(memo),
         });
     }
 

@@ -51,17 +51,24 @@ impl TimerView {
             // The rest leave the order's state, and so its timer, as it was.
             _ => return,
         };
-        if let Some(old) = self.timers.remove(&fact.order) {
+        let old = match next {
+            Some((kind, due_at)) => {
+                let timer = DueTimer {
+                    order: fact.order,
+                    kind,
+                    due_at,
+                };
+                let old = self.timers.insert(fact.order, timer);
+                if old.is_some_and(|old| old.due_at == due_at) {
+                    return;
+                }
+                self.schedule.insert((due_at, fact.order));
+                old
+            }
+            None => self.timers.remove(&fact.order),
+        };
+        if let Some(old) = old {
             self.schedule.remove(&(old.due_at, fact.order));
-        }
-        if let Some((kind, due_at)) = next {
-            let timer = DueTimer {
-                order: fact.order,
-                kind,
-                due_at,
-            };
-            self.timers.insert(fact.order, timer);
-            self.schedule.insert((due_at, fact.order));
         }
     }
 
