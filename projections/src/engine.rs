@@ -45,6 +45,8 @@ pub enum ProjectionError {
     CorruptView { view: ViewName, detail: String },
     #[error("the read-model database has schema {0}, newer than this binary's")]
     NewerSchema(i64),
+    #[error("the views in {0} are in use by another process (is `ledger serve` running on it?)")]
+    InUse(PathBuf),
 }
 
 /// What changed in the views since the last save, and the checkpoint it belongs to.
@@ -119,7 +121,13 @@ pub struct Projector {
     saved_at: std::time::Instant,
     db: Connection,
     path: PathBuf,
+    /// Held while the projector lives: one writer of the views per data directory. A second
+    /// one would save over the first's rows, or a rebuild rename the file from under it.
+    _writer_lock: std::fs::File,
 }
+
+/// File whose lock marks the views of a data directory as having a writer.
+pub const READ_MODEL_LOCK_FILE_NAME: &str = "views.lock";
 
 impl Projector {
     /// Opens the read-model database in `data_dir`, loading the stored views and checkpoint.
@@ -127,6 +135,7 @@ impl Projector {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             ProjectionError::Store(StoreError::Io(format!("{}: {e}", data_dir.display())))
         })?;
+        let writer_lock = lock_views(data_dir)?;
         let path = data_dir.join(READ_MODEL_FILE_NAME);
         let db = open_database(&path)?;
         let mut projector = Projector {
@@ -136,6 +145,7 @@ impl Projector {
             saved_at: std::time::Instant::now(),
             db,
             path,
+            _writer_lock: writer_lock,
         };
         projector.load()?;
         Ok(projector)
@@ -546,6 +556,26 @@ fn decode_page(page: &[RecordedEvent]) -> Result<Vec<Fact>, FactError> {
         .filter(|e| e.stream.as_str().starts_with(ORDER_STREAM_PREFIX))
         .map(Fact::decode)
         .collect()
+}
+
+fn lock_views(data_dir: &Path) -> Result<std::fs::File, ProjectionError> {
+    let path = data_dir.join(READ_MODEL_LOCK_FILE_NAME);
+    let io = |e: std::io::Error| {
+        ProjectionError::Store(StoreError::Io(format!("{}: {e}", path.display())))
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(ProjectionError::InUse(data_dir.to_path_buf()))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
 }
 
 fn open_database(path: &Path) -> Result<Connection, ProjectionError> {

@@ -14,7 +14,7 @@ pub mod views;
 
 pub use engine::{
     PendingSave, Progress, ProjectionError, Projector, Saver, READ_MODEL_FILE_NAME,
-    SAVE_EVERY_EVENTS, SAVE_INTERVAL,
+    READ_MODEL_LOCK_FILE_NAME, SAVE_EVERY_EVENTS, SAVE_INTERVAL,
 };
 pub use fact::{Fact, FactError};
 pub use views::completion::{CompletionRate, CompletionView, RateFigures};

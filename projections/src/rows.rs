@@ -391,7 +391,9 @@ impl<T: DeserializeOwned> Appended<T> {
     /// Rows must come in key order: each holds the items that follow those loaded.
     pub fn load_row(&mut self, table: &str, key: &str, value: &[u8]) -> Result<(), RowError> {
         let expected = self.items.len();
-        if key.parse::<usize>().ok() != Some(expected) || expected % APPENDED_ITEMS_PER_ROW != 0 {
+        if key.parse::<usize>().ok() != Some(expected)
+            || !expected.is_multiple_of(APPENDED_ITEMS_PER_ROW)
+        {
             return Err(RowError::new(
                 table,
                 key,

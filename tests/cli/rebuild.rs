@@ -19,6 +19,7 @@ async fn rebuild_folds_the_whole_log_into_the_read_model_database() {
         projector.views().escrow.totals().is_empty(),
         "a closed order holds nothing"
     );
+    drop(projector);
     let (output, text) = ledger(&[
         "rebuild",
         "--quiet",

@@ -110,3 +110,35 @@ async fn a_running_service_saves_its_views_so_a_killed_one_resumes_from_there() 
     assert_eq!(mine["orders"].as_array().map(Vec::len), Some(3), "{mine}");
     server.assert_books_balance().await;
 }
+
+#[tokio::test]
+async fn a_rebuild_while_the_service_runs_on_the_same_data_is_refused_and_changes_nothing() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "100.00").await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["rebuild", "--quiet", "--data-dir"])
+        .arg(server.dir.path().join("data"))
+        .output()
+        .expect("run ledger rebuild");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("in use by another process"),
+        "a clear reason: {stderr}"
+    );
+    // The service's views are untouched and it goes on.
+    server.act(&seller, order, "confirm", json!({})).await;
+    assert_eq!(server.order(&buyer, order).await["status"], "InProgress");
+    let dir = server.stop();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["rebuild", "--quiet", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("run ledger rebuild");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -354,7 +354,7 @@ impl ReadPlan {
             self.send_event(replies, event).await?;
         }
         *looked_at += 1;
-        if *looked_at % filter.checkpoint_interval == 0 {
+        if looked_at.is_multiple_of(filter.checkpoint_interval) {
             let checkpoint = read_resp::Checkpoint {
                 commit_position: event.position,
                 prepare_position: event.position,
