@@ -291,13 +291,16 @@ impl Projector {
             let serialisers: Vec<_> = (0..ROW_SERIALISERS)
                 .map(|_| {
                     let sender = sender.clone();
-                    scope.spawn(move || -> Result<(), serde_json::Error> {
+                    scope.spawn(move || -> Result<(), ProjectionError> {
                         loop {
                             let next = jobs.lock().ok().and_then(|mut jobs| jobs.next());
                             let Some((view, take)) = next else {
                                 return Ok(());
                             };
-                            let mut changes = take()?;
+                            let mut changes = take().map_err(|e| ProjectionError::CorruptView {
+                                view,
+                                detail: e.to_string(),
+                            })?;
                             changes
                                 .sort_unstable_by(|a, b| (a.table, &a.key).cmp(&(b.table, &b.key)));
                             if sender.send((view, changes)).is_err() {
@@ -320,11 +323,7 @@ impl Projector {
             for serialiser in serialisers {
                 serialiser
                     .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                    .map_err(|e| ProjectionError::CorruptView {
-                        view: ViewName::Escrow,
-                        detail: e.to_string(),
-                    })?;
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
             }
             Ok(())
         })?;
@@ -493,7 +492,7 @@ async fn fold_log(
         };
         let folding = async {
             match decoded.take() {
-                Some((facts, events)) => spawn_blocking(move || {
+                Some((facts, events)) => tokio::task::spawn_blocking(move || {
                     for fact in &facts {
                         views.apply(fact);
                     }
@@ -530,7 +529,7 @@ async fn fold_log(
             _ => Some(end + 1),
         };
         last = Some(end);
-        decoding = Some(spawn_blocking(move || {
+        decoding = Some(tokio::task::spawn_blocking(move || {
             decode_page(&page).map(|facts| (facts, page.len() as u64))
         }));
     }
@@ -539,12 +538,6 @@ async fn fold_log(
 
 /// A page being decoded: its facts and how many events it held.
 type Decoding = tokio::task::JoinHandle<Result<(Vec<Fact>, u64), FactError>>;
-
-fn spawn_blocking<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> tokio::task::JoinHandle<T> {
-    tokio::task::spawn_blocking(work)
-}
 
 fn join_failed(error: &tokio::task::JoinError) -> ProjectionError {
     ProjectionError::Store(StoreError::Io(format!("a rebuild stage failed: {error}")))
