@@ -139,9 +139,7 @@ pub const READ_MODEL_LOCK_FILE_NAME: &str = "views.lock";
 impl Projector {
     /// Opens the read-model database in `data_dir`, loading the stored views and checkpoint.
     pub fn open(data_dir: &Path) -> Result<Projector, ProjectionError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            ProjectionError::Store(StoreError::Io(format!("{}: {e}", data_dir.display())))
-        })?;
+        std::fs::create_dir_all(data_dir).map_err(|e| io_error(data_dir, e))?;
         let writer_lock = lock_views(data_dir)?;
         let path = data_dir.join(READ_MODEL_FILE_NAME);
         let db = open_database(&path)?;
@@ -246,8 +244,7 @@ impl Projector {
     /// `Saver` to write while the views go on folding. Cheap: values are copied, not
     /// serialised. Pending saves must be written in the order they were taken.
     pub fn take_save(&mut self) -> PendingSave {
-        self.unsaved = 0;
-        self.saved_at = std::time::Instant::now();
+        self.mark_saved();
         PendingSave {
             views: self.views.take_pending(),
             checkpoint: self.checkpoint,
@@ -334,15 +331,14 @@ impl Projector {
             }
             Ok(())
         })?;
+        drop(jobs);
         tx.execute(
             "INSERT INTO progress (id, checkpoint) VALUES (0, ?1)",
             params![self.checkpoint.map(|c| c as i64)],
         )?;
         tx.commit()?;
         drop(db);
-        let io = |e: std::io::Error| {
-            ProjectionError::Store(StoreError::Io(format!("{}: {e}", fresh_path.display())))
-        };
+        let io = |e| io_error(&fresh_path, e);
         std::fs::File::open(&fresh_path)
             .and_then(|file| file.sync_all())
             .map_err(io)?;
@@ -353,9 +349,13 @@ impl Projector {
                 .map_err(io)?;
         }
         self.db = open_database(&self.path)?;
+        self.mark_saved();
+        Ok(())
+    }
+
+    fn mark_saved(&mut self) {
         self.unsaved = 0;
         self.saved_at = std::time::Instant::now();
-        Ok(())
     }
 
     /// Reads and applies everything after the checkpoint, then saves.
@@ -401,10 +401,6 @@ impl Projector {
                 self.views = rebuilt;
                 self.checkpoint = last;
                 self.replace_stored()?;
-                return Ok(Progress {
-                    applied,
-                    checkpoint: self.checkpoint,
-                });
             }
             Some(view) => {
                 let corrupt = |e: serde_json::Error| ProjectionError::CorruptView {
@@ -414,9 +410,9 @@ impl Projector {
                 let json = rebuilt.to_json(view).map_err(corrupt)?;
                 self.views.load_json(view, &json).map_err(corrupt)?;
                 self.forget_stored(&[view])?;
+                self.save()?;
             }
         }
-        self.save()?;
         Ok(Progress {
             applied,
             checkpoint: self.checkpoint,
@@ -560,9 +556,7 @@ fn decode_page(page: &[RecordedEvent]) -> Result<Vec<Fact>, FactError> {
 
 fn lock_views(data_dir: &Path) -> Result<std::fs::File, ProjectionError> {
     let path = data_dir.join(READ_MODEL_LOCK_FILE_NAME);
-    let io = |e: std::io::Error| {
-        ProjectionError::Store(StoreError::Io(format!("{}: {e}", path.display())))
-    };
+    let io = |e| io_error(&path, e);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -593,11 +587,13 @@ fn open_database(path: &Path) -> Result<Connection, ProjectionError> {
 
 fn remove_if_present(path: &Path) -> Result<(), ProjectionError> {
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ProjectionError::Store(
-            StoreError::Io(format!("{}: {e}", path.display())),
-        )),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(path, e)),
         _ => Ok(()),
     }
+}
+
+fn io_error(path: &Path, error: std::io::Error) -> ProjectionError {
+    ProjectionError::Store(StoreError::Io(format!("{}: {error}", path.display())))
 }
 
 fn migrate(db: &Connection) -> Result<(), ProjectionError> {

@@ -405,14 +405,14 @@ async fn follow_log(state: &AppState, folded: &watch::Sender<Option<u64>>) -> an
                 Err(_) => break,
             }
         }
-        let checkpoint = {
+        let (applied, checkpoint) = {
             let mut projector = lock(&state.projector)?;
             let applied = projector.apply(&batch);
             (applied, projector.checkpoint())
         };
         unsaved = true;
-        folded.send_replace(checkpoint.1);
-        if let Err(error) = checkpoint.0 {
+        folded.send_replace(checkpoint);
+        if let Err(error) = applied {
             break Err(error.into());
         }
         if let Some(error) = failed {
