@@ -183,7 +183,7 @@ impl Simulation {
                 self.clock = self.clock.max(next_placement);
                 next_placement = self.clock + Duration::minutes(self.rng.i64(1..=20));
                 let order = Simulated {
-                    id: OrderId(self.uuid()),
+                    id: self.order_id(),
                     buyer: Actor::new(
                         Role::Buyer,
                         UserId(Uuid::from_u128(
@@ -230,6 +230,14 @@ impl Simulation {
 
     fn uuid(&mut self) -> Uuid {
         Uuid::from_u128(self.rng.u128(..))
+    }
+
+    /// A time-ordered id, as the service makes one for a client that names none, but on the
+    /// simulated clock so that a seed still gives the same log.
+    fn order_id(&mut self) -> OrderId {
+        let millis = u64::try_from(self.clock.timestamp_millis()).unwrap_or_default();
+        let random: [u8; 10] = std::array::from_fn(|_| self.rng.u8(..));
+        OrderId(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
     }
 
     fn gap(&mut self) -> Duration {

@@ -10,6 +10,7 @@ use ledger_store::{read_whole_stream, EventStore, ExpectedRevision, RecordedEven
 use lru::LruCache;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -90,6 +91,15 @@ struct CommandRecord {
     position: u64,
 }
 
+/// Where a loaded state came from: only the log's is beyond doubt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Log,
+    Cache,
+    /// A placement's order taken to be new without reading; the append's `NoStream` checks.
+    Assumed,
+}
+
 /// An order as loaded: its state, its revision, and the commands already in its stream.
 #[derive(Clone, Debug, Default)]
 struct Loaded {
@@ -137,8 +147,16 @@ impl CommandHandler {
         }
         let digest = digest(request.order_id, &request.command);
         for attempt in 0..=CONFLICT_RETRIES_MAX {
-            let (loaded, cached) = self.load(request.order_id).await?;
+            // A placement's order is new unless it is a retry or a clash of ids, both of which
+            // the append's `NoStream` catches: assuming so spares reading a stream not there.
+            let assume_new = attempt == 0 && matches!(request.command, Command::Place { .. });
+            let (loaded, source) = self.load(request.order_id, assume_new).await?;
             match self.decide_and_append(&request, &digest, &loaded).await {
+                Err(CommandError::Store(StoreError::WrongExpectedRevision { .. }))
+                    if source == Source::Assumed =>
+                {
+                    self.forget(request.order_id);
+                }
                 Err(CommandError::Store(StoreError::WrongExpectedRevision { .. })) => {
                     // Someone else wrote to this order first: forget it, re-read, re-decide,
                     // after a random pause that grows with each loss, so that racers spread out
@@ -149,7 +167,9 @@ impl CommandHandler {
                 }
                 // Another instance may have moved the order on: a refusal based on a cached
                 // state is confirmed against the log before it is returned.
-                Err(CommandError::Rejected(_) | CommandError::StaleRevision { .. }) if cached => {
+                Err(CommandError::Rejected(_) | CommandError::StaleRevision { .. })
+                    if source != Source::Log =>
+                {
                     self.forget(request.order_id);
                 }
                 other => return other,
@@ -263,15 +283,22 @@ impl CommandHandler {
         })
     }
 
-    /// The order's state, and whether it came from the cache rather than the log.
-    async fn load(&self, order: OrderId) -> Result<(Arc<Loaded>, bool), CommandError> {
+    /// The order's state, and where it came from.
+    async fn load(
+        &self,
+        order: OrderId,
+        assume_new: bool,
+    ) -> Result<(Arc<Loaded>, Source), CommandError> {
         if let Some(loaded) = self
             .cache
             .lock()
             .ok()
             .and_then(|mut c| c.get(&order).cloned())
         {
-            return Ok((loaded, true));
+            return Ok((loaded, Source::Cache));
+        }
+        if assume_new {
+            return Ok((Arc::new(Loaded::default()), Source::Assumed));
         }
         let mut loaded = Loaded::default();
         for recorded in self.read_order(order, u64::MAX).await? {
@@ -294,7 +321,7 @@ impl CommandHandler {
         if let Ok(mut cache) = self.cache.lock() {
             cache.put(order, Arc::clone(&loaded));
         }
-        Ok((loaded, false))
+        Ok((loaded, Source::Log))
     }
 
     /// The order's events up to `last_revision`, all pages; none for an order never placed.
@@ -357,11 +384,65 @@ fn digest(order: OrderId, command: &Command) -> String {
     }
     let mut hasher = Sha256::new();
     hasher.update(order.0.as_bytes());
-    hasher.update(value.to_string().as_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    // Serialising a `Value` into memory cannot fail.
+    let _ = serde_json::to_writer(HashWriter(&mut hasher), &value);
+    let mut hex = String::with_capacity(32);
+    for byte in hasher.finalize().iter().take(16) {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}
+
+/// Feeds serialised bytes straight into the hash, with no string in between.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_domain::chrono::{TimeZone, Utc};
+    use ledger_domain::{Actor, Role, UserId};
+
+    /// Digests are stored in the log: one computed today must equal one written before, or a
+    /// retry across an upgrade would be refused as a reused command id. This is how they were
+    /// first computed.
+    fn digest_as_first_written(order: OrderId, command: &Command) -> String {
+        let mut value = serde_json::to_value(command).unwrap_or_default();
+        if let Some(fields) = value.as_object_mut() {
+            fields.remove("at");
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(order.0.as_bytes());
+        hasher.update(value.to_string().as_bytes());
+        hasher
+            .finalize()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    #[test]
+    fn the_digest_is_the_one_written_before() {
+        let order = OrderId(Uuid::from_u128(7));
+        let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single();
+        let command = Command::RefuseRevision {
+            by: Actor::new(Role::Seller, UserId(Uuid::from_u128(2))),
+            at: at.unwrap_or_default(),
+            reason: "out of \"scope\" \u{e9}".into(),
+        };
+        let digest = digest(order, &command);
+        assert_eq!(digest, digest_as_first_written(order, &command));
+        assert_eq!(digest.len(), 32);
+    }
 }

@@ -196,6 +196,29 @@ async fn a_rejected_command_appends_nothing() {
 }
 
 #[tokio::test]
+async fn placing_an_order_another_instance_placed_is_refused_and_appends_nothing() {
+    let market = Market::open();
+    let order = OrderId(Uuid::new_v4());
+    market
+        .handler
+        .handle(request(order, place(order, user(1), user(2), t0())))
+        .await
+        .expect("placed");
+    // A second instance has never seen the order: it takes the placement to be new, and the
+    // log must set it right.
+    let second = CommandHandler::new(market.store.clone(), Policy::default());
+    let again = second
+        .handle(request(order, place(order, user(3), user(4), t0())))
+        .await;
+    assert!(
+        matches!(again, Err(CommandError::Rejected(Rejection::AlreadyPlaced))),
+        "{again:?}"
+    );
+    assert_eq!(market.event_count().await, 1);
+    assert_eq!(second.conflicts_retried(), 0, "a known order is not a race");
+}
+
+#[tokio::test]
 async fn if_match_makes_a_command_conditional_on_the_orders_revision() {
     let market = Market::open();
     let order = OrderId(Uuid::new_v4());

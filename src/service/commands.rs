@@ -370,7 +370,9 @@ async fn place(
             &ORDER_ID_NAMESPACE,
             command_id(&caller, key.as_deref()).as_bytes(),
         ),
-        (None, None) => Uuid::new_v4(),
+        // Time-ordered (RFC 9562 v7): a new order's stream name, and its keys in the read
+        // model, land next to the last order's in their indexes instead of on a random page.
+        (None, None) => Uuid::now_v7(),
     };
     let order = OrderId(order_id);
     let call = Call {

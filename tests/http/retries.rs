@@ -1,4 +1,5 @@
-//! `Idempotency-Key` and `If-Match`: a retried command acts once, a stale one not at all.
+//! Order ids, `Idempotency-Key` and `If-Match`: a retried command acts once, a stale one not at
+//! all.
 
 use crate::support::{user, Server};
 use reqwest::StatusCode;
@@ -43,6 +44,20 @@ async fn a_retried_refund_pays_once_and_gets_the_first_response_again() {
         .await
         .problem(StatusCode::CONFLICT, "idempotency_key_reused");
     assert_eq!(server.log_head().await, head);
+}
+
+#[tokio::test]
+async fn orders_placed_without_an_id_get_time_ordered_ids() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(server.place(&buyer, &seller, "5.00").await);
+        // v7 ids order by the millisecond they were made in.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert!(ids.iter().all(|id| id.get_version_num() == 7), "{ids:?}");
+    assert!(ids.is_sorted(), "{ids:?}");
 }
 
 #[tokio::test]
