@@ -23,7 +23,10 @@ pub mod conformance;
 pub use config::{ConfigError, StoreConfig, StoreKind, CONFIG_FILE_DEFAULT, ENV_PREFIX};
 pub use error::StoreError;
 pub use esdb::{EventStoreDbOptions, EventStoreDbStore, CONNECT_TIMEOUT, SUBSCRIPTION_RETRIES_MAX};
-pub use sqlite::{SqliteOptions, SqliteStore, LIVE_FEED_BATCHES_DEFAULT, LOG_FILE_NAME};
+pub use sqlite::{
+    SqliteOptions, SqliteStore, LIVE_FEED_BATCHES_DEFAULT, LOG_FILE_NAME, WAL_AUTOCHECKPOINT_PAGES,
+    WRITER_CACHE_KIB,
+};
 pub use store::{read_whole_stream, EventStore, Subscription};
 pub use subscription::CATCH_UP_PAGE_EVENTS;
 pub use types::*;

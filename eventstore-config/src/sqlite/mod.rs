@@ -8,6 +8,8 @@
 //! subscriptions.
 
 mod schema;
+
+pub use schema::{WAL_AUTOCHECKPOINT_PAGES, WRITER_CACHE_KIB};
 mod writer;
 
 use crate::error::StoreError;
