@@ -4,8 +4,8 @@
 
 use chrono::Utc;
 use ledger_store::{
-    AllFrom, Direction, EventData, EventStore, RecordedEvent, SqliteStore, StoreError, StreamName,
-    LOG_FILE_NAME, READ_EVENTS_MAX, WAL_AUTOCHECKPOINT_PAGES, WRITER_CACHE_KIB,
+    configure_log_writer, AllFrom, Direction, EventData, EventStore, RecordedEvent, SqliteStore,
+    StoreError, StreamName, LOG_FILE_NAME, READ_EVENTS_MAX,
 };
 use std::path::Path;
 use std::time::Instant;
@@ -62,11 +62,8 @@ pub fn raw_insert_ceiling(
 ) -> Result<Throughput, BenchError> {
     SqliteStore::open(data_dir)?.close();
     let mut db = rusqlite::Connection::open(data_dir.join(LOG_FILE_NAME))?;
-    db.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-    db.pragma_update(None, "synchronous", "FULL")?;
-    // The store's own tuning, so that the ceiling is SQLite's, not a worse configuration's.
-    db.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
-    db.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+    // The store's own settings, so that the ceiling is SQLite's, not a worse configuration's.
+    configure_log_writer(&db)?;
     let started = Instant::now();
     let recorded_at = Utc::now().timestamp_micros();
     let mut stream_ids: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();

@@ -8,9 +8,9 @@
 //! subscriptions.
 
 mod schema;
-
-pub use schema::{WAL_AUTOCHECKPOINT_PAGES, WRITER_CACHE_KIB};
 mod writer;
+
+pub use schema::configure_writer as configure_log_writer;
 
 use crate::error::StoreError;
 use crate::store::{EventStore, Subscription};

@@ -27,7 +27,9 @@ const MIGRATIONS: [&str; 1] = [
      CREATE UNIQUE INDEX events_by_stream ON events (stream_id, revision);",
 ];
 
-pub(crate) fn configure_writer(db: &Connection) -> Result<(), StoreError> {
+/// Sets up the connection that writes the log: WAL, durable commits, the writer's cache and
+/// checkpoints. Public so that a benchmark's raw ceiling runs SQLite exactly as the store does.
+pub fn configure_writer(db: &Connection) -> Result<(), StoreError> {
     let mode: String = db.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Io(format!(
@@ -49,11 +51,11 @@ pub(crate) fn configure_writer(db: &Connection) -> Result<(), StoreError> {
 /// Page cache of the writing connection (negative: KiB): the indexes' hot pages. Every commit
 /// also scans the cache's hash (SQLite's `pcache1TruncateUnsafe`), so bigger is not free:
 /// 16 MiB measured faster than both 64 MiB and 4 MiB (docs/performance.md).
-pub const WRITER_CACHE_KIB: i64 = -16_384;
+const WRITER_CACHE_KIB: i64 = -16_384;
 
 /// WAL pages after which a commit copies the WAL into the database (SQLite's default is
 /// 1,000). Fewer, larger checkpoints copy a hot index page once for more commits.
-pub const WAL_AUTOCHECKPOINT_PAGES: i64 = 4_000;
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 4_000;
 
 pub(crate) fn migrate(db: &Connection) -> Result<(), StoreError> {
     let version: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0))?;
