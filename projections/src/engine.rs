@@ -25,9 +25,8 @@ pub const SAVE_EVERY_EVENTS: u64 = 50_000;
 pub const SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 /// Page cache of the read-model database (negative: KiB), so saves work in memory.
 const READ_MODEL_CACHE_KIB: i64 = -262_144;
-/// Page size of the read-model database. Rows are ~1 KB (an order) up to ~60 KB (256 postings)
-/// in a `WITHOUT ROWID` table: 4 KiB pages push orders into overflow pages, and 64 KiB pages
-/// make every insert shift a large page; a rebuild stored 2.5× faster at 16 KiB than at 64 KiB.
+/// Page size of the read-model database. Rows are ~1 KB (an order) up to ~60 KB (256
+/// postings); 64 KiB pages make every insert shift a large page (docs/performance.md).
 const READ_MODEL_PAGE_SIZE: i64 = 16_384;
 /// Page cache while a rebuild writes its fresh file: rows arrive in key order, so pages are
 /// written once and a large cache only delays the writes to the commit.
@@ -35,7 +34,7 @@ const REBUILD_CACHE_KIB: i64 = -8_192;
 /// Threads that serialise views into rows while a full rebuild is stored.
 const ROW_SERIALISERS: usize = 2;
 /// Schema of the read-model database; an older one holds only derived data and is dropped.
-const READ_MODEL_SCHEMA_VERSION: i64 = 3;
+const READ_MODEL_SCHEMA_VERSION: i64 = 4;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -603,18 +602,21 @@ fn migrate(db: &Connection) -> Result<(), ProjectionError> {
     }
     if version < READ_MODEL_SCHEMA_VERSION {
         // Everything here is derived from the log: an older layout is dropped and rebuilt.
+        // A rowid table, not `WITHOUT ROWID`: there, values of many KB sit in the key B-tree,
+        // and every key comparison copies them (saves measured twice as slow).
         db.execute_batch(&format!(
             "BEGIN IMMEDIATE;
              DROP TABLE IF EXISTS views;
              DROP TABLE IF EXISTS rows;
              DROP TABLE IF EXISTS progress;
              CREATE TABLE rows (
+                id    INTEGER PRIMARY KEY,
                 view  TEXT NOT NULL,
                 tbl   TEXT NOT NULL,
                 key   TEXT NOT NULL,
                 value BLOB NOT NULL,
-                PRIMARY KEY (view, tbl, key)
-             ) WITHOUT ROWID;
+                UNIQUE (view, tbl, key)
+             );
              CREATE TABLE progress (id INTEGER PRIMARY KEY CHECK (id = 0), checkpoint INTEGER);
              PRAGMA user_version = {READ_MODEL_SCHEMA_VERSION};
              COMMIT;"
