@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::service::auth::{ApiRole, TokenKeys};
+use ledger_replay::bench::cpu_seconds;
 
 const SECRET: &str = "ledger-bench-http";
 
@@ -25,6 +26,9 @@ pub struct LoadReport {
     pub p90: Duration,
     pub p99: Duration,
     pub max: Duration,
+    /// CPU time the `ledger serve` child and this process (the clients) spent on the level.
+    pub service_cpu_seconds: Option<f64>,
+    pub client_cpu_seconds: Option<f64>,
 }
 
 impl LoadReport {
@@ -91,6 +95,9 @@ pub async fn run(levels: &[usize], duration: Duration) -> anyhow::Result<Vec<Loa
     for &clients in levels {
         let deadline = Instant::now() + duration;
         let started = Instant::now();
+        let service_pid = Some(server.process.id());
+        let cpu = || (cpu_seconds(service_pid), cpu_seconds(None));
+        let cpu_before = cpu();
         let mut tasks = Vec::new();
         for _ in 0..clients {
             let (client, base) = (client.clone(), server.base.clone());
@@ -114,6 +121,8 @@ pub async fn run(levels: &[usize], duration: Duration) -> anyhow::Result<Vec<Loa
             commands += ok;
             failures += failed;
         }
+        let cpu_after = cpu();
+        let spent = |after: Option<f64>, before: Option<f64>| after.zip(before).map(|(a, b)| a - b);
         let micros = |q: f64| Duration::from_micros(histogram.value_at_quantile(q));
         reports.push(LoadReport {
             clients,
@@ -124,6 +133,8 @@ pub async fn run(levels: &[usize], duration: Duration) -> anyhow::Result<Vec<Loa
             p90: micros(0.90),
             p99: micros(0.99),
             max: Duration::from_micros(histogram.max()),
+            service_cpu_seconds: spent(cpu_after.0, cpu_before.0),
+            client_cpu_seconds: spent(cpu_after.1, cpu_before.1),
         });
     }
     Ok(reports)

@@ -5,6 +5,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ledger_replay::bench;
 
+/// mimalloc rather than glibc's malloc: the service, the pipeline and a rebuild allocate small
+/// objects on several threads, and it cut their CPU per command or event by 12–25%
+/// (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Order Ledger: an event-sourced escrow ledger for a freelance marketplace.
 #[derive(Parser)]
 #[command(name = "ledger", version, about)]
@@ -238,18 +244,20 @@ fn run_http_bench(clients: &[usize], seconds: u64) -> anyhow::Result<()> {
         clients,
         std::time::Duration::from_secs(seconds),
     ))?;
-    println!("| clients | commands/s | p50 | p90 | p99 | max | failed |");
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| clients | commands/s | p50 | p90 | p99 | max | failed | CPU per command: service | load generator |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in reports {
         println!(
-            "| {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {} |",
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {} | {} | {} |",
             r.clients,
             r.per_second(),
             r.p50.as_secs_f64() * 1e3,
             r.p90.as_secs_f64() * 1e3,
             r.p99.as_secs_f64() * 1e3,
             r.max.as_secs_f64() * 1e3,
-            r.failures
+            r.failures,
+            micros_each(r.service_cpu_seconds, r.commands),
+            micros_each(r.client_cpu_seconds, r.commands)
         );
     }
     Ok(())
@@ -492,19 +500,24 @@ fn run_bench(
     }
     .context("creating a scratch directory")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    println!("| producers | orders | durable commands | seconds | commands/s |");
-    println!("| ---: | ---: | ---: | ---: | ---: |");
+    println!("| producers | orders | durable commands | seconds | commands/s | CPU per command |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
     // The ceiling is measured on the rows of the most producers' run: the aim compares them.
     let mut most: Option<(u64, f64, std::path::PathBuf, u64)> = None;
     for &count in producers {
         let dir = scratch.path().join(format!("producers-{count}"));
         let orders = count * orders_per_producer;
+        let cpu_before = bench::cpu_seconds(None);
         let (commands, seconds) = simulate_into(&runtime, &dir, orders, count)?;
+        let cpu = bench::cpu_seconds(None).zip(cpu_before).map(|(a, b)| a - b);
         let rate = commands as f64 / seconds.max(f64::EPSILON);
         if most.as_ref().is_none_or(|(most, ..)| count >= *most) {
             most = Some((count, rate, dir, commands));
         }
-        println!("| {count} | {orders} | {commands} | {seconds:.2} | {rate:.0} |");
+        println!(
+            "| {count} | {orders} | {commands} | {seconds:.2} | {rate:.0} | {} |",
+            micros_each(cpu, commands)
+        );
     }
     let Some((count, rate, dir, commands)) = most else {
         return Ok(());
@@ -512,14 +525,17 @@ fn run_bench(
     let rows = runtime
         .block_on(bench::rows_of(&dir))
         .context("reading the rows back")?;
+    let cpu_before = bench::cpu_seconds(None);
     let ceiling = bench::raw_insert_ceiling(&scratch.path().join("raw"), &rows, 256)
         .context("measuring the raw SQLite ceiling")?;
+    let cpu = bench::cpu_seconds(None).zip(cpu_before).map(|(a, b)| a - b);
     println!();
     println!(
-        "raw SQLite ceiling for the rows of {count} producers: {} rows in {:.2} s = {:.0} rows/s (256 rows per durable transaction)",
+        "raw SQLite ceiling for the rows of {count} producers: {} rows in {:.2} s = {:.0} rows/s (256 rows per durable transaction; CPU {} per row)",
         ceiling.operations,
         ceiling.seconds,
-        ceiling.per_second()
+        ceiling.per_second(),
+        micros_each(cpu, ceiling.operations)
     );
     println!(
         "{count} producers / ceiling = {:.2} (their commands appended {:.2} events each on average)",
@@ -571,6 +587,11 @@ fn run_rebuild_bench(events: u64, log_dir: Option<std::path::PathBuf>) -> anyhow
         figures.save_seconds
     );
     println!(
+        "CPU per event: {} reading, decoding and folding; {} in all",
+        micros_each(figures.fold_cpu_seconds, figures.events),
+        micros_each(figures.cpu_seconds, figures.events)
+    );
+    println!(
         "peak RSS during the rebuild {}, views resident {} for {} orders ({} bytes per order)",
         mib(figures.peak_rss_bytes),
         mib(figures.views_rss_bytes),
@@ -581,6 +602,13 @@ fn run_rebuild_bench(events: u64, log_dir: Option<std::path::PathBuf>) -> anyhow
                 .to_string())
     );
     Ok(())
+}
+
+/// CPU time per operation, for the benches' tables ("n/a" where `/proc` is not there).
+fn micros_each(cpu_seconds: Option<f64>, operations: u64) -> String {
+    cpu_seconds.map_or("n/a".to_owned(), |cpu| {
+        format!("{:.1} µs", cpu * 1e6 / operations.max(1) as f64)
+    })
 }
 
 fn run_verify(args: &StoreArgs) -> anyhow::Result<()> {
