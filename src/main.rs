@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use ledger_replay::bench;
 
 /// mimalloc rather than glibc's malloc: the service, the pipeline and a rebuild allocate small
-/// objects on several threads, and it cut their CPU per command or event by 12–25%
+/// objects on several threads, and it cut their CPU per command or event by 12–29%
 /// (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -244,7 +244,7 @@ fn run_http_bench(clients: &[usize], seconds: u64) -> anyhow::Result<()> {
         clients,
         std::time::Duration::from_secs(seconds),
     ))?;
-    println!("| clients | commands/s | p50 | p90 | p99 | max | failed | CPU per command: service | load generator |");
+    println!("| clients | commands/s | p50 | p90 | p99 | max | failed | service CPU/command | generator CPU/command |");
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in reports {
         println!(

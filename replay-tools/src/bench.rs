@@ -212,7 +212,7 @@ mod tests {
     }
 
     #[test]
-    fn this_process_has_used_some_cpu() {
+    fn this_process_cpu_time_is_readable_on_linux() {
         let spent = cpu_seconds(None);
         if cfg!(target_os = "linux") {
             assert!(spent.is_some_and(|s| s >= 0.0));
