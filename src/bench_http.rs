@@ -2,6 +2,12 @@
 //! a scratch store, from clients in this process. Each client runs orders through their
 //! life (place, confirm, deliver, close: four commands), one request at a time, for a fixed
 //! time; every command's latency goes into a histogram.
+//!
+//! Without a rate the clients form a closed loop: each sends as soon as its last answer came,
+//! which measures the most the service can take. With a rate (open loop, as `wrk2 -R` or
+//! `oha -q`) each client sends on a fixed schedule, and a command's latency counts from when
+//! it was due, not from when it was sent: a client held up by a slow answer does not hide
+//! the commands it should have sent meanwhile (coordinated omission).
 
 use hdrhistogram::Histogram;
 use serde_json::json;
@@ -19,6 +25,8 @@ const SECRET: &str = "ledger-bench-http";
 #[derive(Debug, Clone)]
 pub struct LoadReport {
     pub clients: usize,
+    /// Commands a second offered in all, if the clients kept a schedule.
+    pub rate: Option<u32>,
     pub commands: u64,
     pub failures: u64,
     pub elapsed: Duration,
@@ -84,8 +92,18 @@ fn start_server() -> anyhow::Result<Child> {
     })
 }
 
-/// Runs each concurrency level for `duration` against one fresh server.
-pub async fn run(levels: &[usize], duration: Duration) -> anyhow::Result<Vec<LoadReport>> {
+/// Runs each concurrency level against one fresh server, offering `rate` commands a second
+/// in all if given, else as many as the clients can send. The clients run `warmup`
+/// unmeasured first (connecting, the store's first pages), then `duration` measured.
+pub async fn run(
+    levels: &[usize],
+    warmup: Duration,
+    duration: Duration,
+    rate: Option<u32>,
+) -> anyhow::Result<Vec<LoadReport>> {
+    if rate == Some(0) {
+        anyhow::bail!("a rate must be at least one command a second");
+    }
     let server = start_server()?;
     let keys = TokenKeys::new(SECRET)?;
     let client = reqwest::Client::builder()
@@ -93,13 +111,20 @@ pub async fn run(levels: &[usize], duration: Duration) -> anyhow::Result<Vec<Loa
         .build()?;
     let mut reports = Vec::new();
     for &clients in levels {
-        let deadline = Instant::now() + duration;
-        let started = Instant::now();
+        let measured_from = Instant::now() + warmup;
+        let deadline = measured_from + duration;
         let service_pid = Some(server.process.id());
         let cpu = || (cpu_seconds(service_pid), cpu_seconds(None));
-        let cpu_before = cpu();
         let mut tasks = Vec::new();
-        for _ in 0..clients {
+        // Each client's share of the rate, its first slot staggered so that the clients'
+        // sends spread evenly over time.
+        let interval = rate.map(|r| Duration::from_secs_f64(clients as f64 / f64::from(r)));
+        let first_slot = tokio::time::Instant::now();
+        for client_index in 0..clients {
+            let schedule = interval.map(|interval| Schedule {
+                next: first_slot + interval.mul_f64(client_index as f64 / clients as f64),
+                interval,
+            });
             let (client, base) = (client.clone(), server.base.clone());
             let buyer = Uuid::new_v4();
             let seller = Uuid::new_v4();
@@ -110,9 +135,12 @@ pub async fn run(levels: &[usize], duration: Duration) -> anyhow::Result<Vec<Loa
             let histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
             tasks.push(tokio::spawn(async move {
                 let tokens = (buyer_token, seller_token);
-                client_loop(client, base, seller, tokens, deadline, histogram).await
+                let window = (measured_from, deadline);
+                client_loop(client, base, seller, tokens, window, schedule, histogram).await
             }));
         }
+        tokio::time::sleep_until(measured_from.into()).await;
+        let cpu_before = cpu();
         let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
         let (mut commands, mut failures) = (0, 0);
         for task in tasks {
@@ -126,9 +154,10 @@ pub async fn run(levels: &[usize], duration: Duration) -> anyhow::Result<Vec<Loa
         let micros = |q: f64| Duration::from_micros(histogram.value_at_quantile(q));
         reports.push(LoadReport {
             clients,
+            rate,
             commands,
             failures,
-            elapsed: started.elapsed(),
+            elapsed: measured_from.elapsed(),
             p50: micros(0.50),
             p90: micros(0.90),
             p99: micros(0.99),
@@ -140,16 +169,48 @@ pub async fn run(levels: &[usize], duration: Duration) -> anyhow::Result<Vec<Loa
     Ok(reports)
 }
 
+/// When an open-loop client's next command is due.
+struct Schedule {
+    next: tokio::time::Instant,
+    interval: Duration,
+}
+
+impl Schedule {
+    /// Waits for the next slot and gives the instant it was due: the start of the command's
+    /// latency, however late the client is.
+    async fn next_slot(&mut self) -> Instant {
+        let due = self.next;
+        self.next += self.interval;
+        tokio::time::sleep_until(due).await;
+        due.into_std()
+    }
+}
+
+/// When a command's latency starts: its slot in an open loop, now in a closed one; None
+/// once that is past the deadline.
+async fn command_start(schedule: &mut Option<Schedule>, deadline: Instant) -> Option<Instant> {
+    let start = match schedule {
+        Some(schedule) if schedule.next.into_std() >= deadline => return None,
+        Some(schedule) => schedule.next_slot().await,
+        None => Instant::now(),
+    };
+    (start < deadline).then_some(start)
+}
+
 async fn client_loop(
     client: reqwest::Client,
     base: String,
     seller: Uuid,
     (buyer_token, seller_token): (String, String),
-    deadline: Instant,
+    (measured_from, deadline): (Instant, Instant),
+    mut schedule: Option<Schedule>,
     mut histogram: Histogram<u64>,
 ) -> (Histogram<u64>, u64, u64) {
     let (mut ok, mut failed) = (0, 0);
     let mut timed = |started: Instant, success: bool| {
+        if started < measured_from {
+            return;
+        }
         histogram.saturating_record((started.elapsed().as_micros() as u64).max(1));
         if success {
             ok += 1;
@@ -157,8 +218,7 @@ async fn client_loop(
             failed += 1;
         }
     };
-    while Instant::now() < deadline {
-        let started = Instant::now();
+    while let Some(started) = command_start(&mut schedule, deadline).await {
         let placed = client
             .post(format!("{base}/orders"))
             .bearer_auth(&buyer_token)
@@ -180,7 +240,9 @@ async fn client_loop(
             ("deliver", &seller_token, json!({"message": "done"})),
             ("close", &buyer_token, json!({})),
         ] {
-            let started = Instant::now();
+            let Some(started) = command_start(&mut schedule, deadline).await else {
+                break;
+            };
             let response = client
                 .post(format!("{base}/orders/{order}/{action}"))
                 .bearer_auth(token)

@@ -238,18 +238,26 @@ fn run_serve(
     ))
 }
 
-fn run_http_bench(clients: &[usize], seconds: u64) -> anyhow::Result<()> {
+fn run_http_bench(
+    clients: &[usize],
+    (warmup, seconds): (u64, u64),
+    rate: Option<u32>,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let reports = runtime.block_on(order_ledger::bench_http::run(
         clients,
+        std::time::Duration::from_secs(warmup),
         std::time::Duration::from_secs(seconds),
+        rate,
     ))?;
-    println!("| clients | commands/s | p50 | p90 | p99 | max | failed | service CPU/command | generator CPU/command |");
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| clients | offered/s | commands/s | p50 | p90 | p99 | max | failed | service CPU/command | generator CPU/command |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in reports {
         println!(
-            "| {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {} | {} | {} |",
+            "| {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {} | {} | {} |",
             r.clients,
+            r.rate
+                .map_or("as fast as answered".to_owned(), |r| r.to_string()),
             r.per_second(),
             r.p50.as_secs_f64() * 1e3,
             r.p90.as_secs_f64() * 1e3,
@@ -345,9 +353,18 @@ enum BenchCommand {
         /// Concurrent clients to measure, comma separated.
         #[arg(long, value_delimiter = ',', default_value = "1,64,256")]
         clients: Vec<usize>,
-        /// Seconds of load per level.
+        /// Seconds of load per level, measured.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Seconds of load per level before measuring: connections open, the store's first
+        /// pages are written.
+        #[arg(long, default_value_t = 2)]
+        warmup: u64,
+        /// Commands a second to offer in all, on a fixed schedule (open loop); latency
+        /// then counts from when each command was due. Without it, each client sends as
+        /// soon as it is answered.
+        #[arg(long)]
+        rate: Option<u32>,
     },
     /// Appends and a catch-up read through the EventStoreDB protocol (loopback gRPC), next
     /// to the same work on the embedded store in process.
@@ -408,9 +425,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             orders_per_producer,
             dir,
         })) => run_bench(&producers, orders_per_producer, dir),
-        Some(Commands::Bench(BenchCommand::Http { clients, seconds })) => {
-            run_http_bench(&clients, seconds)
-        }
+        Some(Commands::Bench(BenchCommand::Http {
+            clients,
+            seconds,
+            warmup,
+            rate,
+        })) => run_http_bench(&clients, (warmup, seconds), rate),
         Some(Commands::Bench(BenchCommand::Grpc {
             producers,
             appends_per_producer,

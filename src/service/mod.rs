@@ -39,6 +39,11 @@ const VIEWS_WAIT: Duration = Duration::from_secs(5);
 const GRPC_DRAIN: Duration = Duration::from_secs(5);
 /// How often the views are saved while events keep arriving.
 const VIEWS_SAVE_INTERVAL: Duration = Duration::from_secs(2);
+/// Events folded after which the views are saved without waiting for the interval. Taking a
+/// save's copies pauses the fold, and every command waiting for it, for as long as the
+/// copies take, so smaller saves make shorter pauses (at 10,000 commands/s: a median of
+/// 1.4 ms, where a save every 2 s paused 8 to 54 ms; docs/performance.md).
+const VIEWS_SAVE_EVENTS: usize = 2_000;
 
 /// Everything a request handler may use.
 #[derive(Clone)]
@@ -365,7 +370,8 @@ async fn follow_log(state: &AppState, folded: &watch::Sender<Option<u64>>) -> an
     let mut saver = Some(lock(&state.projector)?.saver()?);
     let mut in_flight: Option<SaveInFlight> = None;
     let mut save_tick = tokio::time::interval(VIEWS_SAVE_INTERVAL);
-    let mut unsaved = false;
+    save_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut unsaved = 0;
     let outcome = loop {
         let first = tokio::select! {
             event = subscription.next() => match event {
@@ -373,21 +379,12 @@ async fn follow_log(state: &AppState, folded: &watch::Sender<Option<u64>>) -> an
                 Err(error) => break Err(error.into()),
             },
             _ = save_tick.tick() => {
-                if let Some(done) = in_flight.take_if(|save| save.is_finished()) {
-                    match finish_save(done).await {
-                        Ok(returned) => saver = Some(returned),
+                if unsaved > 0 {
+                    match start_save(state, &mut saver, &mut in_flight).await {
+                        Ok(true) => unsaved = 0,
+                        Ok(false) => {}
                         Err(error) => break Err(error),
                     }
-                }
-                // Folding goes on while the save is written: commands wait for the views,
-                // so a save on this task would stall every one of them.
-                if let Some(mut idle) = saver.take_if(|_| unsaved) {
-                    let pending = lock(&state.projector)?.take_save();
-                    in_flight = Some(tokio::task::spawn_blocking(move || {
-                        let written = idle.write(pending);
-                        (idle, written)
-                    }));
-                    unsaved = false;
                 }
                 continue;
             }
@@ -410,7 +407,7 @@ async fn follow_log(state: &AppState, folded: &watch::Sender<Option<u64>>) -> an
             let applied = projector.apply(&batch);
             (applied, projector.checkpoint())
         };
-        unsaved = true;
+        unsaved += batch.len();
         folded.send_replace(checkpoint);
         if let Err(error) = applied {
             break Err(error.into());
@@ -418,12 +415,45 @@ async fn follow_log(state: &AppState, folded: &watch::Sender<Option<u64>>) -> an
         if let Some(error) = failed {
             break Err(error.into());
         }
+        if unsaved >= VIEWS_SAVE_EVENTS {
+            match start_save(state, &mut saver, &mut in_flight).await {
+                Ok(true) => {
+                    unsaved = 0;
+                    save_tick.reset();
+                }
+                // The last save is still being written: the next batch tries again.
+                Ok(false) => {}
+                Err(error) => break Err(error),
+            }
+        }
     };
     // Whatever happened, the save in flight lands before any later one is taken.
     if let Some(save) = in_flight {
         finish_save(save).await?;
     }
     outcome
+}
+
+/// Takes what changed in the views and writes it on a blocking thread, unless the last save
+/// is still being written; says whether it started one. Folding goes on meanwhile: commands
+/// wait for the views, so writing on this task would stall every one of them.
+async fn start_save(
+    state: &AppState,
+    saver: &mut Option<Saver>,
+    in_flight: &mut Option<SaveInFlight>,
+) -> anyhow::Result<bool> {
+    if let Some(done) = in_flight.take_if(|save| save.is_finished()) {
+        *saver = Some(finish_save(done).await?);
+    }
+    let Some(mut idle) = saver.take() else {
+        return Ok(false);
+    };
+    let pending = lock(&state.projector)?.take_save();
+    *in_flight = Some(tokio::task::spawn_blocking(move || {
+        let written = idle.write(pending);
+        (idle, written)
+    }));
+    Ok(true)
 }
 
 async fn finish_save(save: SaveInFlight) -> anyhow::Result<Saver> {

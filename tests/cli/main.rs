@@ -1,5 +1,6 @@
 //! The `ledger` binary, run as a user runs it: arguments in, exit code and output out.
 
+mod bench;
 mod history;
 mod rebuild;
 mod simulate;

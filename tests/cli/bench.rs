@@ -1,0 +1,60 @@
+//! `ledger bench http`: the load it reports is the load it was asked for.
+
+use crate::support::*;
+
+/// The figures of a `bench http` table row: offered rate, commands/s and failures.
+fn http_row(output: &str, clients: usize) -> (String, f64, u64) {
+    let row = output
+        .lines()
+        .find(|l| l.starts_with(&format!("| {clients} |")))
+        .unwrap_or_else(|| panic!("no row for {clients} clients in:\n{output}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    let per_second = cells[3].parse().expect("commands/s is a number");
+    let failed = cells[8].parse().expect("failures is a count");
+    (cells[2].to_owned(), per_second, failed)
+}
+
+#[test]
+fn an_open_loop_offers_no_more_than_its_rate() {
+    let (output, text) = ledger(&[
+        "bench",
+        "http",
+        "--clients",
+        "4",
+        "--seconds",
+        "2",
+        "--warmup",
+        "1",
+        "--rate",
+        "40",
+    ]);
+    assert!(output.status.success(), "{text}");
+    let (offered, per_second, failed) = http_row(&text, 4);
+    assert_eq!(offered, "40");
+    assert_eq!(failed, 0, "{text}");
+    // 80 slots fall in the 2 measured seconds; none is sent early or twice.
+    assert!(per_second > 0.0 && per_second <= 40.0, "{text}");
+}
+
+#[test]
+fn a_closed_loop_says_so_and_a_zero_rate_is_refused() {
+    let (output, text) = ledger(&[
+        "bench",
+        "http",
+        "--clients",
+        "2",
+        "--seconds",
+        "1",
+        "--warmup",
+        "0",
+    ]);
+    assert!(output.status.success(), "{text}");
+    let (offered, per_second, failed) = http_row(&text, 2);
+    assert_eq!(offered, "as fast as answered");
+    assert!(per_second > 0.0, "{text}");
+    assert_eq!(failed, 0, "{text}");
+
+    let (output, text) = ledger(&["bench", "http", "--clients", "2", "--rate", "0"]);
+    assert!(!output.status.success());
+    assert!(text.contains("at least one command a second"), "{text}");
+}
