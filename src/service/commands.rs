@@ -13,7 +13,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use ledger_commands::{CommandRequest, Outcome};
-use ledger_domain::{Actor, Command, Currency, ExtraKind, Money, OrderId, Resolution, UserId};
+use ledger_domain::{
+    Actor, Command, Currency, Event, ExtraKind, Money, OrderId, Resolution, UserId,
+};
 use ledger_projections::OrderSummary;
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
@@ -102,7 +104,7 @@ pub struct CommandResponse {
     pub position: u64,
     /// The events appended, as in the event catalogue: `{"type": …, "data": …}`.
     #[schema(value_type = Vec<Object>)]
-    pub events: Vec<serde_json::Value>,
+    pub events: Vec<Event>,
     /// The order summary after the events.
     #[schema(value_type = Object)]
     pub order: Option<OrderSummary>,
@@ -257,11 +259,7 @@ fn respond(outcome: Outcome, created: bool) -> Response {
         order_id: outcome.order_id.0,
         revision: outcome.revision,
         position: outcome.position,
-        events: outcome
-            .events
-            .iter()
-            .map(|e| serde_json::to_value(e).unwrap_or_default())
-            .collect(),
+        events: outcome.events,
         order,
     };
     let status = if created {
