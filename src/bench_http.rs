@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::service::auth::{ApiRole, TokenKeys};
-use ledger_replay::bench::cpu_seconds;
+use ledger_replay::bench::CpuSince;
 
 const SECRET: &str = "ledger-bench-http";
 
@@ -114,7 +114,6 @@ pub async fn run(
         let measured_from = Instant::now() + warmup;
         let deadline = measured_from + duration;
         let service_pid = Some(server.process.id());
-        let cpu = || (cpu_seconds(service_pid), cpu_seconds(None));
         let mut tasks = Vec::new();
         // Each client's share of the rate, its first slot staggered so that the clients'
         // sends spread evenly over time.
@@ -140,7 +139,7 @@ pub async fn run(
             }));
         }
         tokio::time::sleep_until(measured_from.into()).await;
-        let cpu_before = cpu();
+        let (service_cpu, client_cpu) = (CpuSince::start(service_pid), CpuSince::start(None));
         let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
         let (mut commands, mut failures) = (0, 0);
         for task in tasks {
@@ -149,8 +148,7 @@ pub async fn run(
             commands += ok;
             failures += failed;
         }
-        let cpu_after = cpu();
-        let spent = |after: Option<f64>, before: Option<f64>| after.zip(before).map(|(a, b)| a - b);
+        let (service_cpu_seconds, client_cpu_seconds) = (service_cpu.spent(), client_cpu.spent());
         let micros = |q: f64| Duration::from_micros(histogram.value_at_quantile(q));
         reports.push(LoadReport {
             clients,
@@ -162,8 +160,8 @@ pub async fn run(
             p90: micros(0.90),
             p99: micros(0.99),
             max: Duration::from_micros(histogram.max()),
-            service_cpu_seconds: spent(cpu_after.0, cpu_before.0),
-            client_cpu_seconds: spent(cpu_after.1, cpu_before.1),
+            service_cpu_seconds,
+            client_cpu_seconds,
         });
     }
     Ok(reports)

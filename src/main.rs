@@ -527,9 +527,9 @@ fn run_bench(
     for &count in producers {
         let dir = scratch.path().join(format!("producers-{count}"));
         let orders = count * orders_per_producer;
-        let cpu_before = bench::cpu_seconds(None);
+        let cpu = bench::CpuSince::start(None);
         let (commands, seconds) = simulate_into(&runtime, &dir, orders, count)?;
-        let cpu = bench::cpu_seconds(None).zip(cpu_before).map(|(a, b)| a - b);
+        let cpu = cpu.spent();
         let rate = commands as f64 / seconds.max(f64::EPSILON);
         if most.as_ref().is_none_or(|(most, ..)| count >= *most) {
             most = Some((count, rate, dir, commands));
@@ -545,10 +545,10 @@ fn run_bench(
     let rows = runtime
         .block_on(bench::rows_of(&dir))
         .context("reading the rows back")?;
-    let cpu_before = bench::cpu_seconds(None);
+    let cpu = bench::CpuSince::start(None);
     let ceiling = bench::raw_insert_ceiling(&scratch.path().join("raw"), &rows, 256)
         .context("measuring the raw SQLite ceiling")?;
-    let cpu = bench::cpu_seconds(None).zip(cpu_before).map(|(a, b)| a - b);
+    let cpu = cpu.spent();
     println!();
     println!(
         "raw SQLite ceiling for the rows of {count} producers: {} rows in {:.2} s = {:.0} rows/s (256 rows per durable transaction; CPU {} per row)",

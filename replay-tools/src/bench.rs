@@ -134,19 +134,18 @@ pub async fn rebuild_throughput(
         .map_err(|e| BenchError::Command(e.to_string()))?;
     reset_peak_rss();
     let before = rss_bytes("VmRSS:");
-    let cpu_before = cpu_seconds(None);
+    let cpu = CpuSince::start(None);
     let started = Instant::now();
     let mut folded_at = started;
     let mut folded_cpu = None;
     let progress = projector
         .rebuild(&store, None, |_| {
             folded_at = Instant::now();
-            folded_cpu = cpu_seconds(None);
+            folded_cpu = cpu.spent();
         })
         .await
         .map_err(|e| BenchError::Command(e.to_string()))?;
     let seconds = started.elapsed().as_secs_f64();
-    let cpu_since = |now: Option<f64>| now.zip(cpu_before).map(|(now, before)| now - before);
     let save_seconds = folded_at.elapsed().as_secs_f64();
     let after = rss_bytes("VmRSS:");
     let figures = RebuildFigures {
@@ -156,8 +155,8 @@ pub async fn rebuild_throughput(
         views_rss_bytes: after.zip(before).map(|(a, b)| a.saturating_sub(b)),
         orders: projector.views().orders.len(),
         save_seconds,
-        fold_cpu_seconds: cpu_since(folded_cpu),
-        cpu_seconds: cpu_since(cpu_seconds(None)),
+        fold_cpu_seconds: folded_cpu,
+        cpu_seconds: cpu.spent(),
     };
     drop(projector);
     store.close();
@@ -173,6 +172,31 @@ pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
         None => "/proc/self/stat".to_owned(),
     };
     cpu_seconds_of_stat(&std::fs::read_to_string(path).ok()?)
+}
+
+/// CPU time a process spends from the moment this is made: what the benches divide by the
+/// operations they count.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuSince {
+    pid: Option<u32>,
+    start: Option<f64>,
+}
+
+impl CpuSince {
+    /// `pid` as `cpu_seconds` takes it: `None` for this process.
+    pub fn start(pid: Option<u32>) -> CpuSince {
+        CpuSince {
+            pid,
+            start: cpu_seconds(pid),
+        }
+    }
+
+    /// Seconds of CPU spent since `start`; `None` where `/proc` is not there.
+    pub fn spent(&self) -> Option<f64> {
+        cpu_seconds(self.pid)
+            .zip(self.start)
+            .map(|(now, start)| now - start)
+    }
 }
 
 /// `utime` and `stime` of a `/proc/<pid>/stat` line, in clock ticks of `USER_HZ`, which Linux

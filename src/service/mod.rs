@@ -64,13 +64,13 @@ pub struct SharedState {
     projector: Arc<Mutex<Projector>>,
     /// The last `$all` position the views have folded.
     folded: watch::Receiver<Option<u64>>,
-    projection_failure: Arc<Mutex<Option<String>>>,
-    pub clock: Arc<Clock>,
+    projection_failure: Mutex<Option<String>>,
+    pub clock: Clock,
     pub keys: TokenKeys,
     pub policy: Policy,
     metrics: Option<PrometheusHandle>,
     shutdown: watch::Receiver<bool>,
-    idempotency: Arc<commands::KeyFingerprints>,
+    idempotency: commands::KeyFingerprints,
 }
 
 impl SharedState {
@@ -221,13 +221,13 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         handler: Arc::clone(&handler),
         projector: Arc::clone(&projector),
         folded,
-        projection_failure: Arc::default(),
-        clock: Arc::new(Clock::default()),
+        projection_failure: Mutex::default(),
+        clock: Clock::default(),
         keys: keys.clone(),
         policy: config.policy.clone(),
         metrics: ops::install_metrics(),
         shutdown: shutdown.clone(),
-        idempotency: Arc::new(commands::KeyFingerprints::default()),
+        idempotency: commands::KeyFingerprints::default(),
     }));
 
     let projection = tokio::spawn(project(state.clone(), folded_tx));
