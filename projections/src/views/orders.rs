@@ -91,7 +91,10 @@ pub struct OrderPage {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderView {
     orders: Tracked<OrderId, OrderState>,
-    // Invariant: the orders of each buyer and seller; derived, rebuilt by `reindex`.
+    // Invariant: the ids of `orders`, in order, for the lists; and the orders of each buyer
+    // and seller. Derived, rebuilt by `reindex`.
+    #[serde(skip)]
+    ids: BTreeSet<OrderId>,
     #[serde(skip)]
     by_buyer: BTreeMap<UserId, BTreeSet<OrderId>>,
     #[serde(skip)]
@@ -105,6 +108,7 @@ impl OrderView {
         let state = self.orders.get_or_default(&fact.order);
         *state = evolve(std::mem::take(state), &fact.event);
         if let (ledger_domain::Event::OrderPlaced(e), Some(_)) = (&fact.event, state.order()) {
+            self.ids.insert(fact.order);
             self.by_buyer.entry(e.buyer).or_default().insert(fact.order);
             self.by_seller
                 .entry(e.seller)
@@ -114,10 +118,12 @@ impl OrderView {
     }
 
     pub(crate) fn reindex(&mut self) {
+        self.ids.clear();
         self.by_buyer.clear();
         self.by_seller.clear();
         for (id, state) in self.orders.iter() {
             if let Some(order) = state.order() {
+                self.ids.insert(*id);
                 self.by_buyer.entry(order.buyer).or_default().insert(*id);
                 self.by_seller.entry(order.seller).or_default().insert(*id);
             }
@@ -147,7 +153,7 @@ impl OrderView {
             (None, Some(seller)) => {
                 Box::new(self.by_seller.get(&seller).into_iter().flatten().copied())
             }
-            (None, None) => Box::new(self.orders.keys().copied()),
+            (None, None) => Box::new(self.ids.iter().copied()),
         };
         let mut orders = Vec::new();
         let mut next_cursor = None;
