@@ -393,8 +393,10 @@ impl Projector {
             Some(_) => self.catch_up(store).await?.checkpoint,
             None => None,
         };
-        let (rebuilt, last, applied) =
-            fold_log(store, until, Views::unstored(), &mut on_progress).await?;
+        let mut views = Views::unstored();
+        views.defer_indexes();
+        let (mut rebuilt, last, applied) = fold_log(store, until, views, &mut on_progress).await?;
+        rebuilt.reindex();
         match only {
             None => {
                 self.views = rebuilt;

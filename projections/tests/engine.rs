@@ -367,3 +367,31 @@ async fn a_second_writer_of_the_same_views_is_refused_until_the_first_is_gone() 
     drop(first);
     Projector::open(views_dir.path()).expect("free again");
 }
+
+/// A rebuild leaves the timers' schedule stale while it folds and builds it once at the end:
+/// the timers due afterwards are those an incremental fold finds.
+#[tokio::test]
+async fn a_rebuild_schedules_the_same_timers_as_an_incremental_fold() {
+    let log = tempfile::tempdir().expect("dir");
+    let views_dir = tempfile::tempdir().expect("dir");
+    let store = SqliteStore::open(log.path()).expect("store");
+    run_order(&store, 1, closed_order(1, t0())).await;
+    let mut unconfirmed = closed_order(2, t0());
+    unconfirmed.truncate(1);
+    run_order(&store, 2, unconfirmed).await;
+    let mut delivered = closed_order(3, t0());
+    delivered.truncate(3);
+    run_order(&store, 3, delivered).await;
+    let mut projector = Projector::open(views_dir.path()).expect("open");
+    projector.catch_up(&store).await.expect("catch up");
+    let later = t0() + Duration::days(60);
+    let incremental = projector.views().timers.due(later, 100);
+    let rebuilt = rebuilt_from_zero(&store).await.timers.due(later, 100);
+    let orders: Vec<OrderId> = rebuilt.iter().map(|t| t.order).collect();
+    assert_eq!(
+        orders,
+        [2, 3].map(|n| OrderId(Uuid::from_u128(n))),
+        "the unconfirmed order expires before the delivered one closes"
+    );
+    assert_eq!(rebuilt, incremental);
+}

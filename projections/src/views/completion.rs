@@ -1,13 +1,12 @@
 //! Sellers' completion rate: completed / (completed + counted cancellations), over all time
 //! and over a recent window evaluated when asked.
 
-use crate::rows::{Appended, Tracked};
+use crate::rows::{Appended, FastMap, Tracked};
 use crate::Fact;
 use chrono::{DateTime, Duration, Utc};
 use ledger_domain::{Event, OrderId, UserId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Decimal places of a reported rate.
 pub const RATE_DECIMALS: u32 = 4;
@@ -48,7 +47,7 @@ pub struct CompletionView {
     finishes: Appended<Finish>,
     // Invariant: `finishes` grouped by seller; derived, rebuilt by `reindex`.
     #[serde(skip)]
-    sellers: BTreeMap<UserId, SellerTrack>,
+    sellers: FastMap<UserId, SellerTrack>,
     // Invariant: holds exactly the orders not yet closed or cancelled.
     open_orders: Tracked<OrderId, UserId>,
 }

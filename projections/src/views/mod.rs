@@ -86,6 +86,13 @@ impl Views {
         views
     }
 
+    /// For a fold of the whole log: indexes that every event would update (the timers'
+    /// schedule) are left stale until `reindex` builds them once at the end. Nothing may be
+    /// asked of the views in between.
+    pub fn defer_indexes(&mut self) {
+        self.timers.defer_schedule();
+    }
+
     pub fn apply(&mut self, fact: &Fact) {
         self.escrow.apply(fact);
         self.wallets.apply(fact);

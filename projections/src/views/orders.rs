@@ -1,11 +1,11 @@
 //! The order summary and the lists per buyer, per seller and per state.
 
-use crate::rows::Tracked;
+use crate::rows::{FastMap, Tracked};
 use crate::Fact;
 use chrono::{DateTime, Utc};
 use ledger_domain::{evolve, Money, Order, OrderId, OrderState, Party, Status, UserId};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// Most orders one page of a list returns.
 pub const ORDER_PAGE_SIZE_MAX: usize = 500;
@@ -96,9 +96,9 @@ pub struct OrderView {
     #[serde(skip)]
     ids: BTreeSet<OrderId>,
     #[serde(skip)]
-    by_buyer: BTreeMap<UserId, BTreeSet<OrderId>>,
+    by_buyer: FastMap<UserId, BTreeSet<OrderId>>,
     #[serde(skip)]
-    by_seller: BTreeMap<UserId, BTreeSet<OrderId>>,
+    by_seller: FastMap<UserId, BTreeSet<OrderId>>,
 }
 
 impl OrderView {

@@ -29,6 +29,10 @@ pub struct TimerView {
     // Invariant: one entry per entry of `timers`; derived, rebuilt by `reindex`.
     #[serde(skip)]
     schedule: BTreeSet<(DateTime<Utc>, OrderId)>,
+    // While set, `schedule` is left stale, for `reindex` to rebuild once: see
+    // `Views::defer_indexes`.
+    #[serde(skip)]
+    schedule_deferred: bool,
 }
 
 impl TimerView {
@@ -59,7 +63,7 @@ impl TimerView {
                     due_at,
                 };
                 let old = self.timers.insert(fact.order, timer);
-                if old.is_some_and(|old| old.due_at == due_at) {
+                if self.schedule_deferred || old.is_some_and(|old| old.due_at == due_at) {
                     return;
                 }
                 self.schedule.insert((due_at, fact.order));
@@ -67,13 +71,18 @@ impl TimerView {
             }
             None => self.timers.remove(&fact.order),
         };
-        if let Some(old) = old {
+        if let (Some(old), false) = (old, self.schedule_deferred) {
             self.schedule.remove(&(old.due_at, fact.order));
         }
     }
 
+    pub(crate) fn defer_schedule(&mut self) {
+        self.schedule_deferred = true;
+    }
+
     pub(crate) fn reindex(&mut self) {
         self.schedule = self.timers.values().map(|t| (t.due_at, t.order)).collect();
+        self.schedule_deferred = false;
     }
 
     /// Timers due at `now` or before, earliest first, at most `limit`.

@@ -1,6 +1,6 @@
 //! Wallet credit per user and currency, with the statement lines behind each balance.
 
-use crate::rows::{Appended, PendingRows, RowChange, RowError, Tracked};
+use crate::rows::{Appended, FastMap, PendingRows, RowChange, RowError, Tracked};
 use crate::Fact;
 use chrono::{DateTime, Utc};
 use ledger_domain::{CancellationCause, Currency, Event, Money, OrderId, UserId};
@@ -52,7 +52,7 @@ pub struct WalletView {
     lines: Appended<UserLine>,
     // Invariant: indexes of `lines` per user; derived, rebuilt by `reindex`.
     #[serde(skip)]
-    lines_by_user: BTreeMap<UserId, Vec<usize>>,
+    lines_by_user: FastMap<UserId, Vec<usize>>,
     // Invariant: holds exactly the orders not yet closed or cancelled.
     open_orders: Tracked<OrderId, Parties>,
 }
