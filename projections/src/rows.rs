@@ -45,6 +45,20 @@ impl RowError {
     }
 }
 
+/// Serialises rows through one reused buffer and keeps exact-size copies: a row's own `Vec`,
+/// grown by doubling, cost several allocations and copies per row (fresh pages from the
+/// kernel, in a rebuild).
+#[derive(Default)]
+struct RowBytes(Vec<u8>);
+
+impl RowBytes {
+    fn of<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<Vec<u8>, serde_json::Error> {
+        self.0.clear();
+        serde_json::to_writer(&mut self.0, value)?;
+        Ok(self.0.as_slice().to_vec())
+    }
+}
+
 /// A key as stored: text whose order is the key's order.
 pub trait RowKey: Ord + Hash + Clone {
     fn to_key(&self) -> String;
@@ -193,10 +207,11 @@ impl<K: RowKey, V: Serialize> Tracked<K, V> {
         table: &'static str,
         out: &mut Vec<RowChange>,
     ) -> Result<(), serde_json::Error> {
+        let mut bytes = RowBytes::default();
         match self.changed.take_sorted() {
             Some(keys) => {
                 for key in keys {
-                    let value = self.map.get(&key).map(serde_json::to_vec).transpose()?;
+                    let value = self.map.get(&key).map(|v| bytes.of(v)).transpose()?;
                     out.push(RowChange {
                         table,
                         key: key.to_key(),
@@ -210,7 +225,7 @@ impl<K: RowKey, V: Serialize> Tracked<K, V> {
                     out.push(RowChange {
                         table,
                         key: key.to_key(),
-                        value: Some(serde_json::to_vec(value)?),
+                        value: Some(bytes.of(value)?),
                     });
                 }
             }
@@ -257,11 +272,12 @@ struct PendingTracked<K, V> {
 
 impl<K: RowKey + Send, V: Serialize + Send> PendingRows for PendingTracked<K, V> {
     fn into_rows(self: Box<Self>, out: &mut Vec<RowChange>) -> Result<(), serde_json::Error> {
+        let mut bytes = RowBytes::default();
         for (key, value) in self.rows {
             out.push(RowChange {
                 table: self.table,
                 key: key.to_key(),
-                value: value.as_ref().map(serde_json::to_vec).transpose()?,
+                value: value.as_ref().map(|v| bytes.of(v)).transpose()?,
             });
         }
         Ok(())
@@ -391,12 +407,13 @@ fn chunk_rows<T: Serialize>(
     items: &[T],
     out: &mut Vec<RowChange>,
 ) -> Result<(), serde_json::Error> {
+    let mut bytes = RowBytes::default();
     for (row, items) in items.chunks(APPENDED_ITEMS_PER_ROW).enumerate() {
         let index = first + row * APPENDED_ITEMS_PER_ROW;
         out.push(RowChange {
             table,
             key: format!("{index:0INDEX_KEY_DIGITS$}"),
-            value: Some(serde_json::to_vec(items)?),
+            value: Some(bytes.of(items)?),
         });
     }
     Ok(())
