@@ -11,6 +11,7 @@ mod command;
 mod decide;
 mod event;
 mod ids;
+pub mod instant;
 mod money;
 mod naming;
 mod policy;

@@ -65,6 +65,7 @@ impl fmt::Display for Status {
 pub struct CancellationRequest {
     pub requested_by: Party,
     pub reason: String,
+    #[serde(serialize_with = "crate::instant::serialize")]
     pub at: DateTime<Utc>,
 }
 
@@ -74,6 +75,7 @@ pub struct Extra {
     pub description: String,
     pub price: Money,
     pub extra_days: u32,
+    #[serde(serialize_with = "crate::instant::serialize")]
     pub at: DateTime<Utc>,
 }
 
@@ -81,6 +83,7 @@ pub struct Extra {
 pub struct Review {
     pub rating: u8,
     pub comment: Option<String>,
+    #[serde(serialize_with = "crate::instant::serialize")]
     pub at: DateTime<Utc>,
 }
 
@@ -97,26 +100,36 @@ pub struct Order {
     pub status: Status,
     // Invariant: never negative (Money cannot be); zero once Closed or Cancelled.
     pub escrow_held: Money,
+    #[serde(serialize_with = "crate::instant::serialize")]
     pub placed_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::instant::serialize")]
     pub confirm_by: DateTime<Utc>,
+    #[serde(serialize_with = "crate::instant::serialize_option")]
     pub confirmed_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::instant::serialize_option")]
     pub due_at: Option<DateTime<Utc>>,
     pub deliveries: u32,
     pub last_delivery_late: Option<bool>,
+    #[serde(serialize_with = "crate::instant::serialize_option")]
     pub auto_close_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::instant::serialize_option")]
     pub decision_deadline: Option<DateTime<Utc>>,
     pub extras: Vec<Extra>,
     pub refunded: Money,
     pub pending_cancellation: Option<CancellationRequest>,
     pub dispute_opened_by: Option<Party>,
+    #[serde(serialize_with = "crate::instant::serialize_option")]
     pub closed_at: Option<DateTime<Utc>>,
     pub close_cause: Option<CloseCause>,
+    #[serde(serialize_with = "crate::instant::serialize_option")]
     pub review_closes_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::instant::serialize_option")]
     pub cancelled_at: Option<DateTime<Utc>>,
     pub cancellation_cause: Option<CancellationCause>,
     pub review: Option<Review>,
     /// Instant of the latest event: commands dated before it are refused, so that an
     /// order's history reads in time order.
+    #[serde(serialize_with = "crate::instant::serialize")]
     pub last_event_at: DateTime<Utc>,
     /// Events folded into this state so far.
     pub events: u64,

@@ -15,6 +15,7 @@ pub const AGING_BUCKET_UPPER_DAYS: [i64; 3] = [7, 30, 90];
 pub struct EscrowHolding {
     pub held: Money,
     /// When the buyer's payment entered escrow.
+    #[serde(serialize_with = "ledger_domain::instant::serialize")]
     pub since: DateTime<Utc>,
 }
 
@@ -28,6 +29,7 @@ pub struct EscrowView {
 pub struct AgedHolding {
     pub order: OrderId,
     pub held: Money,
+    #[serde(serialize_with = "ledger_domain::instant::serialize")]
     pub since: DateTime<Utc>,
     pub age_days: i64,
 }

@@ -20,6 +20,7 @@ pub enum TimerKind {
 pub struct DueTimer {
     pub order: OrderId,
     pub kind: TimerKind,
+    #[serde(serialize_with = "ledger_domain::instant::serialize")]
     pub due_at: DateTime<Utc>,
 }
 

@@ -22,6 +22,7 @@ pub enum CreditReason {
 pub struct StatementLine {
     pub order: OrderId,
     pub position: u64,
+    #[serde(serialize_with = "ledger_domain::instant::serialize")]
     pub at: DateTime<Utc>,
     pub amount: Money,
     pub reason: CreditReason,
