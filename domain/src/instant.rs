@@ -1,7 +1,7 @@
 //! Instants written as RFC 3339 text directly, byte for byte as chrono writes them
 //! (`SecondsFormat::AutoSi`, `Z`). chrono's own `Serialize` goes through `collect_str`, which
-//! serde_json escapes a character at a time: ~450 ns an instant, and every event, order row
-//! and response holds several. Use with `#[serde(serialize_with = "…")]`.
+//! serde_json escapes a fragment at a time: ~250 ns a field against ~80 (a one-field struct
+//! to a reused buffer), and every event, order row and response holds several. Use with `#[serde(serialize_with = "…")]`.
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::{Serialize, Serializer};
@@ -39,6 +39,7 @@ pub fn serialize_option<S: Serializer>(
 /// The text's length, or `None` where chrono's own form differs from four-digit years and
 /// sixty-second minutes (years outside 0–9999, leap seconds).
 fn write(at: &DateTime<Utc>, text: &mut [u8; LONGEST]) -> Option<usize> {
+    let at = at.naive_utc();
     let year = u32::try_from(at.year()).ok().filter(|y| *y <= 9999)?;
     let nanos = at.nanosecond();
     if nanos >= 1_000_000_000 {
