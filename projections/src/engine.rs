@@ -8,7 +8,7 @@
 //! resumes from the last stored checkpoint, so no event is ever applied twice to a stored
 //! state; what came after it is applied again from the log.
 
-use crate::rows::PendingRows;
+use crate::rows::{PendingRows, RowChange, RowSink};
 use crate::{Fact, FactError, ViewName, Views};
 use ledger_domain::ORDER_STREAM_PREFIX;
 use ledger_store::{
@@ -289,7 +289,7 @@ impl Projector {
         // Two threads turn the views into rows, a view at a time, while this one inserts them:
         // serialising costs more than inserting.
         std::thread::scope(|scope| -> Result<(), ProjectionError> {
-            let (sender, rows) = std::sync::mpsc::sync_channel(2);
+            let (sender, rows) = std::sync::mpsc::sync_channel(8);
             let jobs = &jobs;
             let serialisers: Vec<_> = (0..ROW_SERIALISERS)
                 .map(|_| {
@@ -300,15 +300,16 @@ impl Projector {
                             let Some((view, take)) = next else {
                                 return Ok(());
                             };
-                            let mut changes = take().map_err(|e| ProjectionError::CorruptView {
+                            let mut chunks = RowChunks {
+                                view,
+                                rows: Vec::with_capacity(REBUILD_ROWS_PER_CHUNK),
+                                sender: &sender,
+                            };
+                            take(&mut chunks).map_err(|e| ProjectionError::CorruptView {
                                 view,
                                 detail: e.to_string(),
                             })?;
-                            changes
-                                .sort_unstable_by(|a, b| (a.table, &a.key).cmp(&(b.table, &b.key)));
-                            if sender.send((view, changes)).is_err() {
-                                return Ok(());
-                            }
+                            chunks.flush();
                         }
                     })
                 })
@@ -538,6 +539,37 @@ async fn fold_log(
         }));
     }
     Ok((views, last, applied))
+}
+
+/// Rows a rebuild's serialiser hands the inserter at a time: small enough that their memory
+/// is reused while still warm, large enough that the channel is no cost.
+const REBUILD_ROWS_PER_CHUNK: usize = 1_024;
+
+/// A serialiser's sink in a rebuild: rows go on to the inserter a chunk at a time. If the
+/// inserter has stopped (it failed, and says why), the rest are dropped.
+struct RowChunks<'a> {
+    view: ViewName,
+    rows: Vec<RowChange>,
+    sender: &'a std::sync::mpsc::SyncSender<(ViewName, Vec<RowChange>)>,
+}
+
+impl RowChunks<'_> {
+    fn flush(&mut self) {
+        if !self.rows.is_empty() {
+            let rows =
+                std::mem::replace(&mut self.rows, Vec::with_capacity(REBUILD_ROWS_PER_CHUNK));
+            let _ = self.sender.send((self.view, rows));
+        }
+    }
+}
+
+impl RowSink for RowChunks<'_> {
+    fn push(&mut self, row: RowChange) {
+        self.rows.push(row);
+        if self.rows.len() == REBUILD_ROWS_PER_CHUNK {
+            self.flush();
+        }
+    }
 }
 
 /// A page being decoded: its facts and how many events it held.

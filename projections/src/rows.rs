@@ -23,6 +23,23 @@ pub struct RowChange {
     pub value: Option<Vec<u8>>,
 }
 
+/// Where taken rows go: a `Vec` for a save, or chunks sent on to the inserter while the
+/// rest are still being made, in a rebuild (so that its memory is reused, not fresh pages for
+/// every row of every view).
+pub trait RowSink {
+    fn push(&mut self, row: RowChange);
+    fn reserve(&mut self, _additional: usize) {}
+}
+
+impl RowSink for Vec<RowChange> {
+    fn push(&mut self, row: RowChange) {
+        Vec::push(self, row);
+    }
+    fn reserve(&mut self, additional: usize) {
+        Vec::reserve(self, additional);
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("row {table}/{key}: {detail}")]
 pub struct RowError {
@@ -202,10 +219,10 @@ impl<K: RowKey, V> Tracked<K, V> {
 }
 
 impl<K: RowKey, V: Serialize> Tracked<K, V> {
-    pub fn take_changes(
+    pub fn take_changes<O: RowSink + ?Sized>(
         &mut self,
         table: &'static str,
-        out: &mut Vec<RowChange>,
+        out: &mut O,
     ) -> Result<(), serde_json::Error> {
         let mut bytes = RowBytes::default();
         match self.changed.take_sorted() {
@@ -367,10 +384,10 @@ impl<T: Serialize> Appended<T> {
     /// Rows keyed by their first item's index, each a JSON array of up to
     /// `APPENDED_ITEMS_PER_ROW` items: the row that held the last stored items is written
     /// again with the new ones, and the rows after it are new.
-    pub fn take_changes(
+    pub fn take_changes<O: RowSink + ?Sized>(
         &mut self,
         table: &'static str,
-        out: &mut Vec<RowChange>,
+        out: &mut O,
     ) -> Result<(), serde_json::Error> {
         let first = self.first_unsaved_row();
         self.saved = self.items.len();
@@ -401,11 +418,11 @@ impl<T: Clone + Serialize + Send + 'static> Appended<T> {
 }
 
 /// `items` stored as rows, the first of them being item `first` (a multiple of the row size).
-fn chunk_rows<T: Serialize>(
+fn chunk_rows<T: Serialize, O: RowSink + ?Sized>(
     table: &'static str,
     first: usize,
     items: &[T],
-    out: &mut Vec<RowChange>,
+    out: &mut O,
 ) -> Result<(), serde_json::Error> {
     let mut bytes = RowBytes::default();
     for (row, items) in items.chunks(APPENDED_ITEMS_PER_ROW).enumerate() {
@@ -487,9 +504,9 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Appended<T> {
 /// `mark_all_changed` over them, so that no table can be saved but not loaded, or the reverse.
 macro_rules! stored_tables {
     ($($table:literal => $field:ident),+ $(,)?) => {
-        pub(crate) fn take_changes(
+        pub(crate) fn take_changes<O: $crate::rows::RowSink + ?Sized>(
             &mut self,
-            out: &mut Vec<$crate::rows::RowChange>,
+            out: &mut O,
         ) -> Result<(), serde_json::Error> {
             $(self.$field.take_changes($table, out)?;)+
             Ok(())

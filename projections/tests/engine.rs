@@ -395,3 +395,35 @@ async fn a_rebuild_schedules_the_same_timers_as_an_incremental_fold() {
     );
     assert_eq!(rebuilt, incremental);
 }
+
+/// A rebuild hands its rows to the inserter in chunks while it still makes them: a view of
+/// more rows than a chunk comes back whole, and equal to the views folded incrementally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_of_more_rows_than_a_chunk_comes_back_whole() {
+    const ORDERS: u128 = 1_500;
+    let log = tempfile::tempdir().expect("dir");
+    let views_dir = tempfile::tempdir().expect("dir");
+    let store = SqliteStore::open(log.path()).expect("store");
+    let appends: Vec<_> = (1..=ORDERS)
+        .map(|order| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                run_order(&store, order, closed_order(order, t0())).await;
+            })
+        })
+        .collect();
+    for append in appends {
+        append.await.expect("orders appended");
+    }
+    let mut projector = Projector::open(views_dir.path()).expect("open");
+    projector.catch_up(&store).await.expect("catch up");
+    let incremental = projector.views().clone();
+    projector
+        .rebuild(&store, None, |_| {})
+        .await
+        .expect("rebuild");
+    drop(projector);
+    let reopened = Projector::open(views_dir.path()).expect("reopen");
+    assert_eq!(reopened.views().orders.len(), ORDERS as usize);
+    assert!(same_bytes(reopened.views(), &incremental));
+}

@@ -8,7 +8,7 @@ pub mod reviews;
 pub mod timers;
 pub mod wallets;
 
-use crate::rows::{PendingRows, RowChange, RowError};
+use crate::rows::{PendingRows, RowChange, RowError, RowSink};
 use crate::Fact;
 use serde::{Deserialize, Serialize};
 
@@ -59,9 +59,9 @@ impl std::str::FromStr for ViewName {
     }
 }
 
-/// Takes one view's changed rows; see `Views::take_changes_jobs`.
+/// Takes one view's changed rows into a sink; see `Views::take_changes_jobs`.
 pub type TakeChanges<'a> =
-    Box<dyn FnOnce() -> Result<Vec<RowChange>, serde_json::Error> + Send + 'a>;
+    Box<dyn FnOnce(&mut dyn RowSink) -> Result<(), serde_json::Error> + Send + 'a>;
 
 /// All the read models, folded together from one pass over the log.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,7 +135,9 @@ impl Views {
     pub fn take_changes(&mut self) -> Result<Vec<(ViewName, RowChange)>, serde_json::Error> {
         let mut changes = Vec::new();
         for (view, take) in self.take_changes_jobs() {
-            changes.extend(take()?.into_iter().map(|row| (view, row)));
+            let mut rows: Vec<RowChange> = Vec::new();
+            take(&mut rows)?;
+            changes.extend(rows.into_iter().map(|row| (view, row)));
         }
         Ok(changes)
     }
@@ -144,13 +146,9 @@ impl Views {
     /// views are disjoint). Biggest views first, so the jobs finish close together.
     pub fn take_changes_jobs(&mut self) -> Vec<(ViewName, TakeChanges<'_>)> {
         fn job<'a>(
-            take: impl FnOnce(&mut Vec<RowChange>) -> Result<(), serde_json::Error> + Send + 'a,
+            take: impl FnOnce(&mut dyn RowSink) -> Result<(), serde_json::Error> + Send + 'a,
         ) -> TakeChanges<'a> {
-            Box::new(move || {
-                let mut rows = Vec::new();
-                take(&mut rows)?;
-                Ok(rows)
-            })
+            Box::new(take)
         }
         let Views {
             escrow,

@@ -1,6 +1,6 @@
 //! Wallet credit per user and currency, with the statement lines behind each balance.
 
-use crate::rows::{Appended, FastMap, PendingRows, RowChange, RowError, Tracked};
+use crate::rows::{Appended, FastMap, PendingRows, RowError, RowSink, Tracked};
 use crate::Fact;
 use chrono::{DateTime, Utc};
 use ledger_domain::{CancellationCause, Currency, Event, Money, OrderId, UserId};
@@ -115,9 +115,9 @@ impl WalletView {
         });
     }
 
-    pub(crate) fn take_changes(
+    pub(crate) fn take_changes<O: RowSink + ?Sized>(
         &mut self,
-        out: &mut Vec<RowChange>,
+        out: &mut O,
     ) -> Result<(), serde_json::Error> {
         self.balances.take_changes("balances", out)?;
         self.lines.take_changes("lines", out)?;
