@@ -196,6 +196,7 @@ impl JournalView {
         &postings[start..end]
     }
 
+    /// Every account's balances, in no particular order.
     pub fn balances(&self) -> impl Iterator<Item = (&Account, &BTreeMap<Currency, Decimal>)> {
         self.balances.iter()
     }

@@ -187,7 +187,7 @@ impl WalletView {
             .collect()
     }
 
-    /// Every user's balance per currency, for reconciliation.
+    /// Every user's balance per currency, for reconciliation; in no particular order.
     pub fn balances(&self) -> impl Iterator<Item = (UserId, &Money)> {
         self.balances
             .iter()
