@@ -10,7 +10,6 @@ use ledger_store::{read_whole_stream, EventStore, ExpectedRevision, RecordedEven
 use lru::LruCache;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -386,9 +385,11 @@ fn digest(order: OrderId, command: &Command) -> String {
     hasher.update(order.0.as_bytes());
     // Serialising a `Value` into memory cannot fail.
     let _ = serde_json::to_writer(HashWriter(&mut hasher), &value);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hex = String::with_capacity(32);
     for byte in hasher.finalize().iter().take(16) {
-        let _ = write!(hex, "{byte:02x}");
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
     }
     hex
 }
