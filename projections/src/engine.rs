@@ -397,7 +397,7 @@ impl Projector {
         let mut views = Views::unstored();
         views.defer_indexes();
         let (mut rebuilt, last, applied) = fold_log(store, until, views, &mut on_progress).await?;
-        rebuilt.reindex();
+        rebuilt.build_deferred_indexes();
         match only {
             None => {
                 self.views = rebuilt;

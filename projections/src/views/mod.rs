@@ -87,10 +87,14 @@ impl Views {
     }
 
     /// For a fold of the whole log: indexes that every event would update (the timers'
-    /// schedule) are left stale until `reindex` builds them once at the end. Nothing may be
-    /// asked of the views in between.
+    /// schedule) are left stale until `build_deferred_indexes` builds them once at the end.
+    /// Nothing may be asked of the views in between.
     pub fn defer_indexes(&mut self) {
         self.timers.defer_schedule();
+    }
+
+    pub fn build_deferred_indexes(&mut self) {
+        self.timers.reindex();
     }
 
     pub fn apply(&mut self, fact: &Fact) {
