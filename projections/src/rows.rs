@@ -197,7 +197,7 @@ impl<K: RowKey, V> Tracked<K, V> {
     }
 
     /// Every entry in key order: what is stored, listed or compared.
-    pub fn sorted(&self) -> Vec<(&K, &V)> {
+    fn sorted(&self) -> Vec<(&K, &V)> {
         let mut entries: Vec<(&K, &V)> = self.map.iter().collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         entries

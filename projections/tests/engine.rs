@@ -17,6 +17,14 @@ fn eur(a: &str) -> Money {
     Money::parse(a, Currency::from_code("EUR").expect("EUR")).expect("amount")
 }
 
+/// A fresh event log and a fresh directory for the views; keep both dirs alive.
+fn log_and_views() -> (tempfile::TempDir, tempfile::TempDir, SqliteStore) {
+    let log = tempfile::tempdir().expect("dir");
+    let views_dir = tempfile::tempdir().expect("dir");
+    let store = SqliteStore::open(log.path()).expect("store");
+    (log, views_dir, store)
+}
+
 /// Appends what `commands` decide for one order, encoded as the pipeline encodes.
 async fn run_order(store: &SqliteStore, order: u128, commands: Vec<Command>) {
     let order_id = OrderId(Uuid::from_u128(order));
@@ -103,9 +111,7 @@ async fn rebuilt_from_zero(store: &SqliteStore) -> Views {
 
 #[tokio::test]
 async fn a_restart_resumes_from_the_checkpoint_and_matches_a_rebuild() {
-    let log = tempfile::tempdir().expect("dir");
-    let views_dir = tempfile::tempdir().expect("dir");
-    let store = SqliteStore::open(log.path()).expect("store");
+    let (_log, views_dir, store) = log_and_views();
     run_order(&store, 1, closed_order(1, t0())).await;
     {
         let mut projector = Projector::open(views_dir.path()).expect("open");
@@ -140,9 +146,7 @@ async fn a_restart_resumes_from_the_checkpoint_and_matches_a_rebuild() {
 
 #[tokio::test]
 async fn a_batch_delivered_twice_is_applied_once() {
-    let log = tempfile::tempdir().expect("dir");
-    let views_dir = tempfile::tempdir().expect("dir");
-    let store = SqliteStore::open(log.path()).expect("store");
+    let (_log, views_dir, store) = log_and_views();
     run_order(&store, 1, closed_order(1, t0())).await;
     let batch = store
         .read_all(AllFrom::Start, Direction::Forwards, 100)
@@ -157,9 +161,7 @@ async fn a_batch_delivered_twice_is_applied_once() {
 
 #[tokio::test]
 async fn an_unknown_event_type_stops_the_views_naming_its_position() {
-    let log = tempfile::tempdir().expect("dir");
-    let views_dir = tempfile::tempdir().expect("dir");
-    let store = SqliteStore::open(log.path()).expect("store");
+    let (_log, views_dir, store) = log_and_views();
     run_order(&store, 1, closed_order(1, t0())).await;
     let stream = StreamName::new(order_stream_name(OrderId(Uuid::from_u128(1)))).expect("stream");
     let strange = EventData {
@@ -189,9 +191,7 @@ async fn an_unknown_event_type_stops_the_views_naming_its_position() {
 
 #[tokio::test]
 async fn a_newer_schema_version_stops_the_views_naming_its_position() {
-    let log = tempfile::tempdir().expect("dir");
-    let views_dir = tempfile::tempdir().expect("dir");
-    let store = SqliteStore::open(log.path()).expect("store");
+    let (_log, views_dir, store) = log_and_views();
     run_order(&store, 1, closed_order(1, t0())[..1].to_vec()).await;
     let mut recorded = store
         .read_all(AllFrom::Start, Direction::Forwards, 10)
@@ -215,9 +215,7 @@ async fn a_newer_schema_version_stops_the_views_naming_its_position() {
 
 #[tokio::test]
 async fn rebuilding_one_view_gives_what_the_others_agree_with() {
-    let log = tempfile::tempdir().expect("dir");
-    let views_dir = tempfile::tempdir().expect("dir");
-    let store = SqliteStore::open(log.path()).expect("store");
+    let (_log, views_dir, store) = log_and_views();
     run_order(&store, 1, closed_order(1, t0())).await;
     let mut projector = Projector::open(views_dir.path()).expect("open");
     projector.catch_up(&store).await.expect("catch up");
@@ -286,9 +284,7 @@ async fn following_live_applies_new_events_as_they_commit() {
 async fn closed_orders_caught_up(
     orders: u128,
 ) -> (tempfile::TempDir, tempfile::TempDir, SqliteStore, Projector) {
-    let log = tempfile::tempdir().expect("dir");
-    let views_dir = tempfile::tempdir().expect("dir");
-    let store = SqliteStore::open(log.path()).expect("store");
+    let (log, views_dir, store) = log_and_views();
     for order in 1..=orders {
         run_order(
             &store,
@@ -372,9 +368,7 @@ async fn a_second_writer_of_the_same_views_is_refused_until_the_first_is_gone() 
 /// the timers due afterwards are those an incremental fold finds.
 #[tokio::test]
 async fn a_rebuild_schedules_the_same_timers_as_an_incremental_fold() {
-    let log = tempfile::tempdir().expect("dir");
-    let views_dir = tempfile::tempdir().expect("dir");
-    let store = SqliteStore::open(log.path()).expect("store");
+    let (_log, views_dir, store) = log_and_views();
     run_order(&store, 1, closed_order(1, t0())).await;
     let mut unconfirmed = closed_order(2, t0());
     unconfirmed.truncate(1);
@@ -401,9 +395,7 @@ async fn a_rebuild_schedules_the_same_timers_as_an_incremental_fold() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_of_more_rows_than_a_chunk_comes_back_whole() {
     const ORDERS: u128 = 1_500;
-    let log = tempfile::tempdir().expect("dir");
-    let views_dir = tempfile::tempdir().expect("dir");
-    let store = SqliteStore::open(log.path()).expect("store");
+    let (_log, views_dir, store) = log_and_views();
     let appends: Vec<_> = (1..=ORDERS)
         .map(|order| {
             let store = store.clone();
