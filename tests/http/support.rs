@@ -39,6 +39,14 @@ impl Reply {
 
     pub fn ok(self) -> Value {
         assert!(self.status.is_success(), "{}: {}", self.status, self.body);
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "{}",
+            self.body
+        );
         self.body
     }
 
