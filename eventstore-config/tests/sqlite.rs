@@ -1,6 +1,6 @@
 //! The conformance suite on the embedded SQLite backend, and what is particular to it.
 
-use ledger_store::conformance::{events, stream};
+use ledger_store::conformance::{event, events, stream};
 use ledger_store::*;
 
 async fn fresh() -> (SqliteStore, tempfile::TempDir) {
@@ -176,4 +176,49 @@ async fn positions_are_gapless_from_zero_under_concurrent_appends() {
         .expect("read");
     let positions: Vec<u64> = all.iter().map(|e| e.position).collect();
     assert_eq!(positions, (0..96).collect::<Vec<_>>());
+}
+
+/// Bytes of event data the WAL-reuse test appends: several times what the store lets the WAL
+/// hold (4,000 frames of 4 KiB) before copying it into the database.
+const STEADY_LOAD_BYTES: usize = 96 << 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_a_steady_load_the_wal_is_copied_back_and_starts_over() {
+    let (store, dir) = fresh().await;
+    let store = std::sync::Arc::new(store);
+    let wal = dir.path().join(format!("{LOG_FILE_NAME}-wal"));
+    // A page of data an event, in appends of 16, from 8 writers that never pause: the
+    // checkpoint never finds the writer idle.
+    let event_bytes = 4_000;
+    let appends_per_writer = STEADY_LOAD_BYTES / event_bytes / 16 / 8;
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let store = std::sync::Arc::clone(&store);
+        writers.push(tokio::spawn(async move {
+            for _ in 0..appends_per_writer {
+                let batch = (0..16)
+                    .map(|n| EventData {
+                        data: vec![b'7'; event_bytes],
+                        ..event("Tested", n)
+                    })
+                    .collect();
+                store
+                    .append(&stream(&format!("order-{w}")), ExpectedRevision::Any, batch)
+                    .await
+                    .expect("append");
+            }
+        }));
+    }
+    let mut largest_wal = 0;
+    while !writers.iter().all(|w| w.is_finished()) {
+        largest_wal = largest_wal.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    assert!(
+        largest_wal < (STEADY_LOAD_BYTES / 3) as u64,
+        "the WAL grew to {largest_wal} bytes for {STEADY_LOAD_BYTES} bytes appended"
+    );
 }

@@ -75,7 +75,7 @@ impl SqliteStore {
         let next_position = schema::next_position(&connection)?;
         let (live, _) = broadcast::channel(options.live_feed_batches.max(1));
         let (appends, queue) = mpsc::channel();
-        let writer = writer::spawn(connection, queue, live.clone(), next_position)?;
+        let writer = writer::spawn(connection, &path, queue, live.clone(), next_position)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
