@@ -46,22 +46,16 @@ impl Fact {
                 stream: recorded.stream.to_string(),
             }
         })?;
-        // Views need only the schema version of the metadata; the rest is for auditors.
-        #[derive(serde::Deserialize)]
-        struct Version {
-            schema_version: u32,
-        }
-        let metadata: Version =
-            serde_json::from_slice(&recorded.metadata).map_err(|e| FactError::Unreadable {
-                position,
-                event_type: event_type(),
-                detail: format!("metadata: {e}"),
-            })?;
-        if metadata.schema_version > EVENT_SCHEMA_VERSION {
+        let version = schema_version(&recorded.metadata).map_err(|e| FactError::Unreadable {
+            position,
+            event_type: event_type(),
+            detail: format!("metadata: {e}"),
+        })?;
+        if version > EVENT_SCHEMA_VERSION {
             return Err(FactError::NewerSchema {
                 position,
                 event_type: event_type(),
-                version: metadata.schema_version,
+                version,
             });
         }
         if !ledger_domain::EVENT_TYPES.contains(&recorded.event_type.as_str()) {
@@ -86,5 +80,87 @@ impl Fact {
             recorded_at: recorded.recorded_at,
             event,
         })
+    }
+}
+
+/// The metadata's schema version: all a view needs of it (the rest is for auditors). The
+/// pipeline writes it first, so it is read from the prefix when it is there, which spares
+/// parsing ~300 bytes an event (4% of a rebuild's CPU); anything else goes through serde.
+/// The prefix gives the value serde would, but does not check the rest of the metadata:
+/// `ledger verify` reads it whole.
+fn schema_version(metadata: &[u8]) -> Result<u32, serde_json::Error> {
+    const PREFIX: &[u8] = br#"{"schema_version":"#;
+    if let Some(rest) = metadata.strip_prefix(PREFIX) {
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        // At most nine digits cannot overflow; JSON allows no leading zero.
+        let plain = (1..=9).contains(&digits) && (digits == 1 || rest[0] != b'0');
+        if plain && matches!(rest.get(digits), Some(b',' | b'}')) {
+            return Ok(rest[..digits]
+                .iter()
+                .fold(0, |version, digit| version * 10 + u32::from(digit - b'0')));
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct Version {
+        schema_version: u32,
+    }
+    serde_json::from_slice::<Version>(metadata).map(|v| v.schema_version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::schema_version;
+    use proptest::prelude::*;
+
+    fn by_serde(metadata: &[u8]) -> Option<u32> {
+        #[derive(serde::Deserialize)]
+        struct Version {
+            schema_version: u32,
+        }
+        serde_json::from_slice::<Version>(metadata)
+            .ok()
+            .map(|v| v.schema_version)
+    }
+
+    proptest! {
+        /// Metadata as the pipeline writes it, or with the version anywhere among other
+        /// fields: the same version as a full parse.
+        #[test]
+        fn the_version_is_the_one_a_full_parse_reads(
+            version in prop_oneof![0u32..10, any::<u32>()],
+            others in proptest::collection::vec(("[a-z_]{1,12}", "[a-zA-Z0-9 ]{0,20}"), 0..5),
+            first in any::<bool>(),
+        ) {
+            let mut fields: Vec<String> = others
+                .iter()
+                .filter(|(key, _)| key != "schema_version")
+                .map(|(key, value)| format!("{key:?}:{value:?}"))
+                .collect();
+            let at = if first { 0 } else { fields.len() };
+            fields.insert(at, format!("\"schema_version\":{version}"));
+            let metadata = format!("{{{}}}", fields.join(","));
+            prop_assert_eq!(schema_version(metadata.as_bytes()).ok(), Some(version));
+        }
+
+        /// Whatever follows the prefix, the version read is never another than a full
+        /// parse's, and what a full parse refuses in the version itself is refused.
+        #[test]
+        fn a_version_that_is_not_plain_goes_to_serde(
+            version in "[0-9+\\-.eE ]{0,12}",
+            rest in prop_oneof![Just(",\"x\":1}".to_owned()), Just("}".to_owned()), "[,}a-z\"]{0,4}"],
+        ) {
+            let metadata = format!("{{\"schema_version\":{version}{rest}");
+            let fast = schema_version(metadata.as_bytes()).ok();
+            let full = by_serde(metadata.as_bytes());
+            if full.is_some() {
+                prop_assert_eq!(fast, full);
+            }
+            if full.is_none() && fast.is_some() {
+                // Only the part after the version can be what serde refused.
+                let digits: String = version.chars().take_while(char::is_ascii_digit).collect();
+                prop_assert_eq!(digits.parse::<u32>().ok(), fast);
+                prop_assert!(!digits.starts_with('0') || digits == "0");
+            }
+        }
     }
 }
