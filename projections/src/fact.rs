@@ -100,6 +100,11 @@ fn schema_version(metadata: &[u8]) -> Result<u32, serde_json::Error> {
                 .fold(0, |version, digit| version * 10 + u32::from(digit - b'0')));
         }
     }
+    parsed_schema_version(metadata)
+}
+
+/// The schema version by a full parse of the metadata.
+fn parsed_schema_version(metadata: &[u8]) -> Result<u32, serde_json::Error> {
     #[derive(serde::Deserialize)]
     struct Version {
         schema_version: u32,
@@ -109,18 +114,8 @@ fn schema_version(metadata: &[u8]) -> Result<u32, serde_json::Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::schema_version;
+    use super::{parsed_schema_version, schema_version};
     use proptest::prelude::*;
-
-    fn by_serde(metadata: &[u8]) -> Option<u32> {
-        #[derive(serde::Deserialize)]
-        struct Version {
-            schema_version: u32,
-        }
-        serde_json::from_slice::<Version>(metadata)
-            .ok()
-            .map(|v| v.schema_version)
-    }
 
     proptest! {
         /// Metadata as the pipeline writes it, or with the version anywhere among other
@@ -151,7 +146,7 @@ mod tests {
         ) {
             let metadata = format!("{{\"schema_version\":{version}{rest}");
             let fast = schema_version(metadata.as_bytes()).ok();
-            let full = by_serde(metadata.as_bytes());
+            let full = parsed_schema_version(metadata.as_bytes()).ok();
             if full.is_some() {
                 prop_assert_eq!(fast, full);
             }

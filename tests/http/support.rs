@@ -32,6 +32,12 @@ pub struct Reply {
 }
 
 impl Reply {
+    fn content_type(&self) -> Option<&str> {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+    }
+
     pub fn expect(self, status: StatusCode) -> Value {
         assert_eq!(self.status, status, "{}", self.body);
         self.body
@@ -40,9 +46,7 @@ impl Reply {
     pub fn ok(self) -> Value {
         assert!(self.status.is_success(), "{}: {}", self.status, self.body);
         assert_eq!(
-            self.headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok()),
+            self.content_type(),
             Some("application/json"),
             "{}",
             self.body
@@ -54,9 +58,7 @@ impl Reply {
     pub fn problem(&self, status: StatusCode, code: &str) {
         assert_eq!(self.status, status, "{}", self.body);
         assert_eq!(
-            self.headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok()),
+            self.content_type(),
             Some("application/problem+json"),
             "{}",
             self.body
