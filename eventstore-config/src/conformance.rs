@@ -342,6 +342,39 @@ pub async fn all_reads_in_commit_order_in_both_directions<S: EventStore>(store: 
     );
 }
 
+/// Every event read from `$all` carries its own stream's name, also when its stream was first
+/// written after earlier reads.
+pub async fn all_reads_name_each_events_stream<S: EventStore>(store: S) {
+    let mut written = std::collections::HashMap::new();
+    for round in 0..3u64 {
+        // 20, then 40, then 60 names: each round writes streams that did not exist before.
+        let names = 20 * (round + 1);
+        for i in 0..40u64 {
+            let name = format!("order-{}", (i * 7 + round * 13) % names);
+            let event = event("Named", i);
+            written.insert(event.event_id, name.clone());
+            store
+                .append(&stream(&name), ExpectedRevision::Any, vec![event])
+                .await
+                .expect("append");
+        }
+        let forwards = all_events(&store).await;
+        let backwards = store
+            .read_all(AllFrom::End, Direction::Backwards, 25)
+            .await
+            .expect("read $all backwards");
+        assert_eq!(forwards.len(), written.len());
+        for read in forwards.iter().chain(&backwards) {
+            assert_eq!(
+                Some(read.stream.as_str()),
+                written.get(&read.event_id).map(String::as_str),
+                "the stream of the event at {}",
+                read.position
+            );
+        }
+    }
+}
+
 pub async fn bad_input_is_refused_and_writes_nothing<S: EventStore>(store: S) {
     let s = stream("order-bad");
     let invalid = |r: Result<AppendResult, StoreError>| {
@@ -554,6 +587,7 @@ macro_rules! conformance_tests {
             appending_the_same_event_ids_again_is_idempotent,
             streams_read_in_both_directions_from_any_revision,
             all_reads_in_commit_order_in_both_directions,
+            all_reads_name_each_events_stream,
             bad_input_is_refused_and_writes_nothing,
             one_refused_append_fails_alone_among_concurrent_ones,
             subscriptions_catch_up_then_go_live,
