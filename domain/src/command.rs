@@ -32,7 +32,7 @@ pub enum Resolution {
 pub enum Command {
     Place {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
         order_id: OrderId,
         seller: UserId,
@@ -42,57 +42,57 @@ pub enum Command {
     },
     Confirm {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
     },
     Decline {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
         reason: String,
     },
     Expire {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
     },
     Deliver {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
         message: String,
     },
     RequestRevision {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
         reason: String,
     },
     AcceptRevision {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
         delivery_days: u32,
     },
     RefuseRevision {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
         reason: String,
     },
     Close {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
     },
     AutoClose {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
     },
     BuyExtra {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
         kind: ExtraKind,
         description: String,
@@ -101,56 +101,56 @@ pub enum Command {
     },
     ExtendDeadline {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         due_at: DateTime<Utc>,
     },
     Cancel {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
         reason: String,
     },
     RequestCancellation {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
         reason: String,
     },
     AgreeCancellation {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
     },
     WithdrawCancellation {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
     },
     PartialRefund {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
         amount: Money,
         reason: String,
     },
     OpenDispute {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
         reason: String,
     },
     ResolveDispute {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
         resolution: Resolution,
         note: String,
     },
     LeaveReview {
         by: Actor,
-        #[serde(serialize_with = "crate::instant::serialize")]
+        #[serde(with = "crate::instant")]
         at: DateTime<Utc>,
         rating: u8,
         comment: Option<String>,

@@ -24,21 +24,21 @@ pub struct OrderPlaced {
     /// The platform's rate in force when the order was placed; every release uses it.
     pub commission_rate: Decimal,
     /// The seller must confirm before this instant or the order expires.
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub confirm_by: DateTime<Utc>,
     pub escrow_after: Money,
     pub by: Actor,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderConfirmed {
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub due_at: DateTime<Utc>,
     pub by: Actor,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 
@@ -49,14 +49,14 @@ pub struct OrderDelivered {
     pub delivery_number: u32,
     pub redelivery: bool,
     pub late: bool,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub due_at: DateTime<Utc>,
     /// The order closes by itself at this instant if the buyer does nothing.
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub auto_close_at: DateTime<Utc>,
     pub message: String,
     pub by: Actor,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 
@@ -65,17 +65,17 @@ pub struct OrderDelivered {
 pub struct RevisionRequested {
     pub reason: String,
     pub by: Actor,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RevisionAccepted {
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub due_at: DateTime<Utc>,
     pub by: Actor,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 
@@ -84,10 +84,10 @@ pub struct RevisionAccepted {
 pub struct RevisionRefused {
     pub reason: String,
     /// The buyer may close or dispute until this instant; then the order auto-closes. [seed 001]
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub decision_deadline: DateTime<Utc>,
     pub by: Actor,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 
@@ -99,23 +99,23 @@ pub struct ExtraPurchased {
     pub price: Money,
     pub extra_days: u32,
     /// The delivery deadline after the extra's days were added.
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub due_at: DateTime<Utc>,
     pub escrow_after: Money,
     pub by: Actor,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeadlineExtended {
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub previous_due_at: DateTime<Utc>,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub due_at: DateTime<Utc>,
     pub by: Actor,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 
@@ -125,7 +125,7 @@ pub struct CancellationRequested {
     pub requested_by: Party,
     pub reason: String,
     pub by: Actor,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 
@@ -133,7 +133,7 @@ pub struct CancellationRequested {
 #[serde(deny_unknown_fields)]
 pub struct CancellationWithdrawn {
     pub by: Actor,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 
@@ -145,7 +145,7 @@ pub struct PartialRefundIssued {
     pub reason: String,
     pub escrow_after: Money,
     pub by: Actor,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 
@@ -155,7 +155,7 @@ pub struct DisputeOpened {
     pub opened_by: Party,
     pub reason: String,
     pub by: Actor,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 
@@ -166,7 +166,7 @@ pub struct DisputeResolved {
     pub resolution: Resolution,
     pub note: String,
     pub by: Actor,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 
@@ -190,10 +190,10 @@ pub struct OrderClosed {
     pub seller_credit: Money,
     pub escrow_after: Money,
     /// Reviews are accepted strictly before this instant: the end of the last calendar day.
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub review_closes_at: DateTime<Utc>,
     pub by: Actor,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 
@@ -235,7 +235,7 @@ pub struct OrderCancelled {
     pub reason: String,
     pub escrow_after: Money,
     pub by: Actor,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 
@@ -245,7 +245,7 @@ pub struct ReviewLeft {
     pub rating: u8,
     pub comment: Option<String>,
     pub by: Actor,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 

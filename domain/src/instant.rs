@@ -1,11 +1,14 @@
 //! Instants written as RFC 3339 text directly, byte for byte as chrono writes them
-//! (`SecondsFormat::AutoSi`, `Z`). chrono's own `Serialize` goes through `collect_str`, which
-//! serde_json escapes a fragment at a time: ~250 ns a field against ~80 (a one-field struct
-//! to a reused buffer), and every event, order row and response holds several. Use with
-//! `#[serde(serialize_with = "…")]`.
+//! (`SecondsFormat::AutoSi`, `Z`), and read back the same way. chrono's own `Serialize` goes
+//! through `collect_str`, which serde_json escapes a fragment at a time: ~250 ns a field
+//! against ~80 (a one-field struct to a reused buffer), and every event, order row and
+//! response holds several; its `Deserialize` runs a general format parser, a few percent of
+//! a rebuild. Use with `#[serde(with = "…")]`; anything but the form written here goes to
+//! chrono, so what is accepted, and every error, is chrono's.
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
-use serde::{Serialize, Serializer};
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
+use serde::de::{self, IntoDeserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// `2026-03-02T09:00:00.123456789Z`
 const LONGEST: usize = 30;
@@ -33,6 +36,63 @@ pub fn serialize_option<S: Serializer>(
         Some(at) => serializer.serialize_some(&Instant(at)),
         None => serializer.serialize_none(),
     }
+}
+
+pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+    deserializer.deserialize_str(InstantVisitor)
+}
+
+struct InstantVisitor;
+
+impl de::Visitor<'_> for InstantVisitor {
+    type Value = DateTime<Utc>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("an RFC 3339 date and time")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<DateTime<Utc>, E> {
+        match read(text.as_bytes()) {
+            Some(at) => Ok(at),
+            None => DateTime::<Utc>::deserialize(text.into_deserializer()),
+        }
+    }
+}
+
+/// The instant in `YYYY-MM-DDTHH:MM:SS[.f…]Z` (one to nine digits of fraction), the form
+/// `write` gives; `None` for anything else, valid or not, which chrono then reads.
+fn read(text: &[u8]) -> Option<DateTime<Utc>> {
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        text.get(range)?.iter().try_fold(0u32, |n, byte| {
+            byte.is_ascii_digit()
+                .then(|| n * 10 + u32::from(byte - b'0'))
+        })
+    };
+    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if text.len() < 20 || separators.iter().any(|&(at, byte)| text[at] != byte) {
+        return None;
+    }
+    let (last, fraction) = text[19..].split_last()?;
+    if *last != b'Z' {
+        return None;
+    }
+    let nanos = match fraction {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+            number(20..20 + digits.len())? * 10u32.pow(9 - digits.len() as u32)
+        }
+        _ => return None,
+    };
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    // A leap second (`:60`) is chrono's to read.
+    if second > 59 {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)?;
+    Some(
+        date.and_hms_nano_opt(hour, minute, second, nanos)?
+            .and_utc(),
+    )
 }
 
 /// The text's length, or `None` where chrono's own form differs from four-digit years and
@@ -109,7 +169,65 @@ mod tests {
         Ok(())
     }
 
+    #[derive(serde::Deserialize)]
+    struct ReadOurs {
+        #[serde(deserialize_with = "deserialize")]
+        at: DateTime<Utc>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct ReadChronos {
+        at: DateTime<Utc>,
+    }
+
+    /// Ours and chrono's read `json` alike: the same instant, or the same error.
+    fn same_reading(json: &str) -> Result<(), TestCaseError> {
+        let ours = serde_json::from_str::<ReadOurs>(json)
+            .map(|r| r.at)
+            .map_err(|e| e.to_string());
+        let chronos = serde_json::from_str::<ReadChronos>(json)
+            .map(|r| r.at)
+            .map_err(|e| e.to_string());
+        prop_assert_eq!(ours, chronos, "reading {}", json);
+        Ok(())
+    }
+
     proptest! {
+        /// Every instant chrono can hold, as chrono writes it, reads back as chrono reads it.
+        #[test]
+        fn reads_what_chrono_reads(
+            seconds in DateTime::<Utc>::MIN_UTC.timestamp()..=DateTime::<Utc>::MAX_UTC.timestamp(),
+            nanos in prop_oneof![Just(0u32), (0u32..1000).prop_map(|m| m * 1_000_000),
+                0u32..1_000_000_000, 1_000_000_000u32..2_000_000_000],
+        ) {
+            if let Some(at) = Utc.timestamp_opt(seconds, nanos).single() {
+                let json = serde_json::to_string(&Chronos { at, maybe: None })
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                same_reading(&json)?;
+                let ours = serde_json::from_str::<ReadOurs>(&json)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(ours.at, at);
+            }
+        }
+
+        /// Text near the form written here, valid or not (bad dates, leap seconds, long
+        /// fractions, offsets, lower case), reads as chrono reads it, errors included.
+        #[test]
+        fn reads_near_misses_as_chrono_does(
+            (year, month, day) in (0u32..10_000, 0u32..14, 0u32..33),
+            (hour, minute, second) in (0u32..25, 0u32..61, 0u32..62),
+            fraction in "(\\.[0-9]{0,11})?",
+            separator in prop_oneof![Just('T'), Just('t'), Just(' ')],
+            zone in prop_oneof![Just("Z"), Just("z"), Just(""), Just("+00:00"), Just("-01:30")],
+            garbage in "[0-9T:.Z+-]{0,32}",
+        ) {
+            let text = format!(
+                "{year:04}-{month:02}-{day:02}{separator}{hour:02}:{minute:02}:{second:02}{fraction}{zone}"
+            );
+            same_reading(&format!("{{\"at\":\"{text}\"}}"))?;
+            same_reading(&format!("{{\"at\":\"{garbage}\"}}"))?;
+        }
+
         /// Any instant chrono can hold, with each precision the sub-seconds may have.
         #[test]
         fn writes_what_chrono_writes(

@@ -65,7 +65,7 @@ impl fmt::Display for Status {
 pub struct CancellationRequest {
     pub requested_by: Party,
     pub reason: String,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 
@@ -75,7 +75,7 @@ pub struct Extra {
     pub description: String,
     pub price: Money,
     pub extra_days: u32,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 
@@ -83,7 +83,7 @@ pub struct Extra {
 pub struct Review {
     pub rating: u8,
     pub comment: Option<String>,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub at: DateTime<Utc>,
 }
 
@@ -100,9 +100,9 @@ pub struct Order {
     pub status: Status,
     // Invariant: never negative (Money cannot be); zero once Closed or Cancelled.
     pub escrow_held: Money,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub placed_at: DateTime<Utc>,
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub confirm_by: DateTime<Utc>,
     #[serde(serialize_with = "crate::instant::serialize_option")]
     pub confirmed_at: Option<DateTime<Utc>>,
@@ -129,7 +129,7 @@ pub struct Order {
     pub review: Option<Review>,
     /// Instant of the latest event: commands dated before it are refused, so that an
     /// order's history reads in time order.
-    #[serde(serialize_with = "crate::instant::serialize")]
+    #[serde(with = "crate::instant")]
     pub last_event_at: DateTime<Utc>,
     /// Events folded into this state so far.
     pub events: u64,

@@ -15,7 +15,7 @@ pub const RATE_DECIMALS: u32 = 4;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Finish {
     seller: UserId,
-    #[serde(serialize_with = "ledger_domain::instant::serialize")]
+    #[serde(with = "ledger_domain::instant")]
     at: DateTime<Utc>,
     /// Closed (true) or cancelled against the seller (false).
     completed: bool,

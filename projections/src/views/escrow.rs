@@ -15,7 +15,7 @@ pub const AGING_BUCKET_UPPER_DAYS: [i64; 3] = [7, 30, 90];
 pub struct EscrowHolding {
     pub held: Money,
     /// When the buyer's payment entered escrow.
-    #[serde(serialize_with = "ledger_domain::instant::serialize")]
+    #[serde(with = "ledger_domain::instant")]
     pub since: DateTime<Utc>,
 }
 
@@ -29,7 +29,7 @@ pub struct EscrowView {
 pub struct AgedHolding {
     pub order: OrderId,
     pub held: Money,
-    #[serde(serialize_with = "ledger_domain::instant::serialize")]
+    #[serde(with = "ledger_domain::instant")]
     pub since: DateTime<Utc>,
     pub age_days: i64,
 }

@@ -69,7 +69,7 @@ impl RowKey for Account {
 pub struct Posting {
     pub position: u64,
     pub order: OrderId,
-    #[serde(serialize_with = "ledger_domain::instant::serialize")]
+    #[serde(with = "ledger_domain::instant")]
     pub at: DateTime<Utc>,
     pub debit: Account,
     pub credit: Account,

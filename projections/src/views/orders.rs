@@ -21,9 +21,9 @@ pub struct OrderSummary {
     pub extras_total: Money,
     pub escrow_held: Money,
     pub refunded: Money,
-    #[serde(serialize_with = "ledger_domain::instant::serialize")]
+    #[serde(with = "ledger_domain::instant")]
     pub placed_at: DateTime<Utc>,
-    #[serde(serialize_with = "ledger_domain::instant::serialize")]
+    #[serde(with = "ledger_domain::instant")]
     pub confirm_by: DateTime<Utc>,
     #[serde(serialize_with = "ledger_domain::instant::serialize_option")]
     pub due_at: Option<DateTime<Utc>>,

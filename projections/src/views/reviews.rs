@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeftReview {
     pub rating: u8,
-    #[serde(serialize_with = "ledger_domain::instant::serialize")]
+    #[serde(with = "ledger_domain::instant")]
     pub at: DateTime<Utc>,
 }
 
@@ -19,10 +19,10 @@ pub struct ReviewWindow {
     pub order: OrderId,
     pub buyer: UserId,
     pub seller: UserId,
-    #[serde(serialize_with = "ledger_domain::instant::serialize")]
+    #[serde(with = "ledger_domain::instant")]
     pub opens_at: DateTime<Utc>,
     /// Reviews are accepted strictly before this instant.
-    #[serde(serialize_with = "ledger_domain::instant::serialize")]
+    #[serde(with = "ledger_domain::instant")]
     pub closes_at: DateTime<Utc>,
     pub review: Option<LeftReview>,
 }

@@ -20,7 +20,7 @@ pub enum TimerKind {
 pub struct DueTimer {
     pub order: OrderId,
     pub kind: TimerKind,
-    #[serde(serialize_with = "ledger_domain::instant::serialize")]
+    #[serde(with = "ledger_domain::instant")]
     pub due_at: DateTime<Utc>,
 }
 

@@ -22,7 +22,7 @@ pub enum CreditReason {
 pub struct StatementLine {
     pub order: OrderId,
     pub position: u64,
-    #[serde(serialize_with = "ledger_domain::instant::serialize")]
+    #[serde(with = "ledger_domain::instant")]
     pub at: DateTime<Utc>,
     pub amount: Money,
     pub reason: CreditReason,
