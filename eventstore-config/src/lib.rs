@@ -24,7 +24,8 @@ pub use config::{ConfigError, StoreConfig, StoreKind, CONFIG_FILE_DEFAULT, ENV_P
 pub use error::StoreError;
 pub use esdb::{EventStoreDbOptions, EventStoreDbStore, CONNECT_TIMEOUT, SUBSCRIPTION_RETRIES_MAX};
 pub use sqlite::{
-    configure_log_writer, SqliteOptions, SqliteStore, LIVE_FEED_BATCHES_DEFAULT, LOG_FILE_NAME,
+    configure_log_writer, SqliteOptions, SqliteStore, INDEX_FLUSH_ENTRIES_DEFAULT,
+    INDEX_SLICE_ENTRIES_DEFAULT, LIVE_FEED_BATCHES_DEFAULT, LOG_FILE_NAME,
 };
 pub use store::{read_whole_stream, EventStore, Subscription};
 pub use subscription::CATCH_UP_PAGE_EVENTS;

@@ -11,6 +11,189 @@ async fn fresh() -> (SqliteStore, tempfile::TempDir) {
 
 ledger_store::conformance_tests!(fresh());
 
+/// Every few entries the per-stream index is written to its table, a stream or two per
+/// transaction, so that reads and the writer's checks merge the table with the entries still
+/// in memory at every turn.
+mod index_written_often {
+    use super::*;
+
+    async fn fresh() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = open_writing_index_every(dir.path(), 3);
+        (store, dir)
+    }
+
+    ledger_store::conformance_tests!(fresh());
+}
+
+/// A store that writes its index once `entries` are pending, two entries' worth of streams
+/// per transaction.
+fn open_writing_index_every(path: &std::path::Path, entries: usize) -> SqliteStore {
+    let options = SqliteOptions {
+        index_flush_entries: entries,
+        index_slice_entries: 2,
+        ..SqliteOptions::default()
+    };
+    SqliteStore::open_with(path, options).expect("open store")
+}
+
+/// Each stream's events, read forwards and backwards, as `(revision, event id)`.
+async fn stream_contents(store: &SqliteStore, name: &str) -> Vec<(u64, uuid::Uuid)> {
+    let forwards = store
+        .read_stream(&stream(name), StreamFrom::Start, Direction::Forwards, 1_000)
+        .await
+        .expect("read forwards");
+    let mut backwards = store
+        .read_stream(&stream(name), StreamFrom::End, Direction::Backwards, 1_000)
+        .await
+        .expect("read backwards");
+    backwards.reverse();
+    let contents: Vec<(u64, uuid::Uuid)> =
+        forwards.iter().map(|e| (e.revision, e.event_id)).collect();
+    let reversed: Vec<(u64, uuid::Uuid)> =
+        backwards.iter().map(|e| (e.revision, e.event_id)).collect();
+    assert_eq!(contents, reversed, "{name} reads the same both ways");
+    contents
+}
+
+#[tokio::test]
+async fn the_index_not_yet_written_is_rebuilt_from_the_log_on_reopening() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let names = ["order-a", "order-b", "order-c"];
+    let mut written: std::collections::HashMap<&str, Vec<uuid::Uuid>> = Default::default();
+    let mut last_append = None;
+    {
+        // 23 events with the index written every 5 entries: some in the table, some not.
+        let store = open_writing_index_every(dir.path(), 5);
+        for i in 0..23u64 {
+            let name = names[(i * 7 % 3) as usize];
+            let batch = vec![event("Tested", i)];
+            let ids = written.entry(name).or_default();
+            let expected = match ids.len() {
+                0 => ExpectedRevision::NoStream,
+                n => ExpectedRevision::Exact(n as u64 - 1),
+            };
+            ids.push(batch[0].event_id);
+            let result = store
+                .append(&stream(name), expected, batch.clone())
+                .await
+                .expect("append");
+            last_append = Some((name, expected, batch, result));
+        }
+        store.close();
+    }
+    for flush_every in [5, INDEX_FLUSH_ENTRIES_DEFAULT] {
+        let store = open_writing_index_every(dir.path(), flush_every);
+        for name in names {
+            let contents = stream_contents(&store, name).await;
+            let expected: Vec<(u64, uuid::Uuid)> = written[name]
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (i as u64, *id))
+                .collect();
+            assert_eq!(contents, expected, "{name} after reopening");
+        }
+        // The writer's checks see the same: a stale revision is refused, a retried append
+        // answers as it was answered.
+        let (name, expected, batch, first) = last_append.clone().expect("appended");
+        let stale = store
+            .append(&stream(name), expected, vec![event("Tested", 99)])
+            .await;
+        assert!(
+            matches!(stale, Err(StoreError::WrongExpectedRevision { .. })),
+            "{stale:?}"
+        );
+        let retried = store
+            .append(&stream(name), expected, batch)
+            .await
+            .expect("retry");
+        assert_eq!(retried, first);
+        store.close();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_while_the_index_is_written_see_every_acknowledged_event() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open_writing_index_every(dir.path(), 7);
+    let mut writers = Vec::new();
+    for writer in 0..8 {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            let mut acknowledged = [0u64; 5];
+            for i in 0..60 {
+                let which = i % 5;
+                let name = format!("order-{writer}-{which}");
+                store
+                    .append(&stream(&name), ExpectedRevision::Any, events(1))
+                    .await
+                    .expect("append");
+                acknowledged[which] += 1;
+                let read = store
+                    .read_stream(&stream(&name), StreamFrom::Start, Direction::Forwards, 100)
+                    .await
+                    .expect("read");
+                let revisions: Vec<u64> = read.iter().map(|e| e.revision).collect();
+                let expected: Vec<u64> = (0..acknowledged[which]).collect();
+                assert_eq!(revisions, expected, "{name} after {i} appends");
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.expect("writer task");
+    }
+}
+
+#[tokio::test]
+async fn a_log_of_the_first_schema_is_migrated_and_reads_as_before() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        // The first schema, as a log written by an earlier release holds it.
+        let db = rusqlite::Connection::open(dir.path().join(LOG_FILE_NAME)).expect("db");
+        db.execute_batch(
+            "CREATE TABLE streams (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+             CREATE TABLE events (
+                position INTEGER PRIMARY KEY, stream_id INTEGER NOT NULL REFERENCES streams (id),
+                revision INTEGER NOT NULL, event_id BLOB NOT NULL, event_type TEXT NOT NULL,
+                data BLOB NOT NULL, metadata BLOB NOT NULL, recorded_at INTEGER NOT NULL);
+             CREATE UNIQUE INDEX events_by_stream ON events (stream_id, revision);
+             INSERT INTO streams VALUES (0, 'order-a'), (1, 'order-b');
+             PRAGMA user_version = 1;",
+        )
+        .expect("first schema");
+        for (position, (stream_id, revision)) in [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2)]
+            .into_iter()
+            .enumerate()
+        {
+            db.execute(
+                "INSERT INTO events VALUES (?1, ?2, ?3, ?4, 'Tested', x'7b7d', x'7b7d', 0)",
+                rusqlite::params![
+                    position as i64,
+                    stream_id,
+                    revision,
+                    uuid::Uuid::new_v4().as_bytes()
+                ],
+            )
+            .expect("event");
+        }
+    }
+    let store = SqliteStore::open(dir.path()).expect("open and migrate");
+    let revisions = |contents: Vec<(u64, uuid::Uuid)>| -> Vec<u64> {
+        contents.into_iter().map(|(r, _)| r).collect()
+    };
+    assert_eq!(
+        revisions(stream_contents(&store, "order-a").await),
+        [0, 1, 2]
+    );
+    assert_eq!(revisions(stream_contents(&store, "order-b").await), [0, 1]);
+    let next = store
+        .append(&stream("order-b"), ExpectedRevision::Exact(1), events(1))
+        .await
+        .expect("append after migrating");
+    assert_eq!(next.next_expected_revision, 2);
+    assert_eq!(next.position, 5);
+}
+
 #[tokio::test]
 async fn the_log_survives_reopening_and_positions_continue() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -98,6 +281,7 @@ async fn a_live_subscriber_that_falls_far_behind_rereads_and_misses_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
     let options = SqliteOptions {
         live_feed_batches: 4,
+        ..SqliteOptions::default()
     };
     let store = SqliteStore::open_with(dir.path(), options).expect("open");
     let mut subscription = store

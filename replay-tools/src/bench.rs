@@ -5,7 +5,8 @@
 use chrono::Utc;
 use ledger_store::{
     configure_log_writer, AllFrom, Direction, EventData, EventStore, RecordedEvent, SqliteStore,
-    StoreError, StreamName, LOG_FILE_NAME, READ_EVENTS_MAX,
+    StoreError, StreamName, INDEX_FLUSH_ENTRIES_DEFAULT, INDEX_SLICE_ENTRIES_DEFAULT,
+    LOG_FILE_NAME, READ_EVENTS_MAX,
 };
 use std::path::Path;
 use std::time::Instant;
@@ -54,7 +55,9 @@ pub async fn rows_of(data_dir: &Path) -> Result<Vec<(StreamName, u64, EventData)
 }
 
 /// Rows per second inserted straight into the store's schema, `batch` rows per durable
-/// transaction: what SQLite alone can do on this disk.
+/// transaction: what SQLite alone can do on this disk. The per-stream index is written as
+/// the store writes it: kept aside until `INDEX_FLUSH_ENTRIES_DEFAULT` wait, then inserted in
+/// key order, `INDEX_SLICE_ENTRIES_DEFAULT` with each transaction.
 pub fn raw_insert_ceiling(
     data_dir: &Path,
     rows: &[(StreamName, u64, EventData)],
@@ -67,8 +70,31 @@ pub fn raw_insert_ceiling(
     let started = Instant::now();
     let recorded_at = Utc::now().timestamp_micros();
     let mut stream_ids: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    let mut unindexed: Vec<(i64, i64, i64)> = Vec::new();
+    // The round being written: entries in key order, how many are written, where it ends.
+    let (mut round, mut written, mut ends_at) = (Vec::new(), 0, 0);
     for (chunk_index, chunk) in rows.chunks(batch.max(1)).enumerate() {
         let tx = db.transaction()?;
+        if round.is_empty() && unindexed.len() >= INDEX_FLUSH_ENTRIES_DEFAULT {
+            round = std::mem::take(&mut unindexed);
+            round.sort_unstable();
+            (written, ends_at) = (0, (chunk_index * batch) as i64);
+        }
+        if !round.is_empty() {
+            let mut index = tx.prepare_cached(
+                "INSERT OR IGNORE INTO stream_index (stream_id, revision, position) VALUES (?1, ?2, ?3)",
+            )?;
+            let end = (written + INDEX_SLICE_ENTRIES_DEFAULT).min(round.len());
+            for (stream_id, revision, position) in &round[written..end] {
+                index.execute(rusqlite::params![stream_id, revision, position])?;
+            }
+            written = end;
+            if written == round.len() {
+                tx.prepare_cached("UPDATE indexed SET upto = ?1 WHERE id = 0")?
+                    .execute(rusqlite::params![ends_at])?;
+                round.clear();
+            }
+        }
         {
             let mut new_stream =
                 tx.prepare_cached("INSERT INTO streams (id, name) VALUES (?1, ?2)")?;
@@ -87,6 +113,7 @@ pub fn raw_insert_ceiling(
                         next_id
                     }
                 };
+                unindexed.push((stream_id, *revision as i64, position));
                 insert.execute(rusqlite::params![
                     position,
                     stream_id,

@@ -7,8 +7,11 @@
 //! own connections. After each commit the writer publishes the new events to live
 //! subscriptions.
 
+mod index;
 mod schema;
 mod writer;
+
+pub use index::{INDEX_FLUSH_ENTRIES_DEFAULT, INDEX_SLICE_ENTRIES_DEFAULT};
 
 pub use schema::configure_writer as configure_log_writer;
 
@@ -33,12 +36,18 @@ pub const LIVE_FEED_BATCHES_DEFAULT: usize = 4_096;
 #[derive(Clone, Debug)]
 pub struct SqliteOptions {
     pub live_feed_batches: usize,
+    /// Index entries kept in memory before they are written to the log in key order…
+    pub index_flush_entries: usize,
+    /// …this many in each transaction.
+    pub index_slice_entries: usize,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {
             live_feed_batches: LIVE_FEED_BATCHES_DEFAULT,
+            index_flush_entries: INDEX_FLUSH_ENTRIES_DEFAULT,
+            index_slice_entries: INDEX_SLICE_ENTRIES_DEFAULT,
         }
     }
 }
@@ -58,6 +67,7 @@ struct Inner {
     live: broadcast::Sender<CommittedBatch>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     names: StreamNames,
+    pending: Arc<RwLock<index::Pending>>,
 }
 
 impl SqliteStore {
@@ -74,9 +84,21 @@ impl SqliteStore {
         schema::configure_writer(&connection)?;
         schema::migrate(&connection)?;
         let next_position = schema::next_position(&connection)?;
+        let pending = Arc::new(RwLock::new(index::Pending::load(&connection)?));
         let (live, _) = broadcast::channel(options.live_feed_batches.max(1));
         let (appends, queue) = mpsc::channel();
-        let writer = writer::spawn(connection, &path, queue, live.clone(), next_position)?;
+        let writer = writer::spawn(
+            connection,
+            &path,
+            queue,
+            live.clone(),
+            next_position,
+            Arc::clone(&pending),
+            (
+                options.index_flush_entries.max(1),
+                options.index_slice_entries.max(1),
+            ),
+        )?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
@@ -85,6 +107,7 @@ impl SqliteStore {
                 live,
                 writer: Mutex::new(Some(writer)),
                 names: StreamNames::default(),
+                pending,
             }),
         })
     }
@@ -281,7 +304,8 @@ impl EventStore for SqliteStore {
         max: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let stream = stream.clone();
-        let max = max.min(READ_EVENTS_MAX) as i64;
+        let max = max.min(READ_EVENTS_MAX);
+        let inner = Arc::clone(&self.inner);
         self.with_reader(move |db| {
             let stream_id: Option<i64> = db
                 .prepare_cached("SELECT id FROM streams WHERE name = ?1")?
@@ -290,24 +314,43 @@ impl EventStore for SqliteStore {
             let Some(stream_id) = stream_id else {
                 return Err(StoreError::StreamNotFound(stream));
             };
-            let (condition, start) = match (direction, from) {
-                (Direction::Forwards, StreamFrom::Start) => (FORWARDS_FROM, 0),
-                (Direction::Forwards, StreamFrom::Revision(r)) => (FORWARDS_FROM, to_sql(r)),
-                (Direction::Forwards, StreamFrom::End) => (FORWARDS_AFTER, i64::MAX),
-                (Direction::Backwards, StreamFrom::End) => (BACKWARDS_FROM, i64::MAX),
-                (Direction::Backwards, StreamFrom::Revision(r)) => (BACKWARDS_FROM, to_sql(r)),
-                (Direction::Backwards, StreamFrom::Start) => (BACKWARDS_FROM, 0),
+            let ascending = direction == Direction::Forwards;
+            let bound = match (direction, from) {
+                (Direction::Forwards, StreamFrom::End) => None,
+                (_, StreamFrom::Start) => Some(0),
+                (_, StreamFrom::Revision(r)) => Some(r),
+                (Direction::Backwards, StreamFrom::End) => Some(u64::MAX),
             };
-            let sql = format!(
-                "{SELECT_EVENT} WHERE e.stream_id = ?1 AND {} LIMIT ?3",
-                condition
-                    .replace("{key}", "e.revision")
-                    .replace("{from}", "?2")
-            );
-            let mut statement = db.prepare_cached(&sql)?;
-            collect(&mut statement, params![stream_id, start, max], |_, _| {
-                Ok(stream.clone())
-            })
+            let range = index::Range {
+                ascending,
+                bound,
+                max,
+            };
+            // Taken before the table is read (see `index::entries`).
+            let recent = inner
+                .pending
+                .read()
+                .map_err(|_| StoreError::Io("the pending index is poisoned".into()))?
+                .of_stream(stream_id)
+                .to_vec();
+            let entries = index::entries(db, stream_id, range, &[&recent])?;
+            let mut statement =
+                db.prepare_cached(&format!("{SELECT_EVENT} WHERE e.position = ?1"))?;
+            let mut events = Vec::with_capacity(entries.len());
+            for (_, position) in entries {
+                let event = statement
+                    .query_row(params![position as i64], |row| {
+                        row_to_event(row, &mut |_, _| Ok(stream.clone()))
+                    })
+                    .optional()?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "the index names a missing event at {position}"
+                        ))
+                    })??;
+                events.push(event);
+            }
+            Ok(events)
         })
         .await
     }

@@ -4,9 +4,9 @@ use crate::error::StoreError;
 use rusqlite::Connection;
 
 /// The schema this code writes. A database with a newer one is refused, never guessed at.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
-const MIGRATIONS: [&str; 1] = [
+const MIGRATIONS: [&str; 2] = [
     // 1: the log. `position` is the rowid: gapless, assigned by the single writer. Streams
     // are keyed by a small integer so the per-stream index stays compact; there is no global
     // index on event ids (idempotency looks where the append would land, in its stream).
@@ -25,6 +25,21 @@ const MIGRATIONS: [&str; 1] = [
         recorded_at INTEGER NOT NULL
      );
      CREATE UNIQUE INDEX events_by_stream ON events (stream_id, revision);",
+    // 2: the per-stream index becomes a table written in sorted batches (`index.rs`): an
+    // index kept row by row cost the writer more than the rows themselves, since appends land
+    // on streams spread over all of it. `indexed.upto`: every event below it is in
+    // `stream_index`; the events from it on are indexed in memory, from the log, on open.
+    "CREATE TABLE stream_index (
+        stream_id INTEGER NOT NULL,
+        revision  INTEGER NOT NULL,
+        position  INTEGER NOT NULL,
+        PRIMARY KEY (stream_id, revision)
+     ) WITHOUT ROWID;
+     INSERT INTO stream_index (stream_id, revision, position)
+        SELECT stream_id, revision, position FROM events ORDER BY stream_id, revision;
+     DROP INDEX events_by_stream;
+     CREATE TABLE indexed (id INTEGER PRIMARY KEY CHECK (id = 0), upto INTEGER NOT NULL);
+     INSERT INTO indexed (id, upto) SELECT 0, COALESCE(MAX(position) + 1, 0) FROM events;",
 ];
 
 /// Sets up the connection that writes the log: WAL, durable commits, the writer's cache and

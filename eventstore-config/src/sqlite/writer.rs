@@ -1,5 +1,6 @@
 //! The single writer: group commit with a per-append expected-revision check.
 
+use super::index::{self, Pending, Round};
 use super::schema;
 use crate::error::StoreError;
 use crate::subscription::CommittedBatch;
@@ -10,7 +11,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, RwLock};
 use tokio::sync::{broadcast, oneshot};
 use uuid::Uuid;
 
@@ -52,6 +53,8 @@ pub(crate) fn spawn(
     queue: mpsc::Receiver<AppendRequest>,
     live: broadcast::Sender<CommittedBatch>,
     next_position: u64,
+    pending: Arc<RwLock<Pending>>,
+    index_entries: (usize, usize),
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
     let next_stream_id = schema::next_stream_id(&db)?;
     // Replaces SQLite's automatic checkpoint, which ran inside the commit that crossed its
@@ -64,6 +67,9 @@ pub(crate) fn spawn(
         next_stream_id,
         streams: HashMap::new(),
         checkpointer: Checkpointer::spawn(path)?,
+        pending,
+        index_entries,
+        round: None,
     };
     std::thread::Builder::new()
         .name("ledger-store-writer".into())
@@ -79,6 +85,12 @@ struct Writer {
     /// Committed state of recently written streams.
     streams: HashMap<StreamName, StreamState>,
     checkpointer: Checkpointer,
+    /// Index entries not yet in `stream_index`; readers merge them in (`index.rs`).
+    pending: Arc<RwLock<Pending>>,
+    /// Entries pending before a round begins, and written per transaction during one.
+    index_entries: (usize, usize),
+    /// The round writing pending entries to the table, a slice per transaction.
+    round: Option<Round>,
 }
 
 /// Copies the WAL into the database on a thread and connection of its own, so that commits
@@ -137,6 +149,7 @@ struct Batch {
     streams: HashMap<StreamName, StreamState>,
     outcomes: Vec<Result<AppendResult, StoreError>>,
     committed: Vec<RecordedEvent>,
+    index: index::Batch,
 }
 
 impl Writer {
@@ -191,8 +204,37 @@ impl Writer {
             streams: HashMap::new(),
             outcomes: Vec::with_capacity(appends.len()),
             committed: Vec::new(),
+            index: index::Batch::default(),
         };
-        match write(&mut self.db, &self.streams, start, appends) {
+        let written = match self.pending.read() {
+            Ok(pending) => {
+                let (flush, slice) = self.index_entries;
+                if self.round.is_none() && pending.len() >= flush {
+                    self.round = Some(pending.round(self.next_position, slice));
+                }
+                let slice = self.round.as_ref().map(|round| (round, round.slice()));
+                write(&mut self.db, &self.streams, &pending, slice, start, appends)
+            }
+            Err(_) => Err(StoreError::Io("the pending index is poisoned".into())),
+        };
+        let indexed = written.and_then(|mut batch| {
+            // Before any reply or live event, so a reader that learns of these events finds
+            // them in the index.
+            let mut pending = self
+                .pending
+                .write()
+                .map_err(|_| StoreError::Io("the pending index is poisoned".into()))?;
+            if let Some(round) = &mut self.round {
+                let slice = round.slice();
+                pending.written(round, slice.clone());
+                if round.advance(slice) {
+                    self.round = None;
+                }
+            }
+            pending.extend(std::mem::take(&mut batch.index));
+            Ok(batch)
+        });
+        match indexed {
             Ok(batch) => {
                 self.next_position = batch.position;
                 self.next_stream_id = batch.next_stream_id;
@@ -230,10 +272,15 @@ impl Writer {
 fn write(
     db: &mut Connection,
     cache: &HashMap<StreamName, StreamState>,
+    pending: &Pending,
+    index_slice: Option<(&Round, std::ops::Range<usize>)>,
     mut batch: Batch,
     appends: Vec<(StreamName, ExpectedRevision, Vec<EventData>)>,
 ) -> Result<Batch, StoreError> {
     let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if let Some((round, slice)) = index_slice {
+        round.write(&tx, slice)?;
+    }
     // Truncated to what the column keeps, so the live copy equals what a read returns.
     let now = Utc::now();
     let recorded_micros = now.timestamp_micros();
@@ -241,9 +288,10 @@ fn write(
     for (stream, expected, events) in appends {
         let known = match batch.streams.get(&stream).or_else(|| cache.get(&stream)) {
             Some(state) => *state,
-            None => stored_stream(&tx, &stream)?,
+            None => stored_stream(&tx, &stream, pending, &batch.index)?,
         };
-        if let Some(outcome) = already_appended(&tx, &stream, expected, known, &events)? {
+        let recent = |id: i64| [pending.of_stream(id), batch.index.of_stream(id)];
+        if let Some(outcome) = already_appended(&tx, &stream, expected, known, &events, recent)? {
             batch.outcomes.push(outcome);
             continue;
         }
@@ -285,6 +333,7 @@ fn write(
                 event.metadata,
                 recorded_micros,
             ])?;
+            batch.index.add(stream_id, revision, batch.position);
             batch.committed.push(RecordedEvent {
                 stream: stream.clone(),
                 revision,
@@ -317,7 +366,12 @@ fn truncated_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
 }
 
-fn stored_stream(tx: &Transaction<'_>, stream: &StreamName) -> Result<StreamState, StoreError> {
+fn stored_stream(
+    tx: &Transaction<'_>,
+    stream: &StreamName,
+    pending: &Pending,
+    batch: &index::Batch,
+) -> Result<StreamState, StoreError> {
     let id: Option<i64> = tx
         .prepare_cached("SELECT id FROM streams WHERE name = ?1")?
         .query_row(params![stream.as_str()], |row| row.get(0))
@@ -328,12 +382,10 @@ fn stored_stream(tx: &Transaction<'_>, stream: &StreamName) -> Result<StreamStat
             revision: None,
         });
     };
-    let max: Option<i64> = tx
-        .prepare_cached("SELECT MAX(revision) FROM events WHERE stream_id = ?1")?
-        .query_row(params![id], |row| row.get(0))?;
+    let recent = [pending.of_stream(id), batch.of_stream(id)];
     Ok(StreamState {
         id: Some(id),
-        revision: max.map(|r| r as u64),
+        revision: index::last_revision(tx, id, &recent)?,
     })
 }
 
@@ -349,12 +401,13 @@ fn expected_holds(expected: ExpectedRevision, current: Option<u64>) -> bool {
 /// EventStoreDB's idempotency: if these ids already sit in the stream, consecutively, where
 /// this append would have put them, the append already happened; answer as it was answered.
 /// With an exact expectation that holds, nothing can be there yet and nothing is read.
-fn already_appended(
+fn already_appended<'a>(
     tx: &Transaction<'_>,
     stream: &StreamName,
     expected: ExpectedRevision,
     known: StreamState,
     events: &[EventData],
+    recent: impl Fn(i64) -> [&'a [(u64, u64)]; 2],
 ) -> Result<Option<Result<AppendResult, StoreError>>, StoreError> {
     let (Some(stream_id), Some(current)) = (known.id, known.revision) else {
         return Ok(None);
@@ -375,25 +428,17 @@ fn already_appended(
     } else {
         events.len() as u64
     };
-    let mut lookup = tx.prepare_cached(
-        "SELECT revision, position, event_id FROM events
-         WHERE stream_id = ?1 AND revision >= ?2 ORDER BY revision LIMIT ?3",
-    )?;
-    let rows = lookup.query_map(
-        params![stream_id, window_start as i64, window as i64],
-        |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, Vec<u8>>(2)?,
-            ))
-        },
-    )?;
+    let range = index::Range {
+        ascending: true,
+        bound: Some(window_start),
+        max: usize::try_from(window).unwrap_or(usize::MAX),
+    };
+    let mut event_id = tx.prepare_cached("SELECT event_id FROM events WHERE position = ?1")?;
     let mut stored: HashMap<Uuid, (u64, u64)> = HashMap::new();
-    for row in rows {
-        let (revision, position, id) = row?;
+    for (revision, position) in index::entries(tx, stream_id, range, &recent(stream_id))? {
+        let id: Vec<u8> = event_id.query_row(params![position as i64], |row| row.get(0))?;
         if let Ok(id) = Uuid::from_slice(&id) {
-            stored.insert(id, (revision as u64, position as u64));
+            stored.insert(id, (revision, position));
         }
     }
     let found: Vec<(u64, u64)> = events
