@@ -12,6 +12,7 @@
 use crate::error::StoreError;
 use rusqlite::{params, Connection, Transaction};
 use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Index entries kept in memory before the writer writes them to `stream_index`.
 pub const INDEX_FLUSH_ENTRIES_DEFAULT: usize = 20_000;
@@ -156,6 +157,17 @@ impl Round {
         self.next = slice.end;
         self.next == self.streams.len()
     }
+}
+
+/// `Pending` is changed only by the writer, by steps that cannot panic halfway, so a lock
+/// poisoned elsewhere still guards whole entries; refusing reads and appends for it would
+/// only turn one failed thread into a store that answers nothing.
+pub(crate) fn read(pending: &RwLock<Pending>) -> RwLockReadGuard<'_, Pending> {
+    pending.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn write(pending: &RwLock<Pending>) -> RwLockWriteGuard<'_, Pending> {
+    pending.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The entries a write transaction adds, merged into `Pending` once it is durable.

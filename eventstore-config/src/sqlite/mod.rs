@@ -327,12 +327,7 @@ impl EventStore for SqliteStore {
                 max,
             };
             // Taken before the table is read (see `index::entries`).
-            let recent = inner
-                .pending
-                .read()
-                .map_err(|_| StoreError::Io("the pending index is poisoned".into()))?
-                .of_stream(stream_id)
-                .to_vec();
+            let recent = index::read(&inner.pending).of_stream(stream_id).to_vec();
             let entries = index::entries(db, stream_id, range, &[&recent])?;
             let mut statement =
                 db.prepare_cached(&format!("{SELECT_EVENT} WHERE e.position = ?1"))?;

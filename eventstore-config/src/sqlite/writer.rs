@@ -206,24 +206,19 @@ impl Writer {
             committed: Vec::new(),
             index: index::Batch::default(),
         };
-        let written = match self.pending.read() {
-            Ok(pending) => {
-                let (flush, slice) = self.index_entries;
-                if self.round.is_none() && pending.len() >= flush {
-                    self.round = Some(pending.round(self.next_position, slice));
-                }
-                let slice = self.round.as_ref().map(|round| (round, round.slice()));
-                write(&mut self.db, &self.streams, &pending, slice, start, appends)
+        let mut written = {
+            let pending = index::read(&self.pending);
+            let (flush, slice) = self.index_entries;
+            if self.round.is_none() && pending.len() >= flush {
+                self.round = Some(pending.round(self.next_position, slice));
             }
-            Err(_) => Err(StoreError::Io("the pending index is poisoned".into())),
+            let slice = self.round.as_ref().map(|round| (round, round.slice()));
+            write(&mut self.db, &self.streams, &pending, slice, start, appends)
         };
-        let indexed = written.and_then(|mut batch| {
+        if let Ok(batch) = &mut written {
             // Before any reply or live event, so a reader that learns of these events finds
             // them in the index.
-            let mut pending = self
-                .pending
-                .write()
-                .map_err(|_| StoreError::Io("the pending index is poisoned".into()))?;
+            let mut pending = index::write(&self.pending);
             if let Some(round) = &mut self.round {
                 let slice = round.slice();
                 pending.written(round, slice.clone());
@@ -232,9 +227,8 @@ impl Writer {
                 }
             }
             pending.extend(std::mem::take(&mut batch.index));
-            Ok(batch)
-        });
-        match indexed {
+        }
+        match written {
             Ok(batch) => {
                 self.next_position = batch.position;
                 self.next_stream_id = batch.next_stream_id;
