@@ -2,6 +2,7 @@
 //! bounded cache of recent order states.
 
 use crate::codec::{self, DecodeError};
+use ledger_domain::chrono::DateTime;
 use ledger_domain::{
     decide, evolve, Command, Event, EventMetadata, OrderId, OrderState, Policy, Rejection,
     EVENT_SCHEMA_VERSION,
@@ -184,7 +185,7 @@ impl CommandHandler {
         loaded: &Loaded,
     ) -> Result<Outcome, CommandError> {
         if let Some(record) = loaded.commands.get(&request.command_id) {
-            if record.digest != digest {
+            if !same_command(&record.digest, digest, request.order_id, &request.command) {
                 return Err(CommandError::CommandIdReused(request.command_id));
             }
             return self.replay(request.order_id, record).await;
@@ -375,8 +376,42 @@ fn effective_command(command: &Command, state: &OrderState) -> Command {
     command
 }
 
-/// A fingerprint of what the command asks, without when: a retry sent later is the same command.
+/// A fingerprint of what the command asks, without when: a retry sent later is the same
+/// command. Stored in the log, so its bytes must never change; `v2:` marks this form: BLAKE3
+/// of the order id and the command as serde writes it (fields in declaration order) with its
+/// instant at the epoch. The first form, SHA-256 over keys sorted through a
+/// `serde_json::Value`, was 10% of the pipeline's CPU; this one is ~3× cheaper (this CPU has
+/// no SHA instructions).
 fn digest(order: OrderId, command: &Command) -> String {
+    let mut timeless = command.clone();
+    timeless.set_at(DateTime::UNIX_EPOCH);
+    let mut bytes = Vec::with_capacity(DIGESTED_CAPACITY);
+    bytes.extend_from_slice(order.0.as_bytes());
+    // Serialising into memory cannot fail. Hashed whole: serde writes a token at a time,
+    // and a hash fed each one costs more than the copy.
+    let _ = serde_json::to_writer(&mut bytes, &timeless);
+    let mut text = String::with_capacity(DIGEST_V2.len() + 32);
+    text.push_str(DIGEST_V2);
+    push_hex(&mut text, &blake3::hash(&bytes).as_bytes()[..16]);
+    text
+}
+
+const DIGEST_V2: &str = "v2:";
+/// Bytes hashed for most commands: the order id and a few hundred of JSON.
+const DIGESTED_CAPACITY: usize = 512;
+
+/// Whether a command id's stored digest is this command's, in the form it was stored in.
+fn same_command(stored: &str, digest: &str, order: OrderId, command: &Command) -> bool {
+    if stored.starts_with(DIGEST_V2) {
+        stored == digest
+    } else {
+        stored == digest_v1(order, command)
+    }
+}
+
+/// The first form, for commands the log holds from before `v2:`: the command as JSON with
+/// sorted keys, without its instant.
+fn digest_v1(order: OrderId, command: &Command) -> String {
     let mut value = serde_json::to_value(command).unwrap_or_default();
     if let Some(fields) = value.as_object_mut() {
         fields.remove("at");
@@ -385,13 +420,17 @@ fn digest(order: OrderId, command: &Command) -> String {
     hasher.update(order.0.as_bytes());
     // Serialising a `Value` into memory cannot fail.
     let _ = serde_json::to_writer(HashWriter(&mut hasher), &value);
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hex = String::with_capacity(32);
-    for byte in hasher.finalize().iter().take(16) {
-        hex.push(char::from(HEX[usize::from(byte >> 4)]));
-        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
+    push_hex(&mut hex, &hasher.finalize()[..16]);
     hex
+}
+
+fn push_hex(text: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        text.push(char::from(HEX[usize::from(byte >> 4)]));
+        text.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
 }
 
 /// Feeds serialised bytes straight into the hash, with no string in between.
@@ -433,17 +472,89 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn the_digest_is_the_one_written_before() {
-        let order = OrderId(Uuid::from_u128(7));
-        let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single();
-        let command = Command::RefuseRevision {
+    fn refusal(at: (u32, u32)) -> Command {
+        let at = Utc.with_ymd_and_hms(2026, 3, at.0, at.1, 0, 0).single();
+        Command::RefuseRevision {
             by: Actor::new(Role::Seller, UserId(Uuid::from_u128(2))),
             at: at.unwrap_or_default(),
             reason: "out of \"scope\" \u{e9}".into(),
-        };
-        let digest = digest(order, &command);
+        }
+    }
+
+    #[test]
+    fn the_first_digest_is_the_one_written_before() {
+        let order = OrderId(Uuid::from_u128(7));
+        let command = refusal((2, 9));
+        let digest = digest_v1(order, &command);
         assert_eq!(digest, digest_as_first_written(order, &command));
         assert_eq!(digest.len(), 32);
+    }
+
+    /// The second form's bytes, pinned: if this fails, a field of `Command` (or of what it
+    /// holds) was renamed, moved or retyped, and retries across the upgrade would be refused.
+    /// Add a third form instead of changing this one. The value was checked apart from this
+    /// code: BLAKE3 (Python's `blake3` package) of the order id's 16 bytes and the text
+    /// `{"command":"refuse_revision","by":{"role":"seller","user_id":"00000000-0000-0000-0000-000000000002"},"at":"1970-01-01T00:00:00Z","reason":"out of \"scope\" é"}`.
+    #[test]
+    fn the_second_digest_is_the_one_written_before() {
+        let order = OrderId(Uuid::from_u128(7));
+        assert_eq!(
+            digest(order, &refusal((2, 9))),
+            "v2:0330d846c1959559d691b7c253ae3630"
+        );
+    }
+
+    #[test]
+    fn a_retry_sent_later_has_the_same_digest_and_another_command_not() {
+        let order = OrderId(Uuid::from_u128(7));
+        let first = digest(order, &refusal((2, 9)));
+        assert_eq!(first, digest(order, &refusal((5, 17))));
+        assert_ne!(first, digest(OrderId(Uuid::from_u128(8)), &refusal((2, 9))));
+        let Command::RefuseRevision { by, at, .. } = refusal((2, 9)) else {
+            unreachable!()
+        };
+        let other = Command::RefuseRevision {
+            by,
+            at,
+            reason: "another reason".into(),
+        };
+        assert_ne!(first, digest(order, &other));
+    }
+
+    #[test]
+    fn a_command_stored_with_either_digest_is_recognised_and_another_is_not() {
+        let order = OrderId(Uuid::from_u128(7));
+        let command = refusal((2, 9));
+        let retried = refusal((4, 12));
+        let now = digest(order, &retried);
+        assert!(same_command(
+            &digest(order, &command),
+            &now,
+            order,
+            &retried
+        ));
+        assert!(same_command(
+            &digest_v1(order, &command),
+            &now,
+            order,
+            &retried
+        ));
+        let other = Command::Close {
+            by: Actor::new(Role::Buyer, UserId(Uuid::from_u128(3))),
+            at: retried.at(),
+        };
+        let other_now = digest(order, &other);
+        assert!(!same_command(
+            &digest(order, &command),
+            &other_now,
+            order,
+            &other
+        ));
+        assert!(!same_command(
+            &digest_v1(order, &command),
+            &other_now,
+            order,
+            &other
+        ));
     }
 }
