@@ -3,8 +3,8 @@
 //! writer 7–9 µs of CPU an event, more than the event itself: appends land on streams spread
 //! over the whole index, so nearly every row dirtied a page of its own. Written ~20,000 at a
 //! time in key order, each page is touched once for many (docs/performance.md). Such a round
-//! is written a slice of whole streams per transaction, so that no one commit carries it
-//! all (at once it held commits up to ~50 ms).
+//! is written a slice of whole streams per transaction, so that no one commit carries a
+//! whole round's inserts.
 //!
 //! The memory part is never the only copy: the events hold `stream_id` and `revision`, and
 //! on open everything from `indexed.upto` on is indexed again from the log.
@@ -22,7 +22,8 @@ pub const INDEX_SLICE_ENTRIES_DEFAULT: usize = 2_000;
 /// A stream's entries, `(revision, position)`, by ascending revision.
 pub(crate) type Entries = Vec<(u64, u64)>;
 
-/// The index entries of events at or after `upto`, committed but not yet in `stream_index`.
+/// The index entries of committed events not known to be in `stream_index` (all of them at
+/// or after `indexed.upto`).
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     streams: HashMap<i64, Entries>,

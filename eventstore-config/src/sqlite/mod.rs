@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::sync::{mpsc, Arc, Mutex, PoisonError, RwLock};
 use tokio::sync::{broadcast, oneshot};
 use uuid::Uuid;
 
@@ -185,13 +185,13 @@ impl StreamNames {
     fn name(&self, db: &Connection, id: i64, position: i64) -> Result<StreamName, StoreError> {
         let index = usize::try_from(id)
             .map_err(|_| StoreError::Corrupt(format!("stream id {id} at {position}")))?;
-        if let Some(Some(name)) = self.read()?.get(index) {
+        // A poisoned lock still holds whole names: every slot is written in one step.
+        let known = self.by_id.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(Some(name)) = known.get(index) {
             return Ok(name.clone());
         }
-        let mut names = self
-            .by_id
-            .write()
-            .map_err(|_| StoreError::Io("stream names poisoned".into()))?;
+        drop(known);
+        let mut names = self.by_id.write().unwrap_or_else(PoisonError::into_inner);
         if index >= names.len() {
             let mut statement =
                 db.prepare_cached("SELECT id, name FROM streams WHERE id >= ?1 ORDER BY id")?;
@@ -213,12 +213,6 @@ impl StreamNames {
             .cloned()
             .flatten()
             .ok_or_else(|| StoreError::Corrupt(format!("unknown stream id {id} at {position}")))
-    }
-
-    fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, Vec<Option<StreamName>>>, StoreError> {
-        self.by_id
-            .read()
-            .map_err(|_| StoreError::Io("stream names poisoned".into()))
     }
 }
 
