@@ -67,7 +67,9 @@ impl Pending {
         self.entries += 1;
     }
 
-    pub(crate) fn extend(&mut self, batch: Batch) {
+    /// Takes in the entries of a write transaction (kept in a `Pending` of its own until it
+    /// is durable).
+    pub(crate) fn extend(&mut self, batch: Pending) {
         for (stream_id, entries) in batch.streams {
             self.entries += entries.len();
             self.streams.entry(stream_id).or_default().extend(entries);
@@ -169,25 +171,6 @@ pub(crate) fn read(pending: &RwLock<Pending>) -> RwLockReadGuard<'_, Pending> {
 
 pub(crate) fn write(pending: &RwLock<Pending>) -> RwLockWriteGuard<'_, Pending> {
     pending.write().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The entries a write transaction adds, merged into `Pending` once it is durable.
-#[derive(Debug, Default)]
-pub(crate) struct Batch {
-    streams: HashMap<i64, Entries>,
-}
-
-impl Batch {
-    pub(crate) fn add(&mut self, stream_id: i64, revision: u64, position: u64) {
-        self.streams
-            .entry(stream_id)
-            .or_default()
-            .push((revision, position));
-    }
-
-    pub(crate) fn of_stream(&self, stream_id: i64) -> &[(u64, u64)] {
-        self.streams.get(&stream_id).map_or(&[], Vec::as_slice)
-    }
 }
 
 /// Which of a stream's entries a read wants: from `bound` on in `ascending` order, or from

@@ -149,7 +149,8 @@ struct Batch {
     streams: HashMap<StreamName, StreamState>,
     outcomes: Vec<Result<AppendResult, StoreError>>,
     committed: Vec<RecordedEvent>,
-    index: index::Batch,
+    /// This transaction's index entries, merged into the shared ones once it is durable.
+    index: Pending,
 }
 
 impl Writer {
@@ -204,7 +205,7 @@ impl Writer {
             streams: HashMap::new(),
             outcomes: Vec::with_capacity(appends.len()),
             committed: Vec::new(),
-            index: index::Batch::default(),
+            index: Pending::default(),
         };
         let mut written = {
             let pending = index::read(&self.pending);
@@ -364,7 +365,7 @@ fn stored_stream(
     tx: &Transaction<'_>,
     stream: &StreamName,
     pending: &Pending,
-    batch: &index::Batch,
+    batch: &Pending,
 ) -> Result<StreamState, StoreError> {
     let id: Option<i64> = tx
         .prepare_cached("SELECT id FROM streams WHERE name = ?1")?
