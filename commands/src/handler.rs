@@ -100,18 +100,22 @@ enum Source {
     Assumed,
 }
 
+/// Maps of the per-command path. Randomly seeded: ids are the callers' to choose, and
+/// chosen keys must not make the buckets collide.
+type FastState = foldhash::fast::RandomState;
+
 /// An order as loaded: its state, its revision, and the commands already in its stream.
 #[derive(Clone, Debug, Default)]
 struct Loaded {
     state: OrderState,
     revision: Option<u64>,
-    commands: HashMap<Uuid, CommandRecord>,
+    commands: HashMap<Uuid, CommandRecord, FastState>,
 }
 
 pub struct CommandHandler {
     store: Arc<dyn EventStore>,
     policy: Policy,
-    cache: Mutex<LruCache<OrderId, Arc<Loaded>>>,
+    cache: Mutex<LruCache<OrderId, Arc<Loaded>, FastState>>,
     conflicts_retried: AtomicU64,
 }
 
@@ -125,7 +129,7 @@ impl CommandHandler {
         CommandHandler {
             store,
             policy,
-            cache: Mutex::new(LruCache::new(capacity)),
+            cache: Mutex::new(LruCache::with_hasher(capacity, FastState::default())),
             conflicts_retried: AtomicU64::new(0),
         }
     }
@@ -151,7 +155,7 @@ impl CommandHandler {
             // the append's `NoStream` catches: assuming so spares reading a stream not there.
             let assume_new = attempt == 0 && matches!(request.command, Command::Place { .. });
             let (loaded, source) = self.load(request.order_id, assume_new).await?;
-            match self.decide_and_append(&request, &digest, &loaded).await {
+            match self.decide_and_append(&request, &digest, loaded).await {
                 Err(CommandError::Store(StoreError::WrongExpectedRevision { .. }))
                     if source == Source::Assumed =>
                 {
@@ -182,7 +186,7 @@ impl CommandHandler {
         &self,
         request: &CommandRequest,
         digest: &str,
-        loaded: &Loaded,
+        loaded: Arc<Loaded>,
     ) -> Result<Outcome, CommandError> {
         if let Some(record) = loaded.commands.get(&request.command_id) {
             if !same_command(&record.digest, digest, request.order_id, &request.command) {
@@ -207,7 +211,7 @@ impl CommandHandler {
         &self,
         request: &CommandRequest,
         digest: &str,
-        loaded: &Loaded,
+        mut loaded: Arc<Loaded>,
         events: Vec<Event>,
     ) -> Result<Outcome, CommandError> {
         let metadata = EventMetadata {
@@ -227,26 +231,28 @@ impl CommandHandler {
             .map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
         let stream = codec::stream_for(request.order_id);
         let result = self.store.append(&stream, expected, data).await?;
-        let state = events.iter().fold(loaded.state.clone(), evolve);
         let first_revision = loaded.revision.map_or(0, |r| r + 1);
-        let mut commands = loaded.commands.clone();
-        commands.insert(
+        // The cache's copy is this one unless another command moved the order meanwhile:
+        // dropping it first lets the state be updated in place, not copied.
+        let newer = self.take_cached(request.order_id, result.next_expected_revision);
+        let next = Arc::make_mut(&mut loaded);
+        let mut state = std::mem::take(&mut next.state);
+        for event in &events {
+            state = evolve(state, event);
+        }
+        next.state = state;
+        next.revision = Some(result.next_expected_revision);
+        next.commands.insert(
             request.command_id,
             CommandRecord {
-                digest: digest.to_owned(),
+                digest: metadata.command_digest,
                 first_revision,
                 last_revision: result.next_expected_revision,
                 position: result.position,
             },
         );
-        self.remember(
-            request.order_id,
-            Loaded {
-                state: state.clone(),
-                revision: Some(result.next_expected_revision),
-                commands,
-            },
-        );
+        let state = next.state.clone();
+        self.remember(request.order_id, newer.unwrap_or(loaded));
         Ok(Outcome {
             order_id: request.order_id,
             revision: result.next_expected_revision,
@@ -335,10 +341,21 @@ impl CommandHandler {
         Ok(events)
     }
 
-    fn remember(&self, order: OrderId, loaded: Loaded) {
+    fn remember(&self, order: OrderId, loaded: Arc<Loaded>) {
         if let Ok(mut cache) = self.cache.lock() {
-            cache.put(order, Arc::new(loaded));
+            cache.put(order, loaded);
         }
+    }
+
+    /// Takes the order out of the cache, unless what it holds is already past `revision`
+    /// (a later command's): that one is returned, to be put back as it is.
+    fn take_cached(&self, order: OrderId, revision: u64) -> Option<Arc<Loaded>> {
+        let mut cache = self.cache.lock().ok()?;
+        let cached = cache.pop(&order)?;
+        cached
+            .revision
+            .is_some_and(|cached| cached > revision)
+            .then_some(cached)
     }
 
     fn forget(&self, order: OrderId) {

@@ -298,3 +298,55 @@ async fn a_handler_with_a_stale_cache_rereads_and_redecides() {
     assert_eq!(outcome.revision, 2);
     assert_eq!(outcome.state.status(), Some(Status::Delivered));
 }
+
+#[tokio::test]
+async fn an_order_commanded_in_turn_through_one_handler_never_races_itself() {
+    let market = Market::open();
+    let order = OrderId(Uuid::new_v4());
+    let seller = Actor::new(Role::Seller, user(2));
+    let placed = market
+        .handler
+        .handle(request(order, place(order, user(1), user(2), t0())))
+        .await
+        .expect("placed");
+    let confirm = request(
+        order,
+        Command::Confirm {
+            by: seller,
+            at: t0() + Duration::hours(1),
+        },
+    );
+    let confirmed = market
+        .handler
+        .handle(confirm.clone())
+        .await
+        .expect("confirmed");
+    let delivered = market
+        .handler
+        .handle(request(
+            order,
+            Command::Deliver {
+                by: seller,
+                at: t0() + Duration::hours(2),
+                message: "done".into(),
+            },
+        ))
+        .await
+        .expect("delivered");
+    assert_eq!(
+        (placed.revision, confirmed.revision, delivered.revision),
+        (0, 1, 2)
+    );
+    // Each command found the order where the previous one left it, with no lost race.
+    assert_eq!(market.handler.conflicts_retried(), 0);
+    // What an outcome reported is not changed by the commands after it.
+    assert_eq!(placed.state.status(), Some(Status::Placed));
+    assert_eq!(confirmed.state.status(), Some(Status::InProgress));
+    assert_eq!(delivered.state.status(), Some(Status::Delivered));
+    // The order's remembered commands include the latest: a retry of the confirmation is
+    // answered as it was, after the order moved on.
+    let again = market.handler.handle(confirm).await.expect("retry");
+    assert!(again.replayed);
+    assert_eq!((again.revision, &again.state), (1, &confirmed.state));
+    assert_eq!(market.event_count().await, 3);
+}
