@@ -11,13 +11,16 @@
 
 use crate::error::StoreError;
 use rusqlite::{params, Connection, Transaction};
-use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Index entries kept in memory before the writer writes them to `stream_index`.
 pub const INDEX_FLUSH_ENTRIES_DEFAULT: usize = 20_000;
 /// Entries a transaction writes while a round runs, about: each slice ends with a stream.
 pub const INDEX_SLICE_ENTRIES_DEFAULT: usize = 2_000;
+
+/// Hash maps of the writer's hot path. Randomly seeded: stream names are the callers' to
+/// choose, and chosen keys must not make the buckets collide.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A stream's entries, `(revision, position)`, by ascending revision.
 pub(crate) type Entries = Vec<(u64, u64)>;
@@ -26,7 +29,7 @@ pub(crate) type Entries = Vec<(u64, u64)>;
 /// or after `indexed.upto`).
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
-    streams: HashMap<i64, Entries>,
+    streams: FastMap<i64, Entries>,
     entries: usize,
 }
 

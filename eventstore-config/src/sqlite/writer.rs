@@ -8,12 +8,14 @@ use crate::types::*;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, RwLock};
 use tokio::sync::{broadcast, oneshot};
 use uuid::Uuid;
+
+/// Keyed by stream name, which callers choose: randomly seeded (see `index::FastMap`).
+type StreamStates = index::FastMap<StreamName, StreamState>;
 
 /// Most appends committed in one transaction; bounds the latency of the first one.
 pub const GROUP_COMMIT_APPENDS_MAX: usize = 4_096;
@@ -65,7 +67,7 @@ pub(crate) fn spawn(
         live,
         next_position,
         next_stream_id,
-        streams: HashMap::new(),
+        streams: StreamStates::default(),
         checkpointer: Checkpointer::spawn(path)?,
         pending,
         index_entries,
@@ -83,7 +85,7 @@ struct Writer {
     next_position: u64,
     next_stream_id: i64,
     /// Committed state of recently written streams.
-    streams: HashMap<StreamName, StreamState>,
+    streams: StreamStates,
     checkpointer: Checkpointer,
     /// Index entries not yet in `stream_index`; readers merge them in (`index.rs`).
     pending: Arc<RwLock<Pending>>,
@@ -146,7 +148,7 @@ impl Checkpointer {
 struct Batch {
     position: u64,
     next_stream_id: i64,
-    streams: HashMap<StreamName, StreamState>,
+    streams: StreamStates,
     outcomes: Vec<Result<AppendResult, StoreError>>,
     committed: Vec<RecordedEvent>,
     /// This transaction's index entries, merged into the shared ones once it is durable.
@@ -202,7 +204,7 @@ impl Writer {
         let start = Batch {
             position: self.next_position,
             next_stream_id: self.next_stream_id,
-            streams: HashMap::new(),
+            streams: StreamStates::default(),
             outcomes: Vec::with_capacity(appends.len()),
             committed: Vec::new(),
             index: Pending::default(),
@@ -266,7 +268,7 @@ impl Writer {
 
 fn write(
     db: &mut Connection,
-    cache: &HashMap<StreamName, StreamState>,
+    cache: &StreamStates,
     pending: &Pending,
     index_slice: Option<(&Round, std::ops::Range<usize>)>,
     mut batch: Batch,
@@ -280,6 +282,11 @@ fn write(
     let now = Utc::now();
     let recorded_micros = now.timestamp_micros();
     let recorded_at = DateTime::from_timestamp_micros(recorded_micros).unwrap_or(now);
+    // Prepared once a transaction: looking a statement up in the cache hashes its text.
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO events (position, stream_id, revision, event_id, event_type, data, metadata, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
     for (stream, expected, events) in appends {
         let known = match batch.streams.get(&stream).or_else(|| cache.get(&stream)) {
             Some(state) => *state,
@@ -309,10 +316,6 @@ fn write(
             }
         };
         let mut revision = known.revision.map_or(0, |r| r + 1);
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO events (position, stream_id, revision, event_id, event_type, data, metadata, recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
         for event in events {
             let (recorded_micros, recorded_at) = match event.recorded_at {
                 Some(at) => (at.timestamp_micros(), truncated_to_micros(at)),
@@ -353,6 +356,7 @@ fn write(
             position: batch.position - 1,
         }));
     }
+    drop(insert);
     tx.commit()?;
     Ok(batch)
 }
@@ -429,7 +433,7 @@ fn already_appended<'a>(
         max: usize::try_from(window).unwrap_or(usize::MAX),
     };
     let mut event_id = tx.prepare_cached("SELECT event_id FROM events WHERE position = ?1")?;
-    let mut stored: HashMap<Uuid, (u64, u64)> = HashMap::new();
+    let mut stored: index::FastMap<Uuid, (u64, u64)> = index::FastMap::default();
     for (revision, position) in index::entries(tx, stream_id, range, &recent(stream_id))? {
         let id: Vec<u8> = event_id.query_row(params![position as i64], |row| row.get(0))?;
         if let Ok(id) = Uuid::from_slice(&id) {
