@@ -1,4 +1,5 @@
-//! `ledger bench http`: the load it reports is the load it was asked for.
+//! `ledger bench http` and `bench commands`: the load they report is the load they were asked
+//! for.
 
 use crate::support::*;
 
@@ -57,4 +58,43 @@ fn a_closed_loop_says_so_and_a_zero_rate_is_refused() {
     let (output, text) = ledger(&["bench", "http", "--clients", "2", "--rate", "0"]);
     assert!(!output.status.success());
     assert!(text.contains("at least one command a second"), "{text}");
+}
+
+#[test]
+fn the_pipeline_and_its_ceiling_are_measured_in_turn_round_after_round() {
+    let (output, text) = ledger(&[
+        "bench",
+        "commands",
+        "--producers",
+        "1,2",
+        "--orders-per-producer",
+        "2",
+        "--rounds",
+        "2",
+    ]);
+    assert!(output.status.success(), "{text}");
+    // One row per producer level, then one per round, each with its own ratio.
+    for level in ["| 1 | 2 |", "| 2 | 4 |"] {
+        assert!(text.lines().any(|l| l.starts_with(level)), "{text}");
+    }
+    let rounds = text
+        .split("| round |")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no table of rounds in:\n{text}"));
+    let ratios: Vec<f64> = rounds
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| -"))
+        .enumerate()
+        .map(|(index, row)| {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            assert_eq!(cells[1], (index + 1).to_string(), "{text}");
+            cells[6].parse::<f64>().expect("a ratio")
+        })
+        .collect();
+    assert_eq!(ratios.len(), 2, "{text}");
+    assert!(ratios.iter().all(|r| *r > 0.0), "{text}");
+    assert!(
+        text.contains("2 producers / ceiling: median") && text.contains("of 2 rounds"),
+        "{text}"
+    );
 }
