@@ -16,8 +16,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub enum Account {
     Payments,
     Escrow(OrderId),
@@ -25,14 +25,48 @@ pub enum Account {
     Commission,
 }
 
+impl Account {
+    /// The name's fixed part, and the id that follows it. Names are written from these
+    /// pieces, not through `write!`: every posting names two accounts, and formatting them
+    /// was ~3% of a rebuild's samples.
+    fn name_parts(&self) -> (&'static str, Option<uuid::Uuid>) {
+        match self {
+            Account::Payments => ("payments", None),
+            Account::Escrow(order) => ("escrow:", Some(order.0)),
+            Account::Wallet(user) => ("wallet:", Some(user.0)),
+            Account::Commission => ("commission", None),
+        }
+    }
+}
+
 impl fmt::Display for Account {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Account::Payments => f.write_str("payments"),
-            Account::Escrow(order) => write!(f, "escrow:{order}"),
-            Account::Wallet(user) => write!(f, "wallet:{user}"),
-            Account::Commission => f.write_str("commission"),
+        let (fixed, id) = self.name_parts();
+        f.write_str(fixed)?;
+        match id {
+            Some(id) => f.write_str(
+                id.hyphenated()
+                    .encode_lower(&mut uuid::Uuid::encode_buffer()),
+            ),
+            None => Ok(()),
         }
+    }
+}
+
+/// The longest name: `escrow:` or `wallet:` and a hyphenated id.
+const ACCOUNT_NAME_BYTES_MAX: usize = 7 + uuid::fmt::Hyphenated::LENGTH;
+
+impl Serialize for Account {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut name = [0u8; ACCOUNT_NAME_BYTES_MAX];
+        let (fixed, id) = self.name_parts();
+        name[..fixed.len()].copy_from_slice(fixed.as_bytes());
+        let length = match id {
+            Some(id) => fixed.len() + id.hyphenated().encode_lower(&mut name[fixed.len()..]).len(),
+            None => fixed.len(),
+        };
+        let name = std::str::from_utf8(&name[..length]).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(name)
     }
 }
 
@@ -218,5 +252,40 @@ impl JournalView {
             }
         }
         sums
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn account() -> impl Strategy<Value = Account> {
+        prop_oneof![
+            Just(Account::Payments),
+            Just(Account::Commission),
+            any::<u128>().prop_map(|id| Account::Escrow(OrderId(uuid::Uuid::from_u128(id)))),
+            any::<u128>().prop_map(|id| Account::Wallet(UserId(uuid::Uuid::from_u128(id)))),
+        ]
+    }
+
+    proptest! {
+        /// Account names are stored in rows and keys, answered by the API and exported:
+        /// written piecewise, they must read as they always have, and back.
+        #[test]
+        fn an_account_is_named_as_before_and_read_back(account in account()) {
+            let expected = match account {
+                Account::Payments => "payments".to_owned(),
+                Account::Commission => "commission".to_owned(),
+                Account::Escrow(order) => format!("escrow:{}", order.0.hyphenated()),
+                Account::Wallet(user) => format!("wallet:{}", user.0.hyphenated()),
+            };
+            prop_assert_eq!(account.to_string(), expected.clone());
+            prop_assert_eq!(account.to_key(), expected.clone());
+            let json = serde_json::to_string(&account).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&json, &format!("\"{expected}\""));
+            let back: Account = serde_json::from_str(&json).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(back, account);
+        }
     }
 }
