@@ -251,11 +251,43 @@ struct MoneyWire<'a> {
 
 impl Serialize for Money {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut text = [0u8; AMOUNT_TEXT_BYTES];
         MoneyWire {
-            amount: self.amount.to_string().into(),
+            amount: amount_text(self.amount, &mut text),
             currency: self.currency,
         }
         .serialize(serializer)
+    }
+}
+
+/// Room for any `Decimal` written plainly: 29 digits, a leading `0`, a point.
+const AMOUNT_TEXT_BYTES: usize = 32;
+
+/// The amount as `Decimal`'s `Display` writes it (digits, the scale's places after a point),
+/// written into `text` without an allocation: amounts are in every event, row and answer.
+fn amount_text(amount: Decimal, text: &mut [u8; AMOUNT_TEXT_BYTES]) -> std::borrow::Cow<'_, str> {
+    let scale = amount.scale() as usize;
+    if amount.is_sign_negative() || scale >= AMOUNT_TEXT_BYTES - 2 {
+        return amount.to_string().into();
+    }
+    let mut mantissa = amount.mantissa().unsigned_abs();
+    // Digits from the right; at least one before the point.
+    let mut start = AMOUNT_TEXT_BYTES;
+    let mut written = 0;
+    while mantissa > 0 || written <= scale {
+        if written == scale && scale > 0 {
+            start -= 1;
+            text[start] = b'.';
+        }
+        start -= 1;
+        // A digit: the remainder is below ten.
+        text[start] = b'0' + (mantissa % 10) as u8;
+        mantissa /= 10;
+        written += 1;
+    }
+    match std::str::from_utf8(&text[start..]) {
+        Ok(digits) => digits.into(),
+        Err(_) => amount.to_string().into(),
     }
 }
 
@@ -264,5 +296,28 @@ impl<'de> Deserialize<'de> for Money {
         // A JSON number in `amount` fails here: the wire type is a string, floats never pass.
         let wire = MoneyWire::deserialize(deserializer)?;
         Money::parse(&wire.amount, wire.currency).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Amounts are in the log and in every answer: written directly, they must read
+        /// exactly as `Decimal` writes them, whatever the digits and the scale.
+        #[test]
+        fn an_amount_is_written_as_decimal_writes_it(
+            mantissa in prop_oneof![0u128..100_000, 0u128..(1 << 96)],
+            scale in 0u32..=28,
+            negative in any::<bool>(),
+        ) {
+            let signed = i128::try_from(mantissa).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let amount = Decimal::from_i128_with_scale(if negative { -signed } else { signed }, scale);
+            let mut text = [0u8; AMOUNT_TEXT_BYTES];
+            let direct = amount_text(amount, &mut text).into_owned();
+            prop_assert_eq!(direct, amount.to_string());
+        }
     }
 }
