@@ -209,21 +209,31 @@ impl Writer {
             committed: Vec::new(),
             index: Pending::default(),
         };
-        let mut written = {
+        // The round's slice for this transaction, if a round runs: written with it, and
+        // forgotten from memory once it is durable.
+        let (slice, mut written) = {
             let pending = index::read(&self.pending);
-            let (flush, slice) = self.index_entries;
+            let (flush, slice_entries) = self.index_entries;
             if self.round.is_none() && pending.len() >= flush {
-                self.round = Some(pending.round(self.next_position, slice));
+                self.round = Some(pending.round(self.next_position, slice_entries));
             }
-            let slice = self.round.as_ref().map(|round| (round, round.slice()));
-            write(&mut self.db, &self.streams, &pending, slice, start, appends)
+            let slice = self.round.as_ref().map(Round::slice);
+            let index_slice = self.round.as_ref().zip(slice.clone());
+            let written = write(
+                &mut self.db,
+                &self.streams,
+                &pending,
+                index_slice,
+                start,
+                appends,
+            );
+            (slice, written)
         };
         if let Ok(batch) = &mut written {
             // Before any reply or live event, so a reader that learns of these events finds
             // them in the index.
             let mut pending = index::write(&self.pending);
-            if let Some(round) = &mut self.round {
-                let slice = round.slice();
+            if let (Some(round), Some(slice)) = (&mut self.round, slice) {
                 pending.written(round, slice.clone());
                 if round.advance(slice) {
                     self.round = None;
@@ -288,11 +298,12 @@ fn write(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for (stream, expected, events) in appends {
+        // A stream's index entries not yet in the table: committed before, or in this batch.
+        let recent = |id: i64| [pending.of_stream(id), batch.index.of_stream(id)];
         let known = match batch.streams.get(&stream).or_else(|| cache.get(&stream)) {
             Some(state) => *state,
-            None => stored_stream(&tx, &stream, pending, &batch.index)?,
+            None => stored_stream(&tx, &stream, recent)?,
         };
-        let recent = |id: i64| [pending.of_stream(id), batch.index.of_stream(id)];
         if let Some(outcome) = already_appended(&tx, &stream, expected, known, &events, recent)? {
             batch.outcomes.push(outcome);
             continue;
@@ -365,11 +376,10 @@ fn truncated_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
 }
 
-fn stored_stream(
+fn stored_stream<'a>(
     tx: &Transaction<'_>,
     stream: &StreamName,
-    pending: &Pending,
-    batch: &Pending,
+    recent: impl Fn(i64) -> [&'a [(u64, u64)]; 2],
 ) -> Result<StreamState, StoreError> {
     let id: Option<i64> = tx
         .prepare_cached("SELECT id FROM streams WHERE name = ?1")?
@@ -381,10 +391,9 @@ fn stored_stream(
             revision: None,
         });
     };
-    let recent = [pending.of_stream(id), batch.of_stream(id)];
     Ok(StreamState {
         id: Some(id),
-        revision: index::last_revision(tx, id, &recent)?,
+        revision: index::last_revision(tx, id, &recent(id))?,
     })
 }
 
