@@ -169,12 +169,9 @@ async fn set_clock(
     _caller: Principal,
     JsonBody(body): JsonBody<ClockBody>,
 ) -> Result<Json<ClockBody>, ApiError> {
-    let now = state.clock.advance_to(body.now).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "clock_backwards",
-            e.to_string(),
-        )
-    })?;
+    let now = state
+        .clock
+        .advance_to(body.now)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))?;
     Ok(Json(ClockBody { now }))
 }

@@ -111,6 +111,38 @@ async fn without_dev_the_clock_route_does_not_exist() {
     assert!(document["paths"].get("/dev/clock").is_none());
 }
 
+#[tokio::test]
+async fn the_dev_clock_reads_what_it_was_set_to_and_stops_at_the_last_rfc_3339_year() {
+    let server = Server::start();
+    let mediator = user("mediator");
+    let target = "2031-06-01T00:00:00Z";
+    let set = server
+        .post(&mediator, "/dev/clock", json!({ "now": target }))
+        .await
+        .ok();
+    let target = chrono::DateTime::parse_from_rfc3339(target).expect("instant");
+    for now in [
+        set["now"].clone(),
+        server.get(&mediator, "/dev/clock").await.ok()["now"].clone(),
+    ] {
+        let now = chrono::DateTime::parse_from_rfc3339(now.as_str().expect("now")).expect("now");
+        assert!(now >= target, "the clock reads {now}, set to {target}");
+    }
+
+    // Near chrono's end the clock overflowed as it ticked, and every command panicked.
+    server
+        .post(
+            &mediator,
+            "/dev/clock",
+            json!({"now": "+262142-12-31T23:59:59.999Z"}),
+        )
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY, "clock_too_late");
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "10.00").await;
+    server.act(&seller, order, "confirm", json!({})).await;
+}
+
 #[test]
 fn without_dev_and_without_a_secret_the_service_refuses_to_start() {
     let dir = TempDir::new().expect("dir");
