@@ -7,10 +7,10 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use ledger_domain::{Currency, Decimal, Order, OrderId, Status, UserId};
+use ledger_domain::{Currency, Decimal, Money, Order, OrderId, Status, UserId};
 use ledger_projections::{
     AgedHolding, CompletionRate, OrderFilter, OrderPage, OrderSummary, Posting, ReviewWindow,
-    Wallet, AGING_BUCKET_UPPER_DAYS,
+    Wallet,
 };
 use ledger_replay::history::{history, Cutoff, Entry, HistoryError};
 use serde::{Deserialize, Serialize};
@@ -229,17 +229,30 @@ pub struct EscrowCurrency {
     currency: Currency,
     #[schema(value_type = String)]
     held: Decimal,
-    /// Held for 0–7, 8–30, 31–90 and more than 90 days.
-    #[schema(value_type = BTreeMap<String, String>)]
-    aging: BTreeMap<&'static str, Decimal>,
+    aging: Aging,
+}
+
+/// Held for 0–7, 8–30, 31–90 and more than 90 days, in that order.
+#[derive(Serialize, ToSchema)]
+pub struct Aging {
+    #[serde(rename = "0-7")]
+    #[schema(value_type = String)]
+    up_to_7_days: Decimal,
+    #[serde(rename = "8-30")]
+    #[schema(value_type = String)]
+    up_to_30_days: Decimal,
+    #[serde(rename = "31-90")]
+    #[schema(value_type = String)]
+    up_to_90_days: Decimal,
+    #[serde(rename = "over-90")]
+    #[schema(value_type = String)]
+    over_90_days: Decimal,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct EscrowTotals {
     currencies: Vec<EscrowCurrency>,
 }
-
-const AGING_BUCKET_NAMES: [&str; 4] = ["0-7", "8-30", "31-90", "over-90"];
 
 /// What escrow holds, per currency, with its aging.
 #[utoipa::path(get, path = "/escrow", tag = "queries",
@@ -249,7 +262,6 @@ async fn escrow_totals(
     caller: Principal,
 ) -> Result<Json<EscrowTotals>, ApiError> {
     caller.require_role(STAFF_SEEING_ORDERS)?;
-    debug_assert_eq!(AGING_BUCKET_UPPER_DAYS.len() + 1, AGING_BUCKET_NAMES.len());
     let now = state.clock.now();
     let (totals, aging) = state.views(|v| (v.escrow.totals(), v.escrow.aging(now)))?;
     let currencies = totals
@@ -257,11 +269,17 @@ async fn escrow_totals(
         .map(|(currency, held)| EscrowCurrency {
             currency,
             held,
-            aging: AGING_BUCKET_NAMES
-                .iter()
-                .zip(aging.get(&currency).copied().unwrap_or_default())
-                .map(|(name, sum)| (*name, sum))
-                .collect(),
+            aging: {
+                let zero = Money::zero(currency).amount();
+                let [up_to_7_days, up_to_30_days, up_to_90_days, over_90_days] =
+                    aging.get(&currency).copied().unwrap_or([zero; 4]);
+                Aging {
+                    up_to_7_days,
+                    up_to_30_days,
+                    up_to_90_days,
+                    over_90_days,
+                }
+            },
         })
         .collect();
     Ok(Json(EscrowTotals { currencies }))

@@ -3,6 +3,7 @@
 
 mod authorization;
 mod bad_input;
+mod escrow;
 mod eventstoredb;
 mod operations;
 mod restart;

@@ -82,7 +82,12 @@ impl EscrowView {
                 .iter()
                 .position(|upper| age <= *upper)
                 .unwrap_or(3);
-            buckets.entry(holding.held.currency()).or_default()[bucket] += holding.held.amount();
+            let currency = holding.held.currency();
+            // An empty bucket reads at the currency's minor unit, as every amount does.
+            buckets
+                .entry(currency)
+                .or_insert_with(|| [Money::zero(currency).amount(); 4])[bucket] +=
+                holding.held.amount();
         }
         buckets
     }
