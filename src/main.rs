@@ -93,6 +93,7 @@ enum Commands {
     },
     /// Load an export into the store (created if need be), after checking it whole.
     Import {
+        /// The export, or `-` for standard input (`ledger export | ledger import -`).
         file: std::path::PathBuf,
         /// Import into a store that already holds events.
         #[arg(long)]
@@ -103,6 +104,7 @@ enum Commands {
     /// Load an export into a scratch store, rebuild the views, print the totals and any
     /// verification failure.
     Replay {
+        /// The export, or `-` for standard input.
         file: std::path::PathBuf,
         /// Keep the store here (to serve or inspect it afterwards) instead of a temporary one.
         #[arg(long)]
@@ -792,36 +794,69 @@ fn run_export(
 }
 
 fn run_import(file: &std::path::Path, append: bool, args: &StoreArgs) -> anyhow::Result<()> {
-    let open = || {
-        std::fs::File::open(file)
-            .map(std::io::BufReader::new)
-            .with_context(|| format!("opening {}", file.display()))
-    };
-    let count = ledger_replay::transfer::check(open()?).with_context(|| {
-        format!(
-            "{} is not a sound export; nothing was imported",
-            file.display()
-        )
-    })?;
+    let export = ExportFile::open(file)?;
+    let count = ledger_replay::transfer::check(export.reader()?)
+        .with_context(|| format!("{export} is not a sound export; nothing was imported"))?;
     let config = args.config()?;
     let store = ledger_store::SqliteStore::open(&config.data_dir)
         .with_context(|| format!("opening the event log in {}", config.data_dir.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    let imported = runtime.block_on(ledger_replay::transfer::import(&store, open()?, append));
+    let imported = runtime.block_on(ledger_replay::transfer::import(
+        &store,
+        export.reader()?,
+        append,
+    ));
     store.close();
     imported.context("importing")?;
-    println!("imported {count} events from {}", file.display());
+    println!("imported {count} events from {export}");
     Ok(())
 }
 
-fn run_replay(file: &std::path::Path, keep: Option<std::path::PathBuf>) -> anyhow::Result<()> {
-    let open = || {
-        std::fs::File::open(file)
+/// An export to read twice, checked whole and then loaded: a file, or standard input (`-`)
+/// kept in a temporary file meanwhile, so that `ledger export | ledger import -` works.
+struct ExportFile {
+    path: std::path::PathBuf,
+    spooled: Option<tempfile::TempPath>,
+}
+
+impl ExportFile {
+    fn open(file: &std::path::Path) -> anyhow::Result<ExportFile> {
+        if file != std::path::Path::new("-") {
+            return Ok(ExportFile {
+                path: file.to_path_buf(),
+                spooled: None,
+            });
+        }
+        let mut spool = tempfile::NamedTempFile::new().context("creating a temporary file")?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut spool)
+            .context("reading the export from standard input")?;
+        let spooled = spool.into_temp_path();
+        Ok(ExportFile {
+            path: spooled.to_path_buf(),
+            spooled: Some(spooled),
+        })
+    }
+
+    fn reader(&self) -> anyhow::Result<std::io::BufReader<std::fs::File>> {
+        std::fs::File::open(&self.path)
             .map(std::io::BufReader::new)
-            .with_context(|| format!("opening {}", file.display()))
-    };
-    let count = ledger_replay::transfer::check(open()?)
-        .with_context(|| format!("{} is not a sound export", file.display()))?;
+            .with_context(|| format!("opening {self}"))
+    }
+}
+
+impl std::fmt::Display for ExportFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.spooled {
+            Some(_) => f.write_str("standard input"),
+            None => write!(f, "{}", self.path.display()),
+        }
+    }
+}
+
+fn run_replay(file: &std::path::Path, keep: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let export = ExportFile::open(file)?;
+    let count = ledger_replay::transfer::check(export.reader()?)
+        .with_context(|| format!("{export} is not a sound export"))?;
     let scratch = tempfile::tempdir().context("creating a scratch directory")?;
     let dir = keep.unwrap_or_else(|| scratch.path().to_path_buf());
     if dir.join(ledger_store::LOG_FILE_NAME).exists() {
@@ -834,7 +869,7 @@ fn run_replay(file: &std::path::Path, keep: Option<std::path::PathBuf>) -> anyho
         .with_context(|| format!("creating a store in {}", dir.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let replayed = runtime.block_on(async {
-        ledger_replay::transfer::import(&store, open()?, false).await?;
+        ledger_replay::transfer::import(&store, export.reader()?, false).await?;
         let mut projector = ledger_projections::Projector::open(&dir)?;
         projector.rebuild(&store, None, |_| {}).await?;
         let report = ledger_replay::verify::verify(&store).await?;
