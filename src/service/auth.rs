@@ -16,6 +16,9 @@ use uuid::Uuid;
 
 /// Validity of tokens `serve --dev` prints and `ledger token` mints by default.
 pub const TOKEN_TTL_HOURS_DEFAULT: i64 = 24;
+/// The longest validity `ledger token` mints: ten years. A bearer token cannot be revoked
+/// short of changing the secret, so there is no "forever".
+pub const TOKEN_TTL_HOURS_MAX: i64 = 10 * 366 * 24;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -76,6 +79,13 @@ pub enum TokenError {
     EmptySecret,
     #[error("cannot sign the token: {0}")]
     Sign(#[from] jsonwebtoken::errors::Error),
+    #[error(
+        "a token valid for {hours} hours from {issued_at} would expire past the calendar's end"
+    )]
+    ExpiryOutOfRange {
+        hours: i64,
+        issued_at: DateTime<Utc>,
+    },
 }
 
 impl TokenKeys {
@@ -99,11 +109,17 @@ impl TokenKeys {
         issued_at: DateTime<Utc>,
         ttl: chrono::Duration,
     ) -> Result<String, TokenError> {
+        let expires_at = issued_at
+            .checked_add_signed(ttl)
+            .ok_or(TokenError::ExpiryOutOfRange {
+                hours: ttl.num_hours(),
+                issued_at,
+            })?;
         let claims = Claims {
             sub,
             role,
             iat: issued_at.timestamp(),
-            exp: (issued_at + ttl).timestamp(),
+            exp: expires_at.timestamp(),
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -240,6 +256,22 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(2_100));
         assert!(keys.verify(&token).is_err(), "expired while remembered");
         assert!(keys.verify(&token).is_err(), "and forgotten, still expired");
+    }
+
+    #[test]
+    fn a_token_expiring_past_the_calendar_is_an_error_not_a_panic() {
+        let keys = TokenKeys::new("secret").expect("keys");
+        let late = DateTime::<Utc>::MAX_UTC - chrono::Duration::hours(1);
+        let minted = keys.mint(
+            ApiRole::Service,
+            Uuid::from_u128(3),
+            late,
+            chrono::Duration::hours(2),
+        );
+        assert!(
+            matches!(minted, Err(TokenError::ExpiryOutOfRange { hours: 2, .. })),
+            "{minted:?}"
+        );
     }
 
     #[test]

@@ -92,6 +92,31 @@ async fn a_token_minted_by_the_cli_is_accepted() {
         .problem(StatusCode::FORBIDDEN, "role_not_allowed");
 }
 
+#[test]
+fn the_cli_mints_tokens_for_at_most_ten_years_and_says_so() {
+    let sub = uuid::Uuid::new_v4().to_string();
+    let mint = |hours: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .args([
+                "token", "--role", "service", "--sub", &sub, "--hours", hours,
+            ])
+            .env("LEDGER_JWT_SECRET", SECRET)
+            .output()
+            .expect("ledger token")
+    };
+    assert!(mint("87840").status.success(), "ten years of hours");
+    // Far past it, chrono's hours overflowed and the CLI panicked.
+    for refused in ["87841", "9999999999999", "0"] {
+        let output = mint(refused);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{refused}: {stderr}");
+        assert!(
+            stderr.contains("--hours") && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn without_dev_the_clock_route_does_not_exist() {
     let server = Server::start_with(TempDir::new().expect("dir"), &[]);
