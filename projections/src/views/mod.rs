@@ -8,7 +8,7 @@ pub mod reviews;
 pub mod timers;
 pub mod wallets;
 
-use crate::rows::{PendingRows, RowChange, RowError, RowSink};
+use crate::rows::{PendingRows, RowChange, RowEncodeError, RowError, RowSink};
 use crate::Fact;
 use serde::{Deserialize, Serialize};
 
@@ -61,7 +61,7 @@ impl std::str::FromStr for ViewName {
 
 /// Takes one view's changed rows into a sink; see `Views::take_changes_jobs`.
 pub type TakeChanges<'a> =
-    Box<dyn FnOnce(&mut dyn RowSink) -> Result<(), serde_json::Error> + Send + 'a>;
+    Box<dyn FnOnce(&mut dyn RowSink) -> Result<(), RowEncodeError> + Send + 'a>;
 
 /// All the read models, folded together from one pass over the log.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,7 +136,7 @@ impl Views {
     }
 
     /// The rows that changed since the last call, per view: what a save writes.
-    pub fn take_changes(&mut self) -> Result<Vec<(ViewName, RowChange)>, serde_json::Error> {
+    pub fn take_changes(&mut self) -> Result<Vec<(ViewName, RowChange)>, RowEncodeError> {
         let mut changes = Vec::new();
         for (view, take) in self.take_changes_jobs() {
             let mut rows: Vec<RowChange> = Vec::new();
@@ -150,7 +150,7 @@ impl Views {
     /// views are disjoint). Biggest views first, so the jobs finish close together.
     pub fn take_changes_jobs(&mut self) -> Vec<(ViewName, TakeChanges<'_>)> {
         fn job<'a>(
-            take: impl FnOnce(&mut dyn RowSink) -> Result<(), serde_json::Error> + Send + 'a,
+            take: impl FnOnce(&mut dyn RowSink) -> Result<(), RowEncodeError> + Send + 'a,
         ) -> TakeChanges<'a> {
             Box::new(take)
         }

@@ -118,7 +118,7 @@ impl WalletView {
     pub(crate) fn take_changes<O: RowSink + ?Sized>(
         &mut self,
         out: &mut O,
-    ) -> Result<(), serde_json::Error> {
+    ) -> Result<(), crate::rows::RowEncodeError> {
         self.balances.take_changes("balances", out)?;
         self.lines.take_changes("lines", out)?;
         self.open_orders.take_changes("open_orders", out)
