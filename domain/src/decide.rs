@@ -358,6 +358,13 @@ fn extend_deadline(order: &Order, due_at: DateTime<Utc>, by: Actor, at: DateTime
             now: at,
         });
     }
+    let latest = days_after(at, DEADLINE_AHEAD_DAYS_MAX)?;
+    if due_at > latest {
+        return Err(Rejection::DeadlineTooFar {
+            requested: due_at,
+            latest,
+        });
+    }
     Ok(vec![Event::DeadlineExtended(DeadlineExtended {
         previous_due_at: current,
         due_at,

@@ -17,6 +17,9 @@ pub const EXTRA_DESCRIPTION_CHARS_MAX: usize = 500;
 pub const DELIVERY_DAYS_MAX: u32 = 365;
 /// Most days a single extra may add to the deadline.
 pub const EXTRA_DAYS_MAX: u32 = 365;
+/// Furthest ahead of now a buyer may move a deadline: as far as the longest delivery time, so
+/// that a mistyped year is refused instead of recorded for good.
+pub const DEADLINE_AHEAD_DAYS_MAX: u32 = 365;
 /// Most extras one order may accumulate; bounds the escrow sum and the stream's length.
 pub const EXTRAS_PER_ORDER_MAX: u32 = 100;
 pub const RATING_MIN: u8 = 1;

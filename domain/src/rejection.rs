@@ -78,6 +78,11 @@ pub enum Rejection {
         requested: DateTime<Utc>,
         now: DateTime<Utc>,
     },
+    #[error("the new deadline {requested} is too far ahead: at most {latest}")]
+    DeadlineTooFar {
+        requested: DateTime<Utc>,
+        latest: DateTime<Utc>,
+    },
     #[error("a buyer cannot order from themselves")]
     BuyerIsSeller,
     #[error("{field} cannot be empty")]
@@ -134,6 +139,7 @@ impl Rejection {
             Rejection::NotTheRequester { .. } => "not_the_requester",
             Rejection::DeadlineNotLater { .. } => "deadline_not_later",
             Rejection::DeadlineInPast { .. } => "deadline_in_past",
+            Rejection::DeadlineTooFar { .. } => "deadline_too_far",
             Rejection::BuyerIsSeller => "buyer_is_seller",
             Rejection::TextEmpty { .. } => "text_empty",
             Rejection::TextTooLong { .. } => "text_too_long",

@@ -345,6 +345,16 @@ fn extend_deadline_fixes_a_later_maximum_delivery_date() {
     let later = current + Duration::days(4);
     let (_, state) = in_progress().when(extend(later)).then_accepted();
     assert_eq!(state.order().and_then(|o| o.due_at), Some(later));
+
+    // A year ahead at most: 9999 for 2026 is a typo, not a deadline.
+    let latest = days(1) + Duration::days(365);
+    in_progress().when(extend(latest)).then_accepted();
+    in_progress()
+        .when(extend(latest + Duration::seconds(1)))
+        .then_expect_rejection(Rejection::DeadlineTooFar {
+            requested: latest + Duration::seconds(1),
+            latest,
+        });
 }
 
 #[test]
