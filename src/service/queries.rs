@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use ledger_domain::{Currency, Decimal, Money, Order, OrderId, Status, UserId};
 use ledger_projections::{
     AgedHolding, CompletionRate, OrderFilter, OrderPage, OrderSummary, Posting, ReviewWindow,
-    Wallet,
+    Wallet, AGING_BUCKET_UPPER_DAYS,
 };
 use ledger_replay::history::{history, Cutoff, Entry, HistoryError};
 use serde::{Deserialize, Serialize};
@@ -231,6 +231,14 @@ pub struct EscrowCurrency {
     held: Decimal,
     aging: Aging,
 }
+
+// The buckets' names below are the view's bounds.
+const _: () = assert!(
+    AGING_BUCKET_UPPER_DAYS.len() == 3
+        && AGING_BUCKET_UPPER_DAYS[0] == 7
+        && AGING_BUCKET_UPPER_DAYS[1] == 30
+        && AGING_BUCKET_UPPER_DAYS[2] == 90
+);
 
 /// Held for 0–7, 8–30, 31–90 and more than 90 days, in that order.
 #[derive(Serialize, ToSchema)]
