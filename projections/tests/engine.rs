@@ -320,6 +320,35 @@ async fn stored_views_come_back_whole_after_a_restart() {
 }
 
 #[tokio::test]
+async fn views_stored_by_an_older_layout_are_dropped_and_folded_again_on_open() {
+    let (_log, views_dir, store, projector) = closed_orders_caught_up(3).await;
+    drop(projector);
+    // What an earlier binary left: JSON rows under an older schema number.
+    let db = rusqlite::Connection::open(views_dir.path().join("views.sqlite")).expect("db");
+    let version: i64 = db
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("version");
+    db.execute(
+        "UPDATE rows SET value = CAST('{\"held\":\"1.00\"}' AS BLOB)",
+        [],
+    )
+    .expect("old rows");
+    db.pragma_update(None, "user_version", version - 1)
+        .expect("older schema");
+    drop(db);
+
+    let mut reopened = Projector::open(views_dir.path()).expect("an older layout opens");
+    assert_eq!(reopened.checkpoint(), None, "nothing kept of the old views");
+    assert_eq!(reopened.views().orders.len(), 0);
+    let progress = reopened.catch_up(&store).await.expect("catch up");
+    assert_eq!(progress.applied, 12, "the whole log folded again");
+    assert!(same_bytes(
+        reopened.views(),
+        &rebuilt_from_zero(&store).await
+    ));
+}
+
+#[tokio::test]
 async fn a_rebuild_is_stored_whole_and_later_saves_build_on_it() {
     let (_log, views_dir, store, mut projector) = closed_orders_caught_up(3).await;
     let progress = projector
