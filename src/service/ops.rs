@@ -31,8 +31,40 @@ pub fn install_metrics() -> Option<PrometheusHandle> {
                 .and_then(|b| b.install_recorder())
                 .map_err(|e| tracing::warn!(error = %e, "metrics are off"))
                 .ok()
+                .inspect(|_| describe_metrics())
         })
         .clone()
+}
+
+/// `# HELP` lines, so that whoever reads `/metrics` need not read the code.
+fn describe_metrics() {
+    use metrics::Unit;
+    metrics::describe_counter!(
+        "ledger_commands_total",
+        "Commands handled, by command type and outcome (accepted, or the rejection's code)"
+    );
+    metrics::describe_counter!(
+        "ledger_conflicts_retried_total",
+        "Appends refused on a stale revision and decided again against the order's new state"
+    );
+    metrics::describe_counter!(
+        "ledger_http_requests_total",
+        "HTTP requests answered, by method, route and status"
+    );
+    metrics::describe_histogram!(
+        "ledger_http_request_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request, by method and route"
+    );
+    metrics::describe_histogram!(
+        "ledger_append_seconds",
+        Unit::Seconds,
+        "Time for the event store to acknowledge an append (durable), by outcome"
+    );
+    metrics::describe_gauge!(
+        "ledger_projection_lag_events",
+        "Events in the log that the views have not folded yet"
+    );
 }
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -128,7 +160,7 @@ async fn prometheus_metrics(State(state): State<AppState>) -> Response {
         (None, _) => 0,
     };
     metrics::gauge!("ledger_projection_lag_events").set(lag as f64);
-    metrics::gauge!("ledger_conflicts_retried").set(state.handler.conflicts_retried() as f64);
+    metrics::counter!("ledger_conflicts_retried_total").absolute(state.handler.conflicts_retried());
     let text = state
         .metrics
         .as_ref()

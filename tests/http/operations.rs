@@ -58,6 +58,29 @@ async fn metrics_count_commands_by_type_and_outcome_and_time_appends() {
         Some(0.0),
         "{text}"
     );
+    // Counters are counters, named as Prometheus expects, and each says what it counts.
+    assert_eq!(
+        metric(&text, "ledger_conflicts_retried_total"),
+        Some(0.0),
+        "{text}"
+    );
+    for (name, kind) in [
+        ("ledger_commands_total", "counter"),
+        ("ledger_conflicts_retried_total", "counter"),
+        ("ledger_http_requests_total", "counter"),
+        ("ledger_append_seconds", "histogram"),
+        ("ledger_http_request_seconds", "histogram"),
+        ("ledger_projection_lag_events", "gauge"),
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} {kind}\n")),
+            "{name}: {text}"
+        );
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "{name} has no help: {text}"
+        );
+    }
 }
 
 #[tokio::test]
