@@ -177,6 +177,19 @@ impl Projector {
         let Some(checkpoint) = stored else {
             return Ok(());
         };
+        let mut counts = self
+            .db
+            .prepare("SELECT view, tbl, COUNT(*) FROM rows GROUP BY view, tbl")?;
+        let mut tables = counts.query([])?;
+        while let Some(table) = tables.next()? {
+            let (view, name, rows): (String, String, i64) =
+                (table.get(0)?, table.get(1)?, table.get(2)?);
+            if let (Ok(view), Ok(rows)) = (view.parse::<ViewName>(), usize::try_from(rows)) {
+                self.views.reserve_rows(view, &name, rows);
+            }
+        }
+        drop(tables);
+        drop(counts);
         let mut statement = self
             .db
             .prepare("SELECT view, tbl, key, value FROM rows ORDER BY view, tbl, key")?;

@@ -228,6 +228,12 @@ impl<K: RowKey, V> Tracked<K, V> {
     pub fn mark_all_changed(&mut self) {
         self.changed = Changes::Everything;
     }
+
+    /// Room for `rows` stored rows about to be loaded, so that the map does not rehash
+    /// itself into fresh pages at every doubling while it grows.
+    pub fn reserve(&mut self, rows: usize) {
+        self.map.reserve(rows);
+    }
 }
 
 impl<K: RowKey, V: Serialize> Tracked<K, V> {
@@ -385,6 +391,12 @@ impl<T> Appended<T> {
     pub fn mark_all_changed(&mut self) {
         self.saved = 0;
     }
+
+    /// Room for the items of `rows` stored rows about to be loaded.
+    pub fn reserve(&mut self, rows: usize) {
+        self.items
+            .reserve(rows.saturating_mul(APPENDED_ITEMS_PER_ROW));
+    }
 }
 
 /// Items stored in one row of an `Appended` list. A row per item made a rebuild insert
@@ -510,8 +522,8 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Appended<T> {
     }
 }
 
-/// The stored tables of a view, named once: generates `take_changes`, `load_row` and
-/// `mark_all_changed` over them, so that no table can be saved but not loaded, or the reverse.
+/// The stored tables of a view, named once: generates `take_changes`, `load_row`,
+/// `reserve_rows` and `mark_all_changed` over them, so that no table can be saved but not loaded, or the reverse.
 macro_rules! stored_tables {
     ($($table:literal => $field:ident),+ $(,)?) => {
         pub(crate) fn take_changes<O: $crate::rows::RowSink + ?Sized>(
@@ -536,6 +548,15 @@ macro_rules! stored_tables {
 
         pub(crate) fn mark_all_changed(&mut self) {
             $(self.$field.mark_all_changed();)+
+        }
+
+        /// Room for `rows` rows of `table` about to be loaded; an unknown table is left to
+        /// `load_row` to report.
+        pub(crate) fn reserve_rows(&mut self, table: &str, rows: usize) {
+            match table {
+                $($table => self.$field.reserve(rows),)+
+                _ => {}
+            }
         }
 
         pub(crate) fn take_pending(

@@ -217,6 +217,19 @@ impl Views {
         }
     }
 
+    /// Room for `rows` rows of `view`'s `table`, before they are loaded.
+    pub fn reserve_rows(&mut self, view: ViewName, table: &str, rows: usize) {
+        match view {
+            ViewName::Escrow => self.escrow.reserve_rows(table, rows),
+            ViewName::Wallets => self.wallets.reserve_rows(table, rows),
+            ViewName::Completion => self.completion.reserve_rows(table, rows),
+            ViewName::Reviews => self.reviews.reserve_rows(table, rows),
+            ViewName::Orders => self.orders.reserve_rows(table, rows),
+            ViewName::Journal => self.journal.reserve_rows(table, rows),
+            ViewName::Timers => self.timers.reserve_rows(table, rows),
+        }
+    }
+
     /// Rebuilds the indexes derived from stored rows.
     pub fn reindex(&mut self) {
         self.wallets.reindex();

@@ -124,17 +124,27 @@ impl OrderView {
         }
     }
 
+    /// Sorts first and builds each set from a sorted run, which a B-tree loads in one pass:
+    /// inserting the ids in the map's order missed the cache at every level (13% of a
+    /// start with 2,000,000 orders).
     pub(crate) fn reindex(&mut self) {
-        self.ids.clear();
-        self.by_buyer.clear();
-        self.by_seller.clear();
+        let placed = self.orders.len();
+        let (mut ids, mut buyers, mut sellers) = (
+            Vec::with_capacity(placed),
+            Vec::with_capacity(placed),
+            Vec::with_capacity(placed),
+        );
         for (id, state) in self.orders.iter() {
             if let Some(order) = state.order() {
-                self.ids.insert(*id);
-                self.by_buyer.entry(order.buyer).or_default().insert(*id);
-                self.by_seller.entry(order.seller).or_default().insert(*id);
+                ids.push(*id);
+                buyers.push((order.buyer, *id));
+                sellers.push((order.seller, *id));
             }
         }
+        ids.sort_unstable();
+        self.ids = ids.into_iter().collect();
+        self.by_buyer = grouped(buyers);
+        self.by_seller = grouped(sellers);
     }
 
     pub fn order(&self, order: OrderId) -> Option<&Order> {
@@ -193,4 +203,14 @@ impl OrderView {
     pub fn is_empty(&self) -> bool {
         self.orders.is_empty()
     }
+}
+
+/// Each user's orders, from (user, order) pairs.
+fn grouped(mut pairs: Vec<(UserId, OrderId)>) -> FastMap<UserId, BTreeSet<OrderId>> {
+    pairs.sort_unstable();
+    let mut by_user = FastMap::default();
+    for run in pairs.chunk_by(|a, b| a.0 == b.0) {
+        by_user.insert(run[0].0, run.iter().map(|(_, order)| *order).collect());
+    }
+    by_user
 }

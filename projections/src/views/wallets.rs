@@ -1,6 +1,6 @@
 //! Wallet credit per user and currency, with the statement lines behind each balance.
 
-use crate::rows::{Appended, FastMap, PendingRows, RowError, RowSink, Tracked};
+use crate::rows::{Appended, FastMap, Tracked};
 use crate::Fact;
 use chrono::{DateTime, Utc};
 use ledger_domain::{CancellationCause, Currency, Event, Money, OrderId, UserId};
@@ -59,6 +59,8 @@ pub struct WalletView {
 }
 
 impl WalletView {
+    crate::rows::stored_tables!("balances" => balances, "lines" => lines, "open_orders" => open_orders);
+
     pub fn apply(&mut self, fact: &Fact) {
         match &fact.event {
             Event::OrderPlaced(e) => {
@@ -113,41 +115,6 @@ impl WalletView {
                 reason,
             },
         });
-    }
-
-    pub(crate) fn take_changes<O: RowSink + ?Sized>(
-        &mut self,
-        out: &mut O,
-    ) -> Result<(), crate::rows::RowEncodeError> {
-        self.balances.take_changes("balances", out)?;
-        self.lines.take_changes("lines", out)?;
-        self.open_orders.take_changes("open_orders", out)
-    }
-
-    pub(crate) fn take_pending(&mut self, out: &mut Vec<Box<dyn PendingRows>>) {
-        self.balances.take_pending("balances", out);
-        self.lines.take_pending("lines", out);
-        self.open_orders.take_pending("open_orders", out);
-    }
-
-    pub(crate) fn load_row(
-        &mut self,
-        table: &str,
-        key: &str,
-        value: &[u8],
-    ) -> Result<(), RowError> {
-        match table {
-            "balances" => self.balances.load_row(table, key, value),
-            "lines" => self.lines.load_row(table, key, value),
-            "open_orders" => self.open_orders.load_row(table, key, value),
-            _ => Err(RowError::unknown_table(table, key)),
-        }
-    }
-
-    pub(crate) fn mark_all_changed(&mut self) {
-        self.balances.mark_all_changed();
-        self.lines.mark_all_changed();
-        self.open_orders.mark_all_changed();
     }
 
     pub(crate) fn reindex(&mut self) {
