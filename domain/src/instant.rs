@@ -42,6 +42,51 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTim
     deserializer.deserialize_str(InstantVisitor)
 }
 
+/// Optional instants, both ways: `#[serde(default, with = "…::instant::option")]`.
+pub mod option {
+    use chrono::{DateTime, Utc};
+    use serde::de::{self, Deserializer};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(
+        at: &Option<DateTime<Utc>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        super::serialize_option(at, serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        deserializer.deserialize_option(OptionVisitor)
+    }
+
+    struct OptionVisitor;
+
+    impl<'de> de::Visitor<'de> for OptionVisitor {
+        type Value = Option<DateTime<Utc>>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("an RFC 3339 date and time, or null")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> Result<Self::Value, D::Error> {
+            super::deserialize(deserializer).map(Some)
+        }
+    }
+}
+
 struct InstantVisitor;
 
 impl de::Visitor<'_> for InstantVisitor {
@@ -180,6 +225,17 @@ mod tests {
         at: DateTime<Utc>,
     }
 
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct ReadOursOption {
+        #[serde(default, with = "option")]
+        maybe: Option<DateTime<Utc>>,
+    }
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct ReadChronosOption {
+        maybe: Option<DateTime<Utc>>,
+    }
+
     /// Ours and chrono's read `json` alike: the same instant, or the same error.
     fn same_reading(json: &str) -> Result<(), TestCaseError> {
         let ours = serde_json::from_str::<ReadOurs>(json)
@@ -238,6 +294,17 @@ mod tests {
         ) {
             if let Some(at) = Utc.timestamp_opt(seconds, nanos).single() {
                 same_json(at, (!none).then_some(at))?;
+                // And an optional instant reads back as chrono's would, present or not.
+                let maybe = (!none).then_some(at);
+                let json = serde_json::to_string(&Chronos { at, maybe })
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let ours = serde_json::from_str::<ReadOursOption>(&json).map(|r| r.maybe);
+                let chronos = serde_json::from_str::<ReadChronosOption>(&json).map(|r| r.maybe);
+                prop_assert_eq!(ours.map_err(|e| e.to_string()), chronos.map_err(|e| e.to_string()));
+                prop_assert_eq!(
+                    serde_json::from_str::<ReadOursOption>("{}").map_err(|e| e.to_string()),
+                    Ok(ReadOursOption { maybe: None })
+                );
             }
         }
 

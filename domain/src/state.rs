@@ -104,26 +104,26 @@ pub struct Order {
     pub placed_at: DateTime<Utc>,
     #[serde(with = "crate::instant")]
     pub confirm_by: DateTime<Utc>,
-    #[serde(serialize_with = "crate::instant::serialize_option")]
+    #[serde(default, with = "crate::instant::option")]
     pub confirmed_at: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "crate::instant::serialize_option")]
+    #[serde(default, with = "crate::instant::option")]
     pub due_at: Option<DateTime<Utc>>,
     pub deliveries: u32,
     pub last_delivery_late: Option<bool>,
-    #[serde(serialize_with = "crate::instant::serialize_option")]
+    #[serde(default, with = "crate::instant::option")]
     pub auto_close_at: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "crate::instant::serialize_option")]
+    #[serde(default, with = "crate::instant::option")]
     pub decision_deadline: Option<DateTime<Utc>>,
     pub extras: Vec<Extra>,
     pub refunded: Money,
     pub pending_cancellation: Option<CancellationRequest>,
     pub dispute_opened_by: Option<Party>,
-    #[serde(serialize_with = "crate::instant::serialize_option")]
+    #[serde(default, with = "crate::instant::option")]
     pub closed_at: Option<DateTime<Utc>>,
     pub close_cause: Option<CloseCause>,
-    #[serde(serialize_with = "crate::instant::serialize_option")]
+    #[serde(default, with = "crate::instant::option")]
     pub review_closes_at: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "crate::instant::serialize_option")]
+    #[serde(default, with = "crate::instant::option")]
     pub cancelled_at: Option<DateTime<Utc>>,
     pub cancellation_cause: Option<CancellationCause>,
     pub review: Option<Review>,

@@ -25,20 +25,20 @@ pub struct OrderSummary {
     pub placed_at: DateTime<Utc>,
     #[serde(with = "ledger_domain::instant")]
     pub confirm_by: DateTime<Utc>,
-    #[serde(serialize_with = "ledger_domain::instant::serialize_option")]
+    #[serde(default, with = "ledger_domain::instant::option")]
     pub due_at: Option<DateTime<Utc>>,
     /// Late now (in progress past its deadline) or delivered late.
     pub late: bool,
     pub deliveries: u32,
-    #[serde(serialize_with = "ledger_domain::instant::serialize_option")]
+    #[serde(default, with = "ledger_domain::instant::option")]
     pub auto_close_at: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "ledger_domain::instant::serialize_option")]
+    #[serde(default, with = "ledger_domain::instant::option")]
     pub decision_deadline: Option<DateTime<Utc>>,
     pub cancellation_requested_by: Option<Party>,
     pub dispute_opened_by: Option<Party>,
-    #[serde(serialize_with = "ledger_domain::instant::serialize_option")]
+    #[serde(default, with = "ledger_domain::instant::option")]
     pub closed_at: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "ledger_domain::instant::serialize_option")]
+    #[serde(default, with = "ledger_domain::instant::option")]
     pub cancelled_at: Option<DateTime<Utc>>,
     pub review_rating: Option<u8>,
     /// Events folded into this summary: the order stream's revision + 1.
