@@ -206,28 +206,40 @@ impl Views {
         key: &str,
         value: &[u8],
     ) -> Result<(), RowError> {
-        match view {
-            ViewName::Escrow => self.escrow.load_row(table, key, value),
-            ViewName::Wallets => self.wallets.load_row(table, key, value),
-            ViewName::Completion => self.completion.load_row(table, key, value),
-            ViewName::Reviews => self.reviews.load_row(table, key, value),
-            ViewName::Orders => self.orders.load_row(table, key, value),
-            ViewName::Journal => self.journal.load_row(table, key, value),
-            ViewName::Timers => self.timers.load_row(table, key, value),
-        }
+        self.view_mut(view).load_row(table, key, value)
     }
 
     /// Room for `rows` rows of `view`'s `table`, before they are loaded.
     pub fn reserve_rows(&mut self, view: ViewName, table: &str, rows: usize) {
+        self.view_mut(view).reserve_rows(table, rows);
+    }
+
+    fn view_mut(&mut self, view: ViewName) -> ViewMut<'_> {
         match view {
-            ViewName::Escrow => self.escrow.reserve_rows(table, rows),
-            ViewName::Wallets => self.wallets.reserve_rows(table, rows),
-            ViewName::Completion => self.completion.reserve_rows(table, rows),
-            ViewName::Reviews => self.reviews.reserve_rows(table, rows),
-            ViewName::Orders => self.orders.reserve_rows(table, rows),
-            ViewName::Journal => self.journal.reserve_rows(table, rows),
-            ViewName::Timers => self.timers.reserve_rows(table, rows),
+            ViewName::Escrow => ViewMut::Escrow(&mut self.escrow),
+            ViewName::Wallets => ViewMut::Wallets(&mut self.wallets),
+            ViewName::Completion => ViewMut::Completion(&mut self.completion),
+            ViewName::Reviews => ViewMut::Reviews(&mut self.reviews),
+            ViewName::Orders => ViewMut::Orders(&mut self.orders),
+            ViewName::Journal => ViewMut::Journal(&mut self.journal),
+            ViewName::Timers => ViewMut::Timers(&mut self.timers),
         }
+    }
+
+    /// Every view borrowed on its own, so that each can be loaded on a thread of its own.
+    pub(crate) fn each_mut(&mut self) -> Vec<(ViewName, ViewMut<'_>)> {
+        vec![
+            (ViewName::Escrow, ViewMut::Escrow(&mut self.escrow)),
+            (ViewName::Wallets, ViewMut::Wallets(&mut self.wallets)),
+            (
+                ViewName::Completion,
+                ViewMut::Completion(&mut self.completion),
+            ),
+            (ViewName::Reviews, ViewMut::Reviews(&mut self.reviews)),
+            (ViewName::Orders, ViewMut::Orders(&mut self.orders)),
+            (ViewName::Journal, ViewMut::Journal(&mut self.journal)),
+            (ViewName::Timers, ViewMut::Timers(&mut self.timers)),
+        ]
     }
 
     /// Rebuilds the indexes derived from stored rows.
@@ -248,6 +260,59 @@ impl Views {
             ViewName::Orders => self.orders.mark_all_changed(),
             ViewName::Journal => self.journal.mark_all_changed(),
             ViewName::Timers => self.timers.mark_all_changed(),
+        }
+    }
+}
+
+/// One view of `Views`, borrowed alone.
+pub(crate) enum ViewMut<'a> {
+    Escrow(&'a mut escrow::EscrowView),
+    Wallets(&'a mut wallets::WalletView),
+    Completion(&'a mut completion::CompletionView),
+    Reviews(&'a mut reviews::ReviewView),
+    Orders(&'a mut orders::OrderView),
+    Journal(&'a mut journal::JournalView),
+    Timers(&'a mut timers::TimerView),
+}
+
+impl ViewMut<'_> {
+    pub(crate) fn load_row(
+        &mut self,
+        table: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), RowError> {
+        match self {
+            ViewMut::Escrow(view) => view.load_row(table, key, value),
+            ViewMut::Wallets(view) => view.load_row(table, key, value),
+            ViewMut::Completion(view) => view.load_row(table, key, value),
+            ViewMut::Reviews(view) => view.load_row(table, key, value),
+            ViewMut::Orders(view) => view.load_row(table, key, value),
+            ViewMut::Journal(view) => view.load_row(table, key, value),
+            ViewMut::Timers(view) => view.load_row(table, key, value),
+        }
+    }
+
+    pub(crate) fn reserve_rows(&mut self, table: &str, rows: usize) {
+        match self {
+            ViewMut::Escrow(view) => view.reserve_rows(table, rows),
+            ViewMut::Wallets(view) => view.reserve_rows(table, rows),
+            ViewMut::Completion(view) => view.reserve_rows(table, rows),
+            ViewMut::Reviews(view) => view.reserve_rows(table, rows),
+            ViewMut::Orders(view) => view.reserve_rows(table, rows),
+            ViewMut::Journal(view) => view.reserve_rows(table, rows),
+            ViewMut::Timers(view) => view.reserve_rows(table, rows),
+        }
+    }
+
+    /// The view's indexes derived from its rows; see `Views::reindex`.
+    pub(crate) fn reindex(&mut self) {
+        match self {
+            ViewMut::Wallets(view) => view.reindex(),
+            ViewMut::Completion(view) => view.reindex(),
+            ViewMut::Orders(view) => view.reindex(),
+            ViewMut::Timers(view) => view.reindex(),
+            ViewMut::Escrow(_) | ViewMut::Reviews(_) | ViewMut::Journal(_) => {}
         }
     }
 }
