@@ -349,6 +349,46 @@ async fn views_stored_by_an_older_layout_are_dropped_and_folded_again_on_open() 
 }
 
 #[tokio::test]
+async fn a_damaged_stored_row_is_an_error_naming_it_not_a_hang_or_a_panic() {
+    let (_log, views_dir, _store, projector) = closed_orders_caught_up(3).await;
+    drop(projector);
+    let path = views_dir.path().join("views.sqlite");
+    let db = rusqlite::Connection::open(&path).expect("db");
+    let key: String = db
+        .query_row(
+            "SELECT key FROM rows WHERE view = 'orders' ORDER BY key LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .expect("an order row");
+    db.execute(
+        "UPDATE rows SET value = x'c1' WHERE view = 'orders' AND key = ?1",
+        [&key],
+    )
+    .expect("damage");
+    drop(db);
+    match Projector::open(views_dir.path()) {
+        Err(ProjectionError::Row(row)) => {
+            assert_eq!(
+                (row.table.as_str(), row.key.as_str()),
+                ("orders", key.as_str())
+            );
+        }
+        Err(other) => panic!("expected the damaged row, got {other}"),
+        Ok(_) => panic!("a damaged row was loaded"),
+    }
+
+    let db = rusqlite::Connection::open(&path).expect("db");
+    db.execute("UPDATE rows SET view = 'nonsense' WHERE key = ?1", [&key])
+        .expect("rename");
+    drop(db);
+    assert!(matches!(
+        Projector::open(views_dir.path()),
+        Err(ProjectionError::CorruptView { .. })
+    ));
+}
+
+#[tokio::test]
 async fn a_rebuild_is_stored_whole_and_later_saves_build_on_it() {
     let (_log, views_dir, store, mut projector) = closed_orders_caught_up(3).await;
     let progress = projector
