@@ -53,6 +53,8 @@ pub enum ProjectionError {
     NewerSchema(i64),
     #[error("the views in {0} are in use by another process (is `ledger serve` running on it?)")]
     InUse(PathBuf),
+    #[error("a thread loading the stored views panicked")]
+    LoaderPanicked,
 }
 
 /// What changed in the views since the last save, and the checkpoint it belongs to.
@@ -669,10 +671,7 @@ fn load_views_in_parallel(
             .into_iter()
             .try_for_each(|worker| match worker.join() {
                 Ok(loaded) => loaded,
-                Err(_) => Err(ProjectionError::CorruptView {
-                    view: ViewName::Escrow,
-                    detail: "a thread loading the views panicked".into(),
-                }),
+                Err(_) => Err(ProjectionError::LoaderPanicked),
             })
     })
 }

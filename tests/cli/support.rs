@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use ledger_commands::{encode, stream_for, CommandHandler, CommandRequest};
 use ledger_domain::*;
 use ledger_store::{EventStore, ExpectedRevision, SqliteStore};
-use std::process::{Command as Process, Output};
+use std::process::{Command as Process, Output, Stdio};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -108,12 +108,32 @@ pub async fn append_raw(dir: &std::path::Path, events: &[Event]) {
 /// Runs `ledger` with `args`, without the caller's LEDGER_* configuration; returns its
 /// output and its stdout and stderr together.
 pub fn ledger(args: &[&str]) -> (Output, String) {
-    let output = Process::new(env!("CARGO_BIN_EXE_ledger"))
+    ledger_fed(args, None)
+}
+
+/// `ledger` as above, with `input` on its standard input if given.
+pub fn ledger_fed(args: &[&str], input: Option<&[u8]>) -> (Output, String) {
+    let mut command = Process::new(env!("CARGO_BIN_EXE_ledger"));
+    command
         .args(args)
         .env_remove("LEDGER_STORE")
-        .env_remove("LEDGER_DATA_DIR")
-        .output()
-        .expect("run ledger");
+        .env_remove("LEDGER_DATA_DIR");
+    let output = match input {
+        None => command.output().expect("run ledger"),
+        Some(input) => {
+            use std::io::Write;
+            let mut child = command
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("run ledger");
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(input).expect("feed ledger");
+            drop(stdin);
+            child.wait_with_output().expect("ledger ends")
+        }
+    };
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

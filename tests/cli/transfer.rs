@@ -51,37 +51,13 @@ async fn the_export_of_an_import_equals_the_original_byte_for_byte() {
     assert_eq!(export(&copy, &[]), original);
 }
 
-/// `ledger <args>` with `input` on its standard input.
-fn ledger_fed(args: &[&str], input: &[u8]) -> (std::process::Output, String) {
-    use std::io::Write;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
-        .args(args)
-        .env_remove("LEDGER_STORE")
-        .env_remove("LEDGER_DATA_DIR")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run ledger");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(input).expect("feed the export");
-    drop(stdin);
-    let output = child.wait_with_output().expect("ledger ends");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output, text)
-}
-
 #[tokio::test]
 async fn an_export_piped_into_import_or_replay_as_dash_is_loaded_whole_or_not_at_all() {
     let (dir, _, original) = exported().await;
     let copy = dir.path().join("copy");
     let (output, text) = ledger_fed(
         &["import", "-", "--data-dir", &copy.to_string_lossy()],
-        &original,
+        Some(&original),
     );
     assert!(output.status.success(), "{text}");
     assert!(
@@ -92,7 +68,10 @@ async fn an_export_piped_into_import_or_replay_as_dash_is_loaded_whole_or_not_at
 
     let cut = dir.path().join("cut");
     let half = &original[..original.len() / 2];
-    let (output, text) = ledger_fed(&["import", "-", "--data-dir", &cut.to_string_lossy()], half);
+    let (output, text) = ledger_fed(
+        &["import", "-", "--data-dir", &cut.to_string_lossy()],
+        Some(half),
+    );
     assert!(!output.status.success(), "{text}");
     assert!(text.contains("nothing was imported"), "{text}");
     assert!(
@@ -100,7 +79,7 @@ async fn an_export_piped_into_import_or_replay_as_dash_is_loaded_whole_or_not_at
         "nothing written: {text}"
     );
 
-    let (output, text) = ledger_fed(&["replay", "-"], &original);
+    let (output, text) = ledger_fed(&["replay", "-"], Some(&original));
     assert!(output.status.success(), "{text}");
     assert!(text.contains("every invariant holds"), "{text}");
 }
