@@ -244,10 +244,9 @@ impl Views {
 
     /// Rebuilds the indexes derived from stored rows.
     pub fn reindex(&mut self) {
-        self.wallets.reindex();
-        self.completion.reindex();
-        self.orders.reindex();
-        self.timers.reindex();
+        for (_, mut view) in self.each_mut() {
+            view.reindex();
+        }
     }
 
     /// Counts every row of `view` as changed, after the view was replaced wholesale.
