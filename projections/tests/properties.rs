@@ -333,6 +333,30 @@ proptest! {
     }
 
     #[test]
+    fn a_summary_shows_exactly_the_deadline_a_timer_will_act_on(
+        currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
+        steps in prop::collection::vec(step(), 1..150),
+    ) {
+        let facts = history(&currency_picks, &steps);
+        let mut views = Views::default();
+        for fact in &facts {
+            views.apply(fact);
+            let Some(order) = views.orders.order(fact.order) else { continue };
+            let summary = OrderSummary::of(order, fact.recorded_at);
+            let shown: Vec<(TimerKind, DateTime<Utc>)> = [
+                (TimerKind::ExpireUnconfirmed, summary.confirm_by),
+                (TimerKind::AutoCloseAfterDelivery, summary.auto_close_at),
+                (TimerKind::AutoCloseAfterRefusedRevision, summary.decision_deadline),
+            ]
+            .into_iter()
+            .filter_map(|(kind, at)| at.map(|at| (kind, at)))
+            .collect();
+            let scheduled: Vec<_> = views.timers.timer(fact.order).map(|t| (t.kind, t.due_at)).into_iter().collect();
+            prop_assert_eq!(shown, scheduled, "{:?} after {}", order.status, fact.event.event_type());
+        }
+    }
+
+    #[test]
     fn the_completion_rate_equals_a_naive_count_of_the_history(
         currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
         steps in prop::collection::vec(step(), 1..150),

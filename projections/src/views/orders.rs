@@ -23,8 +23,10 @@ pub struct OrderSummary {
     pub refunded: Money,
     #[serde(with = "ledger_domain::instant")]
     pub placed_at: DateTime<Utc>,
-    #[serde(with = "ledger_domain::instant")]
-    pub confirm_by: DateTime<Utc>,
+    /// The seller's deadline to confirm; like `auto_close_at` and `decision_deadline`, only
+    /// while it can still act, so that a finished order shows no deadline pending.
+    #[serde(default, with = "ledger_domain::instant::option")]
+    pub confirm_by: Option<DateTime<Utc>>,
     #[serde(default, with = "ledger_domain::instant::option")]
     pub due_at: Option<DateTime<Utc>>,
     /// Late now (in progress past its deadline) or delivered late.
@@ -65,12 +67,16 @@ impl OrderSummary {
             escrow_held: order.escrow_held,
             refunded: order.refunded,
             placed_at: order.placed_at,
-            confirm_by: order.confirm_by,
+            confirm_by: (order.status == Status::Placed).then_some(order.confirm_by),
             due_at: order.due_at,
             late: order.is_late_at(now) || order.last_delivery_late == Some(true),
             deliveries: order.deliveries,
-            auto_close_at: order.auto_close_at,
-            decision_deadline: order.decision_deadline,
+            auto_close_at: order
+                .auto_close_at
+                .filter(|_| order.status == Status::Delivered),
+            decision_deadline: order
+                .decision_deadline
+                .filter(|_| order.status == Status::RevisionRefused),
             cancellation_requested_by: order.pending_cancellation.as_ref().map(|c| c.requested_by),
             dispute_opened_by: order.dispute_opened_by,
             closed_at: order.closed_at,
