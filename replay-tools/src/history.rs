@@ -12,6 +12,13 @@ use serde::Serialize;
 pub enum HistoryError {
     #[error("order {0} does not exist")]
     UnknownOrder(OrderId),
+    /// Answering with a later state would pass it off as the asked revision's.
+    #[error("order {order} has revisions 0 to {last}; {asked} is not one yet")]
+    RevisionNotReached {
+        order: OrderId,
+        asked: u64,
+        last: u64,
+    },
     #[error(transparent)]
     Decode(#[from] DecodeError),
     #[error(transparent)]
@@ -55,8 +62,13 @@ pub async fn history(
     cutoff: Cutoff,
 ) -> Result<History, HistoryError> {
     let recorded = read_whole_stream(store, &stream_for(order)).await?;
-    if recorded.is_empty() {
+    let Some(last) = recorded.last().map(|r| r.revision) else {
         return Err(HistoryError::UnknownOrder(order));
+    };
+    if let Cutoff::Revision(asked) = cutoff {
+        if asked > last {
+            return Err(HistoryError::RevisionNotReached { order, asked, last });
+        }
     }
     let mut entries = Vec::new();
     let mut state = OrderState::new();

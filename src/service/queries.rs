@@ -130,15 +130,16 @@ async fn order_history(
         .order()
         .ok_or_else(|| order_not_found(OrderId(id)))?;
     caller.require_party_or(order, STAFF_SEEING_HISTORY)?;
+    // The order as it stood at a later instant is not known yet: `late` is judged now.
+    let now = match cutoff {
+        Cutoff::At(at) => at.min(state.clock.now()),
+        _ => state.clock.now(),
+    };
     let cut = match cutoff {
         Cutoff::Now => whole,
         other => history(&*state.store, OrderId(id), other)
             .await
             .map_err(history_error)?,
-    };
-    let now = match cutoff {
-        Cutoff::At(at) => at,
-        _ => state.clock.now(),
     };
     Ok(Json(HistoryResponse {
         order_id: id,
@@ -150,6 +151,11 @@ async fn order_history(
 fn history_error(error: HistoryError) -> ApiError {
     match error {
         HistoryError::UnknownOrder(order) => order_not_found(order),
+        not_yet @ HistoryError::RevisionNotReached { .. } => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "revision_not_found",
+            not_yet.to_string(),
+        ),
         other => ApiError::internal(other.to_string()),
     }
 }

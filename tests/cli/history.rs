@@ -95,3 +95,19 @@ async fn an_unknown_order_or_a_bad_instant_is_a_clear_error() {
     assert_eq!(output.status.code(), Some(2), "{text}");
     assert!(!text.contains("panicked"), "{text}");
 }
+
+#[tokio::test]
+async fn a_revision_the_order_has_not_reached_is_refused_not_answered_with_today() {
+    let dir = tempfile::tempdir().expect("dir");
+    let events = closed_order(dir.path()).await;
+    let past_last = events.len().to_string();
+    let (output, text) = history(dir.path(), &["--revision", &past_last]);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "has revisions 0 to {}; {past_last} is not one yet",
+            events.len() - 1
+        )),
+        "{text}"
+    );
+}

@@ -5,6 +5,7 @@ mod authorization;
 mod bad_input;
 mod escrow;
 mod eventstoredb;
+mod history;
 mod operations;
 mod restart;
 mod retries;

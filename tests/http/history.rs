@@ -1,0 +1,82 @@
+//! A mediator reading an order's history: the timeline, and the order as it stood at an
+//! instant or a revision.
+
+use crate::support::{parse_instant, user, Server};
+use chrono::{Duration, SecondsFormat};
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test]
+async fn the_order_as_it_stood_at_a_revision_or_an_instant() {
+    let server = Server::start();
+    let (buyer, seller, mediator) = (user("buyer"), user("seller"), user("mediator"));
+    let order = server.place(&buyer, &seller, "200.00").await;
+    let confirmed = server.act(&seller, order, "confirm", json!({})).await;
+    let due = parse_instant(&confirmed["order"]["due_at"]);
+    server.advance(due + Duration::hours(1)).await;
+    server
+        .act(
+            &seller,
+            order,
+            "deliver",
+            json!({ "message": "late, sorry" }),
+        )
+        .await;
+    let path = format!("/orders/{order}/history");
+
+    let whole = server.get(&mediator, &path).await.ok();
+    assert_eq!(
+        whole["entries"].as_array().map(Vec::len),
+        Some(3),
+        "{whole}"
+    );
+    assert_eq!(whole["order"]["status"], "Delivered");
+
+    let at_confirmation = server
+        .get(&mediator, &format!("{path}?revision=1"))
+        .await
+        .ok();
+    assert_eq!(at_confirmation["entries"].as_array().map(Vec::len), Some(2));
+    assert_eq!(at_confirmation["order"]["status"], "InProgress");
+    assert_eq!(at_confirmation["order"]["events"], 2);
+
+    // Past the deadline, before the delivery: in progress and late, as it stood then.
+    let late_then = (due + Duration::minutes(1)).to_rfc3339_opts(SecondsFormat::Nanos, true);
+    let then = server
+        .get(&mediator, &format!("{path}?at={}", late_then))
+        .await
+        .ok();
+    assert_eq!(then["order"]["status"], "InProgress", "{then}");
+    assert_eq!(then["order"]["late"], true, "{then}");
+
+    // Before the deadline, the same order was not late.
+    let on_time = (due - Duration::minutes(1)).to_rfc3339_opts(SecondsFormat::Nanos, true);
+    let then = server
+        .get(&mediator, &format!("{path}?at={}", on_time))
+        .await
+        .ok();
+    assert_eq!(then["order"]["late"], false, "{then}");
+
+    // A revision the order has not reached is not today's state under its number.
+    server
+        .get(&mediator, &format!("{path}?revision=3"))
+        .await
+        .problem(StatusCode::NOT_FOUND, "revision_not_found");
+}
+
+#[tokio::test]
+async fn an_instant_still_to_come_shows_the_order_as_it_stands_now() {
+    let server = Server::start();
+    let (buyer, seller, mediator) = (user("buyer"), user("seller"), user("mediator"));
+    let order = server.place(&buyer, &seller, "200.00").await;
+    let confirmed = server.act(&seller, order, "confirm", json!({})).await;
+    let due = parse_instant(&confirmed["order"]["due_at"]);
+    // A week past the deadline has not happened: the order is in progress and not late yet.
+    let later = (due + Duration::days(7)).to_rfc3339_opts(SecondsFormat::Nanos, true);
+    let then = server
+        .get(&mediator, &format!("/orders/{order}/history?at={}", later))
+        .await
+        .ok();
+    assert_eq!(then["order"]["status"], "InProgress", "{then}");
+    assert_eq!(then["order"]["late"], false, "{then}");
+}
