@@ -726,6 +726,11 @@ fn migrate(db: &Connection) -> Result<(), ProjectionError> {
              PRAGMA user_version = {READ_MODEL_SCHEMA_VERSION};
              COMMIT;"
         ))?;
+        if version > 0 {
+            // The dropped rows' pages stay in the file as free pages otherwise (2.8 GB for
+            // ten million events); with the tables empty this is quick.
+            db.execute_batch("VACUUM")?;
+        }
     }
     Ok(())
 }

@@ -333,6 +333,13 @@ async fn views_stored_by_an_older_layout_are_dropped_and_folded_again_on_open() 
         [],
     )
     .expect("old rows");
+    // Old rows of some size, whose pages an upgrade should give back.
+    db.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+         INSERT INTO rows (view, tbl, key, value) SELECT 'old', 'old', i, zeroblob(10000) FROM n",
+        [],
+    )
+    .expect("old rows of some size");
     db.pragma_update(None, "user_version", version - 1)
         .expect("older schema");
     drop(db);
@@ -340,6 +347,15 @@ async fn views_stored_by_an_older_layout_are_dropped_and_folded_again_on_open() 
     let mut reopened = Projector::open(views_dir.path()).expect("an older layout opens");
     assert_eq!(reopened.checkpoint(), None, "nothing kept of the old views");
     assert_eq!(reopened.views().orders.len(), 0);
+    let db = rusqlite::Connection::open(views_dir.path().join("views.sqlite")).expect("db");
+    let pages: i64 = db
+        .query_row("PRAGMA page_count", [], |row| row.get(0))
+        .expect("pages");
+    assert!(
+        pages < 50,
+        "the old rows' 3 MB are given back: {pages} pages"
+    );
+    drop(db);
     let progress = reopened.catch_up(&store).await.expect("catch up");
     assert_eq!(progress.applied, 12, "the whole log folded again");
     assert!(same_bytes(
