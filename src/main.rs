@@ -395,12 +395,38 @@ enum BenchCommand {
 fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // Output cut short by its reader (`ledger export | head`): quiet, with the status a
+        // shell gives a tool that SIGPIPE ended.
+        Err(error) if is_broken_pipe(&error) => std::process::ExitCode::from(141),
         Err(error) => {
             // The chain of causes, one line; no backtrace for a user's mistake.
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", causes_in_one_line(&error));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Some library errors name their cause in their own message too; it is said once.
+fn causes_in_one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain().map(|cause| cause.to_string()) {
+        if line.ends_with(&cause) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&cause);
+    }
+    line
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

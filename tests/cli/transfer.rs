@@ -144,6 +144,45 @@ async fn a_cut_short_or_malformed_export_is_a_clear_error() {
         out.contains("opening") && !out.contains("panicked"),
         "{out}"
     );
+    // A directory where a file should be: the cause said once, not twice.
+    let (output, out) = import(dir.path(), &dir.path().join("d"), &[]);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    let cause = "Is a directory (os error 21)";
+    assert_eq!(out.matches(cause).count(), 1, "{out}");
+}
+
+#[tokio::test]
+async fn an_export_whose_reader_stops_early_ends_quietly() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("dir");
+    let (output, text) = ledger(&[
+        "simulate",
+        "--orders",
+        "300",
+        "--quiet",
+        "--data-dir",
+        &dir.path().to_string_lossy(),
+    ]);
+    assert!(output.status.success(), "{text}");
+    let mut export = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["export", "--data-dir", &dir.path().to_string_lossy()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ledger export");
+    // Like `ledger export | head -c 100`: read a little, then close the pipe.
+    let mut head = [0u8; 100];
+    export
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut head)
+        .expect("the export's first bytes");
+    let output = export.wait_with_output().expect("export ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+    assert_eq!(stderr, "", "no error for a reader that had enough");
 }
 
 #[tokio::test]
