@@ -14,6 +14,7 @@ mod metered;
 mod ops;
 pub mod problem;
 mod queries;
+mod reports;
 mod streams;
 
 use crate::timers::{fire_timers, TIMERS_PER_TICK_MAX};

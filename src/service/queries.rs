@@ -2,14 +2,16 @@
 
 use super::auth::{ApiRole, Principal};
 use super::problem::{ApiError, ApiPath, Problem};
+use super::reports::{self, wants_csv, Report};
 use super::AppState;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use ledger_domain::{Currency, Decimal, Money, Order, OrderId, Status, UserId};
 use ledger_projections::{
-    AgedHolding, CompletionRate, OrderFilter, OrderPage, OrderSummary, Posting, ReviewWindow,
+    CompletionRate, CreditReason, OrderFilter, OrderPage, OrderSummary, Posting, ReviewWindow,
     Wallet, AGING_BUCKET_UPPER_DAYS,
 };
 use ledger_replay::history::{history, Cutoff, Entry, HistoryError};
@@ -307,12 +309,14 @@ pub struct AgeQuery {
 
 /// Orders holding escrow for at least `min_age_days`, oldest first.
 #[utoipa::path(get, path = "/escrow/orders", tag = "queries", params(AgeQuery),
-    responses((status = 200, body = Vec<Object>), (status = "4XX", body = Problem)))]
+    responses((status = 200, content((Vec<Object> = "application/json"), (String = "text/csv"))),
+        (status = "4XX", body = Problem)))]
 async fn escrow_orders(
     State(state): State<AppState>,
     caller: Principal,
+    headers: HeaderMap,
     query: Result<Query<AgeQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<AgedHolding>>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require_role(STAFF_SEEING_ORDERS)?;
     let Query(query) = query.map_err(bad_query)?;
     let min_age_days = query.min_age_days.unwrap_or(0);
@@ -323,9 +327,24 @@ async fn escrow_orders(
         ));
     }
     let now = state.clock.now();
-    Ok(Json(state.views(|v| {
-        v.escrow.holdings_older_than(min_age_days, now)
-    })?))
+    let holdings = state.views(|v| v.escrow.holdings_older_than(min_age_days, now))?;
+    if !wants_csv(&headers) {
+        return Ok(Json(holdings).into_response());
+    }
+    let report = Report {
+        filename: "escrow-orders.csv",
+        header: &["order_id", "currency", "held", "since", "age_days"],
+        next_page: None,
+    };
+    report.render(holdings.iter().map(|h| {
+        (
+            h.order.0,
+            h.held.currency().to_string(),
+            h.held.amount(),
+            reports::instant(h.since),
+            h.age_days,
+        )
+    }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -339,12 +358,14 @@ pub struct WalletResponse {
 /// A user's wallet credit: balance and statement, per currency.
 #[utoipa::path(get, path = "/wallets/{user_id}", tag = "queries",
     params(("user_id" = Uuid, Path, description = "user id")),
-    responses((status = 200, body = WalletResponse), (status = "4XX", body = Problem)))]
+    responses((status = 200, content((WalletResponse = "application/json"), (String = "text/csv"))),
+        (status = "4XX", body = Problem)))]
 async fn wallet(
     State(state): State<AppState>,
     caller: Principal,
+    headers: HeaderMap,
     ApiPath(user_id): ApiPath<Uuid>,
-) -> Result<Json<WalletResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let own = caller.user.0 == user_id && matches!(caller.role, ApiRole::Buyer | ApiRole::Seller);
     if !own {
         caller
@@ -352,10 +373,43 @@ async fn wallet(
             .map_err(|_| ApiError::forbidden("a wallet is seen by its owner and by finance"))?;
     }
     let currencies = state.views(|v| v.wallets.wallet(UserId(user_id)))?;
-    Ok(Json(WalletResponse {
-        user_id,
-        currencies,
-    }))
+    if !wants_csv(&headers) {
+        return Ok(Json(WalletResponse {
+            user_id,
+            currencies,
+        })
+        .into_response());
+    }
+    let report = Report {
+        filename: &format!("wallet-{user_id}.csv"),
+        header: &[
+            "currency", "position", "order_id", "at", "amount", "reason", "cause",
+        ],
+        next_page: None,
+    };
+    report.render(
+        currencies
+            .values()
+            .flat_map(|wallet| &wallet.lines)
+            .map(|line| {
+                let (reason, cause) = match line.reason {
+                    CreditReason::PartialRefund => ("partial_refund", None),
+                    CreditReason::CancellationRefund { cause } => {
+                        ("cancellation_refund", Some(cause))
+                    }
+                    CreditReason::Release => ("release", None),
+                };
+                (
+                    line.amount.currency().to_string(),
+                    line.position,
+                    line.order.0,
+                    reports::instant(line.at),
+                    line.amount.amount(),
+                    reason,
+                    cause,
+                )
+            }),
+    )
 }
 
 /// A seller's completion rate, all time and over the recent window, with the counts behind it.
@@ -427,12 +481,14 @@ pub struct JournalPage {
 
 /// The double-entry journal: a balanced posting for every money movement, from a position.
 #[utoipa::path(get, path = "/journal", tag = "queries", params(JournalQuery),
-    responses((status = 200, body = JournalPage), (status = "4XX", body = Problem)))]
+    responses((status = 200, content((JournalPage = "application/json"), (String = "text/csv"))),
+        (status = "4XX", body = Problem)))]
 async fn journal(
     State(state): State<AppState>,
     caller: Principal,
+    headers: HeaderMap,
     query: Result<Query<JournalQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<JournalPage>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require_role(&[ApiRole::Finance])?;
     let Query(query) = query.map_err(bad_query)?;
     let limit = query
@@ -440,13 +496,35 @@ async fn journal(
         .unwrap_or(JOURNAL_PAGE_DEFAULT)
         .clamp(1, JOURNAL_PAGE_MAX);
     let from = query.from.unwrap_or(0);
-    let postings = state.views(|v| v.journal.postings(from, limit + 1).to_vec())?;
-    let next_from = postings.get(limit).map(|p| p.position);
-    let mut postings = postings;
-    postings.truncate(limit);
-    Ok(Json(JournalPage {
-        postings,
-        next_from,
+    let (postings, next_from) = state.views(|v| {
+        let (page, next_from) = v.journal.postings(from, limit);
+        (page.to_vec(), next_from)
+    })?;
+    if !wants_csv(&headers) {
+        return Ok(Json(JournalPage {
+            postings,
+            next_from,
+        })
+        .into_response());
+    }
+    let report = Report {
+        filename: "journal.csv",
+        header: &[
+            "position", "order_id", "at", "debit", "credit", "amount", "currency", "memo",
+        ],
+        next_page: next_from.map(|from| format!("/journal?from={from}&limit={limit}")),
+    };
+    report.render(postings.iter().map(|p| {
+        (
+            p.position,
+            p.order.0,
+            reports::instant(p.at),
+            p.debit.to_string(),
+            p.credit.to_string(),
+            p.amount.amount(),
+            p.amount.currency().to_string(),
+            &*p.memo,
+        )
     }))
 }
 
@@ -463,11 +541,13 @@ pub struct TrialBalance {
 
 /// The trial balance of the journal.
 #[utoipa::path(get, path = "/trial-balance", tag = "queries",
-    responses((status = 200, body = TrialBalance), (status = "4XX", body = Problem)))]
+    responses((status = 200, content((TrialBalance = "application/json"), (String = "text/csv"))),
+        (status = "4XX", body = Problem)))]
 async fn trial_balance(
     State(state): State<AppState>,
     caller: Principal,
-) -> Result<Json<TrialBalance>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     caller.require_role(&[ApiRole::Finance])?;
     let (totals, accounts) = state.views(|v| {
         let accounts = v
@@ -478,9 +558,22 @@ async fn trial_balance(
         (v.journal.trial_balance(), accounts)
     })?;
     let balanced = totals.values().all(|sum| sum.is_zero());
-    Ok(Json(TrialBalance {
-        totals,
-        balanced,
-        accounts,
+    if !wants_csv(&headers) {
+        return Ok(Json(TrialBalance {
+            totals,
+            balanced,
+            accounts,
+        })
+        .into_response());
+    }
+    let report = Report {
+        filename: "trial-balance.csv",
+        header: &["account", "currency", "balance"],
+        next_page: None,
+    };
+    report.render(accounts.iter().flat_map(|(account, balances)| {
+        balances
+            .iter()
+            .map(move |(currency, balance)| (account, currency.to_string(), balance))
     }))
 }

@@ -7,6 +7,7 @@ mod escrow;
 mod eventstoredb;
 mod history;
 mod operations;
+mod reports;
 mod restart;
 mod retries;
 mod stories;

@@ -222,12 +222,22 @@ impl JournalView {
         });
     }
 
-    /// Postings from `from_position` on, at most `limit`.
-    pub fn postings(&self, from_position: u64, limit: usize) -> &[Posting] {
+    /// Postings from `from_position` on, `limit` of them or a few more: a page never splits
+    /// one event's postings (a release and its commission), since the next page starts at a
+    /// position and would repeat them. Returns the next page's position, if any.
+    pub fn postings(&self, from_position: u64, limit: usize) -> (&[Posting], Option<u64>) {
         let postings = self.postings.as_slice();
         let start = postings.partition_point(|p| p.position < from_position);
-        let end = start.saturating_add(limit).min(postings.len());
-        &postings[start..end]
+        let mut end = start.saturating_add(limit.max(1)).min(postings.len());
+        while let (Some(last), Some(next)) =
+            (end.checked_sub(1).map(|i| &postings[i]), postings.get(end))
+        {
+            if next.position != last.position {
+                break;
+            }
+            end += 1;
+        }
+        (&postings[start..end], postings.get(end).map(|p| p.position))
     }
 
     /// Every account's balances, in no particular order.

@@ -1,0 +1,286 @@
+//! Finance's reports as CSV (`Accept: text/csv`): the same figures as the JSON reads, row for
+//! row, ready for a spreadsheet.
+
+use crate::support::{user, Server, User};
+use reqwest::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE, LINK};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// One closed order (released, commission taken), one cancelled before confirmation
+/// (refunded to the buyer's wallet), one still holding escrow.
+async fn books(server: &Server, buyer: &User, seller: &User) -> uuid::Uuid {
+    let closed = server.place(buyer, seller, "100.00").await;
+    server.act(seller, closed, "confirm", json!({})).await;
+    server
+        .act(seller, closed, "deliver", json!({ "message": "done" }))
+        .await;
+    server.act(buyer, closed, "close", json!({})).await;
+    let cancelled = server.place(buyer, seller, "40.00").await;
+    server
+        .act(
+            buyer,
+            cancelled,
+            "cancel",
+            json!({ "reason": "changed my mind" }),
+        )
+        .await;
+    server.place(buyer, seller, "25.50").await
+}
+
+struct Csv {
+    header: Vec<String>,
+    rows: Vec<BTreeMap<String, String>>,
+    link: Option<String>,
+}
+
+async fn csv(server: &Server, who: &User, path: &str, accept: &str) -> Csv {
+    let response = server
+        .client()
+        .get(server.url(path))
+        .bearer_auth(&who.token)
+        .header(ACCEPT, accept)
+        .send()
+        .await
+        .expect("report");
+    assert_eq!(response.status(), StatusCode::OK);
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        header(CONTENT_TYPE).as_deref(),
+        Some("text/csv; charset=utf-8")
+    );
+    let disposition = header(CONTENT_DISPOSITION).unwrap_or_default();
+    assert!(
+        disposition.starts_with("attachment; filename="),
+        "{disposition}"
+    );
+    let link = header(LINK);
+    let text = response.text().await.expect("text");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("a header line")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let rows = reader
+        .records()
+        .map(|record| {
+            let record = record.expect("a CSV record");
+            header
+                .iter()
+                .cloned()
+                .zip(record.iter().map(str::to_owned))
+                .collect()
+        })
+        .collect();
+    Csv { header, rows, link }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn the_journal_as_csv_is_the_json_journal_row_for_row_and_pages_by_link() {
+    let server = Server::start();
+    let (buyer, seller, finance) = (user("buyer"), user("seller"), user("finance"));
+    books(&server, &buyer, &seller).await;
+    let json = server.get(&finance, "/journal").await.ok();
+    let postings = json["postings"].as_array().cloned().unwrap_or_default();
+    assert!(postings.len() >= 5, "{json}");
+
+    let report = csv(&server, &finance, "/journal", "text/csv").await;
+    assert_eq!(
+        report.header,
+        ["position", "order_id", "at", "debit", "credit", "amount", "currency", "memo"]
+    );
+    assert_eq!(report.rows.len(), postings.len());
+    for (row, posting) in report.rows.iter().zip(&postings) {
+        assert_eq!(row["position"], text(&posting["position"]));
+        assert_eq!(row["order_id"], text(&posting["order"]));
+        assert_eq!(row["at"], text(&posting["at"]));
+        assert_eq!(row["debit"], text(&posting["debit"]));
+        assert_eq!(row["credit"], text(&posting["credit"]));
+        assert_eq!(row["amount"], text(&posting["amount"]["amount"]));
+        assert_eq!(row["currency"], text(&posting["amount"]["currency"]));
+        assert_eq!(row["memo"], text(&posting["memo"]));
+    }
+    assert_eq!(report.link, None, "one page holds it all");
+
+    // A page at a time: each names the next in `Link`, and together they are the journal.
+    // A page holds two postings, or more where one event's postings (a release and its
+    // commission) would otherwise be split.
+    let mut rows: Vec<BTreeMap<String, String>> = Vec::new();
+    let mut next = Some("/journal?limit=2".to_owned());
+    while let Some(path) = next {
+        let page = csv(&server, &finance, &path, "text/csv").await;
+        let mut beyond_limit = page.rows.iter().skip(2);
+        assert!(
+            beyond_limit.all(|r| r["position"] == page.rows[1]["position"]),
+            "{:?}",
+            page.rows
+        );
+        if let (Some(last), Some(first)) = (rows.last(), page.rows.first()) {
+            assert_ne!(last["position"], first["position"], "an event split");
+        }
+        rows.extend(page.rows);
+        next = page.link.map(|link| {
+            link.strip_prefix('<')
+                .and_then(|l| l.strip_suffix(">; rel=\"next\""))
+                .expect("a next link")
+                .to_owned()
+        });
+    }
+    assert_eq!(rows, report.rows);
+
+    // The JSON journal pages the same way: every posting once.
+    let mut paged = Vec::new();
+    let mut from = Some(0);
+    while let Some(position) = from {
+        let page = server
+            .get(&finance, &format!("/journal?from={position}&limit=1"))
+            .await
+            .ok();
+        paged.extend(page["postings"].as_array().cloned().unwrap_or_default());
+        from = page["next_from"].as_u64();
+    }
+    assert_eq!(paged, postings);
+}
+
+#[tokio::test]
+async fn the_trial_balance_as_csv_sums_to_zero_per_currency() {
+    let server = Server::start();
+    let (buyer, seller, finance) = (user("buyer"), user("seller"), user("finance"));
+    books(&server, &buyer, &seller).await;
+    let json = server.get(&finance, "/trial-balance").await.ok();
+    let report = csv(&server, &finance, "/trial-balance", "text/csv").await;
+    assert_eq!(report.header, ["account", "currency", "balance"]);
+    let mut from_json = Vec::new();
+    for (account, balances) in json["accounts"].as_object().cloned().unwrap_or_default() {
+        for (currency, balance) in balances.as_object().cloned().unwrap_or_default() {
+            from_json.push([account.clone(), currency, text(&balance)]);
+        }
+    }
+    let from_csv: Vec<[String; 3]> = report
+        .rows
+        .iter()
+        .map(|r| {
+            [
+                r["account"].clone(),
+                r["currency"].clone(),
+                r["balance"].clone(),
+            ]
+        })
+        .collect();
+    assert_eq!(from_csv, from_json);
+    let cents: i64 = from_csv
+        .iter()
+        .map(|[_, _, balance]| balance.replace('.', "").parse::<i64>().expect("cents"))
+        .sum();
+    assert_eq!(cents, 0, "{from_csv:?}");
+    assert!(from_csv
+        .iter()
+        .any(|[a, _, b]| a == "commission" && b == "20.00"));
+}
+
+#[tokio::test]
+async fn a_wallet_statement_and_the_orders_holding_escrow_as_csv() {
+    let server = Server::start();
+    let (buyer, seller, finance) = (user("buyer"), user("seller"), user("finance"));
+    let holding = books(&server, &buyer, &seller).await;
+
+    let report = csv(
+        &server,
+        &finance,
+        &format!("/wallets/{}", buyer.id),
+        "text/csv",
+    )
+    .await;
+    assert_eq!(
+        report.header,
+        ["currency", "position", "order_id", "at", "amount", "reason", "cause"]
+    );
+    assert_eq!(report.rows.len(), 1, "{:?}", report.rows);
+    assert_eq!(report.rows[0]["amount"], "40.00");
+    assert_eq!(report.rows[0]["reason"], "cancellation_refund");
+    assert_eq!(
+        report.rows[0]["cause"],
+        "cancelled_by_buyer_before_confirmation"
+    );
+    // The owner reads their own statement too.
+    let own = csv(
+        &server,
+        &seller,
+        &format!("/wallets/{}", seller.id),
+        "text/csv",
+    )
+    .await;
+    assert_eq!(own.rows.len(), 1);
+    assert_eq!(own.rows[0]["amount"], "80.00");
+    assert_eq!(own.rows[0]["reason"], "release");
+    assert_eq!(own.rows[0]["cause"], "");
+
+    let report = csv(&server, &finance, "/escrow/orders", "text/csv").await;
+    assert_eq!(
+        report.header,
+        ["order_id", "currency", "held", "since", "age_days"]
+    );
+    assert_eq!(report.rows.len(), 1, "{:?}", report.rows);
+    assert_eq!(report.rows[0]["order_id"], holding.to_string());
+    assert_eq!(report.rows[0]["held"], "25.50");
+    assert_eq!(report.rows[0]["age_days"], "0");
+}
+
+#[tokio::test]
+async fn json_stays_the_default_and_csv_changes_nothing_about_who_may_read() {
+    let server = Server::start();
+    let (buyer, seller, finance) = (user("buyer"), user("seller"), user("finance"));
+    books(&server, &buyer, &seller).await;
+    for accept in [
+        "*/*",
+        "application/json",
+        "application/json, text/csv;q=0.5",
+        "text/csv;q=0",
+    ] {
+        let reply = server
+            .send(
+                server
+                    .client()
+                    .get(server.url("/trial-balance"))
+                    .bearer_auth(&finance.token)
+                    .header(ACCEPT, accept),
+            )
+            .await;
+        assert_eq!(reply.ok()["balanced"], true, "Accept: {accept}");
+    }
+    let csv_first = csv(
+        &server,
+        &finance,
+        "/trial-balance",
+        "text/csv, application/json;q=0.9",
+    )
+    .await;
+    assert!(!csv_first.rows.is_empty());
+
+    // A buyer may not read the journal, in any format: the refusal is a problem document.
+    let reply = server
+        .send(
+            server
+                .client()
+                .get(server.url("/journal"))
+                .bearer_auth(&buyer.token)
+                .header(ACCEPT, "text/csv"),
+        )
+        .await;
+    reply.problem(StatusCode::FORBIDDEN, "forbidden");
+}
