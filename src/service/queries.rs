@@ -534,7 +534,7 @@ pub struct TrialBalance {
     #[schema(value_type = BTreeMap<String, String>)]
     totals: BTreeMap<Currency, Decimal>,
     balanced: bool,
-    /// Every account's balance per currency.
+    /// Every account's balance per currency; accounts and currencies at zero are left out.
     #[schema(value_type = Object)]
     accounts: BTreeMap<String, BTreeMap<Currency, Decimal>>,
 }
@@ -550,10 +550,19 @@ async fn trial_balance(
 ) -> Result<Response, ApiError> {
     caller.require_role(&[ApiRole::Finance])?;
     let (totals, accounts) = state.views(|v| {
+        // Every finished order leaves an escrow account at zero: listing them would bury
+        // the accounts that hold money under one line per order ever placed.
         let accounts = v
             .journal
             .balances()
-            .map(|(account, balances)| (account.to_string(), balances.clone()))
+            .filter_map(|(account, balances)| {
+                let held: BTreeMap<Currency, Decimal> = balances
+                    .iter()
+                    .filter(|(_, balance)| !balance.is_zero())
+                    .map(|(currency, balance)| (*currency, *balance))
+                    .collect();
+                (!held.is_empty()).then(|| (account.to_string(), held))
+            })
             .collect();
         (v.journal.trial_balance(), accounts)
     })?;

@@ -161,7 +161,7 @@ async fn the_journal_as_csv_is_the_json_journal_row_for_row_and_pages_by_link() 
 async fn the_trial_balance_as_csv_sums_to_zero_per_currency() {
     let server = Server::start();
     let (buyer, seller, finance) = (user("buyer"), user("seller"), user("finance"));
-    books(&server, &buyer, &seller).await;
+    let holding = books(&server, &buyer, &seller).await;
     let json = server.get(&finance, "/trial-balance").await.ok();
     let report = csv(&server, &finance, "/trial-balance", "text/csv").await;
     assert_eq!(report.header, ["account", "currency", "balance"]);
@@ -191,6 +191,19 @@ async fn the_trial_balance_as_csv_sums_to_zero_per_currency() {
     assert!(from_csv
         .iter()
         .any(|[a, _, b]| a == "commission" && b == "20.00"));
+    // Finished orders' escrow accounts are at zero and left out; the one holding is listed.
+    let escrow: Vec<&[String; 3]> = from_csv
+        .iter()
+        .filter(|[account, _, _]| account.starts_with("escrow:"))
+        .collect();
+    assert_eq!(
+        escrow,
+        [&[
+            format!("escrow:{holding}"),
+            "EUR".to_owned(),
+            "25.50".to_owned()
+        ]]
+    );
 }
 
 #[tokio::test]
