@@ -316,6 +316,9 @@ proptest! {
                 if order.status.is_terminal() {
                     prop_assert!(order.escrow_held.is_zero());
                     prop_assert!(views.escrow.holding(fact.order).is_none());
+                    // Nor does the journal keep its escrow account, at zero, for good.
+                    let escrow_account = Account::Escrow(fact.order);
+                    prop_assert!(views.journal.balances().all(|(account, _)| *account != escrow_account));
                 } else {
                     prop_assert_eq!(views.escrow.holding(fact.order).map(|h| h.held), Some(order.escrow_held));
                 }

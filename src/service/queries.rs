@@ -550,19 +550,11 @@ async fn trial_balance(
 ) -> Result<Response, ApiError> {
     caller.require_role(&[ApiRole::Finance])?;
     let (totals, accounts) = state.views(|v| {
-        // Every finished order leaves an escrow account at zero: listing them would bury
-        // the accounts that hold money under one line per order ever placed.
+        // The view keeps no account at zero (every finished order's escrow account).
         let accounts = v
             .journal
             .balances()
-            .filter_map(|(account, balances)| {
-                let held: BTreeMap<Currency, Decimal> = balances
-                    .iter()
-                    .filter(|(_, balance)| !balance.is_zero())
-                    .map(|(currency, balance)| (*currency, *balance))
-                    .collect();
-                (!held.is_empty()).then(|| (account.to_string(), held))
-            })
+            .map(|(account, balances)| (account.to_string(), balances.clone()))
             .collect();
         (v.journal.trial_balance(), accounts)
     })?;

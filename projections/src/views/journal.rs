@@ -200,17 +200,8 @@ impl JournalView {
         if amount.is_zero() {
             return;
         }
-        let currency = amount.currency();
-        *self
-            .balances
-            .get_or_default(&debit)
-            .entry(currency)
-            .or_default() += amount.amount();
-        *self
-            .balances
-            .get_or_default(&credit)
-            .entry(currency)
-            .or_default() -= amount.amount();
+        self.add(debit, amount.currency(), amount.amount());
+        self.add(credit, amount.currency(), -amount.amount());
         self.postings.push(Posting {
             position: fact.position,
             order: fact.order,
@@ -220,6 +211,20 @@ impl JournalView {
             amount,
             memo: Cow::Borrowed(memo),
         });
+    }
+
+    /// An account back at zero is dropped: every finished order's escrow account would
+    /// otherwise be kept, stored and listed for good.
+    fn add(&mut self, account: Account, currency: Currency, delta: Decimal) {
+        let balances = self.balances.get_or_default(&account);
+        let balance = balances.entry(currency).or_default();
+        *balance += delta;
+        if balance.is_zero() {
+            balances.remove(&currency);
+            if balances.is_empty() {
+                self.balances.remove(&account);
+            }
+        }
     }
 
     /// Postings from `from_position` on, `limit` of them or a few more: a page never splits
@@ -240,7 +245,7 @@ impl JournalView {
         (&postings[start..end], postings.get(end).map(|p| p.position))
     }
 
-    /// Every account's balances, in no particular order.
+    /// Every account's balances, in no particular order; none is at zero.
     pub fn balances(&self) -> impl Iterator<Item = (&Account, &BTreeMap<Currency, Decimal>)> {
         self.balances.iter()
     }
