@@ -43,7 +43,7 @@ async fn the_order_as_it_stood_at_a_revision_or_an_instant() {
     // Past the deadline, before the delivery: in progress and late, as it stood then.
     let late_then = (due + Duration::minutes(1)).to_rfc3339_opts(SecondsFormat::Nanos, true);
     let then = server
-        .get(&mediator, &format!("{path}?at={}", late_then))
+        .get(&mediator, &format!("{path}?at={late_then}"))
         .await
         .ok();
     assert_eq!(then["order"]["status"], "InProgress", "{then}");
@@ -52,7 +52,7 @@ async fn the_order_as_it_stood_at_a_revision_or_an_instant() {
     // Before the deadline, the same order was not late.
     let on_time = (due - Duration::minutes(1)).to_rfc3339_opts(SecondsFormat::Nanos, true);
     let then = server
-        .get(&mediator, &format!("{path}?at={}", on_time))
+        .get(&mediator, &format!("{path}?at={on_time}"))
         .await
         .ok();
     assert_eq!(then["order"]["late"], false, "{then}");
@@ -74,7 +74,7 @@ async fn an_instant_still_to_come_shows_the_order_as_it_stands_now() {
     // A week past the deadline has not happened: the order is in progress and not late yet.
     let later = (due + Duration::days(7)).to_rfc3339_opts(SecondsFormat::Nanos, true);
     let then = server
-        .get(&mediator, &format!("/orders/{order}/history?at={}", later))
+        .get(&mediator, &format!("/orders/{order}/history?at={later}"))
         .await
         .ok();
     assert_eq!(then["order"]["status"], "InProgress", "{then}");
