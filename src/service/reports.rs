@@ -99,3 +99,42 @@ fn csv_failed(error: csv::Error) -> ApiError {
 pub fn instant(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.append(ACCEPT, value);
+            }
+        }
+        headers
+    }
+
+    #[test]
+    fn csv_only_when_asked_for_and_preferred_to_json() {
+        let cases: &[(&[&str], bool)] = &[
+            (&[], false),
+            (&["*/*"], false),
+            (&["text/*"], false),
+            (&["application/json"], false),
+            (&["text/csv"], true),
+            (&["TEXT/CSV"], true),
+            (&[" text/csv ; charset=utf-8"], true),
+            (&["text/csv;q=0"], false),
+            (&["text/csv;q=0.0"], false),
+            (&["text/csv;q=nonsense"], true),
+            (&["application/json, text/csv;q=0.5"], false),
+            (&["text/csv, application/json;q=0.9"], true),
+            (&["text/csv;q=0.5, application/json;q=0.5"], true),
+            (&["application/json;q=0.2", "text/csv;q=0.8"], true),
+            (&["text/html, */*;q=0.8"], false),
+        ];
+        for (values, expected) in cases {
+            assert_eq!(wants_csv(&accept(values)), *expected, "Accept: {values:?}");
+        }
+    }
+}
