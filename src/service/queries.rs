@@ -5,14 +5,15 @@ use super::problem::{ApiError, ApiPath, Problem};
 use super::reports::{self, wants_csv, Report};
 use super::AppState;
 use axum::extract::{Query, State};
+use axum::http::header::LINK;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use ledger_domain::{Currency, Decimal, Money, Order, OrderId, Status, UserId};
 use ledger_projections::{
-    CompletionRate, CreditReason, OrderFilter, OrderPage, OrderSummary, Posting, ReviewWindow,
-    Wallet, AGING_BUCKET_UPPER_DAYS,
+    AgedHolding, CompletionRate, CreditReason, OrderFilter, OrderPage, OrderSummary, Posting,
+    ReviewWindow, Wallet, AGING_BUCKET_UPPER_DAYS,
 };
 use ledger_replay::history::{history, Cutoff, Entry, HistoryError};
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,8 @@ const ORDER_PAGE_SIZE_DEFAULT: usize = 50;
 /// Journal postings in a page when the client does not say, and at most.
 const JOURNAL_PAGE_DEFAULT: usize = 500;
 const JOURNAL_PAGE_MAX: usize = 5_000;
+/// Most orders holding escrow in one page, when a page is asked for.
+const ESCROW_PAGE_MAX: usize = 5_000;
 
 const STAFF_SEEING_ORDERS: &[ApiRole] = &[ApiRole::Mediator, ApiRole::Finance];
 const STAFF_SEEING_HISTORY: &[ApiRole] = &[ApiRole::Mediator];
@@ -305,6 +308,28 @@ async fn escrow_totals(
 #[into_params(parameter_in = Query)]
 pub struct AgeQuery {
     min_age_days: Option<i64>,
+    /// At most this many, the next page named in `Link`; all of them when absent.
+    limit: Option<usize>,
+    /// Where the previous page ended, as its `Link` gives it.
+    after: Option<String>,
+}
+
+/// `<since>_<order id>`: the page's order is by `since`, then order id.
+fn holding_cursor(holding: &AgedHolding) -> String {
+    format!("{}_{}", reports::instant(holding.since), holding.order)
+}
+
+fn parse_holding_cursor(text: &str) -> Result<(DateTime<Utc>, OrderId), ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("`{text}` is not a cursor of /escrow/orders"),
+        )
+    };
+    let (since, order) = text.rsplit_once('_').ok_or_else(bad)?;
+    let since = DateTime::parse_from_rfc3339(since).map_err(|_| bad())?;
+    let order = Uuid::parse_str(order).map_err(|_| bad())?;
+    Ok((since.with_timezone(&Utc), OrderId(order)))
 }
 
 /// Orders holding escrow for at least `min_age_days`, oldest first.
@@ -326,15 +351,34 @@ async fn escrow_orders(
             "min_age_days cannot be negative",
         ));
     }
+    let after = query
+        .after
+        .as_deref()
+        .map(parse_holding_cursor)
+        .transpose()?;
     let now = state.clock.now();
-    let holdings = state.views(|v| v.escrow.holdings_older_than(min_age_days, now))?;
+    let mut holdings = state.views(|v| v.escrow.holdings_older_than(min_age_days, now, after))?;
+    let next_page = query.limit.and_then(|limit| {
+        let limit = limit.clamp(1, ESCROW_PAGE_MAX);
+        let more = holdings.len() > limit;
+        holdings.truncate(limit);
+        let last = holdings.last().filter(|_| more)?;
+        Some(format!(
+            "/escrow/orders?min_age_days={min_age_days}&limit={limit}&after={}",
+            holding_cursor(last)
+        ))
+    });
     if !wants_csv(&headers) {
-        return Ok(Json(holdings).into_response());
+        let mut response = Json(holdings).into_response();
+        if let Some(link) = next_page.as_deref().and_then(reports::next_link) {
+            response.headers_mut().insert(LINK, link);
+        }
+        return Ok(response);
     }
     let report = Report {
         filename: "escrow-orders.csv",
         header: &["order_id", "currency", "held", "since", "age_days"],
-        next_page: None,
+        next_page,
     };
     report.render(holdings.iter().map(|h| {
         (

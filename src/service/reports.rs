@@ -81,14 +81,16 @@ impl Report<'_> {
         if let Ok(value) = HeaderValue::from_str(&disposition) {
             headers.insert(CONTENT_DISPOSITION, value);
         }
-        if let Some(value) = self
-            .next_page
-            .and_then(|link| HeaderValue::from_str(&format!("<{link}>; rel=\"next\"")).ok())
-        {
+        if let Some(value) = self.next_page.as_deref().and_then(next_link) {
             headers.insert(LINK, value);
         }
         Ok((headers, body).into_response())
     }
+}
+
+/// `Link: <path>; rel="next"` (RFC 8288), for a page whose body has no room to say it.
+pub fn next_link(path: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("<{path}>; rel=\"next\"")).ok()
 }
 
 fn csv_failed(error: csv::Error) -> ApiError {

@@ -42,3 +42,41 @@ async fn escrow_ages_in_buckets_listed_in_order_with_every_amount_in_cents() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_orders_holding_escrow_come_a_page_at_a_time_when_asked_each_once() {
+    let server = Server::start();
+    let (buyer, seller, finance) = (user("buyer"), user("seller"), user("finance"));
+    for price in ["10.00", "20.00", "30.00", "40.00", "50.00"] {
+        server.place(&buyer, &seller, price).await;
+    }
+    let whole = server.get(&finance, "/escrow/orders").await;
+    assert!(whole.headers.get("link").is_none(), "no page asked for");
+    let whole = whole.ok();
+    assert_eq!(whole.as_array().map(Vec::len), Some(5), "{whole}");
+
+    let mut paged = Vec::new();
+    let mut next = Some("/escrow/orders?limit=2".to_owned());
+    let mut pages = 0;
+    while let Some(path) = next {
+        let page = server.get(&finance, &path).await;
+        next = page
+            .headers
+            .get("link")
+            .and_then(|link| link.to_str().ok())
+            .and_then(|link| link.strip_prefix('<'))
+            .and_then(|link| link.strip_suffix(">; rel=\"next\""))
+            .map(str::to_owned);
+        let page = page.ok();
+        assert!(page.as_array().is_some_and(|p| p.len() <= 2), "{page}");
+        paged.extend(page.as_array().cloned().unwrap_or_default());
+        pages += 1;
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(serde_json::Value::Array(paged), whole);
+
+    server
+        .get(&finance, "/escrow/orders?limit=2&after=yesterday")
+        .await
+        .problem(reqwest::StatusCode::BAD_REQUEST, "invalid_query");
+}

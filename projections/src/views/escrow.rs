@@ -92,8 +92,14 @@ impl EscrowView {
         buckets
     }
 
-    /// Orders holding escrow for at least `min_age_days`, oldest first.
-    pub fn holdings_older_than(&self, min_age_days: i64, now: DateTime<Utc>) -> Vec<AgedHolding> {
+    /// Orders holding escrow for at least `min_age_days`, oldest first (by `since`, then
+    /// order id), from just after `after` if given: that pair is where a page ended.
+    pub fn holdings_older_than(
+        &self,
+        min_age_days: i64,
+        now: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, OrderId)>,
+    ) -> Vec<AgedHolding> {
         let mut aged: Vec<AgedHolding> = self
             .holdings
             .iter()
@@ -104,6 +110,7 @@ impl EscrowView {
                 age_days: (now - h.since).num_days(),
             })
             .filter(|h| h.age_days >= min_age_days)
+            .filter(|h| after.is_none_or(|after| (h.since, h.order) > after))
             .collect();
         aged.sort_by_key(|h| (h.since, h.order));
         aged
