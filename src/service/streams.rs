@@ -1,6 +1,7 @@
-//! Server-Sent Events over the log, in EventStoreDB's terms: `$all` or one stream, catch-up
-//! then live. The SSE `id` is the event's `$all` position, so a client that reconnects with
-//! `Last-Event-ID` carries on after the last event it received, whichever it subscribed to.
+//! Server-Sent Events over the log, in EventStoreDB's terms: `$all`, one stream, or the
+//! system streams `$ce-<category>` and `$et-<type>`, catch-up then live. The SSE `id` is the
+//! event's `$all` position, so a client that reconnects with `Last-Event-ID` carries on after
+//! the last event it received, whichever it subscribed to.
 
 use super::auth::{ApiRole, Principal};
 use super::problem::{ApiError, ApiPath, Problem};
@@ -29,9 +30,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
-    /// `$all`: the first position to send; a stream: the first revision. Ignored when
-    /// `Last-Event-ID` is sent.
-    from: Option<u64>,
+    /// `$all`, `$ce-…` and `$et-…`: the first position to send; a stream: the first
+    /// revision; `end`: only what commits from now on. Ignored when `Last-Event-ID` is sent.
+    #[param(value_type = Option<String>, example = "end")]
+    from: Option<String>,
     /// Only events whose type starts with this.
     type_prefix: Option<String>,
 }
@@ -84,6 +86,55 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         .transpose()
 }
 
+/// Where a subscription starts: after `Last-Event-ID` if sent, else at `?from=`.
+fn start(last_event_id: Option<u64>, from: Option<&str>) -> Result<SubscribeFrom, ApiError> {
+    if let Some(last) = last_event_id {
+        return Ok(SubscribeFrom::After(last));
+    }
+    match from.map(str::trim) {
+        None | Some("start") => Ok(SubscribeFrom::Start),
+        Some("end") => Ok(SubscribeFrom::End),
+        Some(first) => match first.parse::<u64>() {
+            Ok(0) => Ok(SubscribeFrom::Start),
+            Ok(first) => Ok(SubscribeFrom::After(first - 1)),
+            Err(_) => Err(ApiError::bad_request(
+                "invalid_query",
+                format!("from must be a number, `start` or `end`, not `{first}`"),
+            )),
+        },
+    }
+}
+
+/// The system streams of EventStoreDB's projections, served as filters over `$all`.
+enum SystemStream {
+    /// `$ce-<category>`: every stream named `<category>-…`.
+    Category(String),
+    /// `$et-<type>`: every event of that type.
+    EventType(String),
+}
+
+impl SystemStream {
+    fn parse(name: &str) -> Option<SystemStream> {
+        let nonempty = |rest: &str| (!rest.is_empty()).then(|| rest.to_owned());
+        if let Some(category) = name.strip_prefix("$ce-") {
+            nonempty(category).map(SystemStream::Category)
+        } else {
+            name.strip_prefix("$et-")
+                .and_then(nonempty)
+                .map(SystemStream::EventType)
+        }
+    }
+
+    fn holds(&self, stream: &str, event_type: &str) -> bool {
+        match self {
+            SystemStream::Category(category) => stream
+                .split_once('-')
+                .is_some_and(|(head, _)| head == category),
+            SystemStream::EventType(wanted) => event_type == wanted,
+        }
+    }
+}
+
 /// `$all`, catch-up then live.
 #[utoipa::path(get, path = "/streams/$all", tag = "streams", params(StreamQuery,
         ("Last-Event-ID" = Option<u64>, Header, description = "resume after this position")),
@@ -97,22 +148,19 @@ async fn subscribe_all(
 ) -> Result<Response, ApiError> {
     caller.require_role(READERS)?;
     let Query(query) = query.map_err(|r| ApiError::bad_request("invalid_query", r.body_text()))?;
-    let from = match (last_event_id(&headers)?, query.from) {
-        (Some(last), _) => SubscribeFrom::After(last),
-        (None, Some(0) | None) => SubscribeFrom::Start,
-        (None, Some(first)) => SubscribeFrom::After(first - 1),
-    };
+    let from = start(last_event_id(&headers)?, query.from.as_deref())?;
     let subscription = state
         .store
         .subscribe_all(from)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(sse(state, subscription, query.type_prefix))
+    Ok(sse(state, subscription, None, query.type_prefix))
 }
 
-/// One stream (e.g. `order-<uuid>`), catch-up then live.
+/// One stream (e.g. `order-<uuid>`), or a system stream (`$ce-order`, `$et-OrderClosed`),
+/// catch-up then live.
 #[utoipa::path(get, path = "/streams/{stream}", tag = "streams", params(
-        ("stream" = String, Path, description = "stream name, e.g. order-<uuid>"), StreamQuery,
+        ("stream" = String, Path, description = "stream name, e.g. order-<uuid>, or $ce-<category>, $et-<event type>"), StreamQuery,
         ("Last-Event-ID" = Option<u64>, Header, description = "resume after this position")),
     responses((status = 200, description = "text/event-stream", content_type = "text/event-stream"),
         (status = "4XX", body = Problem)))]
@@ -125,10 +173,25 @@ async fn subscribe_stream(
 ) -> Result<Response, ApiError> {
     caller.require_role(READERS)?;
     let Query(query) = query.map_err(|r| ApiError::bad_request("invalid_query", r.body_text()))?;
-    let name = StreamName::new(&stream)
-        .map_err(|e| ApiError::bad_request("invalid_stream", e.to_string()))?;
-    let from = match (last_event_id(&headers)?, query.from) {
-        (Some(last_position), _) => {
+    if let Some(system) = SystemStream::parse(&stream) {
+        let from = start(last_event_id(&headers)?, query.from.as_deref())?;
+        let subscription = state
+            .store
+            .subscribe_all(from)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        return Ok(sse(state, subscription, Some(system), query.type_prefix));
+    }
+    let name = StreamName::new(&stream).map_err(|e| {
+        let detail = if stream.starts_with('$') {
+            "of the streams starting with `$`, only `$all`, `$ce-<category>` and `$et-<event type>` can be read".to_owned()
+        } else {
+            e.to_string()
+        };
+        ApiError::bad_request("invalid_stream", detail)
+    })?;
+    let from = match last_event_id(&headers)? {
+        Some(last_position) => {
             // The SSE id is a position; the stream resumes after the last revision at or
             // before it.
             let events = read_whole_stream(&*state.store, &name)
@@ -139,21 +202,21 @@ async fn subscribe_stream(
                 None => SubscribeFrom::Start,
             }
         }
-        (None, Some(0) | None) => SubscribeFrom::Start,
-        (None, Some(first)) => SubscribeFrom::After(first - 1),
+        None => start(None, query.from.as_deref())?,
     };
     let subscription = state
         .store
         .subscribe_stream(&name, from)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(sse(state, subscription, query.type_prefix))
+    Ok(sse(state, subscription, None, query.type_prefix))
 }
 
 /// The subscription as an SSE response that ends when the service shuts down.
 fn sse(
     state: AppState,
     subscription: Box<dyn Subscription>,
+    system: Option<SystemStream>,
     type_prefix: Option<String>,
 ) -> Response {
     let events = futures::stream::unfold(subscription, |mut subscription| async move {
@@ -166,9 +229,12 @@ fn sse(
         }
     })
     .filter(move |event| {
-        let keep = type_prefix
-            .as_deref()
-            .is_none_or(|prefix| event.event_type.starts_with(prefix));
+        let keep = system
+            .as_ref()
+            .is_none_or(|system| system.holds(event.stream.as_str(), &event.event_type))
+            && type_prefix
+                .as_deref()
+                .is_none_or(|prefix| event.event_type.starts_with(prefix));
         std::future::ready(keep)
     })
     .map(|event| {
@@ -183,4 +249,34 @@ fn sse(
     Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SystemStream;
+
+    #[test]
+    fn a_category_is_the_stream_name_before_its_first_dash_and_a_type_matches_whole() {
+        let cases = [
+            ("$ce-order", "order-1f0e", "OrderPlaced", true),
+            ("$ce-order", "order-1f0e-2", "OrderPlaced", true),
+            ("$ce-ord", "order-1f0e", "OrderPlaced", false),
+            ("$ce-order", "orders-1f0e", "OrderPlaced", false),
+            ("$ce-order", "order", "OrderPlaced", false),
+            ("$et-OrderClosed", "order-1f0e", "OrderClosed", true),
+            ("$et-OrderClosed", "order-1f0e", "OrderClosedLate", false),
+            ("$et-Order", "order-1f0e", "OrderClosed", false),
+        ];
+        for (system, stream, event_type, held) in cases {
+            let parsed = SystemStream::parse(system).expect(system);
+            assert_eq!(
+                parsed.holds(stream, event_type),
+                held,
+                "{system} holding {stream} {event_type}"
+            );
+        }
+        for not_system in ["$ce-", "$et-", "$all", "$users", "order-1"] {
+            assert!(SystemStream::parse(not_system).is_none(), "{not_system}");
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 use crate::support::{user, Server, User};
 use futures::StreamExt;
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -192,4 +193,60 @@ async fn one_stream_and_a_type_filter() {
         only.iter().all(|e| e.event_type == "OrderConfirmed"),
         "{only:?}"
     );
+}
+
+#[tokio::test]
+async fn system_streams_by_category_and_type_and_a_live_only_start() {
+    let server = Server::start();
+    let (buyer, seller, service) = (user("buyer"), user("seller"), user("service"));
+    busy_orders(&server, &buyer, &seller, 2).await; // positions 0..=3
+    let delivered = server.place(&buyer, &seller, "10.00").await; // 4
+    server.act(&seller, delivered, "confirm", json!({})).await; // 5
+    server
+        .act(&seller, delivered, "deliver", json!({"message": "x"}))
+        .await; // 6
+
+    // `from=end`: nothing of the past, the next commit first.
+    let mut live = Subscriber::connect(&server, &service, "/streams/$all?from=end", None).await;
+    let mut order_live = Subscriber::connect(
+        &server,
+        &service,
+        &format!("/streams/order-{delivered}?from=end"),
+        None,
+    )
+    .await;
+    server.act(&buyer, delivered, "close", json!({})).await; // 7
+    assert_eq!(live.next().await.id, 7);
+    let closed = order_live.next().await;
+    assert_eq!((closed.id, closed.event_type.as_str()), (7, "OrderClosed"));
+
+    // `$et-<type>`: exactly that type, from anywhere in the log.
+    let mut confirmations =
+        Subscriber::connect(&server, &service, "/streams/$et-OrderConfirmed", None).await;
+    let ids: Vec<u64> = confirmations.take(3).await.iter().map(|e| e.id).collect();
+    assert_eq!(ids, [1, 3, 5]);
+    // `$ce-<category>`: every stream of the category, `from` a position as on `$all`.
+    let mut orders =
+        Subscriber::connect(&server, &service, "/streams/$ce-order?from=5", None).await;
+    let events = orders.take(3).await;
+    let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
+    assert_eq!(ids, [5, 6, 7]);
+    assert_eq!(events[1].event_type, "OrderDelivered");
+    // Resumed by `Last-Event-ID` like any other.
+    let mut resumed =
+        Subscriber::connect(&server, &service, "/streams/$et-OrderConfirmed", Some(3)).await;
+    assert_eq!(resumed.next().await.id, 5);
+
+    for path in ["/streams/$ce-", "/streams/$users", "/streams/$et-"] {
+        server
+            .get(&service, path)
+            .await
+            .problem(StatusCode::BAD_REQUEST, "invalid_stream");
+    }
+    for from in ["-1", "later", "1.5"] {
+        server
+            .get(&service, &format!("/streams/$all?from={from}"))
+            .await
+            .problem(StatusCode::BAD_REQUEST, "invalid_query");
+    }
 }
