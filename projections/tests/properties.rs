@@ -336,6 +336,43 @@ proptest! {
     }
 
     #[test]
+    fn escrow_pages_of_any_size_list_each_old_enough_holding_once_oldest_first(
+        currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
+        steps in prop::collection::vec(step(), 1..150),
+        later_days in 0i64..120,
+        min_age_days in 0i64..60,
+        page in 1usize..5,
+    ) {
+        let facts = history(&currency_picks, &steps);
+        let mut views = Views::default();
+        facts.iter().for_each(|f| views.apply(f));
+        let now = facts.last().map_or_else(t0, |f| f.recorded_at) + Duration::days(later_days);
+        // Naively: every order's holding, filtered by age, sorted.
+        let mut expected: Vec<(DateTime<Utc>, OrderId, Money)> = facts
+            .iter()
+            .map(|f| f.order)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .filter_map(|order| views.escrow.holding(order).map(|h| (h.since, order, h.held)))
+            .filter(|(since, _, _)| (now - *since).num_days() >= min_age_days)
+            .collect();
+        expected.sort_by_key(|(since, order, _)| (*since, *order));
+        let mut walked = Vec::new();
+        let mut after = None;
+        loop {
+            let holdings = views.escrow.holdings_older_than(min_age_days, now, after, page);
+            prop_assert!(holdings.len() <= page);
+            let Some(last) = holdings.last() else { break };
+            after = Some((last.since, last.order));
+            for h in &holdings {
+                prop_assert_eq!(h.age_days, (now - h.since).num_days());
+                walked.push((h.since, h.order, h.held));
+            }
+        }
+        prop_assert_eq!(walked, expected);
+    }
+
+    #[test]
     fn a_summary_shows_exactly_the_deadline_a_timer_will_act_on(
         currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
         steps in prop::collection::vec(step(), 1..150),

@@ -357,9 +357,14 @@ async fn escrow_orders(
         .map(parse_holding_cursor)
         .transpose()?;
     let now = state.clock.now();
-    let mut holdings = state.views(|v| v.escrow.holdings_older_than(min_age_days, now, after))?;
-    let next_page = query.limit.and_then(|limit| {
-        let limit = limit.clamp(1, ESCROW_PAGE_MAX);
+    let limit = query.limit.map(|limit| limit.clamp(1, ESCROW_PAGE_MAX));
+    // One more than the page, to know whether another follows.
+    let wanted = limit.map_or(usize::MAX, |limit| limit + 1);
+    let mut holdings = state.views(|v| {
+        v.escrow
+            .holdings_older_than(min_age_days, now, after, wanted)
+    })?;
+    let next_page = limit.and_then(|limit| {
         let more = holdings.len() > limit;
         holdings.truncate(limit);
         let last = holdings.last().filter(|_| more)?;

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use ledger_domain::{Currency, Event, Money, OrderId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 /// Aging buckets in whole days since the escrow was first funded: 0–7, 8–30, 31–90, >90.
 pub const AGING_BUCKET_UPPER_DAYS: [i64; 3] = [7, 30, 90];
@@ -23,6 +24,10 @@ pub struct EscrowHolding {
 pub struct EscrowView {
     // Invariant: only orders holding money; an order leaves at close or cancellation.
     holdings: Tracked<OrderId, EscrowHolding>,
+    // Invariant: one entry per holding, by `since`; derived, rebuilt by `reindex`. Finance
+    // pages through it oldest first without sorting every holding under the views' lock.
+    #[serde(skip)]
+    oldest_first: BTreeSet<(DateTime<Utc>, OrderId)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -44,12 +49,19 @@ impl EscrowView {
                     held: e.escrow_after,
                     since: e.at,
                 };
-                self.holdings.insert(fact.order, holding);
+                self.oldest_first.insert((holding.since, fact.order));
+                if let Some(earlier) = self.holdings.insert(fact.order, holding) {
+                    if earlier.since != e.at {
+                        self.oldest_first.remove(&(earlier.since, fact.order));
+                    }
+                }
             }
             Event::ExtraPurchased(e) => self.set(fact.order, e.escrow_after),
             Event::PartialRefundIssued(e) => self.set(fact.order, e.escrow_after),
             Event::OrderClosed(_) | Event::OrderCancelled(_) => {
-                self.holdings.remove(&fact.order);
+                if let Some(holding) = self.holdings.remove(&fact.order) {
+                    self.oldest_first.remove(&(holding.since, fact.order));
+                }
             }
             _ => {}
         }
@@ -59,6 +71,14 @@ impl EscrowView {
         if let Some(holding) = self.holdings.get_mut(&order) {
             holding.held = held;
         }
+    }
+
+    pub(crate) fn reindex(&mut self) {
+        self.oldest_first = self
+            .holdings
+            .iter()
+            .map(|(order, holding)| (holding.since, *order))
+            .collect();
     }
 
     pub fn holding(&self, order: OrderId) -> Option<&EscrowHolding> {
@@ -92,27 +112,34 @@ impl EscrowView {
         buckets
     }
 
-    /// Orders holding escrow for at least `min_age_days`, oldest first (by `since`, then
-    /// order id), from just after `after` if given: that pair is where a page ended.
+    /// At most `limit` orders holding escrow for at least `min_age_days`, oldest first (by
+    /// `since`, then order id), from just after `after` if given: that pair is where a page
+    /// ended.
     pub fn holdings_older_than(
         &self,
         min_age_days: i64,
         now: DateTime<Utc>,
         after: Option<(DateTime<Utc>, OrderId)>,
+        limit: usize,
     ) -> Vec<AgedHolding> {
-        let mut aged: Vec<AgedHolding> = self
-            .holdings
-            .iter()
-            .map(|(order, h)| AgedHolding {
-                order: *order,
-                held: h.held,
-                since: h.since,
-                age_days: (now - h.since).num_days(),
+        let from = match after {
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Unbounded,
+        };
+        self.oldest_first
+            .range((from, Bound::Unbounded))
+            .filter_map(|(since, order)| {
+                let holding = self.holdings.get(order)?;
+                Some(AgedHolding {
+                    order: *order,
+                    held: holding.held,
+                    since: *since,
+                    age_days: (now - *since).num_days(),
+                })
             })
-            .filter(|h| h.age_days >= min_age_days)
-            .filter(|h| after.is_none_or(|after| (h.since, h.order) > after))
-            .collect();
-        aged.sort_by_key(|h| (h.since, h.order));
-        aged
+            // Oldest first, so ages only fall: the first too young ends the list.
+            .take_while(|h| h.age_days >= min_age_days)
+            .take(limit)
+            .collect()
     }
 }

@@ -307,11 +307,12 @@ impl ViewMut<'_> {
     /// The view's indexes derived from its rows; see `Views::reindex`.
     pub(crate) fn reindex(&mut self) {
         match self {
+            ViewMut::Escrow(view) => view.reindex(),
             ViewMut::Wallets(view) => view.reindex(),
             ViewMut::Completion(view) => view.reindex(),
             ViewMut::Orders(view) => view.reindex(),
             ViewMut::Timers(view) => view.reindex(),
-            ViewMut::Escrow(_) | ViewMut::Reviews(_) | ViewMut::Journal(_) => {}
+            ViewMut::Reviews(_) | ViewMut::Journal(_) => {}
         }
     }
 }
