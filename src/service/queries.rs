@@ -12,8 +12,8 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use ledger_domain::{Currency, Decimal, Money, Order, OrderId, Status, UserId};
 use ledger_projections::{
-    AgedHolding, CompletionRate, CreditReason, OrderFilter, OrderPage, OrderSummary, Posting,
-    ReviewWindow, Wallet, AGING_BUCKET_UPPER_DAYS,
+    Account, AgedHolding, CompletionRate, CreditReason, OrderFilter, OrderPage, OrderSummary,
+    Posting, ReviewWindow, Wallet, AGING_BUCKET_UPPER_DAYS,
 };
 use ledger_replay::history::{history, Cutoff, Entry, HistoryError};
 use serde::{Deserialize, Serialize};
@@ -588,25 +588,68 @@ pub struct TrialBalance {
     accounts: BTreeMap<String, BTreeMap<Currency, Decimal>>,
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TrialBalanceQuery {
+    /// `all` (the default): every account; `control`: one line per control account
+    /// (`payments`, `escrow` for every order's, `wallet` for every user's, `commission`).
+    #[param(value_type = Option<String>, example = "control")]
+    accounts: Option<AccountLevel>,
+}
+
+#[derive(Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum AccountLevel {
+    #[default]
+    All,
+    Control,
+}
+
+/// Balances summed per control account (`Account::control`).
+fn roll_up<'a>(
+    balances: impl Iterator<Item = (&'a Account, &'a BTreeMap<Currency, Decimal>)>,
+) -> BTreeMap<String, BTreeMap<Currency, Decimal>> {
+    let mut controls: BTreeMap<&'static str, BTreeMap<Currency, Decimal>> = BTreeMap::new();
+    for (account, balances) in balances {
+        let control = controls.entry(account.control()).or_default();
+        for (currency, balance) in balances {
+            *control.entry(*currency).or_default() += *balance;
+        }
+    }
+    controls
+        .into_iter()
+        .map(|(name, balances)| (name.to_owned(), balances))
+        .collect()
+}
+
 /// The trial balance of the journal.
-#[utoipa::path(get, path = "/trial-balance", tag = "queries",
+#[utoipa::path(get, path = "/trial-balance", tag = "queries", params(TrialBalanceQuery),
     responses((status = 200, content((TrialBalance = "application/json"), (String = "text/csv"))),
         (status = "4XX", body = Problem)))]
 async fn trial_balance(
     State(state): State<AppState>,
     caller: Principal,
     headers: HeaderMap,
+    query: Result<Query<TrialBalanceQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require_role(&[ApiRole::Finance])?;
-    let (totals, accounts) = state.views(|v| {
-        // The view keeps no account at zero (every finished order's escrow account).
-        let accounts = v
-            .journal
-            .balances()
-            .map(|(account, balances)| (account.to_string(), balances.clone()))
-            .collect();
-        (v.journal.trial_balance(), accounts)
+    let Query(query) = query.map_err(bad_query)?;
+    // Under the views' lock only what must be: with an escrow account per open order,
+    // naming and sorting every account is what takes time, and it is done after.
+    let level = query.accounts.unwrap_or_default();
+    let (totals, every, controls) = state.views(|v| {
+        let balances = v.journal.balances();
+        let (every, controls) = match level {
+            AccountLevel::All => (
+                balances.map(|(a, b)| (*a, b.clone())).collect(),
+                BTreeMap::new(),
+            ),
+            AccountLevel::Control => (Vec::new(), roll_up(balances)),
+        };
+        (v.journal.trial_balance(), every, controls)
     })?;
+    let mut accounts = controls;
+    accounts.extend(every.into_iter().map(|(a, b)| (a.to_string(), b)));
     let balanced = totals.values().all(|sum| sum.is_zero());
     if !wants_csv(&headers) {
         return Ok(Json(TrialBalance {

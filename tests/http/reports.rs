@@ -297,3 +297,51 @@ async fn json_stays_the_default_and_csv_changes_nothing_about_who_may_read() {
         .await;
     reply.problem(StatusCode::FORBIDDEN, "forbidden");
 }
+
+#[tokio::test]
+async fn the_trial_balance_rolled_up_into_control_accounts() {
+    let server = Server::start();
+    let (buyer, seller, finance) = (user("buyer"), user("seller"), user("finance"));
+    books(&server, &buyer, &seller).await;
+    server.place(&buyer, &seller, "10.00").await; // a second order holding escrow
+    let detail = server.get(&finance, "/trial-balance").await.ok();
+    let control = server
+        .get(&finance, "/trial-balance?accounts=control")
+        .await
+        .ok();
+    let eur = |name: &str| control["accounts"][name]["EUR"].clone();
+    // Two orders' escrow in one line, the seller's and the buyer's wallets in another.
+    assert_eq!(eur("escrow"), "35.50", "{control}");
+    assert_eq!(eur("wallet"), "120.00", "{control}");
+    assert_eq!(eur("commission"), "20.00", "{control}");
+    assert_eq!(eur("payments"), "-175.50", "{control}");
+    assert_eq!(control["accounts"].as_object().map(|a| a.len()), Some(4));
+    assert_eq!(control["totals"], detail["totals"]);
+    assert_eq!(control["balanced"], true);
+
+    let report = csv(
+        &server,
+        &finance,
+        "/trial-balance?accounts=control",
+        "text/csv",
+    )
+    .await;
+    let rows: Vec<(&str, &str)> = report
+        .rows
+        .iter()
+        .map(|r| (r["account"].as_str(), r["balance"].as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("commission", "20.00"),
+            ("escrow", "35.50"),
+            ("payments", "-175.50"),
+            ("wallet", "120.00")
+        ]
+    );
+    server
+        .get(&finance, "/trial-balance?accounts=some")
+        .await
+        .problem(StatusCode::BAD_REQUEST, "invalid_query");
+}

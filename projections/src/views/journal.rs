@@ -39,6 +39,19 @@ impl Account {
     }
 }
 
+impl Account {
+    /// The control account this one rolls up into: every order's escrow into `escrow`,
+    /// every user's wallet into `wallet`; `payments` and `commission` are their own.
+    pub fn control(&self) -> &'static str {
+        match self {
+            Account::Payments => "payments",
+            Account::Escrow(_) => "escrow",
+            Account::Wallet(_) => "wallet",
+            Account::Commission => "commission",
+        }
+    }
+}
+
 impl fmt::Display for Account {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (fixed, id) = self.name_parts();
