@@ -311,6 +311,16 @@ proptest! {
             for (currency, sum) in views.journal.trial_balance() {
                 prop_assert_eq!(sum, Decimal::ZERO, "trial balance in {} at {}", currency, fact.position);
             }
+            // The control accounts, kept as the fold goes, are the sums of their accounts.
+            let mut rolled_up: BTreeMap<&str, BTreeMap<Currency, Decimal>> = BTreeMap::new();
+            for (account, balances) in views.journal.balances() {
+                for (currency, balance) in balances {
+                    *rolled_up.entry(account.control()).or_default().entry(*currency).or_default() += *balance;
+                }
+            }
+            let kept: BTreeMap<&str, BTreeMap<Currency, Decimal>> =
+                views.journal.controls().map(|(name, b)| (name, b.clone())).collect();
+            prop_assert_eq!(kept, rolled_up, "control accounts at {}", fact.position);
             // Finished orders hold nothing; escrow holdings agree with the orders view.
             if let Some(order) = views.orders.order(fact.order) {
                 if order.status.is_terminal() {

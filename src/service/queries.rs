@@ -12,8 +12,8 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use ledger_domain::{Currency, Decimal, Money, Order, OrderId, Status, UserId};
 use ledger_projections::{
-    Account, AgedHolding, CompletionRate, CreditReason, OrderFilter, OrderPage, OrderSummary,
-    Posting, ReviewWindow, Wallet, AGING_BUCKET_UPPER_DAYS,
+    AgedHolding, CompletionRate, CreditReason, OrderFilter, OrderPage, OrderSummary, Posting,
+    ReviewWindow, Wallet, AGING_BUCKET_UPPER_DAYS,
 };
 use ledger_replay::history::{history, Cutoff, Entry, HistoryError};
 use serde::{Deserialize, Serialize};
@@ -605,23 +605,6 @@ enum AccountLevel {
     Control,
 }
 
-/// Balances summed per control account (`Account::control`).
-fn roll_up<'a>(
-    balances: impl Iterator<Item = (&'a Account, &'a BTreeMap<Currency, Decimal>)>,
-) -> BTreeMap<String, BTreeMap<Currency, Decimal>> {
-    let mut controls: BTreeMap<&'static str, BTreeMap<Currency, Decimal>> = BTreeMap::new();
-    for (account, balances) in balances {
-        let control = controls.entry(account.control()).or_default();
-        for (currency, balance) in balances {
-            *control.entry(*currency).or_default() += *balance;
-        }
-    }
-    controls
-        .into_iter()
-        .map(|(name, balances)| (name.to_owned(), balances))
-        .collect()
-}
-
 /// The trial balance of the journal.
 #[utoipa::path(get, path = "/trial-balance", tag = "queries", params(TrialBalanceQuery),
     responses((status = 200, content((TrialBalance = "application/json"), (String = "text/csv"))),
@@ -644,7 +627,13 @@ async fn trial_balance(
                 balances.map(|(a, b)| (*a, b.clone())).collect(),
                 BTreeMap::new(),
             ),
-            AccountLevel::Control => (Vec::new(), roll_up(balances)),
+            AccountLevel::Control => (
+                Vec::new(),
+                v.journal
+                    .controls()
+                    .map(|(name, b)| (name.to_owned(), b.clone()))
+                    .collect(),
+            ),
         };
         (v.journal.trial_balance(), every, controls)
     })?;

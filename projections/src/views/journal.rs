@@ -39,16 +39,23 @@ impl Account {
     }
 }
 
+/// The control accounts: every order's escrow rolls up into `escrow`, every user's wallet
+/// into `wallet`; `payments` and `commission` are their own.
+pub const CONTROL_ACCOUNTS: [&str; 4] = ["payments", "escrow", "wallet", "commission"];
+
 impl Account {
-    /// The control account this one rolls up into: every order's escrow into `escrow`,
-    /// every user's wallet into `wallet`; `payments` and `commission` are their own.
-    pub fn control(&self) -> &'static str {
+    fn control_index(&self) -> usize {
         match self {
-            Account::Payments => "payments",
-            Account::Escrow(_) => "escrow",
-            Account::Wallet(_) => "wallet",
-            Account::Commission => "commission",
+            Account::Payments => 0,
+            Account::Escrow(_) => 1,
+            Account::Wallet(_) => 2,
+            Account::Commission => 3,
         }
+    }
+
+    /// The control account this one rolls up into (`CONTROL_ACCOUNTS`).
+    pub fn control(&self) -> &'static str {
+        CONTROL_ACCOUNTS[self.control_index()]
     }
 }
 
@@ -131,6 +138,11 @@ pub struct JournalView {
     balances: Tracked<Account, BTreeMap<Currency, Decimal>>,
     // Invariant: holds exactly the orders not yet closed or cancelled.
     open_orders: Tracked<OrderId, (UserId, UserId)>,
+    // Invariant: per control account (`CONTROL_ACCOUNTS`), the sum of its accounts'
+    // balances, none at zero; derived, rebuilt by `reindex`. Finance's summary and the
+    // trial balance's totals read these instead of walking an account per open order.
+    #[serde(skip)]
+    controls: [BTreeMap<Currency, Decimal>; 4],
 }
 
 impl JournalView {
@@ -230,12 +242,21 @@ impl JournalView {
     /// otherwise be kept, stored and listed for good.
     fn add(&mut self, account: Account, currency: Currency, delta: Decimal) {
         let balances = self.balances.get_or_default(&account);
-        let balance = balances.entry(currency).or_default();
-        *balance += delta;
-        if balance.is_zero() {
-            balances.remove(&currency);
-            if balances.is_empty() {
-                self.balances.remove(&account);
+        if add_to(balances, currency, delta) {
+            self.balances.remove(&account);
+        }
+        add_to(&mut self.controls[account.control_index()], currency, delta);
+    }
+
+    pub(crate) fn reindex(&mut self) {
+        self.controls = Default::default();
+        for (account, balances) in self.balances.iter() {
+            for (currency, balance) in balances {
+                add_to(
+                    &mut self.controls[account.control_index()],
+                    *currency,
+                    *balance,
+                );
             }
         }
     }
@@ -271,16 +292,34 @@ impl JournalView {
             .unwrap_or_default()
     }
 
+    /// Each control account's balances (the sum of its accounts'), those not at zero.
+    pub fn controls(&self) -> impl Iterator<Item = (&'static str, &BTreeMap<Currency, Decimal>)> {
+        CONTROL_ACCOUNTS
+            .into_iter()
+            .zip(&self.controls)
+            .filter(|(_, balances)| !balances.is_empty())
+    }
+
     /// The sum of every account's balance per currency: zero in a sound ledger.
     pub fn trial_balance(&self) -> BTreeMap<Currency, Decimal> {
         let mut sums: BTreeMap<Currency, Decimal> = BTreeMap::new();
-        for by_currency in self.balances.values() {
+        for by_currency in &self.controls {
             for (currency, balance) in by_currency {
                 *sums.entry(*currency).or_default() += *balance;
             }
         }
         sums
     }
+}
+
+/// Adds `delta` to the balance in `currency`, dropping it at zero; true once none is left.
+fn add_to(balances: &mut BTreeMap<Currency, Decimal>, currency: Currency, delta: Decimal) -> bool {
+    let balance = balances.entry(currency).or_default();
+    *balance += delta;
+    if balance.is_zero() {
+        balances.remove(&currency);
+    }
+    balances.is_empty()
 }
 
 #[cfg(test)]

@@ -312,7 +312,8 @@ impl ViewMut<'_> {
             ViewMut::Completion(view) => view.reindex(),
             ViewMut::Orders(view) => view.reindex(),
             ViewMut::Timers(view) => view.reindex(),
-            ViewMut::Reviews(_) | ViewMut::Journal(_) => {}
+            ViewMut::Journal(view) => view.reindex(),
+            ViewMut::Reviews(_) => {}
         }
     }
 }
