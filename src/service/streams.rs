@@ -148,13 +148,23 @@ async fn subscribe_all(
 ) -> Result<Response, ApiError> {
     caller.require_role(READERS)?;
     let Query(query) = query.map_err(|r| ApiError::bad_request("invalid_query", r.body_text()))?;
-    let from = start(last_event_id(&headers)?, query.from.as_deref())?;
+    subscribe_all_through(state, &headers, query, None).await
+}
+
+/// `$all`, through a system stream's filter if given.
+async fn subscribe_all_through(
+    state: AppState,
+    headers: &HeaderMap,
+    query: StreamQuery,
+    system: Option<SystemStream>,
+) -> Result<Response, ApiError> {
+    let from = start(last_event_id(headers)?, query.from.as_deref())?;
     let subscription = state
         .store
         .subscribe_all(from)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(sse(state, subscription, None, query.type_prefix))
+    Ok(sse(state, subscription, system, query.type_prefix))
 }
 
 /// One stream (e.g. `order-<uuid>`), or a system stream (`$ce-order`, `$et-OrderClosed`),
@@ -174,13 +184,7 @@ async fn subscribe_stream(
     caller.require_role(READERS)?;
     let Query(query) = query.map_err(|r| ApiError::bad_request("invalid_query", r.body_text()))?;
     if let Some(system) = SystemStream::parse(&stream) {
-        let from = start(last_event_id(&headers)?, query.from.as_deref())?;
-        let subscription = state
-            .store
-            .subscribe_all(from)
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        return Ok(sse(state, subscription, Some(system), query.type_prefix));
+        return subscribe_all_through(state, &headers, query, Some(system)).await;
     }
     let name = StreamName::new(&stream).map_err(|e| {
         let detail = if stream.starts_with('$') {
