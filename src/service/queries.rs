@@ -621,10 +621,9 @@ async fn trial_balance(
     // naming and sorting every account is what takes time, and it is done after.
     let level = query.accounts.unwrap_or_default();
     let (totals, every, controls) = state.views(|v| {
-        let balances = v.journal.balances();
         let (every, controls) = match level {
             AccountLevel::All => (
-                balances.map(|(a, b)| (*a, b.clone())).collect(),
+                v.journal.balances().map(|(a, b)| (*a, b.clone())).collect(),
                 BTreeMap::new(),
             ),
             AccountLevel::Control => (
