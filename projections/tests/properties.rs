@@ -383,6 +383,38 @@ proptest! {
     }
 
     #[test]
+    fn a_wallet_statement_walked_in_pages_of_any_size_is_the_whole_statement(
+        currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
+        steps in prop::collection::vec(step(), 1..150),
+        page in 1usize..4,
+    ) {
+        let facts = history(&currency_picks, &steps);
+        let mut views = Views::default();
+        facts.iter().for_each(|f| views.apply(f));
+        let users: std::collections::BTreeSet<UserId> =
+            views.wallets.balances().map(|(user, _)| user).collect();
+        for user in users {
+            let whole = views.wallets.wallet(user);
+            let mut walked: BTreeMap<Currency, Vec<StatementLine>> = BTreeMap::new();
+            let mut from = Some(0);
+            while let Some(position) = from {
+                let (wallets, next) = views.wallets.wallet_page(user, position, page);
+                let lines: usize = wallets.values().map(|w| w.lines.len()).sum();
+                prop_assert!(lines <= page && (lines > 0 || next.is_none()));
+                prop_assert!(next.is_none_or(|next| next > position));
+                for (currency, wallet) in wallets {
+                    prop_assert_eq!(wallet.balance, whole[&currency].balance);
+                    walked.entry(currency).or_default().extend(wallet.lines);
+                }
+                from = next;
+            }
+            let expected: BTreeMap<Currency, Vec<StatementLine>> =
+                whole.into_iter().map(|(currency, w)| (currency, w.lines)).collect();
+            prop_assert_eq!(walked, expected);
+        }
+    }
+
+    #[test]
     fn a_summary_shows_exactly_the_deadline_a_timer_will_act_on(
         currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
         steps in prop::collection::vec(step(), 1..150),

@@ -30,6 +30,8 @@ const JOURNAL_PAGE_DEFAULT: usize = 500;
 const JOURNAL_PAGE_MAX: usize = 5_000;
 /// Most orders holding escrow in one page, when a page is asked for.
 const ESCROW_PAGE_MAX: usize = 5_000;
+/// The most statement lines one page of `/wallets/{user_id}` holds.
+const WALLET_PAGE_MAX: usize = 5_000;
 
 const STAFF_SEEING_ORDERS: &[ApiRole] = &[ApiRole::Mediator, ApiRole::Finance];
 const STAFF_SEEING_HISTORY: &[ApiRole] = &[ApiRole::Mediator];
@@ -399,14 +401,26 @@ async fn escrow_orders(
 #[derive(Serialize, ToSchema)]
 pub struct WalletResponse {
     user_id: Uuid,
-    /// Per currency: the balance and the statement lines behind it.
+    /// Per currency: the balance and the statement lines behind it (those of this page).
     #[schema(value_type = Object)]
     currencies: BTreeMap<Currency, Wallet>,
+    /// With `limit`: pass as `from` for the next page; none on the last.
+    next_from: Option<u64>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatementQuery {
+    /// First `$all` position of the statement lines.
+    from: Option<u64>,
+    /// At most this many lines, the next page in `next_from` and `Link`; every line when
+    /// absent.
+    limit: Option<usize>,
 }
 
 /// A user's wallet credit: balance and statement, per currency.
 #[utoipa::path(get, path = "/wallets/{user_id}", tag = "queries",
-    params(("user_id" = Uuid, Path, description = "user id")),
+    params(("user_id" = Uuid, Path, description = "user id"), StatementQuery),
     responses((status = 200, content((WalletResponse = "application/json"), (String = "text/csv"))),
         (status = "4XX", body = Problem)))]
 async fn wallet(
@@ -414,6 +428,7 @@ async fn wallet(
     caller: Principal,
     headers: HeaderMap,
     ApiPath(user_id): ApiPath<Uuid>,
+    query: Result<Query<StatementQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let own = caller.user.0 == user_id && matches!(caller.role, ApiRole::Buyer | ApiRole::Seller);
     if !own {
@@ -421,20 +436,36 @@ async fn wallet(
             .require_role(&[ApiRole::Finance])
             .map_err(|_| ApiError::forbidden("a wallet is seen by its owner and by finance"))?;
     }
-    let currencies = state.views(|v| v.wallets.wallet(UserId(user_id)))?;
+    let Query(query) = query.map_err(bad_query)?;
+    let limit = query.limit.map(|limit| limit.clamp(1, WALLET_PAGE_MAX));
+    let (currencies, next_from) = state.views(|v| {
+        v.wallets.wallet_page(
+            UserId(user_id),
+            query.from.unwrap_or(0),
+            limit.unwrap_or(usize::MAX),
+        )
+    })?;
+    let next_page = next_from
+        .zip(limit)
+        .map(|(from, limit)| format!("/wallets/{user_id}?from={from}&limit={limit}"));
     if !wants_csv(&headers) {
-        return Ok(Json(WalletResponse {
+        let mut response = Json(WalletResponse {
             user_id,
             currencies,
+            next_from,
         })
-        .into_response());
+        .into_response();
+        if let Some(link) = next_page.as_deref().and_then(reports::next_link) {
+            response.headers_mut().insert(LINK, link);
+        }
+        return Ok(response);
     }
     let report = Report {
         filename: &format!("wallet-{user_id}.csv"),
         header: &[
             "currency", "position", "order_id", "at", "amount", "reason", "cause",
         ],
-        next_page: None,
+        next_page,
     };
     report.render(
         currencies

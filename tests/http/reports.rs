@@ -345,3 +345,81 @@ async fn the_trial_balance_rolled_up_into_control_accounts() {
         .await
         .problem(StatusCode::BAD_REQUEST, "invalid_query");
 }
+
+#[tokio::test]
+async fn a_wallet_statement_pages_by_position_and_keeps_its_balance_on_every_page() {
+    let server = Server::start();
+    let (buyer, seller, finance) = (user("buyer"), user("seller"), user("finance"));
+    for price in ["10.00", "20.00", "30.00", "40.00", "50.00"] {
+        let order = server.place(&buyer, &seller, price).await;
+        server.act(&seller, order, "confirm", json!({})).await;
+        server
+            .act(&seller, order, "deliver", json!({ "message": "done" }))
+            .await;
+        server.act(&buyer, order, "close", json!({})).await;
+    }
+    let whole = server
+        .get(&finance, &format!("/wallets/{}", seller.id))
+        .await
+        .ok();
+    assert_eq!(whole["next_from"], Value::Null);
+    let every_line = whole["currencies"]["EUR"]["lines"].clone();
+    assert_eq!(every_line.as_array().map(Vec::len), Some(5));
+
+    // The seller reads its own statement two lines at a time, by `next_from`.
+    let (mut walked, mut pages, mut from) = (Vec::new(), 0, Some(0));
+    while let Some(position) = from {
+        let reply = server
+            .get(
+                &seller,
+                &format!("/wallets/{}?from={position}&limit=2", seller.id),
+            )
+            .await;
+        let link = reply
+            .headers
+            .get(LINK)
+            .map(|l| l.to_str().expect("ascii").to_owned());
+        let page = reply.ok();
+        assert_eq!(
+            page["currencies"]["EUR"]["balance"],
+            whole["currencies"]["EUR"]["balance"]
+        );
+        let lines = page["currencies"]["EUR"]["lines"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(lines.len() <= 2, "{page}");
+        walked.extend(lines);
+        from = page["next_from"].as_u64();
+        assert_eq!(
+            link,
+            from.map(|next| format!("</wallets/{}?from={next}&limit=2>; rel=\"next\"", seller.id))
+        );
+        pages += 1;
+    }
+    assert_eq!(Value::Array(walked), every_line);
+    assert_eq!(pages, 3);
+
+    // As CSV, finance gets the same page and the same next one.
+    let first_position = every_line[0]["position"].as_u64().expect("position");
+    let third_position = every_line[2]["position"].as_u64().expect("position");
+    let report = csv(
+        &server,
+        &finance,
+        &format!("/wallets/{}?from={first_position}&limit=2", seller.id),
+        "text/csv",
+    )
+    .await;
+    assert_eq!(report.rows.len(), 2);
+    assert_eq!(
+        report.link,
+        Some(format!(
+            "</wallets/{}?from={third_position}&limit=2>; rel=\"next\"",
+            seller.id
+        ))
+    );
+    server
+        .get(&finance, &format!("/wallets/{}?limit=many", seller.id))
+        .await
+        .problem(StatusCode::BAD_REQUEST, "invalid_query");
+}

@@ -129,15 +129,31 @@ impl WalletView {
 
     /// The user's balance in each currency, with the statement lines behind it.
     pub fn wallet(&self, user: UserId) -> BTreeMap<Currency, Wallet> {
+        self.wallet_page(user, 0, usize::MAX).0
+    }
+
+    /// The user's balance in each currency, with at most `limit` statement lines (all
+    /// currencies) from `from_position` on. A position holds one line at most (an event
+    /// credits one user, once), so the next page's position, returned if any, splits none.
+    pub fn wallet_page(
+        &self,
+        user: UserId,
+        from_position: u64,
+        limit: usize,
+    ) -> (BTreeMap<Currency, Wallet>, Option<u64>) {
         let Some(balances) = self.balances.get(&user) else {
-            return BTreeMap::new();
+            return (BTreeMap::new(), None);
         };
         let lines = self.lines.as_slice();
         let indexes = self.lines_by_user.get(&user).map_or(&[][..], Vec::as_slice);
-        balances
+        let position = |i: &usize| lines[*i].line.position;
+        let start = indexes.partition_point(|i| position(i) < from_position);
+        let end = start.saturating_add(limit.max(1)).min(indexes.len());
+        let page = &indexes[start..end];
+        let wallets = balances
             .iter()
             .map(|(currency, balance)| {
-                let lines = indexes
+                let lines = page
                     .iter()
                     .map(|i| &lines[*i].line)
                     .filter(|line| line.amount.currency() == *currency)
@@ -151,7 +167,8 @@ impl WalletView {
                     },
                 )
             })
-            .collect()
+            .collect();
+        (wallets, indexes.get(end).map(position))
     }
 
     /// Every user's balance per currency, for reconciliation; in no particular order.
