@@ -12,7 +12,10 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use ledger_store::{read_whole_stream, RecordedEvent, StreamName, SubscribeFrom, Subscription};
+use ledger_store::{
+    read_whole_stream, AllFrom, Direction, RecordedEvent, StoreError, StreamFrom, StreamName,
+    SubscribeFrom, Subscription,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -164,7 +167,21 @@ async fn subscribe_all_through(
         .subscribe_all(from)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(sse(state, subscription, system, query.type_prefix))
+    let head = state
+        .store
+        .read_all(AllFrom::End, Direction::Backwards, 1)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .first()
+        .map(|event| event.position);
+    let handover = Handover::new(Key::Position, head, from);
+    Ok(sse(
+        state,
+        subscription,
+        handover,
+        system,
+        query.type_prefix,
+    ))
 }
 
 /// One stream (e.g. `order-<uuid>`), or a system stream (`$ce-order`, `$et-OrderClosed`),
@@ -213,44 +230,146 @@ async fn subscribe_stream(
         .subscribe_stream(&name, from)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(sse(state, subscription, None, query.type_prefix))
+    let head = match state
+        .store
+        .read_stream(&name, StreamFrom::End, Direction::Backwards, 1)
+        .await
+    {
+        Ok(last) => last.first().map(|event| event.revision),
+        Err(StoreError::StreamNotFound(_)) => None,
+        Err(e) => return Err(ApiError::internal(e.to_string())),
+    };
+    let handover = Handover::new(Key::Revision, head, from);
+    Ok(sse(state, subscription, handover, None, query.type_prefix))
+}
+
+/// What a subscription counts its events by: `$all` positions, or one stream's revisions.
+#[derive(Clone, Copy)]
+enum Key {
+    Position,
+    Revision,
+}
+
+impl Key {
+    fn of(self, event: &RecordedEvent) -> u64 {
+        match self {
+            Key::Position => event.position,
+            Key::Revision => event.revision,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Key::Position => "position",
+            Key::Revision => "revision",
+        }
+    }
+}
+
+/// The handover from catch-up to live, announced once as a `caught-up` event (no `id`, so
+/// `Last-Event-ID` is untouched) as EventStoreDB's subscriptions announce `CaughtUp`: once
+/// the subscriber has what the log (or stream) held when it connected.
+#[derive(Clone, Copy)]
+struct Handover {
+    key: Key,
+    /// The last event's key when the subscriber connected; none if there was none.
+    head: Option<u64>,
+    state: HandoverState,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HandoverState {
+    Catching,
+    Announce,
+    Live,
+}
+
+impl Handover {
+    fn new(key: Key, head: Option<u64>, from: SubscribeFrom) -> Handover {
+        let caught_up = match (head, from) {
+            (None, _) | (_, SubscribeFrom::End) => true,
+            (Some(head), SubscribeFrom::After(after)) => after >= head,
+            (Some(_), SubscribeFrom::Start) => false,
+        };
+        let state = if caught_up {
+            HandoverState::Announce
+        } else {
+            HandoverState::Catching
+        };
+        Handover { key, head, state }
+    }
+
+    fn passed(&mut self, event: &RecordedEvent) {
+        let reached = self.head.is_some_and(|head| self.key.of(event) >= head);
+        if self.state == HandoverState::Catching && reached {
+            self.state = HandoverState::Announce;
+        }
+    }
+
+    fn announcement(&self) -> SseEvent {
+        SseEvent::default()
+            .event("caught-up")
+            .data(serde_json::json!({ self.key.name(): self.head }).to_string())
+    }
+}
+
+/// What the SSE stream sends: an event of the log, or the handover to live.
+enum Sent {
+    Event(RecordedEvent),
+    CaughtUp(SseEvent),
 }
 
 /// The subscription as an SSE response that ends when the service shuts down.
 fn sse(
     state: AppState,
     subscription: Box<dyn Subscription>,
+    handover: Handover,
     system: Option<SystemStream>,
     type_prefix: Option<String>,
 ) -> Response {
-    let events = futures::stream::unfold(subscription, |mut subscription| async move {
-        match subscription.next().await {
-            Ok(event) => Some((event, subscription)),
-            Err(error) => {
-                tracing::warn!(%error, "a subscription ended");
-                None
+    let sent = futures::stream::unfold(
+        (subscription, handover),
+        |(mut subscription, mut handover)| async move {
+            if handover.state == HandoverState::Announce {
+                handover.state = HandoverState::Live;
+                let announcement = handover.announcement();
+                return Some((Sent::CaughtUp(announcement), (subscription, handover)));
             }
-        }
-    })
-    .filter(move |event| {
+            match subscription.next().await {
+                Ok(event) => {
+                    handover.passed(&event);
+                    Some((Sent::Event(event), (subscription, handover)))
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "a subscription ended");
+                    None
+                }
+            }
+        },
+    )
+    .filter_map(move |sent| {
+        let event = match sent {
+            Sent::CaughtUp(announcement) => return std::future::ready(Some(Ok(announcement))),
+            Sent::Event(event) => event,
+        };
         let keep = system
             .as_ref()
             .is_none_or(|system| system.holds(event.stream.as_str(), &event.event_type))
             && type_prefix
                 .as_deref()
                 .is_none_or(|prefix| event.event_type.starts_with(prefix));
-        std::future::ready(keep)
-    })
-    .map(|event| {
-        let id = event.position.to_string();
-        let name = event.event_type.clone();
-        SseEvent::default()
-            .id(id)
-            .event(name)
-            .json_data(Delivered::of(event))
+        let sse = keep.then(|| {
+            let id = event.position.to_string();
+            let name = event.event_type.clone();
+            SseEvent::default()
+                .id(id)
+                .event(name)
+                .json_data(Delivered::of(event))
+        });
+        std::future::ready(sse)
     })
     .take_until(async move { state.shutting_down().await });
-    Sse::new(events)
+    Sse::new(sent)
         .keep_alive(KeepAlive::default())
         .into_response()
 }

@@ -13,6 +13,13 @@ pub struct Delivered {
     pub data: Value,
 }
 
+#[derive(Debug)]
+pub enum Sent {
+    Event(Delivered),
+    /// The handover to live, with what it says.
+    CaughtUp(Value),
+}
+
 /// A minimal SSE client: enough of the format to read what the service sends.
 pub struct Subscriber {
     body: futures::stream::BoxStream<'static, reqwest::Result<axum::body::Bytes>>,
@@ -48,8 +55,28 @@ impl Subscriber {
         }
     }
 
-    /// The next event, skipping keep-alive comments.
+    /// The next event of the log, skipping keep-alive comments and the handover.
     pub async fn next(&mut self) -> Delivered {
+        loop {
+            if let Sent::Event(event) = self.next_sent().await {
+                return event;
+            }
+        }
+    }
+
+    /// The events up to the `caught-up` announcement, and what it says.
+    pub async fn catch_up(&mut self) -> (Vec<Delivered>, Value) {
+        let mut events = Vec::new();
+        loop {
+            match self.next_sent().await {
+                Sent::Event(event) => events.push(event),
+                Sent::CaughtUp(data) => return (events, data),
+            }
+        }
+    }
+
+    /// The next event or announcement, skipping keep-alive comments.
+    pub async fn next_sent(&mut self) -> Sent {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
@@ -63,15 +90,21 @@ impl Subscriber {
                         data.push_str(v.trim_start());
                     }
                 }
-                if let Some(id) = id {
-                    let data = serde_json::from_str(&data).expect("JSON data");
-                    return Delivered {
+                if data.is_empty() {
+                    continue; // a comment
+                }
+                let data: Value = serde_json::from_str(&data).expect("JSON data");
+                return match id {
+                    Some(id) => Sent::Event(Delivered {
                         id,
                         event_type,
                         data,
-                    };
-                }
-                continue;
+                    }),
+                    None => {
+                        assert_eq!(event_type, "caught-up", "an event without id");
+                        Sent::CaughtUp(data)
+                    }
+                };
             }
             let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
                 .await
@@ -249,4 +282,49 @@ async fn system_streams_by_category_and_type_and_a_live_only_start() {
             .await
             .problem(StatusCode::BAD_REQUEST, "invalid_query");
     }
+}
+
+#[tokio::test]
+async fn a_subscriber_is_told_once_when_it_has_caught_up() {
+    let server = Server::start();
+    let (buyer, seller, service) = (user("buyer"), user("seller"), user("service"));
+    let mut early = Subscriber::connect(&server, &service, "/streams/$all", None).await;
+    let (none, on_empty) = early.catch_up().await;
+    assert!(none.is_empty());
+    assert_eq!(on_empty, json!({"position": null}));
+    busy_orders(&server, &buyer, &seller, 3).await; // positions 0..=5
+
+    // Catch-up, the announcement after the last event there was, then live without another.
+    let mut all = Subscriber::connect(&server, &service, "/streams/$all", None).await;
+    let (past, announced) = all.catch_up().await;
+    assert_eq!(
+        past.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4, 5]
+    );
+    assert_eq!(announced, json!({"position": 5}));
+    let order = server.place(&buyer, &seller, "10.00").await; // 6
+    match all.next_sent().await {
+        Sent::Event(event) => assert_eq!(event.id, 6),
+        other => panic!("live after one announcement, got {other:?}"),
+    }
+    // The early subscriber was live all along: no second announcement.
+    let live: Vec<u64> = early.take(7).await.iter().map(|e| e.id).collect();
+    assert_eq!(live, [0, 1, 2, 3, 4, 5, 6]);
+
+    // Filtered: announced at the head even when the head's event is filtered out.
+    let mut placed =
+        Subscriber::connect(&server, &service, "/streams/$et-OrderConfirmed", None).await;
+    let (confirmations, announced) = placed.catch_up().await;
+    assert_eq!(confirmations.len(), 3);
+    assert_eq!(announced, json!({"position": 6}));
+    // One stream counts by revision; resumed at its end, it is caught up at once.
+    let path = format!("/streams/order-{order}");
+    let mut one = Subscriber::connect(&server, &service, &path, Some(6)).await;
+    let (nothing, announced) = one.catch_up().await;
+    assert!(nothing.is_empty());
+    assert_eq!(announced, json!({"revision": 0}));
+    let mut later = Subscriber::connect(&server, &service, "/streams/$all?from=end", None).await;
+    let (nothing, announced) = later.catch_up().await;
+    assert!(nothing.is_empty());
+    assert_eq!(announced, json!({"position": 6}));
 }
