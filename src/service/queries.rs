@@ -5,7 +5,6 @@ use super::problem::{ApiError, ApiPath, Problem};
 use super::reports::{self, wants_csv, Report};
 use super::AppState;
 use axum::extract::{Query, State};
-use axum::http::header::LINK;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -376,11 +375,7 @@ async fn escrow_orders(
         ))
     });
     if !wants_csv(&headers) {
-        let mut response = Json(holdings).into_response();
-        if let Some(link) = next_page.as_deref().and_then(reports::next_link) {
-            response.headers_mut().insert(LINK, link);
-        }
-        return Ok(response);
+        return Ok(reports::json_page(holdings, next_page.as_deref()));
     }
     let report = Report {
         filename: "escrow-orders.csv",
@@ -449,16 +444,12 @@ async fn wallet(
         .zip(limit)
         .map(|(from, limit)| format!("/wallets/{user_id}?from={from}&limit={limit}"));
     if !wants_csv(&headers) {
-        let mut response = Json(WalletResponse {
+        let body = WalletResponse {
             user_id,
             currencies,
             next_from,
-        })
-        .into_response();
-        if let Some(link) = next_page.as_deref().and_then(reports::next_link) {
-            response.headers_mut().insert(LINK, link);
-        }
-        return Ok(response);
+        };
+        return Ok(reports::json_page(body, next_page.as_deref()));
     }
     let report = Report {
         filename: &format!("wallet-{user_id}.csv"),

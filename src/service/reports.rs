@@ -89,8 +89,17 @@ impl Report<'_> {
 }
 
 /// `Link: <path>; rel="next"` (RFC 8288), for a page whose body has no room to say it.
-pub fn next_link(path: &str) -> Option<HeaderValue> {
+fn next_link(path: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("<{path}>; rel=\"next\"")).ok()
+}
+
+/// A page as JSON, its next page (if any) in `Link` as the CSV form gives it.
+pub fn json_page(body: impl Serialize, next_page: Option<&str>) -> Response {
+    let mut response = axum::Json(body).into_response();
+    if let Some(link) = next_page.and_then(next_link) {
+        response.headers_mut().insert(LINK, link);
+    }
+    response
 }
 
 fn csv_failed(error: csv::Error) -> ApiError {

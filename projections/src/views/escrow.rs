@@ -49,12 +49,10 @@ impl EscrowView {
                     held: e.escrow_after,
                     since: e.at,
                 };
-                self.oldest_first.insert((holding.since, fact.order));
                 if let Some(earlier) = self.holdings.insert(fact.order, holding) {
-                    if earlier.since != e.at {
-                        self.oldest_first.remove(&(earlier.since, fact.order));
-                    }
+                    self.oldest_first.remove(&(earlier.since, fact.order));
                 }
+                self.oldest_first.insert((e.at, fact.order));
             }
             Event::ExtraPurchased(e) => self.set(fact.order, e.escrow_after),
             Event::PartialRefundIssued(e) => self.set(fact.order, e.escrow_after),

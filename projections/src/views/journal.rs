@@ -25,6 +25,10 @@ pub enum Account {
     Commission,
 }
 
+/// The control accounts: every order's escrow rolls up into `escrow`, every user's wallet
+/// into `wallet`; `payments` and `commission` are their own.
+pub const CONTROL_ACCOUNTS: [&str; 4] = ["payments", "escrow", "wallet", "commission"];
+
 impl Account {
     /// The name's fixed part, and the id that follows it. Names are written from these
     /// pieces, not through `write!`: every posting names two accounts, and formatting them
@@ -37,13 +41,7 @@ impl Account {
             Account::Commission => ("commission", None),
         }
     }
-}
 
-/// The control accounts: every order's escrow rolls up into `escrow`, every user's wallet
-/// into `wallet`; `payments` and `commission` are their own.
-pub const CONTROL_ACCOUNTS: [&str; 4] = ["payments", "escrow", "wallet", "commission"];
-
-impl Account {
     fn control_index(&self) -> usize {
         match self {
             Account::Payments => 0,
