@@ -2,12 +2,13 @@
 
 use crate::rows::Tracked;
 use crate::Fact;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use ledger_domain::{Currency, Event, Money, OrderId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
+use uuid::Uuid;
 
 /// Aging buckets in whole days since the escrow was first funded: 0–7, 8–30, 31–90, >90.
 pub const AGING_BUCKET_UPPER_DAYS: [i64; 3] = [7, 30, 90];
@@ -24,10 +25,106 @@ pub struct EscrowHolding {
 pub struct EscrowView {
     // Invariant: only orders holding money; an order leaves at close or cancellation.
     holdings: Tracked<OrderId, EscrowHolding>,
-    // Invariant: one entry per holding, by `since`; derived, rebuilt by `reindex`. Finance
-    // pages through it oldest first without sorting every holding under the views' lock.
+    // Derived from `holdings`, rebuilt by `reindex`, so that finance's reads under the
+    // views' lock cost what they return, not what escrow holds.
     #[serde(skip)]
+    by_age: ByAge,
+}
+
+/// Holdings in one currency, added up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Sum {
+    holdings: usize,
+    held: Decimal,
+}
+
+/// Seconds in the slices of time that `ByAge` adds holdings up by.
+const SLICE_SECONDS: i64 = 3600;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct ByAge {
+    // Invariant: one entry per holding, by `since`: finance pages oldest first.
     oldest_first: BTreeSet<(DateTime<Utc>, OrderId)>,
+    // Invariant: per hour of `since` and currency, the holdings in it added up; no empty
+    // entry. An aging bucket is whole hours plus the holdings of the hour its bound cuts.
+    by_hour: BTreeMap<i64, BTreeMap<Currency, Sum>>,
+    // Invariant: per currency, every holding added up; no empty entry.
+    totals: BTreeMap<Currency, Sum>,
+    // While set, all of the above is left stale, for `reindex` to rebuild once: see
+    // `Views::defer_indexes`.
+    deferred: bool,
+}
+
+impl ByAge {
+    fn add(&mut self, order: OrderId, holding: &EscrowHolding) {
+        if !self.deferred {
+            self.oldest_first.insert((holding.since, order));
+            self.count(holding.since, holding.held, true);
+        }
+    }
+
+    fn remove(&mut self, order: OrderId, holding: &EscrowHolding) {
+        if !self.deferred {
+            self.oldest_first.remove(&(holding.since, order));
+            self.count(holding.since, holding.held, false);
+        }
+    }
+
+    fn change(&mut self, since: DateTime<Utc>, from: Money, to: Money) {
+        if !self.deferred {
+            self.count(since, from, false);
+            self.count(since, to, true);
+        }
+    }
+
+    fn count(&mut self, since: DateTime<Utc>, held: Money, add: bool) {
+        let hour = since.timestamp().div_euclid(SLICE_SECONDS);
+        let by_currency = self.by_hour.entry(hour).or_default();
+        Self::count_in(by_currency, held, add);
+        if by_currency.is_empty() {
+            self.by_hour.remove(&hour);
+        }
+        Self::count_in(&mut self.totals, held, add);
+    }
+
+    fn count_in(sums: &mut BTreeMap<Currency, Sum>, held: Money, add: bool) {
+        let sum = sums.entry(held.currency()).or_default();
+        if add {
+            sum.holdings += 1;
+            sum.held += held.amount();
+        } else {
+            sum.holdings -= 1;
+            sum.held -= held.amount();
+        }
+        if sum.holdings == 0 {
+            sums.remove(&held.currency());
+        }
+    }
+
+    /// Per currency, what the holdings funded at `bound` or before hold together.
+    fn held_until(
+        &self,
+        holdings: &Tracked<OrderId, EscrowHolding>,
+        bound: DateTime<Utc>,
+    ) -> BTreeMap<Currency, Decimal> {
+        let hour = bound.timestamp().div_euclid(SLICE_SECONDS);
+        let mut sums: BTreeMap<Currency, Decimal> = BTreeMap::new();
+        for by_currency in self.by_hour.range(..hour).map(|(_, sums)| sums) {
+            for (currency, sum) in by_currency {
+                *sums.entry(*currency).or_default() += sum.held;
+            }
+        }
+        let hour_start =
+            DateTime::from_timestamp(hour * SLICE_SECONDS, 0).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let cut = self.oldest_first.range((
+            Bound::Included((hour_start, OrderId(Uuid::nil()))),
+            Bound::Included((bound, OrderId(Uuid::max()))),
+        ));
+        for holding in cut.filter_map(|(_, order)| holdings.get(order)) {
+            *sums.entry(holding.held.currency()).or_default() += holding.held.amount();
+        }
+        sums
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -49,16 +146,16 @@ impl EscrowView {
                     held: e.escrow_after,
                     since: e.at,
                 };
-                if let Some(earlier) = self.holdings.insert(fact.order, holding) {
-                    self.oldest_first.remove(&(earlier.since, fact.order));
+                if let Some(earlier) = self.holdings.insert(fact.order, holding.clone()) {
+                    self.by_age.remove(fact.order, &earlier);
                 }
-                self.oldest_first.insert((e.at, fact.order));
+                self.by_age.add(fact.order, &holding);
             }
             Event::ExtraPurchased(e) => self.set(fact.order, e.escrow_after),
             Event::PartialRefundIssued(e) => self.set(fact.order, e.escrow_after),
             Event::OrderClosed(_) | Event::OrderCancelled(_) => {
                 if let Some(holding) = self.holdings.remove(&fact.order) {
-                    self.oldest_first.remove(&(holding.since, fact.order));
+                    self.by_age.remove(fact.order, &holding);
                 }
             }
             _ => {}
@@ -67,16 +164,27 @@ impl EscrowView {
 
     fn set(&mut self, order: OrderId, held: Money) {
         if let Some(holding) = self.holdings.get_mut(&order) {
-            holding.held = held;
+            let before = std::mem::replace(&mut holding.held, held);
+            self.by_age.change(holding.since, before, held);
         }
     }
 
+    /// Leaves the derived indexes stale until `reindex`, for a rebuild.
+    pub(crate) fn defer_index(&mut self) {
+        self.by_age.deferred = true;
+    }
+
     pub(crate) fn reindex(&mut self) {
-        self.oldest_first = self
-            .holdings
-            .iter()
-            .map(|(order, holding)| (holding.since, *order))
-            .collect();
+        let holdings = self.holdings.iter();
+        // Collected, not inserted one by one: a B-tree is built from a sorted run in one pass.
+        let oldest_first = holdings.map(|(order, h)| (h.since, *order)).collect();
+        self.by_age = ByAge {
+            oldest_first,
+            ..ByAge::default()
+        };
+        for holding in self.holdings.values() {
+            self.by_age.count(holding.since, holding.held, true);
+        }
     }
 
     pub fn holding(&self, order: OrderId) -> Option<&EscrowHolding> {
@@ -84,30 +192,39 @@ impl EscrowView {
     }
 
     pub fn totals(&self) -> BTreeMap<Currency, Decimal> {
-        let mut totals = BTreeMap::new();
-        for holding in self.holdings.values() {
-            *totals.entry(holding.held.currency()).or_default() += holding.held.amount();
-        }
+        let totals = self.by_age.totals.iter();
         totals
+            .map(|(currency, sum)| (*currency, sum.held))
+            .collect()
     }
 
     /// Per currency, the sums held in each aging bucket.
     pub fn aging(&self, now: DateTime<Utc>) -> BTreeMap<Currency, [Decimal; 4]> {
-        let mut buckets: BTreeMap<Currency, [Decimal; 4]> = BTreeMap::new();
-        for holding in self.holdings.values() {
-            let age = (now - holding.since).num_days();
-            let bucket = AGING_BUCKET_UPPER_DAYS
-                .iter()
-                .position(|upper| age <= *upper)
-                .unwrap_or(3);
-            let currency = holding.held.currency();
-            // An empty bucket reads at the currency's minor unit, as every amount does.
-            buckets
-                .entry(currency)
-                .or_insert_with(|| [Money::zero(currency).amount(); 4])[bucket] +=
-                holding.held.amount();
-        }
-        buckets
+        // Held by what is older than each bucket's upper bound: funded `upper + 1` days
+        // before `now` or earlier. Nothing is that old when the bound is before time began.
+        let older = AGING_BUCKET_UPPER_DAYS.map(|upper| {
+            now.checked_sub_signed(TimeDelta::days(upper + 1))
+                .map(|bound| self.by_age.held_until(&self.holdings, bound))
+                .unwrap_or_default()
+        });
+        self.by_age
+            .totals
+            .iter()
+            .map(|(currency, total)| {
+                // An empty bucket reads at the currency's minor unit, as every amount does.
+                let zero = Money::zero(*currency).amount();
+                let [over_7, over_30, over_90] = older
+                    .each_ref()
+                    .map(|sums| sums.get(currency).copied().unwrap_or(zero));
+                let buckets = [
+                    total.held - over_7,
+                    over_7 - over_30,
+                    over_30 - over_90,
+                    over_90,
+                ];
+                (*currency, buckets)
+            })
+            .collect()
     }
 
     /// At most `limit` orders holding escrow for at least `min_age_days`, oldest first (by
@@ -124,7 +241,8 @@ impl EscrowView {
             Some(after) => Bound::Excluded(after),
             None => Bound::Unbounded,
         };
-        self.oldest_first
+        self.by_age
+            .oldest_first
             .range((from, Bound::Unbounded))
             .filter_map(|(since, order)| {
                 let holding = self.holdings.get(order)?;

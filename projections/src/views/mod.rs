@@ -87,14 +87,19 @@ impl Views {
     }
 
     /// For a fold of the whole log: indexes that every event would update (the timers'
-    /// schedule) are left stale until `build_deferred_indexes` builds them once at the end.
-    /// Nothing may be asked of the views in between.
+    /// schedule, escrow by age, the lists of orders) are left stale until
+    /// `build_deferred_indexes` builds them once at the end, from sorted runs where it
+    /// helps. Nothing may be asked of the views in between.
     pub fn defer_indexes(&mut self) {
         self.timers.defer_schedule();
+        self.escrow.defer_index();
+        self.orders.defer_lists();
     }
 
     pub fn build_deferred_indexes(&mut self) {
         self.timers.reindex();
+        self.escrow.reindex();
+        self.orders.reindex();
     }
 
     pub fn apply(&mut self, fact: &Fact) {

@@ -112,6 +112,10 @@ pub struct OrderView {
     by_buyer: FastMap<UserId, BTreeSet<OrderId>>,
     #[serde(skip)]
     by_seller: FastMap<UserId, BTreeSet<OrderId>>,
+    // While set, the lists are left stale, for `reindex` to rebuild once: see
+    // `Views::defer_indexes`.
+    #[serde(skip)]
+    lists_deferred: bool,
 }
 
 impl OrderView {
@@ -120,6 +124,9 @@ impl OrderView {
     pub fn apply(&mut self, fact: &Fact) {
         let state = self.orders.get_or_default(&fact.order);
         *state = evolve(std::mem::take(state), &fact.event);
+        if self.lists_deferred {
+            return;
+        }
         if let (ledger_domain::Event::OrderPlaced(e), Some(_)) = (&fact.event, state.order()) {
             self.ids.insert(fact.order);
             self.by_buyer.entry(e.buyer).or_default().insert(fact.order);
@@ -128,6 +135,10 @@ impl OrderView {
                 .or_default()
                 .insert(fact.order);
         }
+    }
+
+    pub(crate) fn defer_lists(&mut self) {
+        self.lists_deferred = true;
     }
 
     /// Sorts first and builds each set from a sorted run, which a B-tree loads in one pass:
@@ -151,6 +162,7 @@ impl OrderView {
         self.ids = ids.into_iter().collect();
         self.by_buyer = grouped(buyers);
         self.by_seller = grouped(sellers);
+        self.lists_deferred = false;
     }
 
     pub fn order(&self, order: OrderId) -> Option<&Order> {
