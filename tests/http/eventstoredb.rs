@@ -11,7 +11,8 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn start() -> Server {
+/// `ledger serve --dev` with the EventStoreDB protocol: `subscriber` reads, `ledger` appends.
+pub fn start() -> Server {
     let dir = tempfile::TempDir::new().expect("temp dir");
     std::fs::write(
         dir.path().join("ledger.toml"),
@@ -22,7 +23,7 @@ fn start() -> Server {
     Server::start_with(dir, &["--dev", "--grpc-listen", "127.0.0.1:0"])
 }
 
-fn client(server: &Server, scheme: &str, credentials: &str) -> Client {
+pub fn client(server: &Server, scheme: &str, credentials: &str) -> Client {
     let url = server.grpc.as_deref().expect("grpc address");
     let url = url.replacen("esdb://", &format!("{scheme}://{credentials}"), 1);
     let settings: ClientSettings = url.parse().expect("connection string");

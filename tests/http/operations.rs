@@ -1,5 +1,6 @@
 //! What operators see: metrics, tokens from the CLI, the dev-only clock, start-up errors.
 
+use crate::eventstoredb;
 use crate::support::{user, Server, User, SECRET};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -222,4 +223,83 @@ async fn unknown_routes_and_methods_are_problem_documents_too() {
         )
         .await
         .problem(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+}
+
+/// What `docs/operations.md` says an operator sees when a newer node appended a kind of
+/// event this binary does not know: the views stop just before it, `/readyz` names it, and
+/// commands still go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_views_cannot_read_stops_them_before_it_and_readyz_names_it() {
+    let server = eventstoredb::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "120.00").await;
+    let newer_node = eventstoredb::client(&server, "esdb", "ledger:pw@");
+    let teleported = eventstore::EventData::json("OrderTeleported", &json!({"to": "the moon"}))
+        .and_then(|event| event.metadata_as_json(&json!({"schema_version": 1})))
+        .expect("event");
+    newer_node
+        .append_to_stream(format!("order-{order}"), &Default::default(), teleported)
+        .await
+        .expect("append");
+
+    let mut answer = readiness(&server).await;
+    for _ in 0..100 {
+        if answer.0 != StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        answer = readiness(&server).await;
+    }
+    let (status, body) = answer;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["ready"], false, "{body}");
+    assert_eq!(
+        (body["views_at"].as_u64(), body["log_at"].as_u64()),
+        (Some(0), Some(1)),
+        "{body}"
+    );
+    let problem = body["problem"].as_str().expect("a problem");
+    assert!(
+        problem.contains("position 1") && problem.contains("OrderTeleported"),
+        "{problem}"
+    );
+
+    // Commands are still decided, appended and answered; reads stay where the views stopped.
+    let later = server.place(&buyer, &seller, "5.00").await;
+    server
+        .get(&buyer, &format!("/orders/{later}"))
+        .await
+        .problem(StatusCode::NOT_FOUND, "order_not_found");
+    let (_, body) = readiness(&server).await;
+    assert_eq!(
+        (body["views_at"].as_u64(), body["log_at"].as_u64()),
+        (Some(0), Some(2)),
+        "{body}"
+    );
+    let text = server
+        .client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(
+        metric(&text, "ledger_projection_lag_events"),
+        Some(2.0),
+        "{text}"
+    );
+    server.stop();
+}
+
+async fn readiness(server: &Server) -> (StatusCode, serde_json::Value) {
+    let reply = server
+        .client()
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    let status = reply.status();
+    (status, reply.json().await.expect("json"))
 }
