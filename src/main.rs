@@ -827,14 +827,24 @@ fn run_import(file: &std::path::Path, append: bool, args: &StoreArgs) -> anyhow:
     let store = ledger_store::SqliteStore::open(&config.data_dir)
         .with_context(|| format!("opening the event log in {}", config.data_dir.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    let imported = runtime.block_on(ledger_replay::transfer::import(
-        &store,
-        export.reader()?,
-        append,
-    ));
+    let imported = runtime.block_on(async {
+        if append {
+            ledger_replay::transfer::fits(&store, export.reader()?)
+                .await
+                .context("nothing was imported")?;
+        }
+        ledger_replay::transfer::import(&store, export.reader()?, append)
+            .await
+            .context("importing")
+    });
     store.close();
-    imported.context("importing")?;
-    println!("imported {count} events from {export}");
+    let new = imported?;
+    match count - new.min(count) {
+        0 => println!("imported {new} events from {export}"),
+        present => println!(
+            "imported {new} events from {export}; the store held the other {present} already"
+        ),
+    }
     Ok(())
 }
 

@@ -32,6 +32,8 @@ pub enum TransferError {
     StoreNotEmpty,
     #[error("the target is not a copy of this log: its event at position {position} differs")]
     NotACopy { position: u64 },
+    #[error("{stream} at revision {revision} holds another event than the export's: the store and the export's source have different histories")]
+    Diverges { stream: String, revision: u64 },
     #[error("event at position {position} has data or metadata that is not JSON")]
     NotJson { position: u64 },
     #[error("reading or writing the file: {0}")]
@@ -215,7 +217,9 @@ pub fn check(input: impl BufRead) -> Result<u64, TransferError> {
     Ok(lines)
 }
 
-/// Imports a checked export.
+/// Imports a checked export. Into a store that holds events (`append`), the events it holds
+/// already at the same stream and revision are passed over; `fits` says beforehand whether
+/// the store holds other events there.
 pub async fn import(
     store: &dyn EventStore,
     input: impl BufRead,
@@ -229,6 +233,22 @@ pub async fn import(
         return Err(TransferError::StoreNotEmpty);
     }
     let mut appender = Appender::new(store);
+    appender.skip_present = !is_empty;
+    feed(&mut appender, input).await?;
+    appender.finish().await
+}
+
+/// Reads only: that no event of a checked export meets another event at its stream and
+/// revision in the store, so that an import into a store with another history is refused
+/// before it writes anything. One read per run of a stream's events, twice for `--append`.
+pub async fn fits(store: &dyn EventStore, input: impl BufRead) -> Result<(), TransferError> {
+    let mut appender = Appender::new(store);
+    (appender.skip_present, appender.dry_run) = (true, true);
+    feed(&mut appender, input).await?;
+    appender.finish().await.map(|_| ())
+}
+
+async fn feed(appender: &mut Appender<'_>, input: impl BufRead) -> Result<(), TransferError> {
     for (index, line) in input.split(b'\n').enumerate() {
         let line = line?;
         if serde_json::from_slice::<Trailer>(&line).is_ok() {
@@ -248,7 +268,7 @@ pub async fn import(
         };
         appender.push(stream, line.revision, event).await?;
     }
-    appender.finish().await
+    Ok(())
 }
 
 /// What `copy` did.
@@ -344,6 +364,11 @@ struct Appender<'a> {
     first_revision: u64,
     batch: Vec<EventData>,
     appended: u64,
+    /// Whether the store may hold some of the events already: each batch is then compared
+    /// with what its stream holds at those revisions, and only the rest is appended.
+    skip_present: bool,
+    /// Compare only; append nothing.
+    dry_run: bool,
 }
 
 impl<'a> Appender<'a> {
@@ -354,6 +379,8 @@ impl<'a> Appender<'a> {
             first_revision: 0,
             batch: Vec::new(),
             appended: 0,
+            skip_present: false,
+            dry_run: false,
         }
     }
 
@@ -382,14 +409,54 @@ impl<'a> Appender<'a> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let expected = match self.first_revision {
+        let mut events = std::mem::take(&mut self.batch);
+        let mut first_revision = self.first_revision;
+        if self.skip_present {
+            let present = self.present(stream, first_revision, &events).await?;
+            events.drain(..present);
+            first_revision += present as u64;
+            if events.is_empty() || self.dry_run {
+                return Ok(());
+            }
+        }
+        let expected = match first_revision {
             0 => ExpectedRevision::NoStream,
             n => ExpectedRevision::Exact(n - 1),
         };
-        let events = std::mem::take(&mut self.batch);
         self.appended += events.len() as u64;
         self.store.append(stream, expected, events).await?;
         Ok(())
+    }
+
+    /// How many of `events`, the first at `first_revision`, the stream holds already; an
+    /// error if it holds other events there.
+    async fn present(
+        &self,
+        stream: &StreamName,
+        first_revision: u64,
+        events: &[EventData],
+    ) -> Result<usize, TransferError> {
+        let from = StreamFrom::Revision(first_revision);
+        let stored = match self
+            .store
+            .read_stream(stream, from, Direction::Forwards, events.len())
+            .await
+        {
+            Ok(stored) => stored,
+            Err(StoreError::StreamNotFound(_)) => return Ok(0),
+            Err(error) => return Err(error.into()),
+        };
+        match stored
+            .iter()
+            .zip(events)
+            .position(|(s, e)| s.event_id != e.event_id)
+        {
+            Some(offset) => Err(TransferError::Diverges {
+                stream: stream.to_string(),
+                revision: first_revision + offset as u64,
+            }),
+            None => Ok(stored.len()),
+        }
     }
 
     async fn finish(mut self) -> Result<u64, TransferError> {

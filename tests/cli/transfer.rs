@@ -102,6 +102,118 @@ async fn importing_the_same_file_again_appends_nothing() {
 }
 
 #[tokio::test]
+async fn an_increment_that_overlaps_the_store_imports_only_what_is_new() {
+    let (dir, _, original) = exported().await;
+    let log = dir.path().join("log");
+    let write = |name: &str, bytes: Vec<u8>| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, bytes).expect("write");
+        file
+    };
+    let first_two = write("first-two.jsonl", export(&log, &["--to", "1"]));
+    // From position 1, which the store will hold already: a backup taken with overlap.
+    let from_one = write("from-one.jsonl", export(&log, &["--from", "1"]));
+    let copy = dir.path().join("copy");
+    assert!(import(&first_two, &copy, &[]).0.status.success());
+    let (output, text) = import(&from_one, &copy, &["--append"]);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("imported 2 events") && text.contains("held the other 1 already"),
+        "{text}"
+    );
+    assert_eq!(export(&copy, &[]), original);
+
+    // A store whose history went another way at revision 2 is refused, and keeps its own.
+    let other = dir.path().join("other");
+    assert!(import(&first_two, &other, &[]).0.status.success());
+    append_raw(&other, &closed_order_events()[..1]).await;
+    let before = export(&other, &[]);
+    let (output, text) = import(&from_one, &other, &["--append"]);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("order-{ORDER} at revision 2 holds another event")),
+        "{text}"
+    );
+    assert_eq!(export(&other, &[]), before, "nothing was appended");
+}
+
+#[tokio::test]
+async fn an_import_into_a_store_with_another_history_writes_nothing_at_all() {
+    let dir = tempfile::tempdir().expect("dir");
+    let source = dir.path().join("source");
+    let (output, text) = ledger(&[
+        "simulate",
+        "--orders",
+        "4",
+        "--quiet",
+        "--data-dir",
+        &source.to_string_lossy(),
+    ]);
+    assert!(output.status.success(), "{text}");
+    let whole = export(&source, &[]);
+    let file = dir.path().join("whole.jsonl");
+    std::fs::write(&file, &whole).expect("write");
+    let lines: Vec<serde_json::Value> = whole
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("line"))
+        .filter(|l: &serde_json::Value| l.get("stream").is_some())
+        .collect();
+    // The stream that starts last, so that other streams' events come before its first.
+    let last_start = lines
+        .iter()
+        .filter(|l| l["revision"] == 0)
+        .max_by_key(|l| l["position"].as_u64())
+        .expect("a stream");
+    let (late, late_at) = (
+        last_start["stream"].as_str().expect("stream"),
+        last_start["position"].as_u64().expect("position"),
+    );
+    assert!(
+        late_at > 1,
+        "events of other streams precede {late}'s first"
+    );
+
+    // A store that holds the first event, and another first event of `late`.
+    let target = dir.path().join("target");
+    let first = dir.path().join("first.jsonl");
+    std::fs::write(&first, export(&source, &["--to", "0"])).expect("write");
+    assert!(import(&first, &target, &[]).0.status.success());
+    let store = ledger_store::SqliteStore::open(&target).expect("store");
+    let stranger = ledger_store::EventData {
+        event_id: uuid::Uuid::new_v4(),
+        event_type: "OrderPlaced".into(),
+        data: b"{}".to_vec(),
+        metadata: b"{}".to_vec(),
+        recorded_at: None,
+    };
+    let late_stream = ledger_store::StreamName::new(late).expect("name");
+    ledger_store::EventStore::append(
+        &store,
+        &late_stream,
+        ledger_store::ExpectedRevision::NoStream,
+        vec![stranger],
+    )
+    .await
+    .expect("append");
+    store.close();
+    let before = export(&target, &[]);
+
+    let (output, text) = import(&file, &target, &["--append"]);
+    assert!(!output.status.success(), "{text}");
+    assert_eq!(
+        export(&target, &[]),
+        before,
+        "not even the events that fitted: {text}"
+    );
+    assert!(
+        text.contains("nothing was imported")
+            && text.contains(&format!("{late} at revision 0 holds another event")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn a_tampered_export_is_refused_by_its_checksum_and_writes_nothing() {
     let (dir, file, original) = exported().await;
     let tampered = String::from_utf8(original)
