@@ -808,14 +808,24 @@ fn run_export(
         .context("--stream")?;
     let store = args.open_existing()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let whole_log = stream.is_none();
     let selection = ledger_replay::transfer::Selection { from, to, stream };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let exported = runtime.block_on(ledger_replay::transfer::export(
         &store, &selection, &mut out,
     ));
     store.close();
-    let count = exported.context("exporting")?;
-    eprintln!("exported {count} events");
+    let exported = exported.context("exporting")?;
+    let count = exported.events;
+    if whole_log {
+        // What an incremental backup needs to know for the next one.
+        let next = exported
+            .last_position
+            .map_or(from.unwrap_or(0), |last| last + 1);
+        eprintln!("exported {count} events; the next increment: --from {next}");
+    } else {
+        eprintln!("exported {count} events");
+    }
     Ok(())
 }
 

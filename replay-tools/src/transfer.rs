@@ -72,13 +72,24 @@ pub struct Selection {
     pub stream: Option<StreamName>,
 }
 
+/// What an export wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exported {
+    pub events: u64,
+    /// The `$all` position of the last event written: the next increment starts after it.
+    pub last_position: Option<u64>,
+}
+
 pub async fn export(
     store: &dyn EventStore,
     selection: &Selection,
     out: &mut impl Write,
-) -> Result<u64, TransferError> {
+) -> Result<Exported, TransferError> {
     let mut hasher = Sha256::new();
-    let mut count = 0;
+    let mut exported = Exported {
+        events: 0,
+        last_position: None,
+    };
     // A page cursor: a position in `$all`, or a revision in the selected stream.
     let mut next = match selection.stream {
         None => selection.from.unwrap_or(0),
@@ -118,27 +129,32 @@ pub async fn export(
                 continue;
             }
             if selection.to.is_some_and(|to| recorded.position > to) {
-                return finish(out, hasher, count);
+                return finish(out, hasher, exported);
             }
             let mut line = serde_json::to_vec(&line_of(recorded)?).map_err(std::io::Error::from)?;
             line.push(b'\n');
             hasher.update(&line);
             out.write_all(&line)?;
-            count += 1;
+            exported.events += 1;
+            exported.last_position = Some(recorded.position);
         }
     }
-    finish(out, hasher, count)
+    finish(out, hasher, exported)
 }
 
-fn finish(out: &mut impl Write, hasher: Sha256, count: u64) -> Result<u64, TransferError> {
+fn finish(
+    out: &mut impl Write,
+    hasher: Sha256,
+    exported: Exported,
+) -> Result<Exported, TransferError> {
     let trailer = Trailer {
-        count,
+        count: exported.events,
         sha256: hex(&hasher.finalize()),
     };
     serde_json::to_writer(&mut *out, &trailer).map_err(std::io::Error::from)?;
     out.write_all(b"\n")?;
     out.flush()?;
-    Ok(count)
+    Ok(exported)
 }
 
 fn line_of(recorded: &RecordedEvent) -> Result<Line, TransferError> {

@@ -111,6 +111,25 @@ async fn an_increment_that_overlaps_the_store_imports_only_what_is_new() {
         file
     };
     let first_two = write("first-two.jsonl", export(&log, &["--to", "1"]));
+    // Each export says where the next increment starts, also when it found nothing new.
+    let log_dir = log.to_string_lossy();
+    for (range, said) in [
+        (
+            ["--to", "1"],
+            "exported 2 events; the next increment: --from 2",
+        ),
+        (
+            ["--from", "2"],
+            "exported 2 events; the next increment: --from 4",
+        ),
+        (
+            ["--from", "4"],
+            "exported 0 events; the next increment: --from 4",
+        ),
+    ] {
+        let (output, text) = ledger(&["export", "--data-dir", &log_dir, range[0], range[1]]);
+        assert!(output.status.success() && text.contains(said), "{text}");
+    }
     // From position 1, which the store will hold already: a backup taken with overlap.
     let from_one = write("from-one.jsonl", export(&log, &["--from", "1"]));
     let copy = dir.path().join("copy");
