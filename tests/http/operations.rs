@@ -7,6 +7,11 @@ use serde_json::json;
 use std::process::Command;
 use tempfile::TempDir;
 
+async fn metrics(server: &Server) -> String {
+    let reply = server.client().get(server.url("/metrics")).send().await;
+    reply.expect("metrics").text().await.expect("text")
+}
+
 fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
     text.lines()
         .find(|line| line.starts_with(name_and_labels))
@@ -24,15 +29,7 @@ async fn metrics_count_commands_by_type_and_outcome_and_time_appends() {
         .post(&seller, &format!("/orders/{order}/confirm"), json!({}))
         .await
         .problem(StatusCode::UNPROCESSABLE_ENTITY, "wrong_state");
-    let text = server
-        .client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = metrics(&server).await;
     let count = |labels: &str| metric(&text, &format!("ledger_commands_total{{{labels}}}"));
     assert_eq!(
         count(r#"command="Place",outcome="accepted""#),
@@ -276,15 +273,7 @@ async fn an_event_the_views_cannot_read_stops_them_before_it_and_readyz_names_it
         (Some(0), Some(2)),
         "{body}"
     );
-    let text = server
-        .client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = metrics(&server).await;
     assert_eq!(
         metric(&text, "ledger_projection_lag_events"),
         Some(2.0),
