@@ -407,6 +407,14 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// "1 event", "2 events": what the tools report is read by people.
+fn counted(count: u64, noun: &str) -> String {
+    match count {
+        1 => format!("1 {noun}"),
+        _ => format!("{count} {noun}s"),
+    }
+}
+
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause
@@ -713,14 +721,16 @@ fn run_verify(args: &StoreArgs) -> anyhow::Result<()> {
     let found = report.violations.len() as u64 + report.violations_unlisted;
     if found > 0 {
         anyhow::bail!(
-            "{found} violation(s) in {} events of {} streams",
-            report.events,
-            report.orders
+            "{} in {} of {}",
+            counted(found, "violation"),
+            counted(report.events, "event"),
+            counted(report.orders as u64, "stream")
         );
     }
     println!(
-        "verified {} events of {} orders: every invariant holds",
-        report.events, report.orders
+        "verified {} of {}: every invariant holds",
+        counted(report.events, "event"),
+        counted(report.orders as u64, "order")
     );
     Ok(())
 }
@@ -822,9 +832,12 @@ fn run_export(
         let next = exported
             .last_position
             .map_or(from.unwrap_or(0), |last| last + 1);
-        eprintln!("exported {count} events; the next increment: --from {next}");
+        eprintln!(
+            "exported {}; the next increment: --from {next}",
+            counted(count, "event")
+        );
     } else {
-        eprintln!("exported {count} events");
+        eprintln!("exported {}", counted(count, "event"));
     }
     Ok(())
 }
@@ -850,9 +863,10 @@ fn run_import(file: &std::path::Path, append: bool, args: &StoreArgs) -> anyhow:
     store.close();
     let new = imported?;
     match count - new.min(count) {
-        0 => println!("imported {new} events from {export}"),
+        0 => println!("imported {} from {export}", counted(new, "event")),
         present => println!(
-            "imported {new} events from {export}; the store held the other {present} already"
+            "imported {} from {export}; the store held the other {present} already",
+            counted(new, "event")
         ),
     }
     Ok(())
@@ -923,14 +937,18 @@ fn run_replay(file: &std::path::Path, keep: Option<std::path::PathBuf>) -> anyho
     });
     store.close();
     let (projector, report) = replayed.context("replaying")?;
-    println!("replayed {count} events into {}", dir.display());
+    println!(
+        "replayed {} into {}",
+        counted(count, "event"),
+        dir.display()
+    );
     print!("{}", ledger_replay::totals::render(projector.views()));
     for violation in &report.violations {
         println!("violation: {violation}");
     }
     let found = report.violations.len() as u64 + report.violations_unlisted;
     if found > 0 {
-        anyhow::bail!("{found} violation(s)");
+        anyhow::bail!("{}", counted(found, "violation"));
     }
     println!("every invariant holds");
     Ok(())
@@ -1020,8 +1038,9 @@ fn run_copy(to: &std::path::Path, from: Option<u64>, args: &StoreArgs) -> anyhow
         ledger_store::StoreKind::EventStoreDb => "EventStoreDB".to_owned(),
     };
     println!(
-        "copied {} events from position {} into {into}",
-        copied.events, copied.from
+        "copied {} from position {} into {into}",
+        counted(copied.events, "event"),
+        copied.from
     );
     Ok(())
 }

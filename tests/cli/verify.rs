@@ -21,7 +21,7 @@ async fn a_sound_history_verifies() {
     closed_order(dir.path()).await;
     let (output, text) = verify(dir.path());
     assert!(output.status.success(), "{text}");
-    assert!(text.contains("verified 4 events of 1 orders"), "{text}");
+    assert!(text.contains("verified 4 events of 1 order:"), "{text}");
 }
 
 #[tokio::test]

@@ -186,7 +186,7 @@ async fn ledger_copy_brings_an_eventstoredb_log_to_an_embedded_store() {
         .act(&seller, order, "deliver", json!({"message": "done"}))
         .await;
     assert!(
-        ledger(&copy).contains("copied 1 events"),
+        ledger(&copy).contains("copied 1 event "),
         "the second copy resumes"
     );
     ledger(&["verify".as_ref(), "--data-dir".as_ref(), data.as_os_str()]);
