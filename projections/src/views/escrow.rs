@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use ledger_domain::{Currency, Event, Money, OrderId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use uuid::Uuid;
 
@@ -43,8 +43,9 @@ const SLICE_SECONDS: i64 = 3600;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct ByAge {
-    // Invariant: one entry per holding, by `since`: finance pages oldest first.
-    oldest_first: BTreeSet<(DateTime<Utc>, OrderId)>,
+    // Invariant: one entry per holding, by `since`, with what it holds: finance pages
+    // oldest first, and a page reads nothing else.
+    oldest_first: BTreeMap<(DateTime<Utc>, OrderId), Money>,
     // Invariant: per hour of `since` and currency, the holdings in it added up; no empty
     // entry. An aging bucket is whole hours plus the holdings of the hour its bound cuts.
     by_hour: BTreeMap<i64, BTreeMap<Currency, Sum>>,
@@ -58,7 +59,8 @@ struct ByAge {
 impl ByAge {
     fn add(&mut self, order: OrderId, holding: &EscrowHolding) {
         if !self.deferred {
-            self.oldest_first.insert((holding.since, order));
+            self.oldest_first
+                .insert((holding.since, order), holding.held);
             self.count(holding.since, holding.held, true);
         }
     }
@@ -70,8 +72,11 @@ impl ByAge {
         }
     }
 
-    fn change(&mut self, since: DateTime<Utc>, from: Money, to: Money) {
+    fn change(&mut self, order: OrderId, since: DateTime<Utc>, from: Money, to: Money) {
         if !self.deferred {
+            if let Some(held) = self.oldest_first.get_mut(&(since, order)) {
+                *held = to;
+            }
             self.count(since, from, false);
             self.count(since, to, true);
         }
@@ -102,11 +107,7 @@ impl ByAge {
     }
 
     /// Per currency, what the holdings funded at `bound` or before hold together.
-    fn held_until(
-        &self,
-        holdings: &Tracked<OrderId, EscrowHolding>,
-        bound: DateTime<Utc>,
-    ) -> BTreeMap<Currency, Decimal> {
+    fn held_until(&self, bound: DateTime<Utc>) -> BTreeMap<Currency, Decimal> {
         let hour = bound.timestamp().div_euclid(SLICE_SECONDS);
         let mut sums: BTreeMap<Currency, Decimal> = BTreeMap::new();
         for by_currency in self.by_hour.range(..hour).map(|(_, sums)| sums) {
@@ -120,8 +121,8 @@ impl ByAge {
             Bound::Included((hour_start, OrderId(Uuid::nil()))),
             Bound::Included((bound, OrderId(Uuid::max()))),
         ));
-        for holding in cut.filter_map(|(_, order)| holdings.get(order)) {
-            *sums.entry(holding.held.currency()).or_default() += holding.held.amount();
+        for held in cut.map(|(_, held)| held) {
+            *sums.entry(held.currency()).or_default() += held.amount();
         }
         sums
     }
@@ -165,7 +166,7 @@ impl EscrowView {
     fn set(&mut self, order: OrderId, held: Money) {
         if let Some(holding) = self.holdings.get_mut(&order) {
             let before = std::mem::replace(&mut holding.held, held);
-            self.by_age.change(holding.since, before, held);
+            self.by_age.change(order, holding.since, before, held);
         }
     }
 
@@ -177,7 +178,9 @@ impl EscrowView {
     pub(crate) fn reindex(&mut self) {
         let holdings = self.holdings.iter();
         // Collected, not inserted one by one: a B-tree is built from a sorted run in one pass.
-        let oldest_first = holdings.map(|(order, h)| (h.since, *order)).collect();
+        let oldest_first = holdings
+            .map(|(order, h)| ((h.since, *order), h.held))
+            .collect();
         self.by_age = ByAge {
             oldest_first,
             ..ByAge::default()
@@ -204,7 +207,7 @@ impl EscrowView {
         // before `now` or earlier. Nothing is that old when the bound is before time began.
         let older = AGING_BUCKET_UPPER_DAYS.map(|upper| {
             now.checked_sub_signed(TimeDelta::days(upper + 1))
-                .map(|bound| self.by_age.held_until(&self.holdings, bound))
+                .map(|bound| self.by_age.held_until(bound))
                 .unwrap_or_default()
         });
         self.by_age
@@ -244,14 +247,11 @@ impl EscrowView {
         self.by_age
             .oldest_first
             .range((from, Bound::Unbounded))
-            .filter_map(|(since, order)| {
-                let holding = self.holdings.get(order)?;
-                Some(AgedHolding {
-                    order: *order,
-                    held: holding.held,
-                    since: *since,
-                    age_days: (now - *since).num_days(),
-                })
+            .map(|((since, order), held)| AgedHolding {
+                order: *order,
+                held: *held,
+                since: *since,
+                age_days: (now - *since).num_days(),
             })
             // Oldest first, so ages only fall: the first too young ends the list.
             .take_while(|h| h.age_days >= min_age_days)
