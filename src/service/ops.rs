@@ -65,6 +65,10 @@ fn describe_metrics() {
         "ledger_projection_lag_events",
         "Events in the log that the views have not folded yet"
     );
+    metrics::describe_gauge!(
+        "ledger_views_stopped",
+        "1 once the views met an event they cannot read and stopped (/readyz says which); 0 while they follow the log"
+    );
 }
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -160,6 +164,11 @@ async fn prometheus_metrics(State(state): State<AppState>) -> Response {
         (None, _) => 0,
     };
     metrics::gauge!("ledger_projection_lag_events").set(lag as f64);
+    let stopped = state
+        .projection_failure
+        .lock()
+        .map_or(true, |failure| failure.is_some());
+    metrics::gauge!("ledger_views_stopped").set(if stopped { 1.0 } else { 0.0 });
     metrics::counter!("ledger_conflicts_retried_total").absolute(state.handler.conflicts_retried());
     let text = state
         .metrics

@@ -56,6 +56,7 @@ async fn metrics_count_commands_by_type_and_outcome_and_time_appends() {
         Some(0.0),
         "{text}"
     );
+    assert_eq!(metric(&text, "ledger_views_stopped"), Some(0.0), "{text}");
     // Counters are counters, named as Prometheus expects, and each says what it counts.
     assert_eq!(
         metric(&text, "ledger_conflicts_retried_total"),
@@ -279,6 +280,7 @@ async fn an_event_the_views_cannot_read_stops_them_before_it_and_readyz_names_it
         Some(2.0),
         "{text}"
     );
+    assert_eq!(metric(&text, "ledger_views_stopped"), Some(1.0), "{text}");
     server.stop();
 }
 
