@@ -144,7 +144,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn log_head(state: &AppState) -> Result<Option<u64>, ledger_store::StoreError> {
+/// The last `$all` position; none for an empty log.
+pub(super) async fn log_head(state: &AppState) -> Result<Option<u64>, ledger_store::StoreError> {
     let last = state
         .store
         .read_all(AllFrom::End, Direction::Backwards, 1)

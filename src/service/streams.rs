@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use ledger_store::{
-    read_whole_stream, AllFrom, Direction, RecordedEvent, StoreError, StreamFrom, StreamName,
-    SubscribeFrom, Subscription,
+    read_whole_stream, Direction, RecordedEvent, StoreError, StreamFrom, StreamName, SubscribeFrom,
+    Subscription,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
@@ -167,13 +167,9 @@ async fn subscribe_all_through(
         .subscribe_all(from)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let head = state
-        .store
-        .read_all(AllFrom::End, Direction::Backwards, 1)
+    let head = super::ops::log_head(&state)
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .first()
-        .map(|event| event.position);
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     let handover = Handover::new(Key::Position, head, from);
     Ok(sse(
         state,

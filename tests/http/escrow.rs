@@ -60,13 +60,7 @@ async fn the_orders_holding_escrow_come_a_page_at_a_time_when_asked_each_once() 
     let mut pages = 0;
     while let Some(path) = next {
         let page = server.get(&finance, &path).await;
-        next = page
-            .headers
-            .get("link")
-            .and_then(|link| link.to_str().ok())
-            .and_then(|link| link.strip_prefix('<'))
-            .and_then(|link| link.strip_suffix(">; rel=\"next\""))
-            .map(str::to_owned);
+        next = page.next_page();
         let page = page.ok();
         assert!(page.as_array().is_some_and(|p| p.len() <= 2), "{page}");
         paged.extend(page.as_array().cloned().unwrap_or_default());

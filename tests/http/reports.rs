@@ -1,7 +1,7 @@
 //! Finance's reports as CSV (`Accept: text/csv`): the same figures as the JSON reads, row for
 //! row, ready for a spreadsheet.
 
-use crate::support::{user, Server, User};
+use crate::support::{next_page_of, user, Server, User};
 use reqwest::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE, LINK};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -134,12 +134,9 @@ async fn the_journal_as_csv_is_the_json_journal_row_for_row_and_pages_by_link() 
             assert_ne!(last["position"], first["position"], "an event split");
         }
         rows.extend(page.rows);
-        next = page.link.map(|link| {
-            link.strip_prefix('<')
-                .and_then(|l| l.strip_suffix(">; rel=\"next\""))
-                .expect("a next link")
-                .to_owned()
-        });
+        next = page
+            .link
+            .map(|link| next_page_of(&link).expect("a next link"));
     }
     assert_eq!(rows, report.rows);
 

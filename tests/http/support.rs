@@ -54,6 +54,12 @@ impl Reply {
         self.body
     }
 
+    /// The path of the next page, from `Link: <path>; rel="next"`.
+    pub fn next_page(&self) -> Option<String> {
+        let link = self.headers.get("link")?.to_str().ok()?;
+        next_page_of(link)
+    }
+
     /// A problem document with this status and code.
     pub fn problem(&self, status: StatusCode, code: &str) {
         assert_eq!(self.status, status, "{}", self.body);
@@ -76,6 +82,12 @@ pub struct User {
     pub id: Uuid,
     pub role: &'static str,
     pub token: String,
+}
+
+/// The path in a `Link: <path>; rel="next"` header value.
+pub fn next_page_of(link: &str) -> Option<String> {
+    let path = link.strip_prefix('<')?.strip_suffix(">; rel=\"next\"")?;
+    Some(path.to_owned())
 }
 
 pub fn token(role: &str, sub: Uuid, expires_in: Duration, secret: &str) -> String {

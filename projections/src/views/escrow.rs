@@ -48,9 +48,8 @@ struct ByAge {
     oldest_first: BTreeMap<(DateTime<Utc>, OrderId), Money>,
     // Invariant: per hour of `since` and currency, the holdings in it added up; no empty
     // entry. An aging bucket is whole hours plus the holdings of the hour its bound cuts.
+    // A currency's total is its hours added up.
     by_hour: BTreeMap<i64, BTreeMap<Currency, Sum>>,
-    // Invariant: per currency, every holding added up; no empty entry.
-    totals: BTreeMap<Currency, Sum>,
     // While set, all of the above is left stale, for `reindex` to rebuild once: see
     // `Views::defer_indexes`.
     deferred: bool,
@@ -89,7 +88,6 @@ impl ByAge {
         if by_currency.is_empty() {
             self.by_hour.remove(&hour);
         }
-        Self::count_in(&mut self.totals, held, add);
     }
 
     fn count_in(sums: &mut BTreeMap<Currency, Sum>, held: Money, add: bool) {
@@ -106,15 +104,21 @@ impl ByAge {
         }
     }
 
-    /// Per currency, what the holdings funded at `bound` or before hold together.
-    fn held_until(&self, bound: DateTime<Utc>) -> BTreeMap<Currency, Decimal> {
-        let hour = bound.timestamp().div_euclid(SLICE_SECONDS);
+    /// Per currency, what the holdings of the hours in `hours` hold together.
+    fn held_in(&self, hours: impl std::ops::RangeBounds<i64>) -> BTreeMap<Currency, Decimal> {
         let mut sums: BTreeMap<Currency, Decimal> = BTreeMap::new();
-        for by_currency in self.by_hour.range(..hour).map(|(_, sums)| sums) {
+        for by_currency in self.by_hour.range(hours).map(|(_, sums)| sums) {
             for (currency, sum) in by_currency {
                 *sums.entry(*currency).or_default() += sum.held;
             }
         }
+        sums
+    }
+
+    /// Per currency, what the holdings funded at `bound` or before hold together.
+    fn held_until(&self, bound: DateTime<Utc>) -> BTreeMap<Currency, Decimal> {
+        let hour = bound.timestamp().div_euclid(SLICE_SECONDS);
+        let mut sums = self.held_in(..hour);
         let hour_start =
             DateTime::from_timestamp(hour * SLICE_SECONDS, 0).unwrap_or(DateTime::<Utc>::MIN_UTC);
         let cut = self.oldest_first.range((
@@ -195,10 +199,7 @@ impl EscrowView {
     }
 
     pub fn totals(&self) -> BTreeMap<Currency, Decimal> {
-        let totals = self.by_age.totals.iter();
-        totals
-            .map(|(currency, sum)| (*currency, sum.held))
-            .collect()
+        self.by_age.held_in(..)
     }
 
     /// Per currency, the sums held in each aging bucket.
@@ -210,22 +211,16 @@ impl EscrowView {
                 .map(|bound| self.by_age.held_until(bound))
                 .unwrap_or_default()
         });
-        self.by_age
-            .totals
-            .iter()
+        self.totals()
+            .into_iter()
             .map(|(currency, total)| {
                 // An empty bucket reads at the currency's minor unit, as every amount does.
-                let zero = Money::zero(*currency).amount();
+                let zero = Money::zero(currency).amount();
                 let [over_7, over_30, over_90] = older
                     .each_ref()
-                    .map(|sums| sums.get(currency).copied().unwrap_or(zero));
-                let buckets = [
-                    total.held - over_7,
-                    over_7 - over_30,
-                    over_30 - over_90,
-                    over_90,
-                ];
-                (*currency, buckets)
+                    .map(|sums| sums.get(&currency).copied().unwrap_or(zero));
+                let buckets = [total - over_7, over_7 - over_30, over_30 - over_90, over_90];
+                (currency, buckets)
             })
             .collect()
     }
