@@ -7,7 +7,10 @@ use ledger_domain::{
     decide, evolve, Command, Event, EventMetadata, OrderId, OrderState, Policy, Rejection,
     EVENT_SCHEMA_VERSION,
 };
-use ledger_store::{read_whole_stream, EventStore, ExpectedRevision, RecordedEvent, StoreError};
+use ledger_store::{
+    read_whole_stream, AppendResult, EventData, EventStore, ExpectedRevision, RecordedEvent,
+    StoreError, StreamName,
+};
 use lru::LruCache;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -100,6 +103,20 @@ enum Source {
     Assumed,
 }
 
+/// A command decided against the order as loaded.
+enum Decided {
+    /// Its id is already in the stream: answer with the first outcome.
+    Replay(CommandRecord),
+    Append(Append),
+}
+
+struct Append {
+    stream: StreamName,
+    expected: ExpectedRevision,
+    data: Vec<EventData>,
+    events: Vec<Event>,
+}
+
 /// Maps of the per-command path. Randomly seeded: ids are the callers' to choose, and
 /// chosen keys must not make the buckets collide.
 type FastState = foldhash::fast::RandomState;
@@ -150,12 +167,33 @@ impl CommandHandler {
             }
         }
         let digest = digest(request.order_id, &request.command);
+        // Only the store's own futures are awaited on the common path: each nested `async fn`
+        // would be copied whole into this one's state, ~1 KB a level, many times a command.
         for attempt in 0..=CONFLICT_RETRIES_MAX {
             // A placement's order is new unless it is a retry or a clash of ids, both of which
             // the append's `NoStream` catches: assuming so spares reading a stream not there.
             let assume_new = attempt == 0 && matches!(request.command, Command::Place { .. });
-            let (loaded, source) = self.load(request.order_id, assume_new).await?;
-            match self.decide_and_append(&request, &digest, loaded).await {
+            let (loaded, source) = match self.cached(request.order_id, assume_new) {
+                Some(found) => found,
+                None => (self.load_from_log(request.order_id).await?, Source::Log),
+            };
+            let result = match self.decision(&request, &digest, &loaded) {
+                Ok(Decided::Replay(record)) => self.replay(request.order_id, &record).await,
+                Ok(Decided::Append(append)) => {
+                    match self
+                        .store
+                        .append(&append.stream, append.expected, append.data)
+                        .await
+                    {
+                        Ok(appended) => {
+                            Ok(self.applied(&request, &digest, loaded, append.events, appended))
+                        }
+                        Err(error) => Err(error.into()),
+                    }
+                }
+                Err(error) => Err(error),
+            };
+            match result {
                 Err(CommandError::Store(StoreError::WrongExpectedRevision { .. }))
                     if source == Source::Assumed =>
                 {
@@ -182,17 +220,19 @@ impl CommandHandler {
         Err(CommandError::TooMuchContention(CONFLICT_RETRIES_MAX + 1))
     }
 
-    async fn decide_and_append(
+    /// What the command does to the order as loaded: nothing new if its id is already in the
+    /// stream, else the events to append.
+    fn decision(
         &self,
         request: &CommandRequest,
         digest: &str,
-        loaded: Arc<Loaded>,
-    ) -> Result<Outcome, CommandError> {
+        loaded: &Loaded,
+    ) -> Result<Decided, CommandError> {
         if let Some(record) = loaded.commands.get(&request.command_id) {
             if !same_command(&record.digest, digest, request.order_id, &request.command) {
                 return Err(CommandError::CommandIdReused(request.command_id));
             }
-            return self.replay(request.order_id, record).await;
+            return Ok(Decided::Replay(record.clone()));
         }
         if let Some(expected) = request.expected_revision {
             if loaded.revision != Some(expected) {
@@ -204,16 +244,6 @@ impl CommandHandler {
         }
         let command = effective_command(&request.command, &loaded.state);
         let events = decide(&loaded.state, &command, &self.policy)?;
-        self.append(request, digest, loaded, events).await
-    }
-
-    async fn append(
-        &self,
-        request: &CommandRequest,
-        digest: &str,
-        mut loaded: Arc<Loaded>,
-        events: Vec<Event>,
-    ) -> Result<Outcome, CommandError> {
         let metadata = EventMetadata {
             schema_version: EVENT_SCHEMA_VERSION,
             command_id: request.command_id,
@@ -226,41 +256,55 @@ impl CommandHandler {
             .iter()
             .map(|event| codec::encode(event, &metadata))
             .collect();
-        let expected = loaded
-            .revision
-            .map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
-        let stream = codec::stream_for(request.order_id);
-        let result = self.store.append(&stream, expected, data).await?;
+        Ok(Decided::Append(Append {
+            stream: codec::stream_for(request.order_id),
+            expected: loaded
+                .revision
+                .map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact),
+            data,
+            events,
+        }))
+    }
+
+    /// The outcome of an append, and the cached order moved on by its events.
+    fn applied(
+        &self,
+        request: &CommandRequest,
+        digest: &str,
+        mut loaded: Arc<Loaded>,
+        events: Vec<Event>,
+        appended: AppendResult,
+    ) -> Outcome {
         let first_revision = loaded.revision.map_or(0, |r| r + 1);
         // The cache's copy is this one unless another command moved the order meanwhile:
         // dropping it first lets the state be updated in place, not copied.
-        let newer = self.take_cached(request.order_id, result.next_expected_revision);
+        let newer = self.take_cached(request.order_id, appended.next_expected_revision);
         let next = Arc::make_mut(&mut loaded);
         let mut state = std::mem::take(&mut next.state);
         for event in &events {
             state = evolve(state, event);
         }
         next.state = state;
-        next.revision = Some(result.next_expected_revision);
+        next.revision = Some(appended.next_expected_revision);
         next.commands.insert(
             request.command_id,
             CommandRecord {
-                digest: metadata.command_digest,
+                digest: digest.to_owned(),
                 first_revision,
-                last_revision: result.next_expected_revision,
-                position: result.position,
+                last_revision: appended.next_expected_revision,
+                position: appended.position,
             },
         );
         let state = next.state.clone();
         self.remember(request.order_id, newer.unwrap_or(loaded));
-        Ok(Outcome {
+        Outcome {
             order_id: request.order_id,
-            revision: result.next_expected_revision,
-            position: result.position,
+            revision: appended.next_expected_revision,
+            position: appended.position,
             events,
             state,
             replayed: false,
-        })
+        }
     }
 
     /// The first outcome of a command already in the log, rebuilt from the log.
@@ -289,23 +333,21 @@ impl CommandHandler {
         })
     }
 
-    /// The order's state, and where it came from.
-    async fn load(
-        &self,
-        order: OrderId,
-        assume_new: bool,
-    ) -> Result<(Arc<Loaded>, Source), CommandError> {
+    /// The order's state from the cache, or taken to be new; `None` when the log must say.
+    fn cached(&self, order: OrderId, assume_new: bool) -> Option<(Arc<Loaded>, Source)> {
         if let Some(loaded) = self
             .cache
             .lock()
             .ok()
             .and_then(|mut c| c.get(&order).cloned())
         {
-            return Ok((loaded, Source::Cache));
+            return Some((loaded, Source::Cache));
         }
-        if assume_new {
-            return Ok((Arc::new(Loaded::default()), Source::Assumed));
-        }
+        assume_new.then(|| (Arc::new(Loaded::default()), Source::Assumed))
+    }
+
+    /// The order's state folded from its stream, which is then cached.
+    async fn load_from_log(&self, order: OrderId) -> Result<Arc<Loaded>, CommandError> {
         let mut loaded = Loaded::default();
         for recorded in self.read_order(order, u64::MAX).await? {
             let (event, metadata) = codec::decode(&recorded)?;
@@ -327,7 +369,7 @@ impl CommandHandler {
         if let Ok(mut cache) = self.cache.lock() {
             cache.put(order, Arc::clone(&loaded));
         }
-        Ok((loaded, Source::Log))
+        Ok(loaded)
     }
 
     /// The order's events up to `last_revision`, all pages; none for an order never placed.
