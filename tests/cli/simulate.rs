@@ -85,3 +85,34 @@ fn simulate_refuses_a_store_that_already_holds_events() {
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("already holds events"), "{text}");
 }
+
+/// Cents of an amount as events write it ("570.00").
+fn cents(money: &serde_json::Value) -> i64 {
+    let text = money["amount"].as_str().expect("an amount");
+    let (units, fraction) = text.split_once('.').expect("two places");
+    units.parse::<i64>().expect("units") * 100 + fraction.parse::<i64>().expect("cents")
+}
+
+/// The scripts read what escrow holds from their orders' outcomes: a partial refund gives
+/// back half of it (the refund and what escrow holds after it are both in the event).
+#[test]
+fn a_simulated_partial_refund_gives_back_half_of_what_escrow_holds() {
+    let dir = tempfile::tempdir().expect("dir");
+    simulate(dir.path(), "42");
+    let refunds: Vec<serde_json::Value> = log_without_store_ids(dir.path())
+        .into_iter()
+        .filter(|event| event["type"] == "PartialRefundIssued")
+        .collect();
+    assert!(!refunds.is_empty(), "seed 42 issues partial refunds");
+    for refund in refunds {
+        let (amount, after) = (
+            cents(&refund["data"]["amount"]),
+            cents(&refund["data"]["escrow_after"]),
+        );
+        let held = amount + after;
+        assert!(
+            (2 * amount - held).abs() <= 1,
+            "half of {held} cents, not {amount}: {refund}"
+        );
+    }
+}
