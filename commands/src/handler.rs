@@ -115,6 +115,8 @@ struct Append {
     expected: ExpectedRevision,
     data: Vec<EventData>,
     events: Vec<Event>,
+    /// The command's digest as its events' metadata carries it, for the cached state.
+    digest: String,
 }
 
 /// Maps of the per-command path. Randomly seeded: ids are the callers' to choose, and
@@ -185,9 +187,13 @@ impl CommandHandler {
                         .append(&append.stream, append.expected, append.data)
                         .await
                     {
-                        Ok(appended) => {
-                            Ok(self.applied(&request, &digest, loaded, append.events, appended))
-                        }
+                        Ok(appended) => Ok(self.applied(
+                            &request,
+                            append.digest,
+                            loaded,
+                            append.events,
+                            appended,
+                        )),
                         Err(error) => Err(error.into()),
                     }
                 }
@@ -263,6 +269,7 @@ impl CommandHandler {
                 .map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact),
             data,
             events,
+            digest: metadata.command_digest,
         }))
     }
 
@@ -270,7 +277,7 @@ impl CommandHandler {
     fn applied(
         &self,
         request: &CommandRequest,
-        digest: &str,
+        digest: String,
         mut loaded: Arc<Loaded>,
         events: Vec<Event>,
         appended: AppendResult,
@@ -289,7 +296,7 @@ impl CommandHandler {
         next.commands.insert(
             request.command_id,
             CommandRecord {
-                digest: digest.to_owned(),
+                digest,
                 first_revision,
                 last_revision: appended.next_expected_revision,
                 position: appended.position,
