@@ -763,8 +763,6 @@ fn run_rebuild(
     let store = args.open_existing()?;
     let data_dir = args.config()?.data_dir;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    let mut projector =
-        ledger_projections::Projector::open(&data_dir).context("opening the views")?;
     let last = runtime
         .block_on(store.read_all(
             ledger_store::AllFrom::End,
@@ -784,8 +782,21 @@ fn run_rebuild(
         )
     };
     let started = std::time::Instant::now();
+    let on_progress = |applied| bar.set_position(applied);
     let progress = runtime
-        .block_on(projector.rebuild(&store, view, |applied| bar.set_position(applied)))
+        .block_on(async {
+            match view {
+                // The stored views are not read: they may be the very reason for the rebuild.
+                None => ledger_projections::Projector::rebuild_all(&data_dir, &store, on_progress)
+                    .await
+                    .map(|(_, progress)| progress),
+                Some(view) => {
+                    ledger_projections::Projector::open(&data_dir)?
+                        .rebuild_view(&store, view, on_progress)
+                        .await
+                }
+            }
+        })
         .context("rebuilding the views")?;
     bar.finish_and_clear();
     store.close();
@@ -930,8 +941,8 @@ fn run_replay(file: &std::path::Path, keep: Option<std::path::PathBuf>) -> anyho
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let replayed = runtime.block_on(async {
         ledger_replay::transfer::import(&store, export.reader()?, false).await?;
-        let mut projector = ledger_projections::Projector::open(&dir)?;
-        projector.rebuild(&store, None, |_| {}).await?;
+        let (projector, _) =
+            ledger_projections::Projector::rebuild_all(&dir, &store, |_| {}).await?;
         let report = ledger_replay::verify::verify(&store).await?;
         anyhow::Ok((projector, report))
     });

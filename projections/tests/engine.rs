@@ -101,9 +101,7 @@ fn same_bytes(a: &Views, b: &Views) -> bool {
 
 async fn rebuilt_from_zero(store: &SqliteStore) -> Views {
     let dir = tempfile::tempdir().expect("dir");
-    let mut projector = Projector::open(dir.path()).expect("open");
-    projector
-        .rebuild(store, None, |_| {})
+    let (projector, _) = Projector::rebuild_all(dir.path(), store, |_| {})
         .await
         .expect("rebuild");
     projector.views().clone()
@@ -221,7 +219,7 @@ async fn rebuilding_one_view_gives_what_the_others_agree_with() {
     projector.catch_up(&store).await.expect("catch up");
     run_order(&store, 2, closed_order(2, t0() + Duration::days(3))).await;
     let progress = projector
-        .rebuild(&store, Some(ViewName::Journal), |_| {})
+        .rebuild_view(&store, ViewName::Journal, |_| {})
         .await
         .expect("rebuild");
     assert_eq!(progress.checkpoint, Some(7));
@@ -404,15 +402,88 @@ async fn a_damaged_stored_row_is_an_error_naming_it_not_a_hang_or_a_panic() {
     ));
 }
 
+/// A full rebuild is how damaged views are replaced: it never reads what is stored.
+#[tokio::test]
+async fn a_full_rebuild_replaces_views_it_cannot_read() {
+    let (_log, views_dir, store, projector) = closed_orders_caught_up(3).await;
+    drop(projector);
+    let path = views_dir.path().join("views.sqlite");
+    let expected = rebuilt_from_zero(&store).await;
+    type Damage = fn(&std::path::Path);
+    let damages: [(&str, Damage); 3] = [
+        ("a damaged row", |path| {
+            let db = rusqlite::Connection::open(path).expect("db");
+            db.execute("UPDATE rows SET value = x'c1' WHERE view = 'orders'", [])
+                .expect("damage");
+        }),
+        ("a newer layout", |path| {
+            let db = rusqlite::Connection::open(path).expect("db");
+            db.pragma_update(None, "user_version", 1_000)
+                .expect("newer");
+        }),
+        ("not a database", |path| {
+            std::fs::write(path, b"not a database").expect("garbage");
+        }),
+    ];
+    for (damage, inflict) in damages {
+        inflict(&path);
+        assert!(Projector::open(views_dir.path()).is_err(), "{damage}");
+        let (projector, progress) = Projector::rebuild_all(views_dir.path(), &store, |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("rebuilt over {damage}: {e}"));
+        assert_eq!(progress.checkpoint, Some(11), "{damage}");
+        drop(projector);
+        let reopened = Projector::open(views_dir.path())
+            .unwrap_or_else(|e| panic!("reopened after {damage}: {e}"));
+        assert!(same_bytes(reopened.views(), &expected), "{damage}");
+    }
+}
+
+/// A save cut short leaves a hot journal beside the views. Played back into the rebuilt
+/// file, it would put the old file's pages into the new one.
+#[tokio::test]
+async fn a_full_rebuild_is_not_undone_by_the_journal_of_a_save_cut_short() {
+    let (_log, views_dir, store, projector) = closed_orders_caught_up(3).await;
+    drop(projector);
+    let path = views_dir.path().join("views.sqlite");
+    let journal = views_dir.path().join("views.sqlite-journal");
+    // A write transaction that spills pages into the file before it commits, copied in
+    // the middle: the state a crash of the service in the middle of a save leaves.
+    let crashed = tempfile::tempdir().expect("dir");
+    {
+        let db = rusqlite::Connection::open(&path).expect("db");
+        db.execute_batch(
+            "PRAGMA cache_size = 1; BEGIN;
+             UPDATE rows SET value = zeroblob(20000);
+             INSERT INTO rows (view, tbl, key, value)
+             SELECT 'orders', 'orders', 'spill-' || id, zeroblob(20000) FROM rows;",
+        )
+        .expect("a save in the middle");
+        assert!(journal.exists(), "the save has a journal");
+        std::fs::copy(&path, crashed.path().join("views.sqlite")).expect("copy");
+        std::fs::copy(&journal, crashed.path().join("views.sqlite-journal")).expect("copy");
+    }
+    let (projector, _) = Projector::rebuild_all(crashed.path(), &store, |_| {})
+        .await
+        .expect("rebuild");
+    drop(projector);
+    let reopened = Projector::open(crashed.path()).expect("the rebuilt views open");
+    assert_eq!(reopened.checkpoint(), Some(11));
+    assert!(same_bytes(
+        reopened.views(),
+        &rebuilt_from_zero(&store).await
+    ));
+}
+
 #[tokio::test]
 async fn a_rebuild_is_stored_whole_and_later_saves_build_on_it() {
-    let (_log, views_dir, store, mut projector) = closed_orders_caught_up(3).await;
-    let progress = projector
-        .rebuild(&store, None, |_| {})
+    let (_log, views_dir, store, projector) = closed_orders_caught_up(3).await;
+    drop(projector);
+    let (mut projector, progress) = Projector::rebuild_all(views_dir.path(), &store, |_| {})
         .await
         .expect("rebuild");
     assert_eq!(progress.applied, 12);
-    // The stored file was replaced under the projector; its next save goes to the new one.
+    // The stored file was replaced; the rebuilt projector's next save goes to the new one.
     run_order(&store, 4, closed_order(4, t0() + Duration::days(4))).await;
     projector.catch_up(&store).await.expect("catch up");
     drop(projector);
@@ -495,11 +566,10 @@ async fn a_rebuild_of_more_rows_than_a_chunk_comes_back_whole() {
     let mut projector = Projector::open(views_dir.path()).expect("open");
     projector.catch_up(&store).await.expect("catch up");
     let incremental = projector.views().clone();
-    projector
-        .rebuild(&store, None, |_| {})
+    drop(projector);
+    Projector::rebuild_all(views_dir.path(), &store, |_| {})
         .await
         .expect("rebuild");
-    drop(projector);
     let reopened = Projector::open(views_dir.path()).expect("reopen");
     assert_eq!(reopened.views().orders.len(), ORDERS as usize);
     assert!(same_bytes(reopened.views(), &incremental));

@@ -157,16 +157,14 @@ pub async fn rebuild_throughput(
     views_dir: &Path,
 ) -> Result<RebuildFigures, BenchError> {
     let store = SqliteStore::open(log_dir)?;
-    let mut projector = ledger_projections::Projector::open(views_dir)
-        .map_err(|e| BenchError::Command(e.to_string()))?;
     reset_peak_rss();
     let before = rss_bytes("VmRSS:");
     let cpu = CpuSince::start(None);
     let started = Instant::now();
     let mut folded_at = started;
     let mut folded_cpu = None;
-    let progress = projector
-        .rebuild(&store, None, |_| {
+    let (projector, progress) =
+        ledger_projections::Projector::rebuild_all(views_dir, &store, |_| {
             folded_at = Instant::now();
             folded_cpu = cpu.spent();
         })

@@ -207,7 +207,19 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         config.policy.clone(),
     ));
 
-    let mut projector = Projector::open(&data_dir).context("opening the views")?;
+    let mut projector = match Projector::open(&data_dir) {
+        Ok(projector) => projector,
+        Err(error @ ProjectionError::InUse(_)) => {
+            return Err(anyhow::Error::new(error).context("opening the views"))
+        }
+        Err(error) => {
+            return Err(anyhow::Error::new(error).context(format!(
+                "the views cannot be opened (they hold nothing the log does not: \
+                 `ledger rebuild --data-dir {}` folds them again)",
+                data_dir.display()
+            )))
+        }
+    };
     let progress = projector
         .catch_up(&*store)
         .await
