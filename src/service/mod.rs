@@ -220,11 +220,17 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             )))
         }
     };
-    let progress = projector
-        .catch_up(&*store)
-        .await
-        .context("bringing the views up to date")?;
-    tracing::info!(applied = progress.applied, checkpoint = ?progress.checkpoint, "views caught up");
+    match projector.catch_up(&*store).await {
+        Ok(progress) => {
+            tracing::info!(applied = progress.applied, checkpoint = ?progress.checkpoint, "views caught up");
+        }
+        // The views stop just before an event they cannot read, at a start as while running:
+        // commands are still answered, and the follower meets the event again and reports it.
+        Err(ProjectionError::Fact(error)) => {
+            tracing::error!(%error, checkpoint = ?projector.checkpoint(), "the views stopped");
+        }
+        Err(error) => return Err(error).context("bringing the views up to date"),
+    }
     let (folded_tx, folded) = watch::channel(projector.checkpoint());
     let projector = Arc::new(Mutex::new(projector));
     let (shutdown_tx, shutdown) = watch::channel(false);

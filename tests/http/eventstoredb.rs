@@ -23,6 +23,11 @@ pub fn start() -> Server {
     Server::start_with(dir, &["--dev", "--grpc-listen", "127.0.0.1:0"])
 }
 
+/// Stops `server` and starts it again on the same data directory and configuration.
+pub fn restart(server: Server) -> Server {
+    Server::start_with(server.stop(), &["--dev", "--grpc-listen", "127.0.0.1:0"])
+}
+
 pub fn client(server: &Server, scheme: &str, credentials: &str) -> Client {
     let url = server.grpc.as_deref().expect("grpc address");
     let url = url.replacen("esdb://", &format!("{scheme}://{credentials}"), 1);

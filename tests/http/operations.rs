@@ -281,6 +281,32 @@ async fn an_event_the_views_cannot_read_stops_them_before_it_and_readyz_names_it
         "{text}"
     );
     assert_eq!(metric(&text, "ledger_views_stopped"), Some(1.0), "{text}");
+
+    // A restart with the same binary starts, and stops its views at the same event.
+    let server = eventstoredb::restart(server);
+    let mut answer = readiness(&server).await;
+    for _ in 0..100 {
+        if answer.1["problem"].is_string() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        answer = readiness(&server).await;
+    }
+    let (status, body) = answer;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(
+        (body["views_at"].as_u64(), body["log_at"].as_u64()),
+        (Some(0), Some(2)),
+        "{body}"
+    );
+    let problem = body["problem"].as_str().expect("a problem");
+    assert!(
+        problem.contains("position 1") && problem.contains("OrderTeleported"),
+        "{problem}"
+    );
+    server.place(&buyer, &seller, "7.00").await;
+    let summary = server.get(&buyer, &format!("/orders/{order}")).await.ok();
+    assert_eq!(summary["price"]["amount"], "120.00", "{summary}");
     server.stop();
 }
 
