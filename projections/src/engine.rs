@@ -67,16 +67,64 @@ pub struct PendingSave {
 /// Writes pending saves on a connection of its own (see `Projector::saver`).
 pub struct Saver {
     db: Connection,
+    /// Saves serialised but not stored yet, oldest first. A save that fails to be written (a
+    /// full disk) is kept and written before any later one, so the stored rows never miss a
+    /// save and the views need not stop for it.
+    backlog: std::collections::VecDeque<SerialisedSave>,
 }
 
 impl Saver {
+    /// Stores `pending` after whatever an earlier failure left behind. A failure to write
+    /// keeps it for the next call; a failure to serialise (`CorruptView`) loses it, so no
+    /// later save may be written after one.
     pub fn write(&mut self, pending: PendingSave) -> Result<(), ProjectionError> {
-        write_save(&mut self.db, pending)
+        self.backlog.push_back(serialise(pending)?);
+        while let Some(save) = self.backlog.front() {
+            store_save(&mut self.db, save)?;
+            self.backlog.pop_front();
+        }
+        Ok(())
     }
+
+    /// Saves waiting to be written again after a failure.
+    pub fn backlog(&self) -> usize {
+        self.backlog.len()
+    }
+}
+
+/// A pending save turned into rows, which can be written again if writing fails.
+struct SerialisedSave {
+    views: Vec<(ViewName, Vec<RowChange>)>,
+    checkpoint: Option<u64>,
+}
+
+fn serialise(pending: PendingSave) -> Result<SerialisedSave, ProjectionError> {
+    let mut views = Vec::with_capacity(pending.views.len());
+    for (view, tables) in pending.views {
+        let mut rows = Vec::new();
+        for table in tables {
+            table
+                .into_rows(&mut rows)
+                .map_err(|e| ProjectionError::CorruptView {
+                    view,
+                    detail: e.to_string(),
+                })?;
+        }
+        views.push((view, rows));
+    }
+    Ok(SerialisedSave {
+        views,
+        checkpoint: pending.checkpoint,
+    })
 }
 
 /// Serialises a pending save and stores it, with its checkpoint, in one transaction.
 fn write_save(db: &mut Connection, pending: PendingSave) -> Result<(), ProjectionError> {
+    store_save(db, &serialise(pending)?)
+}
+
+/// Stores a save's rows and its checkpoint in one transaction.
+fn store_save(db: &mut Connection, save: &SerialisedSave) -> Result<(), ProjectionError> {
     let tx = db.transaction()?;
     {
         let mut upsert = tx.prepare_cached(
@@ -85,31 +133,21 @@ fn write_save(db: &mut Connection, pending: PendingSave) -> Result<(), Projectio
         )?;
         let mut delete =
             tx.prepare_cached("DELETE FROM rows WHERE view = ?1 AND tbl = ?2 AND key = ?3")?;
-        let mut rows = Vec::new();
-        for (view, tables) in pending.views {
-            for table in tables {
-                rows.clear();
-                table
-                    .into_rows(&mut rows)
-                    .map_err(|e| ProjectionError::CorruptView {
-                        view,
-                        detail: e.to_string(),
-                    })?;
-                for row in &rows {
-                    match &row.value {
-                        Some(value) => {
-                            upsert.execute(params![view.as_str(), row.table, row.key, value])?
-                        }
-                        None => delete.execute(params![view.as_str(), row.table, row.key])?,
-                    };
-                }
+        for (view, rows) in &save.views {
+            for row in rows {
+                match &row.value {
+                    Some(value) => {
+                        upsert.execute(params![view.as_str(), row.table, row.key, value])?
+                    }
+                    None => delete.execute(params![view.as_str(), row.table, row.key])?,
+                };
             }
         }
     }
     tx.execute(
         "INSERT INTO progress (id, checkpoint) VALUES (0, ?1)
          ON CONFLICT (id) DO UPDATE SET checkpoint = excluded.checkpoint",
-        params![pending.checkpoint.map(|c| c as i64)],
+        params![save.checkpoint.map(|c| c as i64)],
     )?;
     tx.commit()?;
     Ok(())
@@ -262,6 +300,7 @@ impl Projector {
     pub fn saver(&self) -> Result<Saver, ProjectionError> {
         Ok(Saver {
             db: open_database(&self.path)?,
+            backlog: std::collections::VecDeque::new(),
         })
     }
 

@@ -66,6 +66,9 @@ pub struct SharedState {
     /// The last `$all` position the views have folded.
     folded: watch::Receiver<Option<u64>>,
     projection_failure: Mutex<Option<String>>,
+    /// Why the last save of the views failed, until one succeeds: the views keep folding,
+    /// and their saves are tried again in order.
+    save_failure: Mutex<Option<String>>,
     pub clock: Clock,
     pub keys: TokenKeys,
     pub policy: Policy,
@@ -241,6 +244,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         projector: Arc::clone(&projector),
         folded,
         projection_failure: Mutex::default(),
+        save_failure: Mutex::default(),
         clock: Clock::default(),
         keys: keys.clone(),
         policy: config.policy.clone(),
@@ -368,21 +372,26 @@ async fn wait_for_signal() {
 }
 
 /// Folds every new event of `$all` into the views, saving them now and then and on shutdown.
-/// A failure (an event the views cannot read) stops the views and makes `/readyz` say why.
+/// A failure (an event the views cannot read) stops the views and makes `/readyz` say why; a
+/// save that fails to be written (a full disk) does not: it is tried again with the next.
 async fn project(state: AppState, folded: watch::Sender<Option<u64>>) {
-    let outcome = follow_log(&state, &folded).await;
+    let (outcome, saver) = follow_log(&state, &folded).await;
     if let Err(error) = &outcome {
         tracing::error!(%error, "the views stopped");
         if let Ok(mut failure) = state.projection_failure.lock() {
             *failure = Some(error.to_string());
         }
     }
-    // After a failed save the stored views lack what it held: keep the last good ones.
-    if outcome.as_ref().is_err_and(|e| e.is::<SaveFailed>()) {
+    // After a save was lost the stored views lack what it held: keep the last good ones.
+    let Some(mut saver) = saver else {
         return;
-    }
-    let saved = state.projector.lock().map(|mut p| p.save());
-    if let Ok(Err(error)) = saved {
+    };
+    let last = lock(&state.projector).map(|mut p| p.take_save());
+    let saved = match last {
+        Ok(last) => saver.write(last).map_err(anyhow::Error::from),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = saved {
         tracing::error!(%error, "saving the views on the way out");
     }
 }
@@ -394,31 +403,52 @@ struct SaveFailed(ProjectionError);
 /// A save being written on a blocking thread; it hands its `Saver` back when done.
 type SaveInFlight = tokio::task::JoinHandle<(Saver, Result<(), ProjectionError>)>;
 
-async fn follow_log(state: &AppState, folded: &watch::Sender<Option<u64>>) -> anyhow::Result<()> {
+/// Follows the log into the views until shutdown or a failure; gives back the saver, unless
+/// a save was lost.
+async fn follow_log(
+    state: &AppState,
+    folded: &watch::Sender<Option<u64>>,
+) -> (anyhow::Result<()>, Option<Saver>) {
+    let mut saver = None;
+    let mut in_flight: Option<SaveInFlight> = None;
+    let outcome = fold_live(state, folded, &mut saver, &mut in_flight).await;
+    // Whatever happened, the save in flight lands before any later one is taken.
+    if let Some(save) = in_flight {
+        match finish_save(state, save).await {
+            Ok(landed) => saver = Some(landed),
+            Err(error) => return (outcome.and(Err(error)), None),
+        }
+    }
+    (outcome, saver)
+}
+
+async fn fold_live(
+    state: &AppState,
+    folded: &watch::Sender<Option<u64>>,
+    saver: &mut Option<Saver>,
+    in_flight: &mut Option<SaveInFlight>,
+) -> anyhow::Result<()> {
     let from = (*folded.borrow()).map_or(SubscribeFrom::Start, SubscribeFrom::After);
     let mut subscription = state.store.subscribe_all(from).await?;
-    let mut saver = Some(lock(&state.projector)?.saver()?);
-    let mut in_flight: Option<SaveInFlight> = None;
+    *saver = Some(lock(&state.projector)?.saver()?);
     let mut save_tick = tokio::time::interval(VIEWS_SAVE_INTERVAL);
     save_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut unsaved = 0;
-    let outcome = loop {
+    loop {
         let first = tokio::select! {
-            event = subscription.next() => match event {
-                Ok(event) => event,
-                Err(error) => break Err(error.into()),
-            },
+            event = subscription.next() => event?,
             _ = save_tick.tick() => {
-                if unsaved > 0 {
-                    match start_save(state, &mut saver, &mut in_flight).await {
-                        Ok(true) => unsaved = 0,
-                        Ok(false) => {}
-                        Err(error) => break Err(error),
-                    }
+                // A save that has landed says how it went even when nothing new waits.
+                if let Some(done) = in_flight.take_if(|save| save.is_finished()) {
+                    *saver = Some(finish_save(state, done).await?);
+                }
+                let behind = saver.as_ref().is_some_and(|s| s.backlog() > 0);
+                if (unsaved > 0 || behind) && start_save(state, saver, in_flight).await? {
+                    unsaved = 0;
                 }
                 continue;
             }
-            () = state.shutting_down() => break Ok(()),
+            () = state.shutting_down() => return Ok(()),
         };
         let mut batch = vec![first];
         let mut failed = None;
@@ -439,29 +469,16 @@ async fn follow_log(state: &AppState, folded: &watch::Sender<Option<u64>>) -> an
         };
         unsaved += batch.len();
         folded.send_replace(checkpoint);
-        if let Err(error) = applied {
-            break Err(error.into());
-        }
+        applied?;
         if let Some(error) = failed {
-            break Err(error.into());
+            return Err(error.into());
         }
-        if unsaved >= VIEWS_SAVE_EVENTS {
-            match start_save(state, &mut saver, &mut in_flight).await {
-                Ok(true) => {
-                    unsaved = 0;
-                    save_tick.reset();
-                }
-                // The last save is still being written: the next batch tries again.
-                Ok(false) => {}
-                Err(error) => break Err(error),
-            }
+        // While the last save is still being written, the next batch tries again.
+        if unsaved >= VIEWS_SAVE_EVENTS && start_save(state, saver, in_flight).await? {
+            unsaved = 0;
+            save_tick.reset();
         }
-    };
-    // Whatever happened, the save in flight lands before any later one is taken.
-    if let Some(save) = in_flight {
-        finish_save(save).await?;
     }
-    outcome
 }
 
 /// Takes what changed in the views and writes it on a blocking thread, unless the last save
@@ -473,7 +490,7 @@ async fn start_save(
     in_flight: &mut Option<SaveInFlight>,
 ) -> anyhow::Result<bool> {
     if let Some(done) = in_flight.take_if(|save| save.is_finished()) {
-        *saver = Some(finish_save(done).await?);
+        *saver = Some(finish_save(state, done).await?);
     }
     let Some(mut idle) = saver.take() else {
         return Ok(false);
@@ -486,11 +503,27 @@ async fn start_save(
     Ok(true)
 }
 
-async fn finish_save(save: SaveInFlight) -> anyhow::Result<Saver> {
+/// Waits for a save and gives its saver back. A save that could not be written stays in
+/// the saver's backlog and `/readyz` says why until one is; a save that could not be
+/// serialised is lost, and stops the views.
+async fn finish_save(state: &AppState, save: SaveInFlight) -> anyhow::Result<Saver> {
     let (saver, written) = save
         .await
         .map_err(|e| anyhow::anyhow!("the views' save task failed: {e}"))?;
-    written.map_err(SaveFailed)?;
+    let failure = match written {
+        Ok(()) => None,
+        Err(error @ ProjectionError::CorruptView { .. }) => return Err(SaveFailed(error).into()),
+        Err(error) => {
+            tracing::error!(%error, behind = saver.backlog(), "saving the views failed; trying again");
+            Some(SaveFailed(error).to_string())
+        }
+    };
+    if let Ok(mut last) = state.save_failure.lock() {
+        if last.is_some() && failure.is_none() {
+            tracing::info!("the views are saved again");
+        }
+        *last = failure;
+    }
     Ok(saver)
 }
 

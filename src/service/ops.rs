@@ -122,6 +122,12 @@ struct Readiness {
 async fn readyz(State(state): State<AppState>) -> Response {
     let views_at = *state.folded.borrow();
     let mut problem = state.projection_failure.lock().ok().and_then(|f| f.clone());
+    if problem.is_none() {
+        problem = state.save_failure.lock().ok().and_then(|f| {
+            f.as_ref()
+                .map(|f| format!("{f} (the views are current; their save is tried again)"))
+        });
+    }
     let log_at = match log_head(&state).await {
         Ok(head) => head,
         Err(e) => {
@@ -170,6 +176,11 @@ async fn prometheus_metrics(State(state): State<AppState>) -> Response {
         .lock()
         .map_or(true, |failure| failure.is_some());
     metrics::gauge!("ledger_views_stopped").set(if stopped { 1.0 } else { 0.0 });
+    let save_failing = state
+        .save_failure
+        .lock()
+        .map_or(true, |failure| failure.is_some());
+    metrics::gauge!("ledger_views_save_failing").set(if save_failing { 1.0 } else { 0.0 });
     metrics::counter!("ledger_conflicts_retried_total").absolute(state.handler.conflicts_retried());
     let text = state
         .metrics

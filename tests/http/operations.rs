@@ -320,3 +320,70 @@ async fn readiness(server: &Server) -> (StatusCode, serde_json::Value) {
     let status = reply.status();
     (status, reply.json().await.expect("json"))
 }
+
+/// A save of the views that cannot be written (here another process holds their database
+/// locked; in production, a full disk) does not stop them: reads stay current, `/readyz`
+/// says why, and once the save goes through, what it held is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_whose_save_fails_keep_folding_and_store_it_once_it_can_be_written() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let before = server.place(&buyer, &seller, "10.00").await;
+    let views_db = server.dir.path().join("data").join("views.sqlite");
+    let locker = rusqlite::Connection::open(&views_db).expect("the views' database");
+    locker.execute_batch("BEGIN EXCLUSIVE").expect("locked");
+
+    let during = server.place(&buyer, &seller, "20.00").await;
+    let (status, body) = readiness_until(&server, |body| body["problem"].is_string()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let problem = body["problem"].as_str().unwrap_or_default();
+    assert!(problem.contains("saving the views"), "{problem}");
+    let text = metrics(&server).await;
+    assert_eq!(
+        metric(&text, "ledger_views_save_failing"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(metric(&text, "ledger_views_stopped"), Some(0.0), "{text}");
+    let later = server.place(&buyer, &seller, "30.00").await;
+    for order in [during, later] {
+        server.order(&buyer, order).await;
+    }
+
+    locker.execute_batch("COMMIT").expect("unlocked");
+    drop(locker);
+    let (status, body) = readiness_until(&server, |body| body["ready"] == true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let text = metrics(&server).await;
+    assert_eq!(
+        metric(&text, "ledger_views_save_failing"),
+        Some(0.0),
+        "{text}"
+    );
+
+    // Restarted from what was stored, with no log to fold past it: the saves landed whole.
+    let server = Server::start_in(server.kill());
+    let (_, body) = readiness(&server).await;
+    assert_eq!(body["views_at"], body["log_at"], "{body}");
+    for (order, price) in [(before, "10.00"), (during, "20.00"), (later, "30.00")] {
+        let summary = server.order(&buyer, order).await;
+        assert_eq!(summary["price"]["amount"], price, "{summary}");
+    }
+    server.stop();
+}
+
+/// `/readyz` once `done` holds of its body, or after 20 s.
+async fn readiness_until(
+    server: &Server,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> (StatusCode, serde_json::Value) {
+    let mut answer = readiness(server).await;
+    for _ in 0..200 {
+        if done(&answer.1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        answer = readiness(server).await;
+    }
+    answer
+}

@@ -268,8 +268,12 @@ impl Writer {
                     self.next_position = position;
                     self.next_stream_id = stream_id;
                 }
+                let detail = match &error {
+                    StoreError::Io(detail) => detail.clone(),
+                    other => other.to_string(),
+                };
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::Io(error.to_string())));
+                    let _ = reply.send(Err(StoreError::Io(detail.clone())));
                 }
             }
         }
