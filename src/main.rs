@@ -859,6 +859,7 @@ fn run_import(file: &std::path::Path, append: bool, args: &StoreArgs) -> anyhow:
         .with_context(|| format!("{export} is not a sound export; nothing was imported"))?;
     let config = args.config()?;
     let store = ledger_store::SqliteStore::open(&config.data_dir)
+        .and_then(ledger_store::SqliteStore::to_write)
         .with_context(|| format!("opening the event log in {}", config.data_dir.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let imported = runtime.block_on(async {
@@ -970,6 +971,7 @@ fn run_simulate(orders: u64, seed: u64, quiet: bool, args: &StoreArgs) -> anyhow
     let config = args.config()?;
     let store = std::sync::Arc::new(
         ledger_store::SqliteStore::open(&config.data_dir)
+            .and_then(ledger_store::SqliteStore::to_write)
             .with_context(|| format!("opening the event log in {}", config.data_dir.display()))?,
     );
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;

@@ -83,9 +83,9 @@ impl StoreConfig {
     /// connection to EventStoreDB that has proved it answers.
     pub async fn open(&self) -> Result<std::sync::Arc<dyn crate::EventStore>, crate::StoreError> {
         match self.store {
-            StoreKind::Embedded => Ok(std::sync::Arc::new(crate::SqliteStore::open(
-                &self.data_dir,
-            )?)),
+            StoreKind::Embedded => Ok(std::sync::Arc::new(
+                crate::SqliteStore::open(&self.data_dir)?.to_write()?,
+            )),
             StoreKind::EventStoreDb => {
                 let url = self.eventstoredb_url.as_deref().ok_or_else(|| {
                     crate::StoreError::Io(ConfigError::MissingEventStoreDbUrl.to_string())

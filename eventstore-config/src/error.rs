@@ -21,6 +21,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is shut down")]
     Closed,
+    #[error("the log in {} is written by another process (is `ledger serve` running on it?); this one may only read it", .0.display())]
+    WrittenElsewhere(std::path::PathBuf),
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -387,3 +387,80 @@ async fn readiness_until(
     }
     answer
 }
+
+/// One process writes a log: the service's writer keeps the next position and the streams'
+/// revisions in memory, so another process's appends would make it fail and its live
+/// subscribers miss them. Beside a running service, `export` reads; `import --append` and a
+/// second `serve` are refused, naming why, and change nothing.
+#[tokio::test]
+async fn beside_a_running_service_other_processes_read_the_log_but_may_not_write_it() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "10.00").await;
+    let data_dir = server.dir.path().join("data");
+    let ledger = |args: &[&std::ffi::OsStr]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .args(args)
+            .env("LEDGER_JWT_SECRET", SECRET)
+            .env_remove("LEDGER_DATA_DIR")
+            .output()
+            .expect("ledger");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), output.stdout, text)
+    };
+    let export = |dir: &std::path::Path| {
+        let (ok, stdout, text) =
+            ledger(&["export".as_ref(), "--data-dir".as_ref(), dir.as_os_str()]);
+        assert!(ok, "{text}");
+        stdout
+    };
+    let before = export(&data_dir);
+
+    let other = TempDir::new().expect("dir");
+    let (ok, _, text) = ledger(&[
+        "simulate".as_ref(),
+        "--orders".as_ref(),
+        "3".as_ref(),
+        "--quiet".as_ref(),
+        "--data-dir".as_ref(),
+        other.path().as_os_str(),
+    ]);
+    assert!(ok, "{text}");
+    let file = other.path().join("other.jsonl");
+    std::fs::write(&file, export(other.path())).expect("export written");
+    let (ok, _, text) = ledger(&[
+        "import".as_ref(),
+        file.as_os_str(),
+        "--append".as_ref(),
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
+    ]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("written by another process"), "{text}");
+    let (ok, _, text) = ledger(&[
+        "serve".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
+    ]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("written by another process"), "{text}");
+
+    assert_eq!(export(&data_dir), before, "the log is as it was");
+    server.act(&seller, order, "confirm", json!({})).await;
+    let dir = server.stop();
+    // Once the service has stopped, the log is free to write.
+    let (ok, _, text) = ledger(&[
+        "import".as_ref(),
+        file.as_os_str(),
+        "--append".as_ref(),
+        "--data-dir".as_ref(),
+        dir.path().join("data").as_os_str(),
+    ]);
+    assert!(ok, "{text}");
+}

@@ -29,6 +29,10 @@ use uuid::Uuid;
 
 /// File name of the event log inside the data directory.
 pub const LOG_FILE_NAME: &str = "events.sqlite";
+/// File whose lock marks the log as having a writer. One process appends at a time: the
+/// writer keeps the next position and the streams' revisions in memory, and another
+/// process's appends would leave those stale (and its live subscribers blind to them).
+pub const LOG_LOCK_FILE_NAME: &str = "events.lock";
 /// Committed batches a live subscriber may fall behind before it re-reads from disk.
 pub const LIVE_FEED_BATCHES_DEFAULT: usize = 4_096;
 
@@ -68,6 +72,10 @@ struct Inner {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     names: StreamNames,
     pending: Arc<RwLock<index::Pending>>,
+    /// Held while this store may append, until it is closed.
+    writer_lock: Mutex<Option<std::fs::File>>,
+    /// Another process writes the log: this store may only read it.
+    read_only: bool,
 }
 
 impl SqliteStore {
@@ -80,6 +88,9 @@ impl SqliteStore {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", data_dir.display())))?;
         let path = data_dir.join(LOG_FILE_NAME);
+        let Some(writer_lock) = lock_log(data_dir)? else {
+            return SqliteStore::open_to_read(path, options);
+        };
         let connection = Connection::open(&path)?;
         schema::configure_writer(&connection)?;
         schema::migrate(&connection)?;
@@ -108,8 +119,50 @@ impl SqliteStore {
                 writer: Mutex::new(Some(writer)),
                 names: StreamNames::default(),
                 pending,
+                writer_lock: Mutex::new(Some(writer_lock)),
+                read_only: false,
             }),
         })
+    }
+
+    /// The log as another process writes it: reads see what was indexed when it was opened
+    /// and everything appended since by position; appends are refused.
+    fn open_to_read(path: PathBuf, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let connection = open_reader(&path)?;
+        let pending = Arc::new(RwLock::new(index::Pending::load(&connection)?));
+        let (live, _) = broadcast::channel(options.live_feed_batches.max(1));
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                appends: Mutex::new(None),
+                readers: Mutex::new(vec![connection]),
+                live,
+                writer: Mutex::new(None),
+                names: StreamNames::default(),
+                pending,
+                writer_lock: Mutex::new(None),
+                read_only: true,
+            }),
+        })
+    }
+
+    /// Whether this store may append: false when another process writes the log.
+    pub fn is_writer(&self) -> bool {
+        !self.inner.read_only
+    }
+
+    /// Refuses a log that another process writes, naming it.
+    pub fn to_write(self) -> Result<SqliteStore, StoreError> {
+        if self.is_writer() {
+            Ok(self)
+        } else {
+            Err(self.written_elsewhere())
+        }
+    }
+
+    fn written_elsewhere(&self) -> StoreError {
+        let dir = self.inner.path.parent().unwrap_or(Path::new("."));
+        StoreError::WrittenElsewhere(dir.to_path_buf())
     }
 
     pub fn path(&self) -> &Path {
@@ -123,6 +176,10 @@ impl SqliteStore {
         let handle = self.inner.writer.lock().ok().and_then(|mut w| w.take());
         if let Some(handle) = handle {
             let _ = handle.join();
+        }
+        // Another store may now write the log.
+        if let Ok(mut lock) = self.inner.writer_lock.lock() {
+            lock.take();
         }
     }
 
@@ -159,6 +216,23 @@ impl Drop for Inner {
         if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
             let _ = handle.join();
         }
+    }
+}
+
+/// Takes the log's writer lock, or `None` when another process holds it.
+fn lock_log(data_dir: &Path) -> Result<Option<std::fs::File>, StoreError> {
+    let path = data_dir.join(LOG_LOCK_FILE_NAME);
+    let io = |e| StoreError::Io(format!("{}: {e}", path.display()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
     }
 }
 
@@ -283,6 +357,9 @@ impl EventStore for SqliteStore {
             reply,
         };
         {
+            if self.inner.read_only {
+                return Err(self.written_elsewhere());
+            }
             let sender = self.inner.appends.lock().map_err(|_| StoreError::Closed)?;
             let sender = sender.as_ref().ok_or(StoreError::Closed)?;
             sender.send(request).map_err(|_| StoreError::Closed)?;
