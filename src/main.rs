@@ -1039,7 +1039,7 @@ fn run_copy(to: &std::path::Path, from: Option<u64>, args: &StoreArgs) -> anyhow
             .await
             .context("opening the source log")?;
         let target = target_config
-            .open()
+            .open_to_write()
             .await
             .context("opening the target log")?;
         ledger_replay::transfer::copy(&*source, &*target, from)

@@ -83,9 +83,9 @@ impl StoreConfig {
     /// connection to EventStoreDB that has proved it answers.
     pub async fn open(&self) -> Result<std::sync::Arc<dyn crate::EventStore>, crate::StoreError> {
         match self.store {
-            StoreKind::Embedded => Ok(std::sync::Arc::new(
-                crate::SqliteStore::open(&self.data_dir)?.to_write()?,
-            )),
+            StoreKind::Embedded => Ok(std::sync::Arc::new(crate::SqliteStore::open(
+                &self.data_dir,
+            )?)),
             StoreKind::EventStoreDb => {
                 let url = self.eventstoredb_url.as_deref().ok_or_else(|| {
                     crate::StoreError::Io(ConfigError::MissingEventStoreDbUrl.to_string())
@@ -98,6 +98,19 @@ impl StoreConfig {
                     crate::EventStoreDbStore::connect(url, options).await?,
                 ))
             }
+        }
+    }
+
+    /// Opens the configured store to append to it: an embedded log that another process
+    /// writes is refused (see `SqliteStore::to_write`).
+    pub async fn open_to_write(
+        &self,
+    ) -> Result<std::sync::Arc<dyn crate::EventStore>, crate::StoreError> {
+        match self.store {
+            StoreKind::Embedded => Ok(std::sync::Arc::new(
+                crate::SqliteStore::open(&self.data_dir)?.to_write()?,
+            )),
+            StoreKind::EventStoreDb => self.open().await,
         }
     }
 

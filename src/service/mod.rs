@@ -194,7 +194,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     };
     let keys = TokenKeys::new(&secret)?;
     let log = store_config
-        .open()
+        .open_to_write()
         .await
         .with_context(|| match store_config.store {
             ledger_store::StoreKind::Embedded => {

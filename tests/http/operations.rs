@@ -451,6 +451,30 @@ async fn beside_a_running_service_other_processes_read_the_log_but_may_not_write
     assert!(!ok, "{text}");
     assert!(text.contains("written by another process"), "{text}");
 
+    // Copied from, it is read; copied into, it is refused.
+    let copy = |from: &std::path::Path, into: &std::path::Path| {
+        let config = other.path().join("target.toml");
+        let toml = format!(
+            "store = \"embedded\"\ndata_dir = {:?}\n",
+            into.to_string_lossy()
+        );
+        std::fs::write(&config, toml).expect("config");
+        ledger(&[
+            "copy".as_ref(),
+            "--to".as_ref(),
+            config.as_os_str(),
+            "--data-dir".as_ref(),
+            from.as_os_str(),
+        ])
+    };
+    let copied = other.path().join("copied");
+    let (ok, _, text) = copy(&data_dir, &copied);
+    assert!(ok, "{text}");
+    assert_eq!(export(&copied), before, "a copy of the running log");
+    let (ok, _, text) = copy(other.path(), &data_dir);
+    assert!(!ok, "{text}");
+    assert!(text.contains("written by another process"), "{text}");
+
     assert_eq!(export(&data_dir), before, "the log is as it was");
     server.act(&seller, order, "confirm", json!({})).await;
     let dir = server.stop();
