@@ -27,6 +27,7 @@ pub use sqlite::{
     configure_log_writer, SqliteOptions, SqliteStore, INDEX_FLUSH_ENTRIES_DEFAULT,
     INDEX_SLICE_ENTRIES_DEFAULT, LIVE_FEED_BATCHES_DEFAULT, LOG_FILE_NAME,
 };
+pub use sqlite::{try_lock_file, LOG_LOCK_FILE_NAME};
 pub use store::{read_whole_stream, EventStore, Subscription};
 pub use subscription::CATCH_UP_PAGE_EVENTS;
 pub use types::*;

@@ -704,20 +704,9 @@ fn decode_page(page: &[RecordedEvent]) -> Result<Vec<Fact>, FactError> {
 
 fn lock_views(data_dir: &Path) -> Result<std::fs::File, ProjectionError> {
     let path = data_dir.join(READ_MODEL_LOCK_FILE_NAME);
-    let io = |e| io_error(&path, e);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            Err(ProjectionError::InUse(data_dir.to_path_buf()))
-        }
-        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
-    }
+    ledger_store::try_lock_file(&path)
+        .map_err(|e| io_error(&path, e))?
+        .ok_or_else(|| ProjectionError::InUse(data_dir.to_path_buf()))
 }
 
 /// Threads loading stored views at once, each a view at a time with a connection of its own.

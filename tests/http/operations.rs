@@ -240,27 +240,7 @@ async fn an_event_the_views_cannot_read_stops_them_before_it_and_readyz_names_it
         .await
         .expect("append");
 
-    let mut answer = readiness(&server).await;
-    for _ in 0..100 {
-        if answer.0 != StatusCode::OK {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        answer = readiness(&server).await;
-    }
-    let (status, body) = answer;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert_eq!(body["ready"], false, "{body}");
-    assert_eq!(
-        (body["views_at"].as_u64(), body["log_at"].as_u64()),
-        (Some(0), Some(1)),
-        "{body}"
-    );
-    let problem = body["problem"].as_str().expect("a problem");
-    assert!(
-        problem.contains("position 1") && problem.contains("OrderTeleported"),
-        "{problem}"
-    );
+    stopped_at_the_teleport(&server, 1).await;
 
     // Commands are still decided, appended and answered; reads stay where the views stopped.
     let later = server.place(&buyer, &seller, "5.00").await;
@@ -284,19 +264,22 @@ async fn an_event_the_views_cannot_read_stops_them_before_it_and_readyz_names_it
 
     // A restart with the same binary starts, and stops its views at the same event.
     let server = eventstoredb::restart(server);
-    let mut answer = readiness(&server).await;
-    for _ in 0..100 {
-        if answer.1["problem"].is_string() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        answer = readiness(&server).await;
-    }
-    let (status, body) = answer;
+    stopped_at_the_teleport(&server, 2).await;
+    server.place(&buyer, &seller, "7.00").await;
+    let summary = server.get(&buyer, &format!("/orders/{order}")).await.ok();
+    assert_eq!(summary["price"]["amount"], "120.00", "{summary}");
+    server.stop();
+}
+
+/// `/readyz` says the views stopped just before the event at position 1, the log being at
+/// `log_at`.
+async fn stopped_at_the_teleport(server: &Server, log_at: u64) {
+    let (status, body) = readiness_until(server, |body| body["problem"].is_string()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["ready"], false, "{body}");
     assert_eq!(
         (body["views_at"].as_u64(), body["log_at"].as_u64()),
-        (Some(0), Some(2)),
+        (Some(0), Some(log_at)),
         "{body}"
     );
     let problem = body["problem"].as_str().expect("a problem");
@@ -304,10 +287,6 @@ async fn an_event_the_views_cannot_read_stops_them_before_it_and_readyz_names_it
         problem.contains("position 1") && problem.contains("OrderTeleported"),
         "{problem}"
     );
-    server.place(&buyer, &seller, "7.00").await;
-    let summary = server.get(&buyer, &format!("/orders/{order}")).await.ok();
-    assert_eq!(summary["price"]["amount"], "120.00", "{summary}");
-    server.stop();
 }
 
 async fn readiness(server: &Server) -> (StatusCode, serde_json::Value) {

@@ -222,17 +222,22 @@ impl Drop for Inner {
 /// Takes the log's writer lock, or `None` when another process holds it.
 fn lock_log(data_dir: &Path) -> Result<Option<std::fs::File>, StoreError> {
     let path = data_dir.join(LOG_LOCK_FILE_NAME);
-    let io = |e| StoreError::Io(format!("{}: {e}", path.display()));
+    try_lock_file(&path).map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))
+}
+
+/// An exclusive lock on `path` (created if need be), held while the file lives, or `None`
+/// when another process holds it: how a data directory's log and views each keep to one
+/// writer.
+pub fn try_lock_file(path: &Path) -> std::io::Result<Option<std::fs::File>> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&path)
-        .map_err(io)?;
+        .open(path)?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
 
