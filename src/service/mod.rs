@@ -15,6 +15,7 @@ mod ops;
 pub mod problem;
 mod queries;
 mod reports;
+mod starting;
 mod streams;
 
 use crate::timers::{fire_timers, TIMERS_PER_TICK_MAX};
@@ -210,6 +211,18 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         config.policy.clone(),
     ));
 
+    // Bound before the views are brought up to date, which takes a minute on ten million
+    // events without stored views: a port in use fails at once, and probes are answered
+    // meanwhile (`/healthz` 200, the rest 503 "starting").
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let address = listener.local_addr()?;
+    let (listener, starting) = starting::serve(listener)?;
+    if announce {
+        starting::announce(address)?;
+    }
+
     let mut projector = match Projector::open(&data_dir) {
         Ok(projector) => projector,
         Err(error @ ProjectionError::InUse(_)) => {
@@ -259,10 +272,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         Duration::from_millis(config.timer_interval_ms),
     ));
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    let address = listener.local_addr()?;
+    starting.stop().await;
     tracing::info!(%address, dev, "listening");
     if announce {
         announce_start(address, dev, &keys)?;

@@ -467,3 +467,76 @@ async fn beside_a_running_service_other_processes_read_the_log_but_may_not_write
     ]);
     assert!(ok, "{text}");
 }
+
+/// Until its views are up to date (a minute on ten million events with none stored) the
+/// service answers on its address: `/healthz` 200 for a liveness probe, `/readyz` and every
+/// other route 503 "starting"; then the service proper, on the same address.
+#[tokio::test]
+async fn while_it_starts_the_service_answers_probes_on_its_address() {
+    use std::io::{BufRead, BufReader};
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "10.00").await;
+    let dir = server.stop();
+    let data_dir = dir.path().join("data");
+    // Another process holds the views' database: opening them waits (SQLite's busy timeout
+    // is 5 s), and the start with it.
+    let locker = rusqlite::Connection::open(data_dir.join("views.sqlite")).expect("views");
+    locker.execute_batch("BEGIN EXCLUSIVE").expect("locked");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data_dir)
+        .env("LEDGER_JWT_SECRET", SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ledger serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next_line = || lines.next().and_then(Result::ok).unwrap_or_default();
+    let line = next_line();
+    let base = line
+        .strip_prefix("ledger: starting on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("announced its address first: {line}"))
+        .to_owned();
+    let client = reqwest::Client::new();
+    let get = |path: &str| {
+        client
+            .get(format!("{base}{path}"))
+            .bearer_auth(&buyer.token)
+            .send()
+    };
+
+    let reply = get("/healthz").await.expect("healthz");
+    assert_eq!(reply.status(), StatusCode::OK);
+    let reply = get("/readyz").await.expect("readyz");
+    assert_eq!(reply.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = reply.json().await.expect("json");
+    assert!(
+        body["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("starting")),
+        "{body}"
+    );
+    let reply = get(&format!("/orders/{order}")).await.expect("order");
+    assert_eq!(reply.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = reply.json().await.expect("problem");
+    assert_eq!(body["code"], "starting", "{body}");
+
+    locker.execute_batch("COMMIT").expect("unlocked");
+    drop(locker);
+    let line = next_line();
+    assert_eq!(
+        line.strip_prefix("ledger: listening on "),
+        Some(base.as_str()),
+        "{line}"
+    );
+    let reply = get(&format!("/orders/{order}")).await.expect("order");
+    assert_eq!(reply.status(), StatusCode::OK);
+    let reply = get("/readyz").await.expect("readyz");
+    assert_eq!(reply.status(), StatusCode::OK);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().expect("exit").success());
+}
