@@ -363,7 +363,7 @@ impl Projector {
     }
 
     /// Folds the whole log into new views and stores them in place of the stored ones, which
-    /// it never reads: a full rebuild pays for no load of views it would throw away (11 s on
+    /// it never reads: a full rebuild pays for no load of views it would throw away (~10 s on
     /// ten million events), and it is the way out of views that are damaged or that a newer
     /// binary wrote.
     pub async fn rebuild_all(
