@@ -11,7 +11,7 @@ use crate::timers::fire_due_timers_into;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ledger_commands::{CommandError, CommandHandler, CommandRequest, Outcome};
 use ledger_domain::*;
-use ledger_projections::{Fact, Views};
+use ledger_projections::{Fact, TimerView, Views};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
@@ -116,7 +116,7 @@ pub struct Simulation {
     clock: DateTime<Utc>,
     /// This simulation's own orders, folded from its commands' outcomes into the timers'
     /// view alone; unstored, so that no change is tracked per key.
-    views: Views,
+    timers: TimerView,
     /// What the scripts read of each live order, as its last outcome's state left it: folding
     /// a view for it (the orders' for the deadline, escrow's for the amount held) was 2-3% of
     /// `bench commands`' samples each.
@@ -166,7 +166,7 @@ impl Simulation {
                 .with_ymd_and_hms(2026, 1, 5, 8, 0, 0)
                 .single()
                 .unwrap_or_default(),
-            views: Views::unstored(),
+            timers: Views::unstored().timers,
             known: HashMap::default(),
             report: SimulationReport::default(),
         }
@@ -408,8 +408,7 @@ impl Simulation {
     async fn fire_timers(&mut self) -> Result<(), CommandError> {
         let mut changed = Vec::new();
         let fired =
-            fire_due_timers_into(&self.handler, &self.views.timers, self.clock, &mut changed)
-                .await?;
+            fire_due_timers_into(&self.handler, &self.timers, self.clock, &mut changed).await?;
         self.report.timers_fired += fired.fired as u64;
         for outcome in &changed {
             self.fold(outcome);
@@ -438,7 +437,7 @@ impl Simulation {
                 recorded_at: self.clock,
                 event: event.clone(),
             };
-            self.views.timers.apply(&fact);
+            self.timers.apply(&fact);
         }
     }
 }

@@ -449,9 +449,7 @@ async fn fold_live(
             event = subscription.next() => event?,
             _ = save_tick.tick() => {
                 // A save that has landed says how it went even when nothing new waits.
-                if let Some(done) = in_flight.take_if(|save| save.is_finished()) {
-                    *saver = Some(finish_save(state, done).await?);
-                }
+                land_finished_save(state, saver, in_flight).await?;
                 let behind = saver.as_ref().is_some_and(|s| s.backlog() > 0);
                 if (unsaved > 0 || behind) && start_save(state, saver, in_flight).await? {
                     unsaved = 0;
@@ -499,9 +497,7 @@ async fn start_save(
     saver: &mut Option<Saver>,
     in_flight: &mut Option<SaveInFlight>,
 ) -> anyhow::Result<bool> {
-    if let Some(done) = in_flight.take_if(|save| save.is_finished()) {
-        *saver = Some(finish_save(state, done).await?);
-    }
+    land_finished_save(state, saver, in_flight).await?;
     let Some(mut idle) = saver.take() else {
         return Ok(false);
     };
@@ -511,6 +507,18 @@ async fn start_save(
         (idle, written)
     }));
     Ok(true)
+}
+
+/// Takes the saver back from a save in flight that has finished.
+async fn land_finished_save(
+    state: &AppState,
+    saver: &mut Option<Saver>,
+    in_flight: &mut Option<SaveInFlight>,
+) -> anyhow::Result<()> {
+    if let Some(done) = in_flight.take_if(|save| save.is_finished()) {
+        *saver = Some(finish_save(state, done).await?);
+    }
+    Ok(())
 }
 
 /// Waits for a save and gives its saver back. A save that could not be written stays in

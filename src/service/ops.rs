@@ -102,18 +102,18 @@ pub async fn record_request(request: Request, next: Next) -> Response {
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
     responses((status = 200, description = "alive")))]
-async fn healthz() -> &'static str {
+pub(super) async fn healthz() -> &'static str {
     "ok\n"
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-struct Readiness {
-    ready: bool,
+pub(super) struct Readiness {
+    pub(super) ready: bool,
     /// The last `$all` position the views have folded.
-    views_at: Option<u64>,
+    pub(super) views_at: Option<u64>,
     /// The last position in the log.
-    log_at: Option<u64>,
-    problem: Option<String>,
+    pub(super) log_at: Option<u64>,
+    pub(super) problem: Option<String>,
 }
 
 /// The log answers and the views are running.

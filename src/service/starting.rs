@@ -32,7 +32,7 @@ pub(super) fn serve(listener: TcpListener) -> std::io::Result<(TcpListener, Star
     let during_start = TcpListener::from_std(socket.try_clone()?)?;
     let listener = TcpListener::from_std(socket)?;
     let app = axum::Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(super::ops::healthz))
         .route("/readyz", get(readyz))
         .fallback(starting)
         // No connection outlives the start: a client would otherwise send its next request
@@ -67,12 +67,12 @@ pub(super) fn announce(address: SocketAddr) -> std::io::Result<()> {
 const STARTING: &str = "the service is starting: it is bringing the views up to date";
 
 async fn readyz() -> Response {
-    let body = serde_json::json!({
-        "ready": false,
-        "views_at": null,
-        "log_at": null,
-        "problem": STARTING,
-    });
+    let body = super::ops::Readiness {
+        ready: false,
+        views_at: None,
+        log_at: None,
+        problem: Some(STARTING.to_owned()),
+    };
     (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
 }
 
