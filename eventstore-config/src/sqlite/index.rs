@@ -196,6 +196,11 @@ impl Range {
     }
 }
 
+const ENTRIES_FORWARDS: &str = "SELECT revision, position FROM stream_index
+     WHERE stream_id = ?1 AND revision >= ?2 ORDER BY revision ASC LIMIT ?3";
+const ENTRIES_BACKWARDS: &str = "SELECT revision, position FROM stream_index
+     WHERE stream_id = ?1 AND revision <= ?2 ORDER BY revision DESC LIMIT ?3";
+
 /// A stream's `(revision, position)` pairs in `range`: `stream_index`'s merged with the
 /// entries not yet written. `recent` must be taken before this reads the table: the writer
 /// forgets entries only after they are durable in it, so between the two nothing is missed
@@ -210,11 +215,9 @@ pub(crate) fn entries(
         return Ok(Vec::new());
     };
     let sql = if range.ascending {
-        "SELECT revision, position FROM stream_index
-         WHERE stream_id = ?1 AND revision >= ?2 ORDER BY revision ASC LIMIT ?3"
+        ENTRIES_FORWARDS
     } else {
-        "SELECT revision, position FROM stream_index
-         WHERE stream_id = ?1 AND revision <= ?2 ORDER BY revision DESC LIMIT ?3"
+        ENTRIES_BACKWARDS
     };
     let mut statement = db.prepare_cached(sql)?;
     let rows = statement.query_map(
@@ -271,4 +274,46 @@ pub(crate) fn last_revision(
         .prepare_cached("SELECT MAX(revision) FROM stream_index WHERE stream_id = ?1")?
         .query_row(params![stream_id], |row| row.get(0))?;
     Ok(max.and_then(|r| u64::try_from(r).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::StatementStatus;
+
+    #[test]
+    fn reading_a_stream_again_reuses_its_plan() -> Result<(), StoreError> {
+        let db = Connection::open_in_memory()?;
+        crate::sqlite::schema::keep_plans(&db)?;
+        crate::sqlite::schema::migrate(&db)?;
+        for revision in 0..10_i64 {
+            db.execute(
+                "INSERT INTO stream_index (stream_id, revision, position) VALUES (7, ?1, ?2)",
+                params![revision, revision * 3],
+            )?;
+        }
+        for max in 1..=12 {
+            for ascending in [true, false] {
+                let bound = Some(if ascending { 2 } else { 8 });
+                let range = Range {
+                    ascending,
+                    bound,
+                    max,
+                };
+                let found = entries(&db, 7, range, &[])?;
+                let revisions: Vec<u64> = found.iter().map(|(r, _)| *r).collect();
+                let expected: Vec<u64> = if ascending {
+                    (2..10).take(max).collect()
+                } else {
+                    (0..=8).rev().take(max).collect()
+                };
+                assert_eq!(revisions, expected, "max {max}, ascending {ascending}");
+            }
+        }
+        for sql in [ENTRIES_FORWARDS, ENTRIES_BACKWARDS] {
+            let statement = db.prepare_cached(sql)?;
+            assert_eq!(statement.get_status(StatementStatus::RePrepare), 0, "{sql}");
+        }
+        Ok(())
+    }
 }

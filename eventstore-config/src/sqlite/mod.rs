@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, PoisonError, RwLock};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot, Semaphore};
 use uuid::Uuid;
 
 /// File name of the event log inside the data directory.
@@ -55,8 +55,11 @@ impl Default for SqliteOptions {
         }
     }
 }
-/// Idle read connections kept open.
-const READERS_IDLE_MAX: usize = 16;
+/// Reads that run at once, each on a connection of its own. Bounded so that every
+/// connection is kept and reused: opening one parses the schema and starts with no prepared
+/// statements, and a burst of reads (commands on orders the state cache no longer holds)
+/// opened and closed hundreds a second (docs/performance.md).
+const READERS_MAX: usize = 16;
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -68,6 +71,8 @@ struct Inner {
     // Mutex only to be Sync on older toolchains' mpsc; the lock is held for a send.
     appends: Mutex<Option<mpsc::Sender<writer::AppendRequest>>>,
     readers: Mutex<Vec<Connection>>,
+    /// A permit per connection that may be open at once (`READERS_MAX`).
+    reading: Arc<Semaphore>,
     live: broadcast::Sender<CommittedBatch>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     names: StreamNames,
@@ -115,6 +120,7 @@ impl SqliteStore {
                 path,
                 appends: Mutex::new(Some(appends)),
                 readers: Mutex::new(Vec::new()),
+                reading: Arc::new(Semaphore::new(READERS_MAX)),
                 live,
                 writer: Mutex::new(Some(writer)),
                 names: StreamNames::default(),
@@ -136,6 +142,7 @@ impl SqliteStore {
                 path,
                 appends: Mutex::new(None),
                 readers: Mutex::new(vec![connection]),
+                reading: Arc::new(Semaphore::new(READERS_MAX)),
                 live,
                 writer: Mutex::new(None),
                 names: StreamNames::default(),
@@ -189,6 +196,11 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
+        // Owned, so that it is held until the read ends even if this future is dropped.
+        let permit = Arc::clone(&inner.reading)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().ok().and_then(|mut pool| pool.pop());
             let connection = match pooled {
@@ -197,10 +209,9 @@ impl SqliteStore {
             };
             let result = read(&connection);
             if let Ok(mut pool) = inner.readers.lock() {
-                if pool.len() < READERS_IDLE_MAX {
-                    pool.push(connection);
-                }
+                pool.push(connection);
             }
+            drop(permit);
             result
         })
         .await
@@ -245,6 +256,7 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let connection = Connection::open_with_flags(path, flags)?;
     connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    schema::keep_plans(&connection)?;
     Ok(connection)
 }
 

@@ -1,6 +1,7 @@
 //! The schema, versioned with `PRAGMA user_version` and migrated on open.
 
 use crate::error::StoreError;
+use rusqlite::config::DbConfig;
 use rusqlite::Connection;
 
 /// The schema this code writes. A database with a newer one is refused, never guessed at.
@@ -54,12 +55,21 @@ pub fn configure_writer(db: &Connection) -> Result<(), StoreError> {
     // FULL: the WAL is synced at every commit, so an acknowledged append survives power loss.
     db.pragma_update(None, "synchronous", "FULL")?;
     db.busy_timeout(std::time::Duration::from_secs(5))?;
+    keep_plans(db)?;
     db.pragma_update(None, "cache_size", WRITER_CACHE_KIB.to_string())?;
     db.pragma_update(
         None,
         "wal_autocheckpoint",
         WAL_AUTOCHECKPOINT_PAGES.to_string(),
     )?;
+    Ok(())
+}
+
+/// Plans that do not depend on bound values. Without this, SQLite reads the value bound to
+/// `LIMIT ?` while planning, and so re-prepares the statement every time it is bound again:
+/// a stream read parsed and planned its index query anew on every call (docs/performance.md).
+pub(crate) fn keep_plans(db: &Connection) -> Result<(), StoreError> {
+    db.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
 
