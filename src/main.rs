@@ -352,6 +352,10 @@ enum BenchCommand {
         /// other: on a noisy machine one pair can be minutes apart in conditions.
         #[arg(long, default_value_t = 3)]
         rounds: u64,
+        /// Orders whose state the pipeline keeps in memory (the service's
+        /// `state_cache_orders`): fewer than the orders running shows what a miss costs.
+        #[arg(long, default_value_t = ledger_commands::STATE_CACHE_ORDERS_DEFAULT)]
+        state_cache_orders: usize,
     },
     /// HTTP load on a real `ledger serve`: commands/s and latency percentiles per number
     /// of concurrent clients.
@@ -465,7 +469,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             orders_per_producer,
             dir,
             rounds,
-        })) => run_bench(&producers, orders_per_producer, dir, rounds),
+            state_cache_orders,
+        })) => run_bench(
+            &producers,
+            orders_per_producer,
+            dir,
+            rounds,
+            state_cache_orders,
+        ),
         Some(Commands::Bench(BenchCommand::Http {
             clients,
             seconds,
@@ -524,14 +535,16 @@ fn simulate_into(
     dir: &std::path::Path,
     orders: u64,
     concurrency: u64,
+    state_cache_orders: usize,
 ) -> anyhow::Result<(u64, f64)> {
     let store = std::sync::Arc::new(
         ledger_store::SqliteStore::open(dir)
             .with_context(|| format!("opening {}", dir.display()))?,
     );
-    let handler = std::sync::Arc::new(ledger_commands::CommandHandler::new(
+    let handler = std::sync::Arc::new(ledger_commands::CommandHandler::with_cache(
         store.clone(),
         ledger_domain::Policy::default(),
+        state_cache_orders,
     ));
     let started = std::time::Instant::now();
     let report = runtime.block_on(order_ledger::simulate::simulate_concurrently(
@@ -555,7 +568,11 @@ fn run_bench(
     orders_per_producer: u64,
     dir: Option<std::path::PathBuf>,
     rounds: u64,
+    state_cache_orders: usize,
 ) -> anyhow::Result<()> {
+    if state_cache_orders == 0 {
+        anyhow::bail!("--state-cache-orders must be at least 1");
+    }
     let scratch = match dir {
         Some(dir) => tempfile::tempdir_in(dir),
         None => tempfile::tempdir(),
@@ -566,7 +583,8 @@ fn run_bench(
     println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
     let run = |count: u64, dir: &std::path::Path| -> anyhow::Result<(u64, f64, Option<f64>)> {
         let cpu = bench::CpuSince::start(None);
-        let (commands, seconds) = simulate_into(&runtime, dir, count * orders_per_producer, count)?;
+        let orders = count * orders_per_producer;
+        let (commands, seconds) = simulate_into(&runtime, dir, orders, count, state_cache_orders)?;
         Ok((commands, seconds, cpu.spent()))
     };
     // The ceiling is measured on the rows of the most producers' run: the aim compares them.
@@ -650,7 +668,13 @@ fn run_rebuild_bench(events: u64, log_dir: Option<std::path::PathBuf>) -> anyhow
         let started = std::time::Instant::now();
         // A simulated order appends about five events.
         let orders = events.div_ceil(5);
-        let (commands, _) = simulate_into(&runtime, &log_dir, orders, 256)?;
+        let (commands, _) = simulate_into(
+            &runtime,
+            &log_dir,
+            orders,
+            256,
+            ledger_commands::STATE_CACHE_ORDERS_DEFAULT,
+        )?;
         println!(
             "simulated {orders} orders ({commands} durable commands) in {:.1} s",
             started.elapsed().as_secs_f64()

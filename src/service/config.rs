@@ -22,6 +22,8 @@ pub struct ServiceConfig {
     /// How often due deadlines are looked for.
     pub timer_interval_ms: u64,
     pub body_limit_bytes: usize,
+    /// Orders whose state the command pipeline keeps in memory: more than are active at once.
+    pub state_cache_orders: usize,
     pub policy: Policy,
     /// Where to serve the EventStoreDB client protocol (docs/eventstoredb.md); off if unset.
     pub grpc_listen: Option<SocketAddr>,
@@ -36,6 +38,7 @@ impl Default for ServiceConfig {
             jwt_secret: None,
             timer_interval_ms: 1_000,
             body_limit_bytes: BODY_LIMIT_BYTES_DEFAULT,
+            state_cache_orders: ledger_commands::STATE_CACHE_ORDERS_DEFAULT,
             policy: Policy::default(),
             grpc_listen: None,
             grpc_users: Vec::new(),
@@ -57,6 +60,9 @@ impl ServiceConfig {
             .map_err(|e| anyhow::anyhow!("configuration: policy: {e}"))?;
         if config.timer_interval_ms == 0 {
             anyhow::bail!("configuration: timer_interval_ms must be at least 1");
+        }
+        if config.state_cache_orders == 0 {
+            anyhow::bail!("configuration: state_cache_orders must be at least 1");
         }
         Ok(config)
     }

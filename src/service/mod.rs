@@ -206,9 +206,10 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let store: Arc<dyn EventStore> = Arc::new(metered::MeteredStore::new(log));
-    let handler = Arc::new(CommandHandler::new(
+    let handler = Arc::new(CommandHandler::with_cache(
         Arc::clone(&store),
         config.policy.clone(),
+        config.state_cache_orders,
     ));
 
     // Bound before the views are brought up to date, which takes a minute on ten million

@@ -48,6 +48,10 @@ fn describe_metrics() {
         "Appends refused on a stale revision and decided again against the order's new state"
     );
     metrics::describe_counter!(
+        "ledger_order_loads_total",
+        "Orders read and folded from the log because the state cache did not hold them, or to check a refusal"
+    );
+    metrics::describe_counter!(
         "ledger_http_requests_total",
         "HTTP requests answered, by method, route and status"
     );
@@ -182,6 +186,7 @@ async fn prometheus_metrics(State(state): State<AppState>) -> Response {
         .map_or(true, |failure| failure.is_some());
     metrics::gauge!("ledger_views_save_failing").set(if save_failing { 1.0 } else { 0.0 });
     metrics::counter!("ledger_conflicts_retried_total").absolute(state.handler.conflicts_retried());
+    metrics::counter!("ledger_order_loads_total").absolute(state.handler.orders_loaded());
     let text = state
         .metrics
         .as_ref()

@@ -63,9 +63,16 @@ async fn metrics_count_commands_by_type_and_outcome_and_time_appends() {
         Some(0.0),
         "{text}"
     );
+    // The confirmation came from the state cache; only its refusal was checked in the log.
+    assert_eq!(
+        metric(&text, "ledger_order_loads_total"),
+        Some(1.0),
+        "{text}"
+    );
     for (name, kind) in [
         ("ledger_commands_total", "counter"),
         ("ledger_conflicts_retried_total", "counter"),
+        ("ledger_order_loads_total", "counter"),
         ("ledger_http_requests_total", "counter"),
         ("ledger_append_seconds", "histogram"),
         ("ledger_http_request_seconds", "histogram"),
@@ -188,6 +195,58 @@ async fn the_dev_clock_reads_what_it_was_set_to_and_stops_at_the_last_rfc_3339_y
     let (buyer, seller) = (user("buyer"), user("seller"));
     let order = server.place(&buyer, &seller, "10.00").await;
     server.act(&seller, order, "confirm", json!({})).await;
+}
+
+#[tokio::test]
+async fn orders_the_state_cache_cannot_hold_are_read_from_the_log_and_counted() {
+    let dir = TempDir::new().expect("dir");
+    std::fs::write(dir.path().join("ledger.toml"), "state_cache_orders = 1\n").expect("config");
+    let server = Server::start_with(dir, &["--dev"]);
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let first = server.place(&buyer, &seller, "10.00").await;
+    let second = server.place(&buyer, &seller, "20.00").await;
+    // Each command finds the other order in the one-order cache, so it reads its own.
+    for (action, body) in [
+        ("confirm", json!({})),
+        ("deliver", json!({ "message": "done" })),
+    ] {
+        for order in [first, second] {
+            server.act(&seller, order, action, body.clone()).await;
+        }
+    }
+    for order in [first, second] {
+        let closed = server.act(&buyer, order, "close", json!({})).await;
+        assert_eq!(closed["revision"], 3, "{closed}");
+        assert_eq!(closed["order"]["status"], "Closed", "{closed}");
+    }
+    assert_eq!(
+        server.wallet_eur(&seller, seller.id).await.as_deref(),
+        Some("24.00")
+    );
+    let text = metrics(&server).await;
+    assert_eq!(
+        metric(&text, "ledger_order_loads_total"),
+        Some(6.0),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_state_cache_of_no_orders_is_refused_at_start() {
+    let dir = TempDir::new().expect("dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+        .env("LEDGER_STATE_CACHE_ORDERS", "0")
+        .current_dir(dir.path())
+        .output()
+        .expect("ledger serve");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("state_cache_orders must be at least 1"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("data").exists(), "nothing is created");
 }
 
 #[test]
