@@ -319,13 +319,18 @@ impl Projector {
         self.saved_at = std::time::Instant::now();
     }
 
-    /// Reads and applies everything after the checkpoint, then saves.
-    pub async fn catch_up(&mut self, store: &dyn EventStore) -> Result<Progress, ProjectionError> {
+    /// Reads and applies everything after the checkpoint, then saves; `on_progress` hears
+    /// the events applied so far.
+    pub async fn catch_up(
+        &mut self,
+        store: &dyn EventStore,
+        mut on_progress: impl FnMut(u64),
+    ) -> Result<Progress, ProjectionError> {
         if self.checkpoint.is_none() {
             // Nothing stored (a new data directory, or views of an older layout): catching
             // up is a whole rebuild, whose fold and store take half the time of applying and
             // saving. At an event the views cannot read, the fold below stops just before it.
-            match fold_from_zero(store, None, |_| {}).await {
+            match fold_from_zero(store, None, &mut on_progress).await {
                 Ok((mut views, checkpoint, applied)) => {
                     self.db = store_fresh(&self.path, &mut views, checkpoint)?;
                     self.views = views;
@@ -354,6 +359,7 @@ impl Projector {
                 break;
             }
             applied += self.apply(&page)?;
+            on_progress(applied);
         }
         self.save()?;
         Ok(Progress {
@@ -403,7 +409,7 @@ impl Projector {
         view: ViewName,
         on_progress: impl FnMut(u64),
     ) -> Result<Progress, ProjectionError> {
-        let until = self.catch_up(store).await?.checkpoint;
+        let until = self.catch_up(store, |_| {}).await?.checkpoint;
         let (rebuilt, _, applied) = fold_from_zero(store, until, on_progress).await?;
         let corrupt = |e: serde_json::Error| ProjectionError::CorruptView {
             view,

@@ -130,7 +130,11 @@ async fn a_restart_resumes_from_the_checkpoint_and_matches_a_rebuild() {
     run_order(&store, 1, closed_order(1, t0())).await;
     {
         let mut projector = Projector::open(views_dir.path()).expect("open");
-        let progress = projector.catch_up(&store).await.expect("catch up");
+        let mut heard = Vec::new();
+        let progress = projector
+            .catch_up(&store, |applied| heard.push(applied))
+            .await
+            .expect("catch up");
         assert_eq!(
             progress,
             Progress {
@@ -138,6 +142,7 @@ async fn a_restart_resumes_from_the_checkpoint_and_matches_a_rebuild() {
                 checkpoint: Some(3)
             }
         );
+        assert_eq!(heard.last(), Some(&4), "told how far it came: {heard:?}");
     }
     run_order(&store, 2, closed_order(2, t0() + Duration::days(3))).await;
     let mut projector = Projector::open(views_dir.path()).expect("reopen");
@@ -146,8 +151,13 @@ async fn a_restart_resumes_from_the_checkpoint_and_matches_a_rebuild() {
         Some(3),
         "resumed from the stored checkpoint"
     );
-    let progress = projector.catch_up(&store).await.expect("catch up");
+    let mut heard = Vec::new();
+    let progress = projector
+        .catch_up(&store, |applied| heard.push(applied))
+        .await
+        .expect("catch up");
     assert_eq!(progress.applied, 4, "only the new events were applied");
+    assert_eq!(heard.last(), Some(&4), "told how far it came: {heard:?}");
     assert!(same_bytes(
         projector.views(),
         &rebuilt_from_zero(&store).await
@@ -191,7 +201,7 @@ async fn an_unknown_event_type_stops_the_views_naming_its_position() {
         .await
         .expect("append");
     let mut projector = Projector::open(views_dir.path()).expect("open");
-    let error = projector.catch_up(&store).await.expect_err("stops");
+    let error = projector.catch_up(&store, |_| {}).await.expect_err("stops");
     let message = error.to_string();
     assert!(
         message.contains("position 4") && message.contains("OrderTeleported"),
@@ -233,7 +243,7 @@ async fn rebuilding_one_view_gives_what_the_others_agree_with() {
     let (_log, views_dir, store) = log_and_views();
     run_order(&store, 1, closed_order(1, t0())).await;
     let mut projector = Projector::open(views_dir.path()).expect("open");
-    projector.catch_up(&store).await.expect("catch up");
+    projector.catch_up(&store, |_| {}).await.expect("catch up");
     run_order(&store, 2, closed_order(2, t0() + Duration::days(3))).await;
     let progress = projector
         .rebuild_view(&store, ViewName::Journal, |_| {})
@@ -309,7 +319,7 @@ async fn closed_orders_caught_up(
         .await;
     }
     let mut projector = Projector::open(views_dir.path()).expect("open");
-    projector.catch_up(&store).await.expect("catch up");
+    projector.catch_up(&store, |_| {}).await.expect("catch up");
     (log, views_dir, store, projector)
 }
 
@@ -371,7 +381,7 @@ async fn views_stored_by_an_older_layout_are_dropped_and_folded_again_on_open() 
         "the old rows' 3 MB are given back: {pages} pages"
     );
     drop(db);
-    let progress = reopened.catch_up(&store).await.expect("catch up");
+    let progress = reopened.catch_up(&store, |_| {}).await.expect("catch up");
     assert_eq!(progress.applied, 12, "the whole log folded again");
     assert!(same_bytes(
         reopened.views(),
@@ -508,7 +518,7 @@ async fn a_catch_up_from_nothing_stored_equals_an_incremental_fold_and_is_stored
     folded_incrementally(&mut incremental, &store).await;
 
     let mut projector = Projector::open(views_dir.path()).expect("open");
-    let progress = projector.catch_up(&store).await.expect("catch up");
+    let progress = projector.catch_up(&store, |_| {}).await.expect("catch up");
     assert_eq!(
         progress,
         Progress {
@@ -528,7 +538,7 @@ async fn a_catch_up_from_nothing_stored_equals_an_incremental_fold_and_is_stored
     assert!(same_bytes(reopened.views(), incremental.views()));
 
     run_order(&store, 5, closed_order(5, t0())).await;
-    reopened.catch_up(&store).await.expect("catch up");
+    reopened.catch_up(&store, |_| {}).await.expect("catch up");
     drop(reopened);
     let reopened = Projector::open(views_dir.path()).expect("reopen");
     assert_eq!(reopened.checkpoint(), Some(16));
@@ -548,7 +558,7 @@ async fn a_rebuild_is_stored_whole_and_later_saves_build_on_it() {
     assert_eq!(progress.applied, 12);
     // The stored file was replaced; the rebuilt projector's next save goes to the new one.
     run_order(&store, 4, closed_order(4, t0() + Duration::days(4))).await;
-    projector.catch_up(&store).await.expect("catch up");
+    projector.catch_up(&store, |_| {}).await.expect("catch up");
     drop(projector);
     let names: Vec<String> = std::fs::read_dir(views_dir.path())
         .expect("list")

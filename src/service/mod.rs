@@ -219,7 +219,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let address = listener.local_addr()?;
-    let (listener, starting) = starting::serve(listener)?;
+    let progress = starting::StartProgress::new(Arc::clone(&store));
+    let (listener, starting) = starting::serve(listener, progress.clone())?;
     if announce {
         starting::announce(address)?;
     }
@@ -237,7 +238,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             )))
         }
     };
-    match projector.catch_up(&*store).await {
+    match projector.catch_up(&*store, progress.reporter()).await {
         Ok(progress) => {
             tracing::info!(applied = progress.applied, checkpoint = ?progress.checkpoint, "views caught up");
         }

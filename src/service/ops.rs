@@ -156,8 +156,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 /// The last `$all` position; none for an empty log.
 pub(super) async fn log_head(state: &AppState) -> Result<Option<u64>, ledger_store::StoreError> {
-    let last = state
-        .store
+    last_position(&*state.store).await
+}
+
+pub(super) async fn last_position(
+    store: &dyn ledger_store::EventStore,
+) -> Result<Option<u64>, ledger_store::StoreError> {
+    let last = store
         .read_all(AllFrom::End, Direction::Backwards, 1)
         .await?;
     Ok(last.first().map(|e| e.position))

@@ -3,12 +3,49 @@
 //! 200 and everything else 503, instead of a refused connection.
 
 use super::problem::ApiError;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use ledger_store::EventStore;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+
+/// How far the start has come, for `/readyz` and the log.
+#[derive(Clone)]
+pub(super) struct StartProgress {
+    store: Arc<dyn EventStore>,
+    folded: Arc<AtomicU64>,
+}
+
+impl StartProgress {
+    pub(super) fn new(store: Arc<dyn EventStore>) -> StartProgress {
+        StartProgress {
+            store,
+            folded: Arc::default(),
+        }
+    }
+
+    /// What `catch_up` reports as it goes: kept for `/readyz`, and logged now and then so
+    /// that a start of a minute is not a silent one.
+    pub(super) fn reporter(&self) -> impl FnMut(u64) {
+        let folded = Arc::clone(&self.folded);
+        let mut logged = Instant::now();
+        move |applied| {
+            folded.store(applied, Ordering::Relaxed);
+            if logged.elapsed() >= PROGRESS_LOG_EVERY {
+                logged = Instant::now();
+                tracing::info!(events = applied, "bringing the views up to date");
+            }
+        }
+    }
+}
+
+const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// The starting answers being served; `stop` ends them.
 pub(super) struct Starting {
@@ -27,7 +64,10 @@ impl Starting {
 
 /// Serves the starting answers on a second handle of `listener`, and gives the first back for
 /// the service proper.
-pub(super) fn serve(listener: TcpListener) -> std::io::Result<(TcpListener, Starting)> {
+pub(super) fn serve(
+    listener: TcpListener,
+    progress: StartProgress,
+) -> std::io::Result<(TcpListener, Starting)> {
     let socket = listener.into_std()?;
     let during_start = TcpListener::from_std(socket.try_clone()?)?;
     let listener = TcpListener::from_std(socket)?;
@@ -37,7 +77,8 @@ pub(super) fn serve(listener: TcpListener) -> std::io::Result<(TcpListener, Star
         .fallback(starting)
         // No connection outlives the start: a client would otherwise send its next request
         // on one that closes under it as the service proper takes over.
-        .layer(axum::middleware::map_response(close_connection));
+        .layer(axum::middleware::map_response(close_connection))
+        .with_state(progress);
     let (stop, stopped) = oneshot::channel::<()>();
     let served = tokio::spawn(async move {
         let shutdown = async {
@@ -66,12 +107,20 @@ pub(super) fn announce(address: SocketAddr) -> std::io::Result<()> {
 
 const STARTING: &str = "the service is starting: it is bringing the views up to date";
 
-async fn readyz() -> Response {
+async fn readyz(State(progress): State<StartProgress>) -> Response {
+    let folded = progress.folded.load(Ordering::Relaxed);
+    let (log_at, problem) = match super::ops::last_position(&*progress.store).await {
+        Ok(log_at) => (
+            log_at,
+            format!("{STARTING} ({folded} events folded so far)"),
+        ),
+        Err(e) => (None, format!("{STARTING}; the log does not answer: {e}")),
+    };
     let body = super::ops::Readiness {
         ready: false,
         views_at: None,
-        log_at: None,
-        problem: Some(STARTING.to_owned()),
+        log_at,
+        problem: Some(problem),
     };
     (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
 }

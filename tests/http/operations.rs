@@ -571,10 +571,12 @@ async fn while_it_starts_the_service_answers_probes_on_its_address() {
     let reply = get("/readyz").await.expect("readyz");
     assert_eq!(reply.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: serde_json::Value = reply.json().await.expect("json");
+    // How far it has to go: the placement is the log's only event, none is folded yet.
+    assert_eq!(body["log_at"], 0, "{body}");
     assert!(
         body["problem"]
             .as_str()
-            .is_some_and(|p| p.contains("starting")),
+            .is_some_and(|p| p.contains("starting") && p.contains("(0 events folded so far)")),
         "{body}"
     );
     let reply = get(&format!("/orders/{order}")).await.expect("order");

@@ -69,7 +69,7 @@ impl Ledger {
 
     async fn views(&mut self) -> &Views {
         self.projector
-            .catch_up(&*self.store)
+            .catch_up(&*self.store, |_| {})
             .await
             .expect("views catch up");
         self.projector.views()
