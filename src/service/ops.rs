@@ -154,11 +154,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// The last `$all` position; none for an empty log.
 pub(super) async fn log_head(state: &AppState) -> Result<Option<u64>, ledger_store::StoreError> {
     last_position(&*state.store).await
 }
 
+/// The last `$all` position; none for an empty log.
 pub(super) async fn last_position(
     store: &dyn ledger_store::EventStore,
 ) -> Result<Option<u64>, ledger_store::StoreError> {
