@@ -409,6 +409,10 @@ impl Projector {
         view: ViewName,
         on_progress: impl FnMut(u64),
     ) -> Result<Progress, ProjectionError> {
+        if self.checkpoint.is_none() {
+            // Nothing stored: catching up folds every view from zero, this one with them.
+            return self.catch_up(store, on_progress).await;
+        }
         let until = self.catch_up(store, |_| {}).await?.checkpoint;
         let (rebuilt, _, applied) = fold_from_zero(store, until, on_progress).await?;
         let corrupt = |e: serde_json::Error| ProjectionError::CorruptView {

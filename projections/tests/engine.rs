@@ -257,6 +257,33 @@ async fn rebuilding_one_view_gives_what_the_others_agree_with() {
 }
 
 #[tokio::test]
+async fn rebuilding_one_view_over_nothing_stored_folds_and_stores_every_view() {
+    let (_log, views_dir, store) = log_and_views();
+    run_order(&store, 1, closed_order(1, t0())).await;
+    let mut projector = Projector::open(views_dir.path()).expect("open");
+    let mut heard = Vec::new();
+    let progress = projector
+        .rebuild_view(&store, ViewName::Journal, |applied| heard.push(applied))
+        .await
+        .expect("rebuild");
+    assert_eq!(
+        progress,
+        Progress {
+            applied: 4,
+            checkpoint: Some(3)
+        }
+    );
+    assert_eq!(heard.last(), Some(&4), "told how far it came: {heard:?}");
+    drop(projector);
+    let reopened = Projector::open(views_dir.path()).expect("reopen");
+    assert_eq!(reopened.checkpoint(), Some(3), "stored");
+    assert!(same_bytes(
+        reopened.views(),
+        &rebuilt_from_zero(&store).await
+    ));
+}
+
+#[tokio::test]
 async fn following_live_applies_new_events_as_they_commit() {
     let log = tempfile::tempdir().expect("dir");
     let views_dir = tempfile::tempdir().expect("dir");

@@ -132,7 +132,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
                 .map(|f| format!("{f} (the views are current; their save is tried again)"))
         });
     }
-    let log_at = match log_head(&state).await {
+    let log_at = match last_position(&*state.store).await {
         Ok(head) => head,
         Err(e) => {
             problem = Some(format!("the log does not answer: {e}"));
@@ -154,10 +154,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-pub(super) async fn log_head(state: &AppState) -> Result<Option<u64>, ledger_store::StoreError> {
-    last_position(&*state.store).await
-}
-
 /// The last `$all` position; none for an empty log.
 pub(super) async fn last_position(
     store: &dyn ledger_store::EventStore,
@@ -172,7 +168,7 @@ pub(super) async fn last_position(
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 async fn prometheus_metrics(State(state): State<AppState>) -> Response {
-    let head = log_head(&state).await.ok().flatten();
+    let head = last_position(&*state.store).await.ok().flatten();
     let folded = *state.folded.borrow();
     let lag = match (head, folded) {
         (Some(head), Some(folded)) => head.saturating_sub(folded),

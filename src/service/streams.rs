@@ -167,7 +167,7 @@ async fn subscribe_all_through(
         .subscribe_all(from)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let head = super::ops::log_head(&state)
+    let head = super::ops::last_position(&*state.store)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let handover = Handover::new(Key::Position, head, from);
