@@ -4,7 +4,7 @@
 use crate::codec::{self, DecodeError};
 use ledger_domain::chrono::DateTime;
 use ledger_domain::{
-    decide, evolve, Command, Event, EventMetadata, OrderId, OrderState, Policy, Rejection,
+    decide, Command, Event, EventMetadata, OrderId, OrderState, Policy, Rejection,
     EVENT_SCHEMA_VERSION,
 };
 use ledger_store::{
@@ -298,11 +298,9 @@ impl CommandHandler {
         // dropping it first lets the state be updated in place, not copied.
         let newer = self.take_cached(request.order_id, appended.next_expected_revision);
         let next = Arc::make_mut(&mut loaded);
-        let mut state = std::mem::take(&mut next.state);
         for event in &events {
-            state = evolve(state, event);
+            next.state.apply(event);
         }
-        next.state = state;
         next.revision = Some(appended.next_expected_revision);
         next.commands.insert(
             request.command_id,
@@ -336,7 +334,7 @@ impl CommandHandler {
         let mut events = Vec::new();
         for event in &recorded {
             let (decoded, _) = codec::decode(event)?;
-            state = evolve(state, &decoded);
+            state.apply(&decoded);
             if event.revision >= record.first_revision {
                 events.push(decoded);
             }
@@ -370,7 +368,7 @@ impl CommandHandler {
         let mut loaded = Loaded::default();
         for recorded in self.read_order(order, u64::MAX).await? {
             let (event, metadata) = codec::decode(&recorded)?;
-            loaded.state = evolve(loaded.state, &event);
+            loaded.state.apply(&event);
             loaded.revision = Some(recorded.revision);
             let record = loaded
                 .commands

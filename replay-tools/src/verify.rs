@@ -2,7 +2,7 @@
 //! legal against the state before it, revisions gapless per stream, positions gapless, escrow
 //! never negative and zero in terminal states, money conserved, the trial balance zero.
 
-use ledger_domain::{check_event, evolve, Currency, MoneyMovement, OrderState};
+use ledger_domain::{check_event, Currency, MoneyMovement, OrderState};
 use ledger_projections::{Account, Fact, Views};
 use ledger_store::{AllFrom, Direction, EventStore, StoreError, READ_EVENTS_MAX};
 use rust_decimal::Decimal;
@@ -108,7 +108,7 @@ pub async fn verify(store: &dyn EventStore) -> Result<Report, StoreError> {
             if let Err(illegal) = check_event(state, &fact.event) {
                 violation(format!("illegal {}: {illegal}", fact.event.event_type()));
             }
-            *state = evolve(std::mem::take(state), &fact.event);
+            state.apply(&fact.event);
             if let Some(MoneyMovement::PaidIn(money)) = fact.event.money_movement() {
                 *paid_in.entry(money.currency()).or_default() += money.amount();
             }

@@ -3,7 +3,7 @@
 use crate::rows::{FastMap, Tracked};
 use crate::Fact;
 use chrono::{DateTime, Utc};
-use ledger_domain::{evolve, Money, Order, OrderId, OrderState, Party, Status, UserId};
+use ledger_domain::{Money, Order, OrderId, OrderState, Party, Status, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -123,7 +123,7 @@ impl OrderView {
 
     pub fn apply(&mut self, fact: &Fact) {
         let state = self.orders.get_or_default(&fact.order);
-        *state = evolve(std::mem::take(state), &fact.event);
+        state.apply(&fact.event);
         if self.lists_deferred {
             return;
         }
