@@ -219,7 +219,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let address = listener.local_addr()?;
-    let progress = starting::StartProgress::new(Arc::clone(&store));
+    let metrics = ops::install_metrics();
+    let progress = starting::StartProgress::new(Arc::clone(&store), metrics.clone());
     let (listener, starting) = starting::serve(listener, progress.clone())?;
     if announce {
         starting::announce(address)?;
@@ -238,6 +239,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             )))
         }
     };
+    progress.views_opened_at(projector.checkpoint());
     match projector.catch_up(&*store, progress.reporter()).await {
         Ok(progress) => {
             tracing::info!(applied = progress.applied, checkpoint = ?progress.checkpoint, "views caught up");
@@ -263,7 +265,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         clock: Clock::default(),
         keys: keys.clone(),
         policy: config.policy.clone(),
-        metrics: ops::install_metrics(),
+        metrics,
         shutdown: shutdown.clone(),
         idempotency: commands::KeyFingerprints::default(),
     }));

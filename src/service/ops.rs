@@ -70,6 +70,10 @@ fn describe_metrics() {
         "Events in the log that the views have not folded yet"
     );
     metrics::describe_gauge!(
+        "ledger_starting",
+        "1 while the service brings its views up to date before it takes requests; 0 once it does"
+    );
+    metrics::describe_gauge!(
         "ledger_views_stopped",
         "1 once the views met an event they cannot read and stopped (/readyz says which); 0 while they follow the log"
     );
@@ -188,11 +192,13 @@ async fn prometheus_metrics(State(state): State<AppState>) -> Response {
     metrics::gauge!("ledger_views_save_failing").set(if save_failing { 1.0 } else { 0.0 });
     metrics::counter!("ledger_conflicts_retried_total").absolute(state.handler.conflicts_retried());
     metrics::counter!("ledger_order_loads_total").absolute(state.handler.orders_loaded());
-    let text = state
-        .metrics
-        .as_ref()
-        .map(|m| m.render())
-        .unwrap_or_default();
+    metrics::gauge!("ledger_starting").set(0.0);
+    prometheus_text(state.metrics.as_ref())
+}
+
+/// What the recorder holds, in Prometheus's text format; empty when metrics are off.
+pub(super) fn prometheus_text(metrics: Option<&PrometheusHandle>) -> Response {
+    let text = metrics.map(PrometheusHandle::render).unwrap_or_default();
     (
         [(
             axum::http::header::CONTENT_TYPE,

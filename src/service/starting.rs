@@ -1,6 +1,7 @@
 //! What the service answers while it starts: the listener is bound first, and until the views
 //! are up to date (a minute on ten million events with no views stored) a liveness probe gets
-//! 200 and everything else 503, instead of a refused connection.
+//! 200, a scrape the metrics and how far the fold has to go, and everything else 503, instead
+//! of a refused connection.
 
 use super::problem::ApiError;
 use axum::extract::State;
@@ -8,26 +9,41 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ledger_store::EventStore;
+use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-/// How far the start has come, for `/readyz` and the log.
+/// How far the start has come, for `/readyz`, `/metrics` and the log.
 #[derive(Clone)]
 pub(super) struct StartProgress {
     store: Arc<dyn EventStore>,
+    metrics: Option<PrometheusHandle>,
+    /// Events the stored views had folded, once they are open.
+    stored: Arc<OnceLock<u64>>,
+    /// Events folded since.
     folded: Arc<AtomicU64>,
 }
 
 impl StartProgress {
-    pub(super) fn new(store: Arc<dyn EventStore>) -> StartProgress {
+    pub(super) fn new(
+        store: Arc<dyn EventStore>,
+        metrics: Option<PrometheusHandle>,
+    ) -> StartProgress {
         StartProgress {
             store,
+            metrics,
+            stored: Arc::default(),
             folded: Arc::default(),
         }
+    }
+
+    /// The views are open, folded up to `checkpoint`: from now on the lag is known.
+    pub(super) fn views_opened_at(&self, checkpoint: Option<u64>) {
+        let _ = self.stored.set(checkpoint.map_or(0, |c| c + 1));
     }
 
     /// What `catch_up` reports as it goes: kept for `/readyz`, and logged now and then so
@@ -74,6 +90,7 @@ pub(super) fn serve(
     let app = axum::Router::new()
         .route("/healthz", get(super::ops::healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(starting)
         // No connection outlives the start: a client would otherwise send its next request
         // on one that closes under it as the service proper takes over.
@@ -123,6 +140,21 @@ async fn readyz(State(progress): State<StartProgress>) -> Response {
         problem: Some(problem),
     };
     (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+}
+
+/// The recorder's metrics, `ledger_starting` at 1 and, once the stored views are open, how
+/// many events they still have to fold: an operator watching a long start sees it move.
+async fn metrics(State(progress): State<StartProgress>) -> Response {
+    metrics::gauge!("ledger_starting").set(1.0);
+    if let (Some(stored), Ok(head)) = (
+        progress.stored.get(),
+        super::ops::last_position(&*progress.store).await,
+    ) {
+        let folded = stored + progress.folded.load(Ordering::Relaxed);
+        let logged = head.map_or(0, |h| h + 1);
+        metrics::gauge!("ledger_projection_lag_events").set(logged.saturating_sub(folded) as f64);
+    }
+    super::ops::prometheus_text(progress.metrics.as_ref())
 }
 
 async fn close_connection(mut response: Response) -> Response {

@@ -77,6 +77,7 @@ async fn metrics_count_commands_by_type_and_outcome_and_time_appends() {
         ("ledger_append_seconds", "histogram"),
         ("ledger_http_request_seconds", "histogram"),
         ("ledger_projection_lag_events", "gauge"),
+        ("ledger_starting", "gauge"),
     ] {
         assert!(
             text.contains(&format!("# TYPE {name} {kind}\n")),
@@ -528,8 +529,9 @@ async fn beside_a_running_service_other_processes_read_the_log_but_may_not_write
 }
 
 /// Until its views are up to date (a minute on ten million events with none stored) the
-/// service answers on its address: `/healthz` 200 for a liveness probe, `/readyz` and every
-/// other route 503 "starting"; then the service proper, on the same address.
+/// service answers on its address: `/healthz` 200 for a liveness probe, `/metrics` with
+/// `ledger_starting` at 1, `/readyz` and every other route 503 "starting"; then the service
+/// proper, on the same address.
 #[tokio::test]
 async fn while_it_starts_the_service_answers_probes_on_its_address() {
     use std::io::{BufRead, BufReader};
@@ -583,6 +585,10 @@ async fn while_it_starts_the_service_answers_probes_on_its_address() {
     assert_eq!(reply.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: serde_json::Value = reply.json().await.expect("problem");
     assert_eq!(body["code"], "starting", "{body}");
+    let reply = get("/metrics").await.expect("metrics");
+    assert_eq!(reply.status(), StatusCode::OK);
+    let text = reply.text().await.expect("text");
+    assert_eq!(metric(&text, "ledger_starting"), Some(1.0), "{text}");
 
     locker.execute_batch("COMMIT").expect("unlocked");
     drop(locker);
@@ -596,6 +602,18 @@ async fn while_it_starts_the_service_answers_probes_on_its_address() {
     assert_eq!(reply.status(), StatusCode::OK);
     let reply = get("/readyz").await.expect("readyz");
     assert_eq!(reply.status(), StatusCode::OK);
+    let text = get("/metrics")
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(metric(&text, "ledger_starting"), Some(0.0), "{text}");
+    assert_eq!(
+        metric(&text, "ledger_projection_lag_events"),
+        Some(0.0),
+        "{text}"
+    );
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
