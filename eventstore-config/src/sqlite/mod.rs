@@ -314,7 +314,8 @@ fn row_to_event(
     let position: i64 = row.get(0)?;
     let stream_id: i64 = row.get(1)?;
     let revision: i64 = row.get(2)?;
-    let event_id: Vec<u8> = row.get(3)?;
+    // Borrowed: an owned copy was an allocation a row, freed on another thread.
+    let event_id = row.get_ref(3)?.as_blob()?;
     let recorded_at: i64 = row.get(7)?;
     let event = (|| {
         Ok(RecordedEvent {
@@ -323,7 +324,7 @@ fn row_to_event(
                 .map_err(|_| StoreError::Corrupt(format!("negative revision at {position}")))?,
             position: u64::try_from(position)
                 .map_err(|_| StoreError::Corrupt(format!("negative position {position}")))?,
-            event_id: Uuid::from_slice(&event_id)
+            event_id: Uuid::from_slice(event_id)
                 .map_err(|_| StoreError::Corrupt(format!("event id at {position}")))?,
             event_type: row.get(4).map_err(StoreError::from)?,
             data: row.get(5).map_err(StoreError::from)?,
