@@ -17,6 +17,10 @@ pub enum StoreError {
     InvalidInput(#[from] InvalidInput),
     #[error("store I/O failed: {0}")]
     Io(String),
+    /// The disk holding the store has no room: nothing of the append was written, and the
+    /// same append succeeds once there is room again.
+    #[error("the disk holding the store is full: {0}")]
+    Full(String),
     #[error("the store holds corrupt data: {0}")]
     Corrupt(String),
     #[error("the store is shut down")]
@@ -27,6 +31,9 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
-        StoreError::Io(error.to_string())
+        match error.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full(error.to_string()),
+            _ => StoreError::Io(error.to_string()),
+        }
     }
 }

@@ -219,6 +219,71 @@ async fn the_log_survives_reopening_and_positions_continue() {
     );
 }
 
+/// A full disk refuses an append as such (the service answers 503 `storage_full`, not 500),
+/// writes none of it, and leaves no gap: once there is room, positions go on from the last
+/// acknowledged one.
+#[tokio::test]
+async fn an_append_refused_by_a_full_disk_says_so_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let big = |n: u64| {
+        let mut data = event("Tested", n);
+        data.data = format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(2_000)).into_bytes();
+        vec![data]
+    };
+    let acknowledged = {
+        let options = SqliteOptions {
+            max_log_pages: Some(32),
+            ..SqliteOptions::default()
+        };
+        let store = SqliteStore::open_with(dir.path(), options).expect("open");
+        let mut acknowledged = 0;
+        let refusal = loop {
+            assert!(acknowledged < 1_000, "32 pages never filled up");
+            match store
+                .append(&stream("order-a"), ExpectedRevision::Any, big(acknowledged))
+                .await
+            {
+                Ok(result) => {
+                    assert_eq!(result.position, acknowledged);
+                    acknowledged += 1;
+                }
+                Err(error) => break error,
+            }
+        };
+        assert!(
+            matches!(refusal, StoreError::Full(_)),
+            "a full disk is told apart from other I/O errors: {refusal:?}"
+        );
+        assert!(refusal.to_string().contains("full"), "{refusal}");
+        let logged = store
+            .read_all(AllFrom::Start, Direction::Forwards, 10_000)
+            .await
+            .expect("read");
+        assert_eq!(
+            logged.len() as u64,
+            acknowledged,
+            "the refused append wrote nothing"
+        );
+        store.close();
+        acknowledged
+    };
+    assert!(acknowledged > 0);
+    let store = SqliteStore::open(dir.path()).expect("reopen with room");
+    let next = store
+        .append(
+            &stream("order-a"),
+            ExpectedRevision::Exact(acknowledged - 1),
+            big(0),
+        )
+        .await
+        .expect("append once there is room");
+    assert_eq!(
+        next.position, acknowledged,
+        "no gap where the refused append was"
+    );
+    assert_eq!(next.next_expected_revision, acknowledged);
+}
+
 #[tokio::test]
 async fn a_database_from_a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -6,7 +6,7 @@
 //! from the log with the first outcome; `If-Match` becomes the expected revision.
 
 use super::auth::Principal;
-use super::problem::{ApiError, ApiPath, JsonBody, Problem};
+use super::problem::{ApiError, ApiPath, JsonBody, Problem, STORAGE_FULL};
 use super::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -244,6 +244,7 @@ impl ApiError {
             CommandError::StaleRevision { .. } => "stale_revision",
             CommandError::CommandIdReused(_) => "idempotency_key_reused",
             CommandError::TooMuchContention(_) => "too_much_contention",
+            CommandError::Store(ledger_store::StoreError::Full(_)) => STORAGE_FULL,
             _ => "internal",
         }
     }

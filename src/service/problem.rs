@@ -10,6 +10,8 @@ use serde::Serialize;
 
 /// Where problem types are described (docs/api.md, "Errors").
 const PROBLEM_TYPE_BASE: &str = "https://order-ledger.dev/problems/";
+/// The code of a command refused because the log's disk is full.
+pub(super) const STORAGE_FULL: &str = "storage_full";
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -125,6 +127,16 @@ impl From<CommandError> for ApiError {
                 "too_much_contention",
                 error.to_string(),
             ),
+            // Not the client's fault, and nothing was written: the same request succeeds
+            // once an operator has made room, so it is told to come back, not that it broke.
+            CommandError::Store(ledger_store::StoreError::Full(detail)) => {
+                tracing::error!(%detail, "the disk holding the log is full");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    STORAGE_FULL,
+                    "the disk holding the log is full: nothing was written; send the same request again later",
+                )
+            }
             other => ApiError::internal(other.to_string()),
         }
     }
@@ -174,5 +186,30 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts
             .await
             .map(|axum::extract::Path(value)| ApiPath(value))
             .map_err(|rejection| ApiError::bad_request("invalid_path", rejection.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_store::StoreError;
+
+    #[test]
+    fn a_full_disk_asks_the_client_to_come_back_where_other_store_failures_are_internal() {
+        let full = ApiError::from(CommandError::Store(StoreError::Full(
+            "database or disk is full".to_owned(),
+        )));
+        assert_eq!(full.status, StatusCode::SERVICE_UNAVAILABLE);
+        let problem = full.problem();
+        assert_eq!(problem.code, STORAGE_FULL);
+        assert!(
+            problem.detail.contains("nothing was written"),
+            "{problem:?}"
+        );
+        let broken = ApiError::from(CommandError::Store(StoreError::Io(
+            "disk I/O error".to_owned(),
+        )));
+        assert_eq!(broken.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(broken.code, "internal");
     }
 }

@@ -200,6 +200,7 @@ pub(super) fn status_of(error: StoreError) -> Status {
         StoreError::Closed => Status::unavailable("the node is shutting down"),
         error @ StoreError::WrittenElsewhere(_) => Status::unavailable(error.to_string()),
         error @ StoreError::Io(_) => Status::unavailable(error.to_string()),
+        error @ StoreError::Full(_) => Status::resource_exhausted(error.to_string()),
         error @ StoreError::Corrupt(_) => Status::new(Code::DataLoss, error.to_string()),
     }
 }

@@ -44,6 +44,9 @@ pub struct SqliteOptions {
     pub index_flush_entries: usize,
     /// …this many in each transaction.
     pub index_slice_entries: usize,
+    /// A quota: appends that would grow the log past this many pages (4 KiB each) are
+    /// refused as a full disk refuses them. How tests reach a full disk without filling one.
+    pub max_log_pages: Option<u32>,
 }
 
 impl Default for SqliteOptions {
@@ -52,6 +55,7 @@ impl Default for SqliteOptions {
             live_feed_batches: LIVE_FEED_BATCHES_DEFAULT,
             index_flush_entries: INDEX_FLUSH_ENTRIES_DEFAULT,
             index_slice_entries: INDEX_SLICE_ENTRIES_DEFAULT,
+            max_log_pages: None,
         }
     }
 }
@@ -99,6 +103,9 @@ impl SqliteStore {
         let connection = Connection::open(&path)?;
         schema::configure_writer(&connection)?;
         schema::migrate(&connection)?;
+        if let Some(pages) = options.max_log_pages {
+            connection.pragma_update(None, "max_page_count", pages)?;
+        }
         let next_position = schema::next_position(&connection)?;
         let pending = Arc::new(RwLock::new(index::Pending::load(&connection)?));
         let (live, _) = broadcast::channel(options.live_feed_batches.max(1));

@@ -268,12 +268,16 @@ impl Writer {
                     self.next_position = position;
                     self.next_stream_id = stream_id;
                 }
-                let detail = match &error {
-                    StoreError::Io(detail) => detail.clone(),
+                let refusal: fn(String) -> StoreError = match &error {
+                    StoreError::Full(_) => StoreError::Full,
+                    _ => StoreError::Io,
+                };
+                let detail = match error {
+                    StoreError::Io(detail) | StoreError::Full(detail) => detail,
                     other => other.to_string(),
                 };
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::Io(detail.clone())));
+                    let _ = reply.send(Err(refusal(detail.clone())));
                 }
             }
         }
