@@ -41,6 +41,13 @@ impl StartProgress {
         }
     }
 
+    /// Events of a log whose last is at `head` that the views have still to fold; known
+    /// once they are open.
+    fn lag(&self, head: Option<u64>) -> Option<u64> {
+        let folded = self.stored.get()? + self.folded.load(Ordering::Relaxed);
+        Some(head.map_or(0, |h| h + 1).saturating_sub(folded))
+    }
+
     /// The views are open, folded up to `checkpoint`: from now on the lag is known.
     pub(super) fn views_opened_at(&self, checkpoint: Option<u64>) {
         let _ = self.stored.set(checkpoint.map_or(0, |c| c + 1));
@@ -127,6 +134,11 @@ const STARTING: &str = "the service is starting: it is bringing the views up to 
 async fn readyz(State(progress): State<StartProgress>) -> Response {
     let folded = progress.folded.load(Ordering::Relaxed);
     let (log_at, problem) = match super::ops::last_position(&*progress.store).await {
+        // The views are written out after the fold: ten seconds on ten million events.
+        Ok(log_at) if progress.lag(log_at) == Some(0) => (
+            log_at,
+            format!("{STARTING} (every event is folded; the views are being stored)"),
+        ),
         Ok(log_at) => (
             log_at,
             format!("{STARTING} ({folded} events folded so far)"),
@@ -146,13 +158,10 @@ async fn readyz(State(progress): State<StartProgress>) -> Response {
 /// many events they still have to fold: an operator watching a long start sees it move.
 async fn metrics(State(progress): State<StartProgress>) -> Response {
     metrics::gauge!("ledger_starting").set(1.0);
-    if let (Some(stored), Ok(head)) = (
-        progress.stored.get(),
-        super::ops::last_position(&*progress.store).await,
-    ) {
-        let folded = stored + progress.folded.load(Ordering::Relaxed);
-        let logged = head.map_or(0, |h| h + 1);
-        metrics::gauge!("ledger_projection_lag_events").set(logged.saturating_sub(folded) as f64);
+    if let Ok(head) = super::ops::last_position(&*progress.store).await {
+        if let Some(lag) = progress.lag(head) {
+            metrics::gauge!("ledger_projection_lag_events").set(lag as f64);
+        }
     }
     super::ops::prometheus_text(progress.metrics.as_ref())
 }

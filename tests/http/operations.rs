@@ -528,13 +528,81 @@ async fn beside_a_running_service_other_processes_read_the_log_but_may_not_write
     assert!(ok, "{text}");
 }
 
+/// `ledger serve` on a data directory, caught while it starts: its address from the first
+/// line it prints, before it is ready.
+struct Starting {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Starting {
+    fn spawn(data_dir: &std::path::Path) -> Starting {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("LEDGER_JWT_SECRET", SECRET)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("ledger serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let line = lines.next().and_then(Result::ok).unwrap_or_default();
+        let base = line
+            .strip_prefix("ledger: starting on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("announced its address first: {line}"))
+            .to_owned();
+        Starting {
+            child,
+            lines,
+            base,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn get(&self, path: &str, caller: &User) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&caller.token)
+            .send()
+            .await
+            .expect(path)
+    }
+
+    async fn metrics(&self, caller: &User) -> String {
+        let reply = self.get("/metrics", caller).await;
+        assert_eq!(reply.status(), StatusCode::OK);
+        reply.text().await.expect("text")
+    }
+
+    /// Waits for the service proper to take over the address.
+    fn listening(&mut self) {
+        let line = self.lines.next().and_then(Result::ok).unwrap_or_default();
+        assert_eq!(
+            line.strip_prefix("ledger: listening on "),
+            Some(self.base.as_str()),
+            "{line}"
+        );
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        assert!(self.child.wait().expect("exit").success());
+    }
+}
+
 /// Until its views are up to date (a minute on ten million events with none stored) the
 /// service answers on its address: `/healthz` 200 for a liveness probe, `/metrics` with
 /// `ledger_starting` at 1, `/readyz` and every other route 503 "starting"; then the service
 /// proper, on the same address.
 #[tokio::test]
 async fn while_it_starts_the_service_answers_probes_on_its_address() {
-    use std::io::{BufRead, BufReader};
     let server = Server::start();
     let (buyer, seller) = (user("buyer"), user("seller"));
     let order = server.place(&buyer, &seller, "10.00").await;
@@ -544,33 +612,11 @@ async fn while_it_starts_the_service_answers_probes_on_its_address() {
     // is 5 s), and the start with it.
     let locker = rusqlite::Connection::open(data_dir.join("views.sqlite")).expect("views");
     locker.execute_batch("BEGIN EXCLUSIVE").expect("locked");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ledger"))
-        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data_dir)
-        .env("LEDGER_JWT_SECRET", SECRET)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("ledger serve");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut next_line = || lines.next().and_then(Result::ok).unwrap_or_default();
-    let line = next_line();
-    let base = line
-        .strip_prefix("ledger: starting on ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("announced its address first: {line}"))
-        .to_owned();
-    let client = reqwest::Client::new();
-    let get = |path: &str| {
-        client
-            .get(format!("{base}{path}"))
-            .bearer_auth(&buyer.token)
-            .send()
-    };
+    let mut starting = Starting::spawn(&data_dir);
 
-    let reply = get("/healthz").await.expect("healthz");
+    let reply = starting.get("/healthz", &buyer).await;
     assert_eq!(reply.status(), StatusCode::OK);
-    let reply = get("/readyz").await.expect("readyz");
+    let reply = starting.get("/readyz", &buyer).await;
     assert_eq!(reply.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: serde_json::Value = reply.json().await.expect("json");
     // How far it has to go: the placement is the log's only event, none is folded yet.
@@ -581,41 +627,77 @@ async fn while_it_starts_the_service_answers_probes_on_its_address() {
             .is_some_and(|p| p.contains("starting") && p.contains("(0 events folded so far)")),
         "{body}"
     );
-    let reply = get(&format!("/orders/{order}")).await.expect("order");
+    let reply = starting.get(&format!("/orders/{order}"), &buyer).await;
     assert_eq!(reply.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: serde_json::Value = reply.json().await.expect("problem");
     assert_eq!(body["code"], "starting", "{body}");
-    let reply = get("/metrics").await.expect("metrics");
-    assert_eq!(reply.status(), StatusCode::OK);
-    let text = reply.text().await.expect("text");
+    let text = starting.metrics(&buyer).await;
     assert_eq!(metric(&text, "ledger_starting"), Some(1.0), "{text}");
 
     locker.execute_batch("COMMIT").expect("unlocked");
     drop(locker);
-    let line = next_line();
-    assert_eq!(
-        line.strip_prefix("ledger: listening on "),
-        Some(base.as_str()),
-        "{line}"
-    );
-    let reply = get(&format!("/orders/{order}")).await.expect("order");
+    starting.listening();
+    let reply = starting.get(&format!("/orders/{order}"), &buyer).await;
     assert_eq!(reply.status(), StatusCode::OK);
-    let reply = get("/readyz").await.expect("readyz");
+    let reply = starting.get("/readyz", &buyer).await;
     assert_eq!(reply.status(), StatusCode::OK);
-    let text = get("/metrics")
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = starting.metrics(&buyer).await;
     assert_eq!(metric(&text, "ledger_starting"), Some(0.0), "{text}");
     assert_eq!(
         metric(&text, "ledger_projection_lag_events"),
         Some(0.0),
         "{text}"
     );
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    assert!(child.wait().expect("exit").success());
+    starting.stop();
+}
+
+/// Once every event is folded, a start still writes the views out (ten seconds on ten
+/// million events): `/readyz` says that is what it is doing, and `/metrics` that no event
+/// is left to fold, instead of a count of events folded that no longer moves.
+#[tokio::test]
+async fn a_start_that_has_folded_every_event_says_it_is_storing_the_views() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    server.place(&buyer, &seller, "10.00").await;
+    server.place(&buyer, &seller, "12.00").await;
+    let dir = server.stop();
+    let data_dir = dir.path().join("data");
+    // The views can be read but not written: the start opens and folds them, then waits
+    // to store them (SQLite's busy timeout is 5 s).
+    let locker = rusqlite::Connection::open(data_dir.join("views.sqlite")).expect("views");
+    locker.execute_batch("BEGIN IMMEDIATE").expect("locked");
+    let mut starting = Starting::spawn(&data_dir);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let storing = loop {
+        let reply = starting.get("/readyz", &buyer).await;
+        assert_eq!(reply.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: serde_json::Value = reply.json().await.expect("json");
+        let problem = body["problem"].as_str().unwrap_or_default().to_owned();
+        if problem.contains("the views are being stored") || std::time::Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(storing["log_at"], 1, "{storing}");
+    assert!(
+        storing["problem"].as_str().is_some_and(|p| p.contains(
+            "starting: it is bringing the views up to date (every event is folded; the views are being stored)"
+        )),
+        "{storing}"
+    );
+    let text = starting.metrics(&buyer).await;
+    assert_eq!(metric(&text, "ledger_starting"), Some(1.0), "{text}");
+    assert_eq!(
+        metric(&text, "ledger_projection_lag_events"),
+        Some(0.0),
+        "{text}"
+    );
+
+    locker.execute_batch("COMMIT").expect("unlocked");
+    drop(locker);
+    starting.listening();
+    let reply = starting.get("/readyz", &buyer).await;
+    assert_eq!(reply.status(), StatusCode::OK);
+    starting.stop();
 }
