@@ -191,7 +191,7 @@ fn place(command: &Command, policy: &Policy) -> Decision {
     if by.user_id == *seller {
         return Err(Rejection::BuyerIsSeller);
     }
-    let title = required_text("title", title, TITLE_CHARS_MAX)?;
+    let title = single_line("title", title, TITLE_CHARS_MAX)?;
     positive("price", price)?;
     days_in_range("delivery_days", *delivery_days, 1, DELIVERY_DAYS_MAX)?;
     Ok(vec![Event::OrderPlaced(OrderPlaced {
@@ -690,9 +690,35 @@ fn required_text(field: &'static str, text: &str, chars_max: usize) -> Result<St
     optional_text(field, text, chars_max)
 }
 
+/// Free text (a reason, a message, a comment): lines and tabs, no other control characters.
+/// A NUL or an escape sequence breaks the consumers of the event streams (a PostgreSQL
+/// `text` column refuses NUL; a terminal obeys escapes) and is never what a person typed.
 fn optional_text(field: &'static str, text: &str, chars_max: usize) -> Result<String, Rejection> {
     if text.chars().count() > chars_max {
         return Err(Rejection::TextTooLong { field, chars_max });
     }
+    if let Some(character) = text
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(Rejection::TextControlCharacter {
+            field,
+            character,
+            single_line: false,
+        });
+    }
     Ok(text.to_owned())
+}
+
+/// A title is one line: no control character at all.
+fn single_line(field: &'static str, text: &str, chars_max: usize) -> Result<String, Rejection> {
+    let text = required_text(field, text, chars_max)?;
+    if let Some(character) = text.chars().find(|c| c.is_control()) {
+        return Err(Rejection::TextControlCharacter {
+            field,
+            character,
+            single_line: true,
+        });
+    }
+    Ok(text)
 }

@@ -92,6 +92,12 @@ pub enum Rejection {
         field: &'static str,
         chars_max: usize,
     },
+    #[error("{field} contains a control character ({}): {}", char_name(*character), if *single_line { "it is one line of text" } else { "only line breaks and tabs are allowed" })]
+    TextControlCharacter {
+        field: &'static str,
+        character: char,
+        single_line: bool,
+    },
     #[error("{field} must be from {min} to {max} (got {value})")]
     DaysOutOfRange {
         field: &'static str,
@@ -143,6 +149,7 @@ impl Rejection {
             Rejection::BuyerIsSeller => "buyer_is_seller",
             Rejection::TextEmpty { .. } => "text_empty",
             Rejection::TextTooLong { .. } => "text_too_long",
+            Rejection::TextControlCharacter { .. } => "text_control_character",
             Rejection::DaysOutOfRange { .. } => "days_out_of_range",
             Rejection::TooManyExtras { .. } => "too_many_extras",
             Rejection::InstantOutOfRange => "instant_out_of_range",
@@ -151,4 +158,9 @@ impl Rejection {
             Rejection::Policy(_) => "invalid_policy",
         }
     }
+}
+
+/// A control character as `U+0000`: printed as itself it would be invisible, or worse.
+fn char_name(character: char) -> String {
+    format!("U+{:04X}", u32::from(character))
 }

@@ -97,6 +97,11 @@ fn place_refuses_a_zero_price_an_empty_title_and_impossible_delivery_times() {
             place(&"x".repeat(TITLE_CHARS_MAX + 1), eur("1"), 3),
             "text_too_long",
         ),
+        (place("a\u{0}logo", eur("1"), 3), "text_control_character"),
+        (
+            place("a logo\nfor us", eur("1"), 3),
+            "text_control_character",
+        ),
         (place("x", eur("1"), 0), "days_out_of_range"),
         (
             place("x", eur("1"), DELIVERY_DAYS_MAX + 1),
@@ -208,6 +213,31 @@ fn request_revision_needs_a_reason() {
     delivered()
         .when(command)
         .then_expect_rejection(Rejection::TextEmpty { field: "reason" });
+}
+
+/// Free text keeps its lines and tabs; any other control character is refused and named.
+#[test]
+fn a_reason_may_span_lines_but_holds_no_other_control_character() {
+    let request = |reason: &str| Command::RequestRevision {
+        by: buyer(),
+        at: days(2) + Duration::hours(1),
+        reason: reason.into(),
+    };
+    delivered()
+        .when(request("The colours are off:\r\n\t- the red\n\t- the blue"))
+        .then_accepted();
+    let refusal = Rejection::TextControlCharacter {
+        field: "reason",
+        character: '\u{1b}',
+        single_line: false,
+    };
+    assert_eq!(
+        refusal.to_string(),
+        "reason contains a control character (U+001B): only line breaks and tabs are allowed"
+    );
+    delivered()
+        .when(request("see \u{1b}[31mhere"))
+        .then_expect_rejection(refusal);
 }
 
 #[test]

@@ -326,6 +326,12 @@ async fn bad_input_when_placing_is_a_4xx_problem_and_appends_nothing() {
             "text_empty",
         ),
         (
+            "a NUL in the title",
+            with("title", json!("a\u{0}logo")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "text_control_character",
+        ),
+        (
             "buying from oneself",
             with("seller_id", json!(buyer.id)),
             StatusCode::UNPROCESSABLE_ENTITY,
