@@ -111,13 +111,22 @@ pub struct Money {
 }
 
 impl Money {
-    /// Checks sign, size and scale; pads the scale to the minor unit (`120` EUR is `120.00`).
+    /// An amount someone enters (a price, a refund): checks sign, size and scale; pads the
+    /// scale to the minor unit (`120` EUR is `120.00`).
     pub fn new(amount: Decimal, currency: Currency) -> Result<Money, MoneyError> {
-        if amount.is_sign_negative() && !amount.is_zero() {
-            return Err(MoneyError::Negative(amount));
-        }
         if amount > Decimal::from(AMOUNT_MAJOR_UNITS_MAX) {
             return Err(MoneyError::TooLarge(amount));
+        }
+        Money::recorded(amount, currency)
+    }
+
+    /// An amount read back: sign and scale only. Sums of entered amounts (an order's escrow
+    /// with its extras, a seller's wallet) may pass `AMOUNT_MAJOR_UNITS_MAX`, and what was
+    /// written must read back: refused on reading, such an event stopped the views for good
+    /// and such a stored wallet kept the service from starting.
+    fn recorded(amount: Decimal, currency: Currency) -> Result<Money, MoneyError> {
+        if amount.is_sign_negative() && !amount.is_zero() {
+            return Err(MoneyError::Negative(amount));
         }
         Money::at_minor_unit(amount.abs(), currency)
     }
@@ -295,7 +304,9 @@ impl<'de> Deserialize<'de> for Money {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         // A JSON number in `amount` fails here: the wire type is a string, floats never pass.
         let wire = MoneyWire::deserialize(deserializer)?;
-        Money::parse(&wire.amount, wire.currency).map_err(serde::de::Error::custom)
+        parse_plain_decimal(&wire.amount)
+            .and_then(|amount| Money::recorded(amount, wire.currency))
+            .map_err(serde::de::Error::custom)
     }
 }
 

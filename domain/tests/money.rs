@@ -94,6 +94,34 @@ fn the_largest_allowed_amount_is_accepted_and_one_minor_unit_more_is_not() {
     assert_eq!(credit.checked_add(commission), Ok(largest));
 }
 
+/// The limit is on amounts entered. A sum of them (an order's escrow with its extras, a
+/// seller's wallet) may pass it, and must read back as it was written: events and stored
+/// views hold such sums.
+#[test]
+fn a_sum_past_the_largest_allowed_amount_reads_back_as_written() {
+    let eur = currency("EUR");
+    let max = Money::new(Decimal::from(AMOUNT_MAJOR_UNITS_MAX), eur).expect("max");
+    let sum = max.checked_add(max).expect("sum");
+    let json = serde_json::to_string(&sum).expect("json");
+    assert_eq!(json, r#"{"amount":"2000000000.00","currency":"EUR"}"#);
+    assert_eq!(
+        serde_json::from_str::<Money>(&json).expect("reads back"),
+        sum
+    );
+    // Entered, it is still refused; read back, a negative or over-scale amount still is.
+    assert!(matches!(
+        Money::parse("2000000000.00", eur),
+        Err(MoneyError::TooLarge(_))
+    ));
+    for bad in [
+        r#"{"amount":"-1.00","currency":"EUR"}"#,
+        r#"{"amount":"1.001","currency":"EUR"}"#,
+        r#"{"amount":"1e3","currency":"EUR"}"#,
+    ] {
+        assert!(serde_json::from_str::<Money>(bad).is_err(), "{bad}");
+    }
+}
+
 #[test]
 fn commission_rounds_half_even_to_the_minor_unit() {
     // 0.125 → 0.12 (to even), 0.135 → 0.14 (to even), 0.1251 → 0.13.

@@ -142,3 +142,50 @@ async fn a_rebuild_while_the_service_runs_on_the_same_data_is_refused_and_change
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Each amount entered is at most 1,000,000,000; their sums are not. An order whose extras
+/// take its escrow past it, and a seller whose wallet passes it, are read back from the log
+/// and from the stored views like any other: before, the first stopped the views for good
+/// (every later command answered "before the views folded it", a refusal on that order 500),
+/// and the second kept the service from starting again.
+#[tokio::test]
+async fn sums_past_the_largest_amount_entered_are_folded_and_survive_a_restart() {
+    let server = Server::start();
+    let (buyer, seller, finance) = (user("buyer"), user("seller"), user("finance"));
+    let largest = "999999999.99";
+    let order = server.place(&buyer, &seller, largest).await;
+    server.act(&seller, order, "confirm", json!({})).await;
+    let extra = json!({"kind": "option", "description": "d", "price": largest, "extra_days": 1});
+    server.act(&buyer, order, "extras", extra).await;
+    // A refusal is checked against the order's stream, which now holds the big sum.
+    server
+        .post(&seller, &format!("/orders/{order}/confirm"), json!({}))
+        .await
+        .problem(reqwest::StatusCode::UNPROCESSABLE_ENTITY, "wrong_state");
+    let summary = server.order(&buyer, order).await;
+    assert_eq!(
+        summary["escrow_held"]["amount"], "1999999999.98",
+        "{summary}"
+    );
+    let second = server.place(&buyer, &seller, largest).await;
+    server.act(&seller, second, "confirm", json!({})).await;
+    let escrow = server.get(&finance, "/escrow").await.ok();
+    assert_eq!(escrow["currencies"][0]["held"], "2999999999.97", "{escrow}");
+    for order in [order, second] {
+        server
+            .act(&seller, order, "deliver", json!({ "message": "done" }))
+            .await;
+        server.act(&buyer, order, "close", json!({})).await;
+    }
+    // Each release less its 20% commission, rounded to the cent: 1,999,999,999.98 −
+    // 400,000,000.00 and 999,999,999.99 − 200,000,000.00.
+    let wallet = Some("2399999999.97".to_owned());
+    assert_eq!(server.wallet_eur(&seller, seller.id).await, wallet);
+    server.assert_books_balance().await;
+
+    let server = Server::start_in(server.stop());
+    assert_eq!(server.wallet_eur(&seller, seller.id).await, wallet);
+    let ready = server.get(&finance, "/readyz").await.ok();
+    assert_eq!(ready["ready"], true, "{ready}");
+    server.assert_books_balance().await;
+}
