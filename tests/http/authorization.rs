@@ -289,6 +289,35 @@ async fn no_route_but_health_metrics_and_openapi_answers_without_a_token() {
     assert_eq!(server.log_head().await, None, "nothing appended");
 }
 
+/// The scheme is case-insensitive (RFC 9110, 11.1); a scheme other than Bearer, or none,
+/// or no token after it, is refused.
+#[tokio::test]
+async fn the_bearer_scheme_is_read_whatever_its_case() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "10.00").await;
+    let path = format!("/orders/{order}");
+    let with = |value: String| {
+        server
+            .client()
+            .get(server.url(&path))
+            .header("Authorization", value)
+    };
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let reply = server.send(with(format!("{scheme} {}", buyer.token))).await;
+        assert_eq!(reply.ok()["order_id"], order.to_string(), "{scheme}");
+    }
+    for refused in [
+        format!("Basic {}", buyer.token),
+        format!("Bearer{}", buyer.token),
+        buyer.token.clone(),
+        "Bearer ".to_owned(),
+    ] {
+        let reply = server.send(with(refused.clone())).await;
+        reply.problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+    }
+}
+
 #[tokio::test]
 async fn the_openapi_document_describes_every_route_the_service_answers() {
     let server = Server::start();
