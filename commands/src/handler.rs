@@ -148,10 +148,15 @@ impl CommandHandler {
 
     pub fn with_cache(store: Arc<dyn EventStore>, policy: Policy, orders: usize) -> CommandHandler {
         let capacity = NonZeroUsize::new(orders).unwrap_or(NonZeroUsize::MIN);
+        // The map grows with the orders touched: sized to the bound up front, it held room
+        // for 250,000 orders in a service that has ten, and a bound mistyped in ledger.toml
+        // aborted the start (a capacity overflow, or the memory of a billion slots).
+        let mut cache = LruCache::unbounded_with_hasher(FastState::default());
+        cache.resize(capacity);
         CommandHandler {
             store,
             policy,
-            cache: Mutex::new(LruCache::with_hasher(capacity, FastState::default())),
+            cache: Mutex::new(cache),
             conflicts_retried: AtomicU64::new(0),
             orders_loaded: AtomicU64::new(0),
         }

@@ -93,6 +93,33 @@ async fn a_command_appends_its_events_with_who_and_which_command_in_the_metadata
     assert_eq!(order_of(&stored[0].stream).expect("order stream"), order);
 }
 
+/// The bound is an upper limit, not memory taken at once: any bound starts, and the cache
+/// still keeps each order it is given.
+#[tokio::test]
+async fn a_state_cache_of_any_bound_starts_and_serves_commands() {
+    let market = Market::open();
+    let handler = CommandHandler::with_cache(market.store.clone(), Policy::default(), usize::MAX);
+    let order = OrderId(Uuid::new_v4());
+    handler
+        .handle(request(order, place(order, user(1), user(2), t0())))
+        .await
+        .expect("placed");
+    let confirm = Command::Confirm {
+        by: Actor::new(Role::Seller, user(2)),
+        at: t0() + Duration::hours(1),
+    };
+    let outcome = handler
+        .handle(request(order, confirm))
+        .await
+        .expect("confirmed");
+    assert_eq!(outcome.revision, 1);
+    assert_eq!(
+        handler.orders_loaded(),
+        0,
+        "the placed order was kept in the cache"
+    );
+}
+
 #[tokio::test]
 async fn the_same_command_id_twice_returns_the_first_outcome_and_appends_nothing() {
     let market = Market::open();
