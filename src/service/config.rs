@@ -12,6 +12,8 @@ use std::path::Path;
 
 /// Largest request body accepted; commands are small, so anything larger is a mistake.
 pub const BODY_LIMIT_BYTES_DEFAULT: usize = 64 * 1024;
+/// Below this, a command with a reason of any length could not be sent at all.
+pub const BODY_LIMIT_BYTES_MIN: usize = 4 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -63,6 +65,12 @@ impl ServiceConfig {
         }
         if config.state_cache_orders == 0 {
             anyhow::bail!("configuration: state_cache_orders must be at least 1");
+        }
+        if config.body_limit_bytes < BODY_LIMIT_BYTES_MIN {
+            anyhow::bail!(
+                "configuration: body_limit_bytes must be at least {BODY_LIMIT_BYTES_MIN} (got {}): every command with a reason would be refused as too large",
+                config.body_limit_bytes
+            );
         }
         Ok(config)
     }

@@ -233,21 +233,36 @@ async fn orders_the_state_cache_cannot_hold_are_read_from_the_log_and_counted() 
 }
 
 #[test]
-fn a_state_cache_of_no_orders_is_refused_at_start() {
-    let dir = TempDir::new().expect("dir");
-    let output = Command::new(env!("CARGO_BIN_EXE_ledger"))
-        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
-        .env("LEDGER_STATE_CACHE_ORDERS", "0")
-        .current_dir(dir.path())
-        .output()
-        .expect("ledger serve");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("state_cache_orders must be at least 1"),
-        "{stderr}"
-    );
-    assert!(!dir.path().join("data").exists(), "nothing is created");
+fn settings_that_cannot_work_are_refused_at_start() {
+    for (variable, value, says) in [
+        (
+            "LEDGER_STATE_CACHE_ORDERS",
+            "0",
+            "state_cache_orders must be at least 1",
+        ),
+        (
+            "LEDGER_BODY_LIMIT_BYTES",
+            "0",
+            "body_limit_bytes must be at least 4096 (got 0)",
+        ),
+        (
+            "LEDGER_TIMER_INTERVAL_MS",
+            "0",
+            "timer_interval_ms must be at least 1",
+        ),
+    ] {
+        let dir = TempDir::new().expect("dir");
+        let output = Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+            .env(variable, value)
+            .current_dir(dir.path())
+            .output()
+            .expect("ledger serve");
+        assert!(!output.status.success(), "{variable}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{variable}={value}: {stderr}");
+        assert!(!dir.path().join("data").exists(), "nothing is created");
+    }
 }
 
 #[test]
