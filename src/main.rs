@@ -340,31 +340,31 @@ enum BenchCommand {
     /// next to the raw SQLite ceiling for the very rows they wrote.
     Commands {
         /// Concurrent simulations (producers) to measure, comma separated.
-        #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
+        #[arg(long, value_delimiter = ',', default_value = "1,16,256", value_parser = at_least_one::<u64>)]
         producers: Vec<u64>,
         /// Orders each producer runs to their end.
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, default_value_t = 200, value_parser = at_least_one::<u64>)]
         orders_per_producer: u64,
         /// Where the scratch stores live (a fresh temporary directory by default).
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
         /// Times the most producers' run and the raw ceiling are measured, one after the
         /// other: on a noisy machine one pair can be minutes apart in conditions.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = at_least_one::<u64>)]
         rounds: u64,
         /// Orders whose state the pipeline keeps in memory (the service's
         /// `state_cache_orders`): fewer than the orders running shows what a miss costs.
-        #[arg(long, default_value_t = ledger_commands::STATE_CACHE_ORDERS_DEFAULT)]
+        #[arg(long, default_value_t = ledger_commands::STATE_CACHE_ORDERS_DEFAULT, value_parser = at_least_one::<usize>)]
         state_cache_orders: usize,
     },
     /// HTTP load on a real `ledger serve`: commands/s and latency percentiles per number
     /// of concurrent clients.
     Http {
         /// Concurrent clients to measure, comma separated.
-        #[arg(long, value_delimiter = ',', default_value = "1,64,256")]
+        #[arg(long, value_delimiter = ',', default_value = "1,64,256", value_parser = at_least_one::<usize>)]
         clients: Vec<usize>,
         /// Seconds of load per level, measured.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_parser = at_least_one::<u64>)]
         seconds: u64,
         /// Seconds of load per level before measuring: connections open, the store's first
         /// pages are written.
@@ -380,16 +380,16 @@ enum BenchCommand {
     /// to the same work on the embedded store in process.
     Grpc {
         /// Concurrent producers to measure, comma separated.
-        #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
+        #[arg(long, value_delimiter = ',', default_value = "1,16,256", value_parser = at_least_one::<usize>)]
         producers: Vec<usize>,
         /// Single-event appends per producer.
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, default_value_t = 200, value_parser = at_least_one::<usize>)]
         appends_per_producer: usize,
     },
     /// Rebuild every view from a simulated history.
     Rebuild {
         /// Events in the simulated history (about).
-        #[arg(long, default_value_t = 1_000_000)]
+        #[arg(long, default_value_t = 1_000_000, value_parser = at_least_one::<u64>)]
         events: u64,
         /// Keep the simulated log here and reuse it on the next run.
         #[arg(long)]
@@ -408,6 +408,19 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {}", causes_in_one_line(&error));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// A count that must be at least one: a benchmark of nothing prints NaN.
+fn at_least_one<T>(text: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialEq + From<u8>,
+    T::Err: std::fmt::Display,
+{
+    match text.parse::<T>() {
+        Ok(count) if count == T::from(0) => Err("must be at least 1".to_owned()),
+        Ok(count) => Ok(count),
+        Err(error) => Err(error.to_string()),
     }
 }
 
