@@ -196,6 +196,11 @@ async fn subscribe_stream(
 ) -> Result<Response, ApiError> {
     caller.require_role(READERS)?;
     let Query(query) = query.map_err(|r| ApiError::bad_request("invalid_query", r.body_text()))?;
+    // `/streams/%24all`: clients that encode `$` (JavaScript's `encodeURIComponent`) miss
+    // the route of `$all`, which is matched before decoding, and land here.
+    if stream == "$all" {
+        return subscribe_all_through(state, &headers, query, None).await;
+    }
     if let Some(system) = SystemStream::parse(&stream) {
         return subscribe_all_through(state, &headers, query, Some(system)).await;
     }

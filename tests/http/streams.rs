@@ -228,6 +228,35 @@ async fn one_stream_and_a_type_filter() {
     );
 }
 
+/// A client that percent-encodes `$` (JavaScript's `encodeURIComponent` does) reads the same
+/// streams as one that does not.
+#[tokio::test]
+async fn stream_names_with_an_encoded_dollar_read_the_same_streams() {
+    let server = Server::start();
+    let (buyer, seller, service) = (user("buyer"), user("seller"), user("service"));
+    busy_orders(&server, &buyer, &seller, 2).await;
+    for (plain, encoded) in [
+        ("/streams/$all", "/streams/%24all"),
+        ("/streams/$ce-order", "/streams/%24ce-order"),
+        (
+            "/streams/$et-OrderConfirmed",
+            "/streams/%24et-OrderConfirmed",
+        ),
+    ] {
+        let (expected, _) = Subscriber::connect(&server, &service, plain, None)
+            .await
+            .catch_up()
+            .await;
+        let (read, caught_up) = Subscriber::connect(&server, &service, encoded, None)
+            .await
+            .catch_up()
+            .await;
+        assert!(!expected.is_empty(), "{plain}");
+        let ids = |events: &[Delivered]| events.iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(ids(&read), ids(&expected), "{encoded}: {caught_up}");
+    }
+}
+
 #[tokio::test]
 async fn system_streams_by_category_and_type_and_a_live_only_start() {
     let server = Server::start();
