@@ -89,9 +89,36 @@ async fn order_summary(
 pub struct HistoryQuery {
     /// The order as it stood at this instant (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
+    #[serde(default, deserialize_with = "instant_in_query")]
     at: Option<DateTime<Utc>>,
     /// The order as it stood at this revision of its stream.
     revision: Option<u64>,
+}
+
+/// An RFC 3339 instant from a query string, where `+` reads as a space: `…T10:00:00+01:00`
+/// typed into a URL arrives as `…T10:00:00 01:00`, and is read as it was meant.
+fn instant_in_query<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let offset = |tail: &str| {
+        tail.len() == 5
+            && tail.bytes().enumerate().all(|(i, b)| match i {
+                2 => b == b':',
+                _ => b.is_ascii_digit(),
+            })
+    };
+    let mended = match text.rsplit_once(' ') {
+        Some((instant, tail)) if offset(tail) => format!("{instant}+{tail}"),
+        _ => text.clone(),
+    };
+    DateTime::parse_from_rfc3339(&mended)
+        .map(|at| Some(at.with_timezone(&Utc)))
+        .map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not an RFC 3339 instant ({e}), e.g. 2026-03-02T09:00:00Z; in a URL write `+` as `%2B`"
+            ))
+        })
 }
 
 #[derive(Serialize, ToSchema)]
