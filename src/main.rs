@@ -1068,6 +1068,16 @@ fn run_copy(to: &std::path::Path, from: Option<u64>, args: &StoreArgs) -> anyhow
         if !log.exists() {
             anyhow::bail!("there is no event log at {}", log.display());
         }
+        // Else the target's lock, held by this very process, would be blamed on another.
+        let same = |a: &std::path::Path, b: &std::path::Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+        if target_config.store == ledger_store::StoreKind::Embedded
+            && same(&source_config.data_dir, &target_config.data_dir)
+        {
+            anyhow::bail!(
+                "the target is the source ({}): a log cannot be copied into itself",
+                source_config.data_dir.display()
+            );
+        }
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let copied = runtime.block_on(async {

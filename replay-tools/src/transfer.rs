@@ -336,6 +336,10 @@ pub async fn copy(
         }
     };
     let mut appender = Appender::new(target);
+    // From a position given, the target may hold some of the events already: they are
+    // compared and passed over, not appended again (which the store would ignore, but the
+    // count would not).
+    appender.skip_present = from.is_some();
     // Reads are inclusive and positions may have gaps: each page starts at the last event
     // read, which is then skipped.
     let mut cursor = start;

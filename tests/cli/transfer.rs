@@ -453,3 +453,41 @@ async fn copy_refuses_a_target_that_is_not_a_copy_of_the_log() {
     ]);
     assert_eq!(output.status.code(), Some(1), "{text}");
 }
+
+/// `copy --from` a position the target holds already passes over what it holds and says
+/// so; the target stays a copy of the source.
+#[tokio::test]
+async fn a_copy_from_a_position_the_target_holds_copies_only_what_is_new() {
+    let (dir, _, original) = exported().await;
+    let log = dir.path().join("log");
+    let target = dir.path().join("target");
+    let config = dir.path().join("target.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = {:?}\n", target.display().to_string()),
+    )
+    .expect("config");
+    let copy = |extra: &[&str]| {
+        let (log, config) = (log.to_string_lossy(), config.to_string_lossy());
+        let mut args = vec!["copy", "--data-dir", &log, "--to", &config];
+        args.extend_from_slice(extra);
+        let (output, text) = ledger(&args);
+        assert!(output.status.success(), "{text}");
+        text
+    };
+    assert!(copy(&[]).contains("copied 4 events from position 0"));
+    let again = copy(&["--from", "1"]);
+    assert!(again.contains("copied 0 events"), "{again}");
+    assert_eq!(export(&target, &[]), original, "nothing appended twice");
+
+    // Into itself, named another way: refused as such, not blamed on another process.
+    std::fs::write(
+        &config,
+        format!("data_dir = {:?}\n", format!("{}/../log", log.display())),
+    )
+    .expect("config");
+    let (log_dir, config) = (log.to_string_lossy(), config.to_string_lossy());
+    let (output, text) = ledger(&["copy", "--data-dir", &log_dir, "--to", &config]);
+    assert!(!output.status.success());
+    assert!(text.contains("the target is the source"), "{text}");
+}
