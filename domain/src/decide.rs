@@ -712,7 +712,6 @@ fn optional_text(field: &'static str, text: &str, chars_max: usize) -> Result<St
 
 /// A title is one line: no control character at all.
 fn single_line(field: &'static str, text: &str, chars_max: usize) -> Result<String, Rejection> {
-    let text = required_text(field, text, chars_max)?;
     if let Some(character) = text.chars().find(|c| c.is_control()) {
         return Err(Rejection::TextControlCharacter {
             field,
@@ -720,5 +719,5 @@ fn single_line(field: &'static str, text: &str, chars_max: usize) -> Result<Stri
             single_line: true,
         });
     }
-    Ok(text)
+    required_text(field, text, chars_max)
 }

@@ -238,6 +238,25 @@ fn a_reason_may_span_lines_but_holds_no_other_control_character() {
     delivered()
         .when(request("see \u{1b}[31mhere"))
         .then_expect_rejection(refusal);
+    // A title is one line: its refusal says so, whichever control character it holds.
+    let place = |title: &str| Command::Place {
+        by: buyer(),
+        at: t0(),
+        order_id: ORDER,
+        seller: SELLER,
+        title: title.into(),
+        price: eur("1"),
+        delivery_days: 3,
+    };
+    for (title, character) in [("a\u{0}logo", '\u{0}'), ("a logo\nfor us", '\n')] {
+        OrderTest::given(vec![])
+            .when(place(title))
+            .then_expect_rejection(Rejection::TextControlCharacter {
+                field: "title",
+                character,
+                single_line: true,
+            });
+    }
 }
 
 #[test]
