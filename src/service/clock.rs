@@ -4,11 +4,22 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use std::sync::atomic::{AtomicI64, Ordering};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Clock {
     /// How far ahead of the machine's clock the service's clock runs, in microseconds:
     /// milliseconds set it up to a millisecond short of what was asked.
     ahead_us: AtomicI64,
+    /// The latest instant read, in microseconds rounded up. A machine clock stepped back
+    /// (NTP, a resumed virtual machine) would otherwise date commands before the events
+    /// just recorded on their orders, which the domain refuses (`clock_went_backwards`).
+    read_us: AtomicI64,
+    machine: fn() -> DateTime<Utc>,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::on(Utc::now)
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -44,12 +55,30 @@ pub fn latest() -> DateTime<Utc> {
 }
 
 impl Clock {
+    /// A clock that reads `machine`, the system's clock but in tests.
+    fn on(machine: fn() -> DateTime<Utc>) -> Clock {
+        Clock {
+            ahead_us: AtomicI64::default(),
+            read_us: AtomicI64::new(i64::MIN),
+            machine,
+        }
+    }
+
+    /// Never earlier than an instant it read before.
     pub fn now(&self) -> DateTime<Utc> {
         let ahead = Duration::microseconds(self.ahead_us.load(Ordering::Relaxed));
-        let machine = Utc::now();
-        machine
+        let read = (self.machine)()
             .checked_add_signed(ahead)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let micros = read.timestamp_micros();
+        let rounded_up = micros.saturating_add(i64::from(
+            !read.timestamp_subsec_nanos().is_multiple_of(1_000),
+        ));
+        let before = self.read_us.fetch_max(rounded_up, Ordering::Relaxed);
+        match DateTime::<Utc>::from_timestamp_micros(before) {
+            Some(floor) if floor > read => floor,
+            _ => read,
+        }
     }
 
     /// Moves the clock to `to`, which must not be earlier than now nor later than
@@ -66,7 +95,7 @@ impl Clock {
         if to < now {
             return Err(ClockRefused::Backwards { now, requested: to });
         }
-        let gap = to - Utc::now();
+        let gap = to - (self.machine)();
         // Within [`latest`] the gap is a few thousand years: microseconds fit an i64.
         let whole_us = gap.num_microseconds().unwrap_or(i64::MAX);
         let short_of_target = gap > Duration::microseconds(whole_us);
@@ -126,6 +155,42 @@ mod tests {
             })
         );
         assert!(clock.now() < at("2036-01-01T00:00:00Z"));
+    }
+
+    /// The machine's clock of `a_machine_clock_stepped_back_does_not_take_the_service_back`.
+    static MACHINE_NANOS: AtomicI64 = AtomicI64::new(0);
+
+    fn machine() -> DateTime<Utc> {
+        DateTime::from_timestamp_nanos(MACHINE_NANOS.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn a_machine_clock_stepped_back_does_not_take_the_service_back() {
+        let set = |text: &str| {
+            let nanos = at(text).timestamp_nanos_opt().expect("in range");
+            MACHINE_NANOS.store(nanos, Ordering::Relaxed);
+        };
+        let clock = Clock::on(machine);
+        set("2031-06-01T12:00:00.000000500Z");
+        let first = clock.now();
+        assert_eq!(first, at("2031-06-01T12:00:00.000000500Z"));
+        // NTP steps the machine back five seconds: the service's clock holds.
+        set("2031-06-01T11:59:55Z");
+        let held = clock.now();
+        assert!(held >= first, "{held} is before {first}");
+        assert!(held - first < Duration::microseconds(1), "{held}");
+        // Within the same microsecond it does not go back either.
+        set("2031-06-01T12:00:00.000000400Z");
+        assert!(clock.now() >= held);
+        // Once the machine passes it, the clock follows the machine again.
+        set("2031-06-01T12:00:01Z");
+        assert_eq!(clock.now(), at("2031-06-01T12:00:01Z"));
+        // Moved forward in `--dev`, it reads from there on, and still never back.
+        let moved = clock
+            .advance_to(at("2031-07-01T00:00:00Z"))
+            .expect("forward");
+        set("2031-06-01T11:00:00Z");
+        assert!(clock.now() >= moved);
     }
 
     #[test]
