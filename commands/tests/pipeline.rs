@@ -60,6 +60,14 @@ fn place(order: OrderId, buyer: UserId, seller: UserId, at: DateTime<Utc>) -> Co
     }
 }
 
+/// The seller of `place` confirms, an hour after `t0`.
+fn confirm() -> Command {
+    Command::Confirm {
+        by: Actor::new(Role::Seller, user(2)),
+        at: t0() + Duration::hours(1),
+    }
+}
+
 fn request(order: OrderId, command: Command) -> CommandRequest {
     CommandRequest::new(Uuid::new_v4(), order, command)
 }
@@ -104,10 +112,7 @@ async fn a_state_cache_of_any_bound_starts_and_serves_commands() {
         .handle(request(order, place(order, user(1), user(2), t0())))
         .await
         .expect("placed");
-    let confirm = Command::Confirm {
-        by: Actor::new(Role::Seller, user(2)),
-        at: t0() + Duration::hours(1),
-    };
+    let confirm = confirm();
     let outcome = handler
         .handle(request(order, confirm))
         .await
@@ -129,10 +134,7 @@ async fn the_same_command_id_twice_returns_the_first_outcome_and_appends_nothing
         .handle(request(order, place(order, user(1), user(2), t0())))
         .await
         .expect("placed");
-    let confirm = Command::Confirm {
-        by: Actor::new(Role::Seller, user(2)),
-        at: t0() + Duration::hours(1),
-    };
+    let confirm = confirm();
     let req = request(order, confirm);
     let first = market.handler.handle(req.clone()).await.expect("confirmed");
     // The retry arrives later: its instant differs, its payload does not.
