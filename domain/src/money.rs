@@ -30,7 +30,8 @@ pub enum MoneyError {
         currency: Currency,
         minor_unit: u32,
     },
-    #[error("an amount cannot be negative (got {0})")]
+    // Written from its magnitude: `-0.00` is a `Decimal` that prints as `0.00`.
+    #[error("an amount cannot be negative (got -{})", .0.abs())]
     Negative(Decimal),
     #[error("{0} exceeds the largest allowed amount ({AMOUNT_MAJOR_UNITS_MAX})")]
     TooLarge(Decimal),

@@ -43,10 +43,15 @@ fn malformed_negative_and_over_scale_amounts_are_refused() {
             "{text:?} accepted"
         );
     }
-    assert!(matches!(
-        Money::parse("-1.00", eur_code),
-        Err(MoneyError::Negative(_))
-    ));
+    // The refusal names the amount as it was sent, sign included, also for a negative zero.
+    for (text, said) in [("-1.00", "got -1.00"), ("-0.00", "got -0.00")] {
+        let refusal = Money::parse(text, eur_code);
+        assert!(matches!(refusal, Err(MoneyError::Negative(_))), "{text}");
+        let message = refusal
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(message.contains(said), "{text}: {message}");
+    }
     assert!(matches!(
         Money::parse("1.001", eur_code),
         Err(MoneyError::TooManyDecimals { .. })
