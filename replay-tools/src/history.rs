@@ -114,6 +114,21 @@ fn money_effect(event: &Event) -> Option<String> {
     })
 }
 
+/// Text from the log as a terminal may show it: control characters escaped (`\u{1b}`), the
+/// rest as written. Commands refuse them now, but older or imported events may hold an
+/// escape sequence, which a terminal would obey.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// The timeline as text, one event a line, then the state it left.
 pub fn render(history: &History) -> String {
     let mut out = String::new();
@@ -137,7 +152,7 @@ pub fn render(history: &History) -> String {
         out.push_str(&format!(
             "\norder {} ({}): {:?}, escrow held {}, price {}, buyer {}, seller {}\n",
             order.id,
-            order.title,
+            printable(&order.title),
             order.status,
             order.escrow_held,
             order.price,
@@ -146,4 +161,17 @@ pub fn render(history: &History) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_from_the_log_are_shown_escaped_and_the_rest_as_written() {
+        assert_eq!(
+            printable("Logo \u{1b}[2J\u{7}für Café\tA"),
+            "Logo \\u{1b}[2J\\u{7}für Café\\tA"
+        );
+    }
 }
