@@ -45,6 +45,11 @@ impl ClockRefused {
     }
 }
 
+fn micros_rounded_up(at: DateTime<Utc>) -> i64 {
+    let partial = !at.timestamp_subsec_nanos().is_multiple_of(1_000);
+    at.timestamp_micros().saturating_add(i64::from(partial))
+}
+
 /// The latest instant the clock may be moved to: the last one RFC 3339 can write. Beyond it,
 /// the instants commands derive (deadlines, review windows) would not fit the wire format, and
 /// near chrono's own end the clock would overflow as it ticks.
@@ -64,17 +69,21 @@ impl Clock {
         }
     }
 
+    /// From now on, never earlier than `at`: the last instant the log holds, at a start.
+    pub fn not_before(&self, at: DateTime<Utc>) {
+        self.read_us
+            .fetch_max(micros_rounded_up(at), Ordering::Relaxed);
+    }
+
     /// Never earlier than an instant it read before.
     pub fn now(&self) -> DateTime<Utc> {
         let ahead = Duration::microseconds(self.ahead_us.load(Ordering::Relaxed));
         let read = (self.machine)()
             .checked_add_signed(ahead)
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let micros = read.timestamp_micros();
-        let rounded_up = micros.saturating_add(i64::from(
-            !read.timestamp_subsec_nanos().is_multiple_of(1_000),
-        ));
-        let before = self.read_us.fetch_max(rounded_up, Ordering::Relaxed);
+        let before = self
+            .read_us
+            .fetch_max(micros_rounded_up(read), Ordering::Relaxed);
         match DateTime::<Utc>::from_timestamp_micros(before) {
             Some(floor) if floor > read => floor,
             _ => read,
@@ -191,6 +200,13 @@ mod tests {
             .expect("forward");
         set("2031-06-01T11:00:00Z");
         assert!(clock.now() >= moved);
+
+        // Started on a log whose last event is later than the machine's clock: held there.
+        let started = Clock::on(machine);
+        started.not_before(at("2031-06-01T11:00:05.000000001Z"));
+        assert_eq!(started.now(), at("2031-06-01T11:00:05.000001Z"));
+        set("2031-06-01T11:00:06Z");
+        assert_eq!(started.now(), at("2031-06-01T11:00:06Z"));
     }
 
     #[test]

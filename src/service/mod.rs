@@ -262,7 +262,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         folded,
         projection_failure: Mutex::default(),
         save_failure: Mutex::default(),
-        clock: Clock::default(),
+        clock: clock_after(&*store, dev).await,
         keys: keys.clone(),
         policy: config.policy.clone(),
         metrics,
@@ -547,6 +547,36 @@ async fn finish_save(state: &AppState, save: SaveInFlight) -> anyhow::Result<Sav
         *last = failure;
     }
     Ok(saver)
+}
+
+/// The service's clock, never before the last event the log holds: its instant came from
+/// the clock of the process before, which may have run ahead (`--dev`'s, moved forward) or
+/// the machine's may have been stepped back since. `--dev` resumes ticking from there;
+/// otherwise the clock holds there until the machine's catches up.
+async fn clock_after(store: &dyn EventStore, dev: bool) -> Clock {
+    let clock = Clock::default();
+    let last = store
+        .read_all(
+            ledger_store::AllFrom::End,
+            ledger_store::Direction::Backwards,
+            1,
+        )
+        .await;
+    let Some(at) = last
+        .ok()
+        .and_then(|events| events.into_iter().next())
+        .and_then(|event| ledger_commands::decode(&event).ok())
+        .map(|(event, _)| event.at())
+    else {
+        return clock;
+    };
+    if dev {
+        // Earlier than now is refused, and then the machine's clock is ahead anyway.
+        let _ = clock.advance_to(at);
+    } else {
+        clock.not_before(at);
+    }
+    clock
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> anyhow::Result<std::sync::MutexGuard<'_, T>> {

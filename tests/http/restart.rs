@@ -189,3 +189,25 @@ async fn sums_past_the_largest_amount_entered_are_folded_and_survive_a_restart()
     assert_eq!(ready["ready"], true, "{ready}");
     server.assert_books_balance().await;
 }
+
+/// `--dev`'s clock moved forward is not forgotten by a restart: it resumes from the last
+/// event's instant, so the orders acted on "in the future" can still be acted on. (Without
+/// `--dev` the clock holds at that instant until the machine's catches up.)
+#[tokio::test]
+async fn a_restart_resumes_the_dev_clock_from_the_last_event() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "100.00").await;
+    let confirmed = server.act(&seller, order, "confirm", json!({})).await;
+    let due = crate::support::parse_instant(&confirmed["order"]["due_at"]);
+    server.advance(due + chrono::Duration::days(2)).await;
+    let delivered = server
+        .act(&seller, order, "deliver", json!({ "message": "late" }))
+        .await;
+    assert_eq!(delivered["order"]["late"], true, "{delivered}");
+
+    let server = Server::start_in(server.stop());
+    assert!(server.now().await >= due + chrono::Duration::days(2));
+    let closed = server.act(&buyer, order, "close", json!({})).await;
+    assert_eq!(closed["order"]["status"], "Closed", "{closed}");
+}
