@@ -574,6 +574,14 @@ async fn clock_after(store: &dyn EventStore, dev: bool) -> Clock {
         // Earlier than now is refused, and then the machine's clock is ahead anyway.
         let _ = clock.advance_to(at);
     } else {
+        let behind = at - chrono::Utc::now();
+        if behind > chrono::Duration::seconds(1) {
+            tracing::warn!(
+                last_event_at = %at,
+                behind_ms = behind.num_milliseconds(),
+                "the machine's clock is behind the log's last event: commands are dated from that event until it catches up (is NTP running?)"
+            );
+        }
         clock.not_before(at);
     }
     clock
