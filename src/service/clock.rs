@@ -45,6 +45,7 @@ impl ClockRefused {
     }
 }
 
+/// The floor is kept in microseconds; rounded up, it is never before the instant it keeps.
 fn micros_rounded_up(at: DateTime<Utc>) -> i64 {
     let partial = !at.timestamp_subsec_nanos().is_multiple_of(1_000);
     at.timestamp_micros().saturating_add(i64::from(partial))
