@@ -1,6 +1,6 @@
 use crate::types::{ExpectedRevision, InvalidInput, StreamName};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     #[error("wrong expected revision on {stream}: expected {expected}, the stream is at {}", actual.map_or("no stream".to_owned(), |r| format!("revision {r}")))]

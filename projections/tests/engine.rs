@@ -124,6 +124,18 @@ async fn rebuilt_from_zero(store: &SqliteStore) -> Views {
     projector.views().clone()
 }
 
+/// The four events of one closed order, folded, and the caller told so as it went.
+fn assert_one_order_folded(progress: Progress, heard: &[u64]) {
+    assert_eq!(
+        progress,
+        Progress {
+            applied: 4,
+            checkpoint: Some(3)
+        }
+    );
+    assert_eq!(heard.last(), Some(&4), "told how far it came: {heard:?}");
+}
+
 #[tokio::test]
 async fn a_restart_resumes_from_the_checkpoint_and_matches_a_rebuild() {
     let (_log, views_dir, store) = log_and_views();
@@ -135,14 +147,7 @@ async fn a_restart_resumes_from_the_checkpoint_and_matches_a_rebuild() {
             .catch_up(&store, |applied| heard.push(applied))
             .await
             .expect("catch up");
-        assert_eq!(
-            progress,
-            Progress {
-                applied: 4,
-                checkpoint: Some(3)
-            }
-        );
-        assert_eq!(heard.last(), Some(&4), "told how far it came: {heard:?}");
+        assert_one_order_folded(progress, &heard);
     }
     run_order(&store, 2, closed_order(2, t0() + Duration::days(3))).await;
     let mut projector = Projector::open(views_dir.path()).expect("reopen");
@@ -266,14 +271,7 @@ async fn rebuilding_one_view_over_nothing_stored_folds_and_stores_every_view() {
         .rebuild_view(&store, ViewName::Journal, |applied| heard.push(applied))
         .await
         .expect("rebuild");
-    assert_eq!(
-        progress,
-        Progress {
-            applied: 4,
-            checkpoint: Some(3)
-        }
-    );
-    assert_eq!(heard.last(), Some(&4), "told how far it came: {heard:?}");
+    assert_one_order_folded(progress, &heard);
     drop(projector);
     let reopened = Projector::open(views_dir.path()).expect("reopen");
     assert_eq!(reopened.checkpoint(), Some(3), "stored");

@@ -555,16 +555,10 @@ async fn finish_save(state: &AppState, save: SaveInFlight) -> anyhow::Result<Sav
 /// otherwise the clock holds there until the machine's catches up.
 async fn clock_after(store: &dyn EventStore, dev: bool) -> Clock {
     let clock = Clock::default();
-    let last = store
-        .read_all(
-            ledger_store::AllFrom::End,
-            ledger_store::Direction::Backwards,
-            1,
-        )
-        .await;
-    let Some(at) = last
+    let Some(at) = ops::last_event(store)
+        .await
         .ok()
-        .and_then(|events| events.into_iter().next())
+        .flatten()
         .and_then(|event| ledger_commands::decode(&event).ok())
         .map(|(event, _)| event.at())
     else {

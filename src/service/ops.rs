@@ -162,10 +162,17 @@ async fn readyz(State(state): State<AppState>) -> Response {
 pub(super) async fn last_position(
     store: &dyn ledger_store::EventStore,
 ) -> Result<Option<u64>, ledger_store::StoreError> {
+    Ok(last_event(store).await?.map(|e| e.position))
+}
+
+/// The log's last event; none for an empty log.
+pub(super) async fn last_event(
+    store: &dyn ledger_store::EventStore,
+) -> Result<Option<ledger_store::RecordedEvent>, ledger_store::StoreError> {
     let last = store
         .read_all(AllFrom::End, Direction::Backwards, 1)
         .await?;
-    Ok(last.first().map(|e| e.position))
+    Ok(last.into_iter().next())
 }
 
 /// Prometheus text format.

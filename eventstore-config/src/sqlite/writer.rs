@@ -268,16 +268,12 @@ impl Writer {
                     self.next_position = position;
                     self.next_stream_id = stream_id;
                 }
-                let refusal: fn(String) -> StoreError = match &error {
-                    StoreError::Full(_) => StoreError::Full,
-                    _ => StoreError::Io,
-                };
-                let detail = match error {
-                    StoreError::Io(detail) | StoreError::Full(detail) => detail,
-                    other => other.to_string(),
+                let refusal = match error {
+                    StoreError::Io(_) | StoreError::Full(_) => error,
+                    other => StoreError::Io(other.to_string()),
                 };
                 for reply in replies {
-                    let _ = reply.send(Err(refusal(detail.clone())));
+                    let _ = reply.send(Err(refusal.clone()));
                 }
             }
         }
