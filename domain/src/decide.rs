@@ -8,6 +8,7 @@
 use crate::command::{Command, CommandKind, ExtraKind, Resolution};
 use crate::event::*;
 use crate::ids::{Actor, Party, Role};
+use crate::instant;
 use crate::money::Money;
 use crate::policy::*;
 use crate::rejection::Rejection;
@@ -631,11 +632,14 @@ pub fn review_window_end(
         .and_then(|last_day| last_day.checked_add_days(Days::new(1)))
         .and_then(|day_after| day_after.and_hms_opt(0, 0, 0))
         .map(|midnight| midnight.and_utc())
+        .filter(|end| *end <= instant::latest())
         .ok_or(Rejection::InstantOutOfRange)
 }
 
+/// Deadlines past [`instant::latest`] are refused: the wire could not carry them as RFC 3339.
 fn days_after(at: DateTime<Utc>, days: u32) -> Result<DateTime<Utc>, Rejection> {
     at.checked_add_days(Days::new(u64::from(days)))
+        .filter(|deadline| *deadline <= instant::latest())
         .ok_or(Rejection::InstantOutOfRange)
 }
 

@@ -13,6 +13,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// `2026-03-02T09:00:00.123456789Z`
 const LONGEST: usize = 30;
 
+/// The last instant RFC 3339 can write (four-digit years). chrono goes on to year 262,143 and
+/// writes those as `+10000-…`, which other languages' RFC 3339 parsers refuse.
+pub fn latest() -> DateTime<Utc> {
+    NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|day| day.and_hms_nano_opt(23, 59, 59, 999_999_999))
+        .map_or(DateTime::<Utc>::MAX_UTC, |at| at.and_utc())
+}
+
 pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
     let mut text = [0u8; LONGEST];
     let direct = write(at, &mut text).and_then(|len| std::str::from_utf8(&text[..len]).ok());

@@ -107,7 +107,7 @@ pub enum Rejection {
     },
     #[error("an order can have at most {max} extras")]
     TooManyExtras { max: u32 },
-    #[error("the resulting date is outside the supported calendar")]
+    #[error("the resulting date falls after 9999-12-31, the last day RFC 3339 can write")]
     InstantOutOfRange,
     #[error("the order's recorded state is inconsistent: {0} is missing")]
     InconsistentState(&'static str),

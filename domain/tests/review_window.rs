@@ -87,3 +87,41 @@ fn the_window_follows_the_configured_number_of_months() {
         Ok(utc(2027, 1, 16, 0))
     );
 }
+
+/// Every instant an event carries must be writable as RFC 3339, whose years have four digits.
+#[test]
+fn no_deadline_or_window_is_set_past_the_year_9999() {
+    assert_eq!(
+        review_window_end(utc(9999, 6, 30, 8), 6),
+        Ok(utc(9999, 12, 31, 0))
+    );
+    assert_eq!(
+        review_window_end(utc(9999, 7, 1, 8), 6),
+        Err(Rejection::InstantOutOfRange)
+    );
+    let place = |at| Command::Place {
+        by: buyer(),
+        at,
+        order_id: ORDER,
+        seller: SELLER,
+        title: "A logo".into(),
+        price: eur("100.00"),
+        delivery_days: 2,
+    };
+    assert!(OrderTest::given(vec![])
+        .when(place(utc(9999, 12, 28, 8)))
+        .result
+        .is_ok());
+    OrderTest::given(vec![])
+        .when(place(utc(9999, 12, 29, 8)))
+        .then_expect_rejection(Rejection::InstantOutOfRange);
+    assert!(review_after_close(utc(9999, 6, 30, 8), utc(9999, 12, 30, 8)).is_ok());
+    let delivered = vec![
+        place(utc(9999, 6, 27, 8)),
+        sample(CommandKind::Confirm, seller(), utc(9999, 6, 27, 9)),
+        sample(CommandKind::Deliver, seller(), utc(9999, 6, 28, 9)),
+    ];
+    OrderTest::given_commands(delivered)
+        .when(sample(CommandKind::Close, buyer(), utc(9999, 7, 1, 8)))
+        .then_expect_rejection(Rejection::InstantOutOfRange);
+}

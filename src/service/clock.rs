@@ -1,7 +1,7 @@
 //! The service's clock. Commands are dated by it; in `--dev` it can be moved forward so that
 //! lateness, auto-close and review windows can be exercised from outside.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, Utc};
 use std::sync::atomic::{AtomicI64, Ordering};
 
 #[derive(Debug)]
@@ -51,14 +51,10 @@ fn micros_rounded_up(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros().saturating_add(i64::from(partial))
 }
 
-/// The latest instant the clock may be moved to: the last one RFC 3339 can write. Beyond it,
-/// the instants commands derive (deadlines, review windows) would not fit the wire format, and
-/// near chrono's own end the clock would overflow as it ticks.
-pub fn latest() -> DateTime<Utc> {
-    NaiveDate::from_ymd_opt(9999, 12, 31)
-        .and_then(|day| day.and_hms_nano_opt(23, 59, 59, 999_999_999))
-        .map_or(DateTime::<Utc>::MAX_UTC, |at| at.and_utc())
-}
+/// The latest instant the clock may be moved to: the last one RFC 3339 can write. Near
+/// chrono's own end the clock would overflow as it ticks; the deadlines commands derive from
+/// it the domain refuses past the same instant.
+pub use ledger_domain::instant::latest;
 
 impl Clock {
     /// A clock that reads `machine`, the system's clock but in tests.
