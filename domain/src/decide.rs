@@ -194,6 +194,10 @@ fn place(command: &Command, policy: &Policy) -> Decision {
     }
     let title = single_line("title", title, TITLE_CHARS_MAX)?;
     positive("price", price)?;
+    let currency = price.currency();
+    if let Some(why) = currency.not_payable() {
+        return Err(Rejection::CurrencyNotPayable { currency, why });
+    }
     days_in_range("delivery_days", *delivery_days, 1, DELIVERY_DAYS_MAX)?;
     Ok(vec![Event::OrderPlaced(OrderPlaced {
         order_id: *order_id,

@@ -23,7 +23,9 @@ pub use command::{Command, CommandKind, ExtraKind, Resolution};
 pub use decide::{decide, review_window_end, roles_allowed, states_allowed, ACTIVE_STATES};
 pub use event::*;
 pub use ids::{Actor, OrderId, Party, Role, UserId};
-pub use money::{Currency, Money, MoneyError, AMOUNT_MAJOR_UNITS_MAX, AMOUNT_TEXT_CHARS_MAX};
+pub use money::{
+    Currency, Money, MoneyError, NotPayable, AMOUNT_MAJOR_UNITS_MAX, AMOUNT_TEXT_CHARS_MAX,
+};
 pub use naming::{order_of_stream, order_stream_name, ORDER_STREAM_PREFIX};
 pub use policy::*;
 pub use rejection::Rejection;

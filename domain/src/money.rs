@@ -64,6 +64,19 @@ impl Currency {
         self.0.code()
     }
 
+    /// Why no buyer can pay in this currency today, if that is so. ISO 4217 keeps funds (units
+    /// of account such as CLF) and currencies that were replaced (HRK by EUR) beside money;
+    /// events in them stay readable, new orders are refused.
+    pub fn not_payable(self) -> Option<NotPayable> {
+        if let Some(successor) = self.0.is_superseded() {
+            Some(NotPayable::ReplacedBy(successor.code()))
+        } else if self.0.is_fund() || self.0.is_special() {
+            Some(NotPayable::UnitOfAccount)
+        } else {
+            None
+        }
+    }
+
     /// Decimal places of the minor unit: 2 for EUR, 0 for JPY, 3 for BHD.
     pub fn minor_unit(self) -> u32 {
         // Invariant: construction refused every currency without an exponent.
@@ -101,6 +114,14 @@ impl<'de> Deserialize<'de> for Currency {
         let code = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
         Currency::from_code(&code).map_err(serde::de::Error::custom)
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotPayable {
+    #[error("is a unit of account, not money a buyer can pay in")]
+    UnitOfAccount,
+    #[error("is no longer in circulation: it was replaced by {0}")]
+    ReplacedBy(&'static str),
 }
 
 /// A non-negative amount of one currency, at exactly the currency's minor unit.

@@ -3,7 +3,7 @@
 
 use crate::command::CommandKind;
 use crate::ids::{Party, Role};
-use crate::money::{Currency, Money, MoneyError};
+use crate::money::{Currency, Money, MoneyError, NotPayable};
 use crate::policy::PolicyError;
 use crate::state::Status;
 use chrono::{DateTime, Utc};
@@ -107,6 +107,8 @@ pub enum Rejection {
     },
     #[error("an order can have at most {max} extras")]
     TooManyExtras { max: u32 },
+    #[error("{currency} {why}")]
+    CurrencyNotPayable { currency: Currency, why: NotPayable },
     #[error("the resulting date falls after 9999-12-31, the last day RFC 3339 can write")]
     InstantOutOfRange,
     #[error("the order's recorded state is inconsistent: {0} is missing")]
@@ -152,6 +154,7 @@ impl Rejection {
             Rejection::TextControlCharacter { .. } => "text_control_character",
             Rejection::DaysOutOfRange { .. } => "days_out_of_range",
             Rejection::TooManyExtras { .. } => "too_many_extras",
+            Rejection::CurrencyNotPayable { .. } => "currency_not_payable",
             Rejection::InstantOutOfRange => "instant_out_of_range",
             Rejection::InconsistentState(_) => "inconsistent_state",
             Rejection::Money(_) => "invalid_money",

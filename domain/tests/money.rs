@@ -194,3 +194,21 @@ fn a_zero_decimal_order_closes_with_whole_commission() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[test]
+fn buyers_pay_in_money_in_circulation_and_old_amounts_stay_readable() {
+    assert_eq!(
+        currency("HRK").not_payable(),
+        Some(NotPayable::ReplacedBy("EUR"))
+    );
+    assert_eq!(
+        currency("CLF").not_payable(),
+        Some(NotPayable::UnitOfAccount)
+    );
+    for code in ["EUR", "JPY", "BHD", "USD", "VED"] {
+        assert_eq!(currency(code).not_payable(), None, "{code}");
+    }
+    let recorded: Money =
+        serde_json::from_str(r#"{"amount":"10.00","currency":"HRK"}"#).expect("readable");
+    assert_eq!(recorded, money("10.00", "HRK"));
+}

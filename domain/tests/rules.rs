@@ -107,6 +107,12 @@ fn place_refuses_a_zero_price_an_empty_title_and_impossible_delivery_times() {
             place("x", eur("1"), DELIVERY_DAYS_MAX + 1),
             "days_out_of_range",
         ),
+        (place("x", money("10.00", "HRK"), 3), "currency_not_payable"),
+        (
+            place("x", money("10.0000", "CLF"), 3),
+            "currency_not_payable",
+        ),
+        (place("x", money("10.00", "BGN"), 3), "currency_not_payable"),
     ];
     for (command, code) in cases {
         OrderTest::given(vec![])

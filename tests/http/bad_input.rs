@@ -286,6 +286,22 @@ async fn bad_input_when_placing_is_a_4xx_problem_and_appends_nothing() {
             "invalid_currency",
         ),
         (
+            "a currency replaced by the euro",
+            with("currency", json!("HRK")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "currency_not_payable",
+        ),
+        (
+            "a fund, not money",
+            {
+                let mut b = with("currency", json!("CLF"));
+                b["price"] = json!("10.0000");
+                b
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "currency_not_payable",
+        ),
+        (
             "seller not a uuid",
             with("seller_id", json!("bob")),
             StatusCode::BAD_REQUEST,
