@@ -396,6 +396,13 @@ pub async fn bad_input_is_refused_and_writes_nothing<S: EventStore>(store: S) {
     let mut e = event("", 0);
     e.event_type.clear();
     invalid(store.append(&s, ExpectedRevision::Any, vec![e]).await);
+    for control in ["Order\nPlaced", "Order\rPlaced", "Order\u{0}Placed"] {
+        invalid(
+            store
+                .append(&s, ExpectedRevision::Any, vec![event(control, 0)])
+                .await,
+        );
+    }
     let mut e = event("x", 0);
     e.data = vec![b'x'; EVENT_DATA_BYTES_MAX + 1];
     invalid(store.append(&s, ExpectedRevision::Any, vec![e]).await);

@@ -40,6 +40,9 @@ pub enum InvalidInput {
     TooManyEvents(usize),
     #[error("an event type must be 1 to {EVENT_TYPE_BYTES_MAX} bytes (got {0})")]
     EventTypeLength(usize),
+    /// Subscribers name events by type in line-based protocols (SSE's `event:` line).
+    #[error("an event type cannot contain control characters")]
+    ControlCharacterInEventType,
     #[error("event data is at most {EVENT_DATA_BYTES_MAX} bytes (got {0})")]
     DataTooLarge(usize),
     #[error("event metadata is at most {EVENT_METADATA_BYTES_MAX} bytes (got {0})")]
@@ -134,10 +137,14 @@ pub struct EventData {
 }
 
 impl EventData {
-    pub(crate) fn validate(&self) -> Result<(), InvalidInput> {
+    /// What every append checks of each event, for tools that check a batch before writing.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
         let type_len = self.event_type.len();
         if type_len == 0 || type_len > EVENT_TYPE_BYTES_MAX {
             return Err(InvalidInput::EventTypeLength(type_len));
+        }
+        if self.event_type.chars().any(char::is_control) {
+            return Err(InvalidInput::ControlCharacterInEventType);
         }
         if self.data.len() > EVENT_DATA_BYTES_MAX {
             return Err(InvalidInput::DataTooLarge(self.data.len()));

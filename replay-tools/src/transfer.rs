@@ -8,8 +8,8 @@
 
 use chrono::{DateTime, Utc};
 use ledger_store::{
-    AllFrom, Direction, EventData, EventStore, ExpectedRevision, RecordedEvent, StoreError,
-    StreamFrom, StreamName, APPEND_EVENTS_MAX, READ_EVENTS_MAX,
+    AllFrom, Direction, EventData, EventStore, ExpectedRevision, InvalidInput, RecordedEvent,
+    StoreError, StreamFrom, StreamName, APPEND_EVENTS_MAX, READ_EVENTS_MAX,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -55,6 +55,21 @@ struct Line {
     data: Box<RawValue>,
     metadata: Box<RawValue>,
     recorded_at: DateTime<Utc>,
+}
+
+impl Line {
+    /// The event to append, and where.
+    fn into_event(self) -> Result<(StreamName, u64, EventData), InvalidInput> {
+        let stream = StreamName::new(&self.stream)?;
+        let event = EventData {
+            event_id: self.event_id,
+            event_type: self.event_type,
+            data: self.data.get().as_bytes().to_vec(),
+            metadata: self.metadata.get().as_bytes().to_vec(),
+            recorded_at: Some(self.recorded_at),
+        };
+        Ok((stream, self.revision, event))
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -208,10 +223,16 @@ pub fn check(input: impl BufRead) -> Result<u64, TransferError> {
             trailer = Some(found);
             continue;
         }
-        serde_json::from_slice::<Line>(&line).map_err(|e| TransferError::BadLine {
+        let bad_line = |detail: String| TransferError::BadLine {
             line: number,
-            detail: e.to_string(),
-        })?;
+            detail,
+        };
+        let parsed: Line = serde_json::from_slice(&line).map_err(|e| bad_line(e.to_string()))?;
+        // What the store would refuse, refused before anything is written.
+        parsed
+            .into_event()
+            .and_then(|(_, _, event)| event.validate())
+            .map_err(|e| bad_line(e.to_string()))?;
         hasher.update(&line);
         hasher.update(b"\n");
         lines += 1;
@@ -274,15 +295,8 @@ async fn feed(appender: &mut Appender<'_>, input: impl BufRead) -> Result<(), Tr
             line: index as u64 + 1,
             detail: e.to_string(),
         })?;
-        let stream = StreamName::new(&line.stream).map_err(StoreError::from)?;
-        let event = EventData {
-            event_id: line.event_id,
-            event_type: line.event_type,
-            data: line.data.get().as_bytes().to_vec(),
-            metadata: line.metadata.get().as_bytes().to_vec(),
-            recorded_at: Some(line.recorded_at),
-        };
-        appender.push(stream, line.revision, event).await?;
+        let (stream, revision, event) = line.into_event().map_err(StoreError::from)?;
+        appender.push(stream, revision, event).await?;
     }
     Ok(())
 }

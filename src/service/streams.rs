@@ -359,15 +359,7 @@ fn sse(
             && type_prefix
                 .as_deref()
                 .is_none_or(|prefix| event.event_type.starts_with(prefix));
-        let sse = keep.then(|| {
-            let id = event.position.to_string();
-            let name = event.event_type.clone();
-            SseEvent::default()
-                .id(id)
-                .event(name)
-                .json_data(Delivered::of(event))
-        });
-        std::future::ready(sse)
+        std::future::ready(keep.then(|| framed(event)))
     })
     .take_until(async move { state.shutting_down().await });
     Sse::new(sent)
@@ -375,9 +367,59 @@ fn sse(
         .into_response()
 }
 
+/// An event as SSE: `id` its position, `event` its type, `data` the event as JSON.
+fn framed(event: RecordedEvent) -> Result<SseEvent, axum::Error> {
+    let framed = SseEvent::default().id(event.position.to_string());
+    // An `event:` line cannot hold a line break (axum panics on one). The embedded store
+    // refuses such types, but EventStoreDB may hold them; the data still names the type.
+    let framed = if event.event_type.contains(['\r', '\n']) {
+        framed
+    } else {
+        framed.event(&event.event_type)
+    };
+    framed.json_data(Delivered::of(event))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::SystemStream;
+    use super::{framed, SystemStream};
+    use axum::response::IntoResponse;
+    use http_body_util::BodyExt;
+    use ledger_store::{RecordedEvent, StreamName};
+
+    #[tokio::test]
+    async fn a_type_with_a_line_break_is_sent_without_its_event_line() {
+        let event = |event_type: &str| RecordedEvent {
+            stream: StreamName::new("other-1").expect("name"),
+            revision: 0,
+            position: 7,
+            event_id: uuid::Uuid::nil(),
+            event_type: event_type.to_owned(),
+            data: br#"{"x":1}"#.to_vec(),
+            metadata: b"{}".to_vec(),
+            recorded_at: chrono::DateTime::UNIX_EPOCH,
+        };
+        let events = [event("Noted"), event("Noted\nevent: forged")].map(framed);
+        let response = axum::response::Sse::new(futures::stream::iter(events)).into_response();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let text = String::from_utf8_lossy(&body);
+        let frames: Vec<&str> = text.split("\n\n").filter(|f| !f.is_empty()).collect();
+        assert_eq!(frames.len(), 2, "{text}");
+        assert!(
+            frames[0].starts_with("id: 7\nevent: Noted\ndata: {"),
+            "{text}"
+        );
+        assert!(frames[1].starts_with("id: 7\ndata: {"), "{text}");
+        assert!(
+            frames[1].contains(r#""type":"Noted\nevent: forged""#),
+            "{text}"
+        );
+    }
 
     #[test]
     fn a_category_is_the_stream_name_before_its_first_dash_and_a_type_matches_whole() {

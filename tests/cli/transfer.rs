@@ -282,6 +282,45 @@ async fn a_cut_short_or_malformed_export_is_a_clear_error() {
     assert_eq!(out.matches(cause).count(), 1, "{out}");
 }
 
+/// A sound export (checksum and count right) holding an event the store would refuse is
+/// refused before anything is written, not halfway through.
+#[tokio::test]
+async fn an_export_holding_an_event_the_store_refuses_imports_nothing() {
+    use sha2::{Digest, Sha256};
+    let (dir, file, original) = exported().await;
+    let text = String::from_utf8(original).expect("utf8");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.pop();
+    let last = lines.len() - 1;
+    lines[last] = lines[last].replacen(r#""type":"Order"#, r#""type":"Order\nevent: forged"#, 1);
+    let mut hasher = Sha256::new();
+    for line in &lines {
+        hasher.update(line.as_bytes());
+        hasher.update(b"\n");
+    }
+    let sha256: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let trailer = serde_json::json!({"count": lines.len(), "sha256": sha256});
+    std::fs::write(&file, format!("{}\n{trailer}\n", lines.join("\n"))).expect("write");
+    let copy = dir.path().join("copy");
+    let (output, out) = import(&file, &copy, &[]);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "line {}: an event type cannot contain control characters",
+            lines.len()
+        )) && out.contains("nothing was imported"),
+        "{out}"
+    );
+    assert!(
+        !copy.join(ledger_store::LOG_FILE_NAME).exists(),
+        "no store was even created"
+    );
+}
+
 #[tokio::test]
 async fn an_export_whose_reader_stops_early_ends_quietly() {
     use std::io::Read;
