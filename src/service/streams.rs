@@ -17,6 +17,7 @@ use ledger_store::{
     Subscription,
 };
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -43,34 +44,47 @@ pub struct StreamQuery {
 
 /// One recorded event as subscribers receive it.
 #[derive(Serialize)]
-struct Delivered {
-    stream: String,
+struct Delivered<'a> {
+    stream: &'a str,
     revision: u64,
     position: u64,
     event_id: Uuid,
     #[serde(rename = "type")]
-    event_type: String,
+    event_type: &'a str,
     recorded_at: DateTime<Utc>,
-    data: serde_json::Value,
-    metadata: serde_json::Value,
+    data: Payload<'a>,
+    metadata: Payload<'a>,
 }
 
-impl Delivered {
-    fn of(event: RecordedEvent) -> Delivered {
-        let json = |bytes: &[u8]| {
-            serde_json::from_slice(bytes).unwrap_or_else(|_| {
-                serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned())
-            })
-        };
+/// Data or metadata as stored: JSON written through as it is (checked, not rebuilt: each
+/// subscriber encodes every event), anything else as a string.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Payload<'a> {
+    Json(&'a RawValue),
+    Text(std::borrow::Cow<'a, str>),
+}
+
+impl<'a> Payload<'a> {
+    fn of(bytes: &'a [u8]) -> Payload<'a> {
+        match serde_json::from_slice(bytes) {
+            Ok(json) => Payload::Json(json),
+            Err(_) => Payload::Text(String::from_utf8_lossy(bytes)),
+        }
+    }
+}
+
+impl<'a> Delivered<'a> {
+    fn of(event: &'a RecordedEvent) -> Delivered<'a> {
         Delivered {
-            data: json(&event.data),
-            metadata: json(&event.metadata),
-            stream: event.stream.as_str().to_owned(),
+            stream: event.stream.as_str(),
             revision: event.revision,
             position: event.position,
             event_id: event.event_id,
-            event_type: event.event_type,
+            event_type: &event.event_type,
             recorded_at: event.recorded_at,
+            data: Payload::of(&event.data),
+            metadata: Payload::of(&event.metadata),
         }
     }
 }
@@ -377,7 +391,7 @@ fn framed(event: RecordedEvent) -> Result<SseEvent, axum::Error> {
     } else {
         framed.event(&event.event_type)
     };
-    framed.json_data(Delivered::of(event))
+    framed.json_data(Delivered::of(&event))
 }
 
 #[cfg(test)]
@@ -419,6 +433,14 @@ mod tests {
             frames[1].contains(r#""type":"Noted\nevent: forged""#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn data_is_sent_as_stored_when_json_and_as_a_string_otherwise() {
+        let json = super::Payload::of(br#"{"b":1,"a":[true,null]}"#);
+        let text = super::Payload::of(b"not json {");
+        let sent = serde_json::to_string(&(json, text)).expect("serialise");
+        assert_eq!(sent, r#"[{"b":1,"a":[true,null]},"not json {"]"#);
     }
 
     #[test]
