@@ -864,6 +864,12 @@ fn run_export(
         .map(ledger_store::StreamName::new)
         .transpose()
         .context("--stream")?;
+    if let (Some(from), Some(to)) = (from, to) {
+        anyhow::ensure!(
+            from <= to,
+            "--to {to} is before --from {from}: no position is in that range"
+        );
+    }
     let store = args.open_existing()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let whole_log = stream.is_none();

@@ -7,7 +7,7 @@
 
 use crate::command::{Command, CommandKind, ExtraKind, Resolution};
 use crate::event::*;
-use crate::ids::{Actor, Party, Role};
+use crate::ids::{Actor, Party, Role, UserId};
 use crate::instant;
 use crate::money::Money;
 use crate::policy::*;
@@ -68,6 +68,10 @@ pub fn decide(state: &OrderState, command: &Command, policy: &Policy) -> Decisio
             role: by.role,
             command: kind,
         });
+    }
+    // The audit trail tells the timers' acts from people's by this id.
+    if by.user_id == UserId::SYSTEM && by.role != Role::System {
+        return Err(Rejection::SystemUserId { party: "caller" });
     }
     match (state.order(), command) {
         (None, Command::Place { .. }) => place(command, policy),
@@ -191,6 +195,9 @@ fn place(command: &Command, policy: &Policy) -> Decision {
     };
     if by.user_id == *seller {
         return Err(Rejection::BuyerIsSeller);
+    }
+    if *seller == UserId::SYSTEM {
+        return Err(Rejection::SystemUserId { party: "seller" });
     }
     let title = single_line("title", title, TITLE_CHARS_MAX)?;
     positive("price", price)?;

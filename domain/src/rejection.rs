@@ -2,7 +2,7 @@
 //! service: it appends nothing, and its message is written for the mediator reading it.
 
 use crate::command::CommandKind;
-use crate::ids::{Party, Role};
+use crate::ids::{Party, Role, UserId};
 use crate::money::{Currency, Money, MoneyError, NotPayable};
 use crate::policy::PolicyError;
 use crate::state::Status;
@@ -107,6 +107,11 @@ pub enum Rejection {
     },
     #[error("an order can have at most {max} extras")]
     TooManyExtras { max: u32 },
+    #[error(
+        "the {party} cannot be {}, the id the service's own timers act under",
+        UserId::SYSTEM
+    )]
+    SystemUserId { party: &'static str },
     #[error("{currency} {why}")]
     CurrencyNotPayable { currency: Currency, why: NotPayable },
     #[error("the resulting date falls after 9999-12-31, the last day RFC 3339 can write")]
@@ -155,6 +160,7 @@ impl Rejection {
             Rejection::DaysOutOfRange { .. } => "days_out_of_range",
             Rejection::TooManyExtras { .. } => "too_many_extras",
             Rejection::CurrencyNotPayable { .. } => "currency_not_payable",
+            Rejection::SystemUserId { .. } => "system_user_id",
             Rejection::InstantOutOfRange => "instant_out_of_range",
             Rejection::InconsistentState(_) => "inconsistent_state",
             Rejection::Money(_) => "invalid_money",

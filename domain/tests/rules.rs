@@ -121,6 +121,36 @@ fn place_refuses_a_zero_price_an_empty_title_and_impossible_delivery_times() {
     }
 }
 
+/// The nil id is the timers'; a person under it would read as the system in an order's history.
+#[test]
+fn nobody_but_the_system_acts_or_sells_under_the_system_id() {
+    let place = |by: Actor, seller: UserId| Command::Place {
+        by,
+        at: t0(),
+        order_id: ORDER,
+        seller,
+        title: "A logo".into(),
+        price: eur("10.00"),
+        delivery_days: 3,
+    };
+    OrderTest::given(vec![])
+        .when(place(buyer(), UserId::SYSTEM))
+        .then_expect_rejection(Rejection::SystemUserId { party: "seller" });
+    OrderTest::given(vec![])
+        .when(place(Actor::new(Role::Buyer, UserId::SYSTEM), SELLER))
+        .then_expect_rejection(Rejection::SystemUserId { party: "caller" });
+    OrderTest::given_commands(path_to(Some(Status::Placed)))
+        .when(sample(
+            Confirm,
+            Actor::new(Role::Seller, UserId::SYSTEM),
+            hours(1),
+        ))
+        .then_rejected_with("system_user_id");
+    OrderTest::given_commands(path_to(Some(Status::Placed)))
+        .when(sample(Expire, system(), days(4)))
+        .then_accepted();
+}
+
 #[test]
 fn confirm_fixes_the_deadline_from_the_confirmation() {
     OrderTest::given_commands(path_to(Some(Status::Placed)))

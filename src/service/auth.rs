@@ -86,6 +86,8 @@ pub enum TokenError {
         hours: i64,
         issued_at: DateTime<Utc>,
     },
+    #[error("the nil UUID is the id the service's own timers act under, not a user's")]
+    SystemSub,
 }
 
 impl TokenKeys {
@@ -109,6 +111,9 @@ impl TokenKeys {
         issued_at: DateTime<Utc>,
         ttl: chrono::Duration,
     ) -> Result<String, TokenError> {
+        if sub.is_nil() {
+            return Err(TokenError::SystemSub);
+        }
         let expires_at = issued_at
             .checked_add_signed(ttl)
             .ok_or(TokenError::ExpiryOutOfRange {
@@ -275,6 +280,14 @@ mod tests {
             matches!(minted, Err(TokenError::ExpiryOutOfRange { hours: 2, .. })),
             "{minted:?}"
         );
+    }
+
+    #[test]
+    fn no_token_is_minted_for_the_timers_id() {
+        let keys = TokenKeys::new("secret").expect("keys");
+        let hour = chrono::Duration::hours(1);
+        let minted = keys.mint(ApiRole::Finance, Uuid::nil(), Utc::now(), hour);
+        assert!(matches!(minted, Err(TokenError::SystemSub)), "{minted:?}");
     }
 
     #[test]

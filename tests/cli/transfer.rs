@@ -371,6 +371,11 @@ async fn an_export_can_be_limited_to_positions_or_one_stream() {
     assert_eq!(one.lines().count(), 5);
     let none = String::from_utf8(export(&log, &["--stream", "order-elsewhere"])).expect("utf8");
     assert!(none.starts_with("{\"count\":0,"), "{none}");
+    let log_dir = log.to_string_lossy();
+    let (output, text) = ledger(&["export", "--data-dir", &log_dir, "--from", "2", "--to", "1"]);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("--to 1 is before --from 2"), "{text}");
+    assert!(output.stdout.is_empty(), "no export, not even a trailer");
 }
 
 #[tokio::test]

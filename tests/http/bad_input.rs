@@ -286,6 +286,12 @@ async fn bad_input_when_placing_is_a_4xx_problem_and_appends_nothing() {
             "invalid_currency",
         ),
         (
+            "the timers' id as seller",
+            with("seller_id", json!(uuid::Uuid::nil())),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "system_user_id",
+        ),
+        (
             "a currency replaced by the euro",
             with("currency", json!("HRK")),
             StatusCode::UNPROCESSABLE_ENTITY,
