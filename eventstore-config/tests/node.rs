@@ -179,6 +179,16 @@ async fn malformed_requests_are_invalid_arguments_and_write_nothing() {
         Some("missing-required-metadata-property")
     );
 
+    // A type that would break a line-based subscriber (SSE's `event:` line).
+    let mut broken = typed();
+    broken.insert("type".to_owned(), "Tested\nevent: forged".to_owned());
+    let append = futures::stream::iter(vec![append_options("order-m"), proposed(broken)]);
+    let refused = client
+        .append(authorized(append))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+
     // A reserved and an empty stream name.
     for name in ["$system", ""] {
         let append = futures::stream::iter(vec![append_options(name), proposed(typed())]);
