@@ -1,0 +1,390 @@
+//! The log's tools: verify, history, rebuild, export, import, replay, simulate and copy, each
+//! over the embedded store the configuration names.
+
+use crate::{counted, StoreArgs};
+use anyhow::Context;
+
+pub(crate) fn run_verify(args: &StoreArgs) -> anyhow::Result<()> {
+    let store = args.open_existing()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let report = runtime
+        .block_on(ledger_replay::verify::verify(&store))
+        .context("reading the event log")?;
+    store.close();
+    for violation in &report.violations {
+        println!("{violation}");
+    }
+    if report.violations_unlisted > 0 {
+        println!("… and {} more", report.violations_unlisted);
+    }
+    let found = report.violations.len() as u64 + report.violations_unlisted;
+    if found > 0 {
+        anyhow::bail!(
+            "{} in {} of {}",
+            counted(found, "violation"),
+            counted(report.events, "event"),
+            counted(report.orders as u64, "stream")
+        );
+    }
+    println!(
+        "verified {} of {}: every invariant holds",
+        counted(report.events, "event"),
+        counted(report.orders as u64, "order")
+    );
+    Ok(())
+}
+
+pub(crate) fn run_history(
+    order: ledger_domain::OrderId,
+    cutoff: ledger_replay::history::Cutoff,
+    json: bool,
+    args: &StoreArgs,
+) -> anyhow::Result<()> {
+    let store = args.open_existing()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let history = runtime.block_on(ledger_replay::history::history(&store, order, cutoff));
+    store.close();
+    let history = history.context("reading the order's history")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&history)?);
+    } else {
+        print!("{}", ledger_replay::history::render(&history));
+    }
+    Ok(())
+}
+
+pub(crate) fn run_rebuild(
+    view: Option<ledger_projections::ViewName>,
+    quiet: bool,
+    args: &StoreArgs,
+) -> anyhow::Result<()> {
+    use ledger_store::EventStore;
+    let store = args.open_existing()?;
+    let data_dir = args.config()?.data_dir;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let last = runtime
+        .block_on(store.read_all(
+            ledger_store::AllFrom::End,
+            ledger_store::Direction::Backwards,
+            1,
+        ))
+        .context("reading the log")?;
+    let total = last.first().map_or(0, |e| e.position + 1);
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(total).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} events  {per_sec}  eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        )
+    };
+    let started = std::time::Instant::now();
+    let on_progress = |applied| bar.set_position(applied);
+    let progress = runtime
+        .block_on(async {
+            match view {
+                // The stored views are not read: they may be the very reason for the rebuild.
+                None => ledger_projections::Projector::rebuild_all(&data_dir, &store, on_progress)
+                    .await
+                    .map(|(_, progress)| progress),
+                Some(view) => {
+                    ledger_projections::Projector::open(&data_dir)?
+                        .rebuild_view(&store, view, on_progress)
+                        .await
+                }
+            }
+        })
+        .context("rebuilding the views")?;
+    bar.finish_and_clear();
+    store.close();
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "rebuilt {} from {} events in {:.2} s ({:.0} events/s); checkpoint {}",
+        view.map_or("every view".to_owned(), |v| format!(
+            "the {} view",
+            v.as_str()
+        )),
+        progress.applied,
+        seconds,
+        progress.applied as f64 / seconds.max(f64::EPSILON),
+        progress
+            .checkpoint
+            .map_or("none".to_owned(), |c| c.to_string()),
+    );
+    Ok(())
+}
+
+pub(crate) fn run_export(
+    from: Option<u64>,
+    to: Option<u64>,
+    stream: Option<String>,
+    args: &StoreArgs,
+) -> anyhow::Result<()> {
+    let stream = stream
+        .map(ledger_store::StreamName::new)
+        .transpose()
+        .context("--stream")?;
+    if let (Some(from), Some(to)) = (from, to) {
+        anyhow::ensure!(
+            from <= to,
+            "--to {to} is before --from {from}: no position is in that range"
+        );
+    }
+    let store = args.open_existing()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let whole_log = stream.is_none();
+    let selection = ledger_replay::transfer::Selection { from, to, stream };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let exported = runtime.block_on(ledger_replay::transfer::export(
+        &store, &selection, &mut out,
+    ));
+    store.close();
+    let exported = exported.context("exporting")?;
+    let count = exported.events;
+    if whole_log {
+        // What an incremental backup needs to know for the next one.
+        let next = exported
+            .last_position
+            .map_or(from.unwrap_or(0), |last| last + 1);
+        eprintln!(
+            "exported {}; the next increment: --from {next}",
+            counted(count, "event")
+        );
+    } else {
+        eprintln!("exported {}", counted(count, "event"));
+    }
+    Ok(())
+}
+
+pub(crate) fn run_import(
+    file: &std::path::Path,
+    append: bool,
+    args: &StoreArgs,
+) -> anyhow::Result<()> {
+    let export = ExportFile::open(file)?;
+    let count = ledger_replay::transfer::check(export.reader()?)
+        .with_context(|| format!("{export} is not a sound export; nothing was imported"))?;
+    let config = args.config()?;
+    let store = ledger_store::SqliteStore::open(&config.data_dir)
+        .and_then(ledger_store::SqliteStore::to_write)
+        .with_context(|| format!("opening the event log in {}", config.data_dir.display()))?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let imported = runtime.block_on(async {
+        if append {
+            ledger_replay::transfer::fits(&store, export.reader()?)
+                .await
+                .context("nothing was imported")?;
+        }
+        ledger_replay::transfer::import(&store, export.reader()?, append)
+            .await
+            .context("importing")
+    });
+    store.close();
+    let new = imported?;
+    match count - new.min(count) {
+        0 => println!("imported {} from {export}", counted(new, "event")),
+        present => println!(
+            "imported {} from {export}; the store held the other {present} already",
+            counted(new, "event")
+        ),
+    }
+    Ok(())
+}
+
+/// An export to read twice, checked whole and then loaded: a file, or standard input (`-`)
+/// kept in a temporary file meanwhile, so that `ledger export | ledger import -` works.
+struct ExportFile {
+    path: std::path::PathBuf,
+    spooled: Option<tempfile::TempPath>,
+}
+
+impl ExportFile {
+    fn open(file: &std::path::Path) -> anyhow::Result<ExportFile> {
+        if file != std::path::Path::new("-") {
+            return Ok(ExportFile {
+                path: file.to_path_buf(),
+                spooled: None,
+            });
+        }
+        let mut spool = tempfile::NamedTempFile::new().context("creating a temporary file")?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut spool)
+            .context("reading the export from standard input")?;
+        let spooled = spool.into_temp_path();
+        Ok(ExportFile {
+            path: spooled.to_path_buf(),
+            spooled: Some(spooled),
+        })
+    }
+
+    fn reader(&self) -> anyhow::Result<std::io::BufReader<std::fs::File>> {
+        std::fs::File::open(&self.path)
+            .map(std::io::BufReader::new)
+            .with_context(|| format!("opening {self}"))
+    }
+}
+
+impl std::fmt::Display for ExportFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.spooled {
+            Some(_) => f.write_str("standard input"),
+            None => write!(f, "{}", self.path.display()),
+        }
+    }
+}
+
+pub(crate) fn run_replay(
+    file: &std::path::Path,
+    keep: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let export = ExportFile::open(file)?;
+    let count = ledger_replay::transfer::check(export.reader()?)
+        .with_context(|| format!("{export} is not a sound export"))?;
+    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+    let dir = keep.unwrap_or_else(|| scratch.path().to_path_buf());
+    if dir.join(ledger_store::LOG_FILE_NAME).exists() {
+        anyhow::bail!(
+            "{} already holds a log; replay into a fresh directory",
+            dir.display()
+        );
+    }
+    let store = ledger_store::SqliteStore::open(&dir)
+        .with_context(|| format!("creating a store in {}", dir.display()))?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let replayed = runtime.block_on(async {
+        ledger_replay::transfer::import(&store, export.reader()?, false).await?;
+        let (projector, _) =
+            ledger_projections::Projector::rebuild_all(&dir, &store, |_| {}).await?;
+        let report = ledger_replay::verify::verify(&store).await?;
+        anyhow::Ok((projector, report))
+    });
+    store.close();
+    let (projector, report) = replayed.context("replaying")?;
+    println!(
+        "replayed {} into {}",
+        counted(count, "event"),
+        dir.display()
+    );
+    print!("{}", ledger_replay::totals::render(projector.views()));
+    for violation in &report.violations {
+        println!("violation: {violation}");
+    }
+    let found = report.violations.len() as u64 + report.violations_unlisted;
+    if found > 0 {
+        anyhow::bail!("{}", counted(found, "violation"));
+    }
+    println!("every invariant holds");
+    Ok(())
+}
+
+pub(crate) fn run_simulate(
+    orders: u64,
+    seed: u64,
+    quiet: bool,
+    args: &StoreArgs,
+) -> anyhow::Result<()> {
+    use ledger_store::EventStore;
+    let config = args.config()?;
+    let store = std::sync::Arc::new(
+        ledger_store::SqliteStore::open(&config.data_dir)
+            .and_then(ledger_store::SqliteStore::to_write)
+            .with_context(|| format!("opening the event log in {}", config.data_dir.display()))?,
+    );
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let existing = runtime
+        .block_on(store.read_all(
+            ledger_store::AllFrom::Start,
+            ledger_store::Direction::Forwards,
+            1,
+        ))
+        .context("reading the log")?;
+    if !existing.is_empty() {
+        anyhow::bail!(
+            "{} already holds events; simulate into an empty data directory",
+            config.data_dir.display()
+        );
+    }
+    let handler = std::sync::Arc::new(ledger_commands::CommandHandler::new(
+        store.clone(),
+        ledger_domain::Policy::default(),
+    ));
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(orders).with_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} orders  eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        )
+    };
+    let started = std::time::Instant::now();
+    let simulation = order_ledger::simulate::Simulation::new(handler, seed);
+    let report = runtime
+        .block_on(simulation.run(orders, |done| bar.inc(done)))
+        .context("simulating");
+    bar.finish_and_clear();
+    store.close();
+    let report = report?;
+    println!(
+        "simulated {} orders with seed {seed}: {} commands ({} refused by the rules), {} timers fired, in {:.1} s",
+        report.orders,
+        report.commands,
+        report.refused,
+        report.timers_fired,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub(crate) fn run_copy(
+    to: &std::path::Path,
+    from: Option<u64>,
+    args: &StoreArgs,
+) -> anyhow::Result<()> {
+    if !to.exists() {
+        anyhow::bail!("there is no configuration file at {}", to.display());
+    }
+    let target_config = ledger_store::StoreConfig::load(Some(to))
+        .with_context(|| format!("reading {}", to.display()))?;
+    let source_config = args.any_config()?;
+    if source_config.store == ledger_store::StoreKind::Embedded {
+        let log = source_config.data_dir.join(ledger_store::LOG_FILE_NAME);
+        if !log.exists() {
+            anyhow::bail!("there is no event log at {}", log.display());
+        }
+        // Else the target's lock, held by this very process, would be blamed on another.
+        let same = |a: &std::path::Path, b: &std::path::Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+        if target_config.store == ledger_store::StoreKind::Embedded
+            && same(&source_config.data_dir, &target_config.data_dir)
+        {
+            anyhow::bail!(
+                "the target is the source ({}): a log cannot be copied into itself",
+                source_config.data_dir.display()
+            );
+        }
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let copied = runtime.block_on(async {
+        let source = source_config
+            .open()
+            .await
+            .context("opening the source log")?;
+        let target = target_config
+            .open_to_write()
+            .await
+            .context("opening the target log")?;
+        ledger_replay::transfer::copy(&*source, &*target, from)
+            .await
+            .context("copying")
+    })?;
+    let into = match target_config.store {
+        ledger_store::StoreKind::Embedded => target_config.data_dir.display().to_string(),
+        ledger_store::StoreKind::EventStoreDb => "EventStoreDB".to_owned(),
+    };
+    println!(
+        "copied {} from position {} into {into}",
+        counted(copied.events, "event"),
+        copied.from
+    );
+    Ok(())
+}
