@@ -48,7 +48,7 @@ pub enum Rejection {
     DecisionWindowClosed { deadline: DateTime<Utc> },
     #[error("{amount} exceeds the {escrow_held} held in escrow")]
     AmountExceedsEscrow { amount: Money, escrow_held: Money },
-    #[error("refunding all {escrow_held} held in escrow is a cancellation, not a partial refund")]
+    #[error("refunding all {escrow_held} held in escrow is a cancellation (in a dispute, the outcome `refund`), not a partial refund")]
     RefundWouldEmptyEscrow { escrow_held: Money },
     #[error("{field} must be more than zero")]
     AmountNotPositive { field: &'static str },

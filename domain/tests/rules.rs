@@ -654,9 +654,14 @@ fn a_dispute_split_refunds_part_and_releases_the_rest() {
         resolution: Resolution::Split { refund },
         note: "half done".into(),
     };
-    in_dispute()
+    let everything = in_dispute()
         .when(split(eur("120.00")))
         .then_rejected_with("refund_would_empty_escrow");
+    // The mediator is told which outcome does that.
+    assert!(
+        everything.to_string().contains("the outcome `refund`"),
+        "{everything}"
+    );
     let (events, state) = in_dispute().when(split(eur("50.00"))).then_accepted();
     assert_eq!(events.len(), 3);
     assert!(
