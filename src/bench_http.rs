@@ -98,17 +98,33 @@ fn start_server() -> anyhow::Result<Child> {
 /// Runs each concurrency level against one fresh server, offering `rate` commands a second
 /// in all if given, else as many as the clients can send. The clients run `warmup`
 /// unmeasured first (connecting, the store's first pages), then `duration` measured.
+/// `stream_subscribers` SSE subscriptions, each to a stream of its own that no command
+/// touches, stay open throughout: what per-order subscribers cost the commands.
 pub async fn run(
     levels: &[usize],
     warmup: Duration,
     duration: Duration,
     rate: Option<u32>,
+    stream_subscribers: usize,
 ) -> anyhow::Result<Vec<LoadReport>> {
     if rate == Some(0) {
         anyhow::bail!("a rate must be at least one command a second");
     }
     let server = start_server()?;
     let keys = TokenKeys::new(SECRET)?;
+    let mut subscriptions = Vec::with_capacity(stream_subscribers);
+    for _ in 0..stream_subscribers {
+        let token = keys.mint(
+            ApiRole::Service,
+            Uuid::new_v4(),
+            chrono::Utc::now(),
+            chrono::Duration::hours(1),
+        )?;
+        let token = HeaderValue::from_str(&format!("Bearer {token}"))?;
+        let mut connection = Connection::open(&server.address).await?;
+        let stream = format!("/streams/order-{}", Uuid::new_v4());
+        subscriptions.push(connection.subscribe(stream, &token).await?);
+    }
     let mut reports = Vec::new();
     for &clients in levels {
         let measured_from = Instant::now() + warmup;
@@ -216,6 +232,26 @@ impl Connection {
             sender,
             host: HeaderValue::from_str(address)?,
         })
+    }
+
+    /// Opens an SSE subscription; the answer is kept, unread, to hold it open.
+    async fn subscribe(
+        &mut self,
+        path: String,
+        token: &HeaderValue,
+    ) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
+        let request = http::Request::get(path)
+            .header(http::header::HOST, self.host.clone())
+            .header(http::header::AUTHORIZATION, token.clone())
+            .body(Full::new(Bytes::new()))?;
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "subscribing: {}",
+            response.status()
+        );
+        Ok(response)
     }
 
     /// Sends a command and reads its whole answer; whether it succeeded.

@@ -9,6 +9,7 @@ use crate::error::StoreError;
 use crate::store::{EventStore, Subscription};
 use crate::types::*;
 use async_trait::async_trait;
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -99,13 +100,14 @@ impl<S: EventStore + Clone> CatchUp<S> {
             self.caught_up = true;
         }
         for event in page {
-            self.accept(event);
+            self.accept(Cow::Owned(event));
         }
         Ok(())
     }
 
-    /// Queues `event` if it is the next one; false on a gap.
-    fn accept(&mut self, event: RecordedEvent) -> bool {
+    /// Queues `event` if it is the next one; false on a gap. It is copied only if queued:
+    /// every subscriber sees every commit of the live feed, and a stream's keeps few events.
+    fn accept(&mut self, event: Cow<'_, RecordedEvent>) -> bool {
         let Some(key) = self.key(&event) else {
             return true;
         };
@@ -116,7 +118,7 @@ impl<S: EventStore + Clone> CatchUp<S> {
             return false;
         }
         self.last = Some(key);
-        self.buffer.push_back(event);
+        self.buffer.push_back(event.into_owned());
         true
     }
 
@@ -124,7 +126,7 @@ impl<S: EventStore + Clone> CatchUp<S> {
         match self.live.recv().await {
             Ok(batch) => {
                 for event in batch.iter() {
-                    if !self.accept(event.clone()) {
+                    if !self.accept(Cow::Borrowed(event)) {
                         self.caught_up = false;
                         break;
                     }

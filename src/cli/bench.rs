@@ -46,6 +46,10 @@ pub(crate) enum BenchCommand {
         /// soon as it is answered.
         #[arg(long)]
         rate: Option<u32>,
+        /// Idle SSE subscribers held open throughout, each to a stream of its own (a page
+        /// following one order): what they cost the commands.
+        #[arg(long, default_value_t = 0)]
+        stream_subscribers: usize,
     },
     /// Appends and a catch-up read through the EventStoreDB protocol (loopback gRPC), next
     /// to the same work on the embedded store in process.
@@ -89,7 +93,8 @@ pub(crate) fn run(command: BenchCommand) -> anyhow::Result<()> {
             seconds,
             warmup,
             rate,
-        } => run_http_bench(&clients, (warmup, seconds), rate),
+            stream_subscribers,
+        } => run_http_bench(&clients, (warmup, seconds), rate, stream_subscribers),
         BenchCommand::Grpc {
             producers,
             appends_per_producer,
@@ -99,7 +104,7 @@ pub(crate) fn run(command: BenchCommand) -> anyhow::Result<()> {
 }
 
 /// A count that must be at least one: a benchmark of nothing prints NaN.
-pub(crate) fn at_least_one<T>(text: &str) -> Result<T, String>
+fn at_least_one<T>(text: &str) -> Result<T, String>
 where
     T: std::str::FromStr + PartialEq + From<u8>,
     T::Err: std::fmt::Display,
@@ -111,10 +116,11 @@ where
     }
 }
 
-pub(crate) fn run_http_bench(
+fn run_http_bench(
     clients: &[usize],
     (warmup, seconds): (u64, u64),
     rate: Option<u32>,
+    stream_subscribers: usize,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let reports = runtime.block_on(order_ledger::bench_http::run(
@@ -122,7 +128,11 @@ pub(crate) fn run_http_bench(
         std::time::Duration::from_secs(warmup),
         std::time::Duration::from_secs(seconds),
         rate,
+        stream_subscribers,
     ))?;
+    if stream_subscribers > 0 {
+        println!("with {stream_subscribers} idle SSE subscribers, each to a stream of its own\n");
+    }
     println!("| clients | offered/s | commands/s | p50 | p90 | p99 | max | failed | service CPU/command | generator CPU/command |");
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in reports {
@@ -144,10 +154,7 @@ pub(crate) fn run_http_bench(
     Ok(())
 }
 
-pub(crate) fn run_grpc_bench(
-    producers: &[usize],
-    appends_per_producer: usize,
-) -> anyhow::Result<()> {
+fn run_grpc_bench(producers: &[usize], appends_per_producer: usize) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir().context("creating a scratch directory")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let (appends, catch_up) = runtime
@@ -186,7 +193,7 @@ pub(crate) fn run_grpc_bench(
 
 /// Runs `orders` orders of `simulate` with `concurrency` simulations into a new store in
 /// `dir`; returns the durable commands (appended, timers included) and the seconds taken.
-pub(crate) fn simulate_into(
+fn simulate_into(
     runtime: &tokio::runtime::Runtime,
     dir: &std::path::Path,
     orders: u64,
@@ -219,7 +226,7 @@ pub(crate) fn simulate_into(
     ))
 }
 
-pub(crate) fn run_bench(
+fn run_bench(
     producers: &[u64],
     orders_per_producer: u64,
     dir: Option<std::path::PathBuf>,
@@ -313,10 +320,7 @@ pub(crate) fn run_bench(
     Ok(())
 }
 
-pub(crate) fn run_rebuild_bench(
-    events: u64,
-    log_dir: Option<std::path::PathBuf>,
-) -> anyhow::Result<()> {
+fn run_rebuild_bench(events: u64, log_dir: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir().context("creating a scratch directory")?;
     let log_dir = log_dir.unwrap_or_else(|| scratch.path().join("log"));
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
@@ -382,7 +386,7 @@ pub(crate) fn run_rebuild_bench(
 }
 
 /// CPU time per operation, for the benches' tables ("n/a" where `/proc` is not there).
-pub(crate) fn micros_each(cpu_seconds: Option<f64>, operations: u64) -> String {
+fn micros_each(cpu_seconds: Option<f64>, operations: u64) -> String {
     cpu_seconds.map_or("n/a".to_owned(), |cpu| {
         format!("{:.1} µs", cpu * 1e6 / operations.max(1) as f64)
     })

@@ -48,8 +48,11 @@ fn a_closed_loop_says_so_and_a_zero_rate_is_refused() {
         "1",
         "--warmup",
         "0",
+        "--stream-subscribers",
+        "3",
     ]);
     assert!(output.status.success(), "{text}");
+    assert!(text.contains("with 3 idle SSE subscribers"), "{text}");
     let (offered, per_second, failed) = http_row(&text, 2);
     assert_eq!(offered, "as fast as answered");
     assert!(per_second > 0.0, "{text}");
