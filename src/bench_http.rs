@@ -112,6 +112,7 @@ pub async fn run(
     }
     let server = start_server()?;
     let keys = TokenKeys::new(SECRET)?;
+    // Held, unread, until every level is measured.
     let mut subscriptions = Vec::with_capacity(stream_subscribers);
     for _ in 0..stream_subscribers {
         let token = keys.mint(
