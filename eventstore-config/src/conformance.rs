@@ -569,9 +569,30 @@ pub async fn catch_up_to_live_handover_under_concurrent_writers<S: EventStore>(s
             (skipped, seen)
         }));
     }
+    // A stream's subscriber, joining as the writers go, gets that stream alone.
+    let one = stream("order-3-2");
+    let per_stream: u64 = (0..APPENDS_PER_WRITER)
+        .filter(|i| i % 5 == 2)
+        .map(|i| 1 + i % 3)
+        .sum();
+    let mut only_one = store
+        .subscribe_stream(&one, SubscribeFrom::Start)
+        .await
+        .expect("subscribe");
+    let stream_reader = tokio::spawn(async move {
+        let mut revisions = Vec::new();
+        while (revisions.len() as u64) < per_stream {
+            let event = next(&mut only_one).await;
+            assert_eq!(event.stream.as_str(), "order-3-2");
+            revisions.push(event.revision);
+        }
+        revisions
+    });
     for writer in writers {
         writer.await.expect("writer");
     }
+    let revisions = stream_reader.await.expect("stream reader");
+    assert_eq!(revisions, (0..per_stream).collect::<Vec<u64>>());
     let log = log_positions(&*store).await;
     assert_eq!(log.len() as u64, total);
     for reader in readers {

@@ -10,8 +10,8 @@ use crate::store::{EventStore, Subscription};
 use crate::types::*;
 use async_trait::async_trait;
 use std::borrow::Cow;
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 /// Events read per catch-up page.
@@ -19,6 +19,64 @@ pub const CATCH_UP_PAGE_EVENTS: usize = 1_000;
 
 /// One committed group of appends, in commit order.
 pub type CommittedBatch = Arc<[RecordedEvent]>;
+
+/// Where a store publishes its commits: whole to `$all`'s subscribers, and to a stream's
+/// subscribers only its own events, so that a commit wakes only the subscribers it concerns.
+pub(crate) struct LiveFeed {
+    all: broadcast::Sender<CommittedBatch>,
+    streams: Mutex<HashMap<StreamName, broadcast::Sender<CommittedBatch>>>,
+    capacity: usize,
+}
+
+impl LiveFeed {
+    /// Each subscriber may fall `capacity` commits behind before it re-reads from the store.
+    pub(crate) fn new(capacity: usize) -> LiveFeed {
+        let capacity = capacity.max(1);
+        LiveFeed {
+            all: broadcast::channel(capacity).0,
+            streams: Mutex::default(),
+            capacity,
+        }
+    }
+
+    pub(crate) fn subscribe_all(&self) -> broadcast::Receiver<CommittedBatch> {
+        self.all.subscribe()
+    }
+
+    pub(crate) fn subscribe_stream(
+        &self,
+        stream: &StreamName,
+    ) -> Result<broadcast::Receiver<CommittedBatch>, StoreError> {
+        let mut streams = self.streams.lock().map_err(|_| StoreError::Closed)?;
+        let sender = streams
+            .entry(stream.clone())
+            .or_insert_with(|| broadcast::channel(self.capacity).0);
+        Ok(sender.subscribe())
+    }
+
+    /// Called once a commit is durable and readable, before its appends are acknowledged.
+    pub(crate) fn publish(&self, committed: Vec<RecordedEvent>) {
+        let committed: CommittedBatch = committed.into();
+        if let Ok(mut streams) = self.streams.lock() {
+            streams.retain(|_, sender| sender.receiver_count() > 0);
+            if !streams.is_empty() {
+                let mut own: HashMap<&StreamName, Vec<RecordedEvent>> = HashMap::new();
+                for event in committed.iter() {
+                    if streams.contains_key(&event.stream) {
+                        own.entry(&event.stream).or_default().push(event.clone());
+                    }
+                }
+                for (stream, events) in own {
+                    if let Some(sender) = streams.get(stream) {
+                        // A subscriber gone meanwhile is not an error.
+                        let _ = sender.send(events.into());
+                    }
+                }
+            }
+        }
+        let _ = self.all.send(committed);
+    }
+}
 
 #[derive(Clone, Debug)]
 pub(crate) enum Target {

@@ -17,14 +17,14 @@ pub use schema::configure_writer as configure_log_writer;
 
 use crate::error::StoreError;
 use crate::store::{EventStore, Subscription};
-use crate::subscription::{CatchUp, CommittedBatch, Target};
+use crate::subscription::{CatchUp, LiveFeed, Target};
 use crate::types::*;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, PoisonError, RwLock};
-use tokio::sync::{broadcast, oneshot, Semaphore};
+use tokio::sync::{oneshot, Semaphore};
 use uuid::Uuid;
 
 /// File name of the event log inside the data directory.
@@ -77,7 +77,7 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// A permit per connection that may be open at once (`READERS_MAX`).
     reading: Arc<Semaphore>,
-    live: broadcast::Sender<CommittedBatch>,
+    live: Arc<LiveFeed>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     names: StreamNames,
     pending: Arc<RwLock<index::Pending>>,
@@ -108,13 +108,13 @@ impl SqliteStore {
         }
         let next_position = schema::next_position(&connection)?;
         let pending = Arc::new(RwLock::new(index::Pending::load(&connection)?));
-        let (live, _) = broadcast::channel(options.live_feed_batches.max(1));
+        let live = Arc::new(LiveFeed::new(options.live_feed_batches));
         let (appends, queue) = mpsc::channel();
         let writer = writer::spawn(
             connection,
             &path,
             queue,
-            live.clone(),
+            Arc::clone(&live),
             next_position,
             Arc::clone(&pending),
             (
@@ -143,7 +143,7 @@ impl SqliteStore {
     fn open_to_read(path: PathBuf, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         let connection = open_reader(&path)?;
         let pending = Arc::new(RwLock::new(index::Pending::load(&connection)?));
-        let (live, _) = broadcast::channel(options.live_feed_batches.max(1));
+        let live = Arc::new(LiveFeed::new(options.live_feed_batches));
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
@@ -481,7 +481,7 @@ impl EventStore for SqliteStore {
         &self,
         from: SubscribeFrom,
     ) -> Result<Box<dyn Subscription>, StoreError> {
-        let live = self.inner.live.subscribe();
+        let live = self.inner.live.subscribe_all();
         Ok(Box::new(
             CatchUp::start(self.clone(), Target::All, live, from).await?,
         ))
@@ -492,7 +492,7 @@ impl EventStore for SqliteStore {
         stream: &StreamName,
         from: SubscribeFrom,
     ) -> Result<Box<dyn Subscription>, StoreError> {
-        let live = self.inner.live.subscribe();
+        let live = self.inner.live.subscribe_stream(stream)?;
         let target = Target::Stream(stream.clone());
         Ok(Box::new(
             CatchUp::start(self.clone(), target, live, from).await?,

@@ -3,7 +3,7 @@
 use super::index::{self, Pending, Round};
 use super::schema;
 use crate::error::StoreError;
-use crate::subscription::CommittedBatch;
+use crate::subscription::LiveFeed;
 use crate::types::*;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, RwLock};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// Keyed by stream name, which callers choose: randomly seeded (see `index::FastMap`).
@@ -53,7 +53,7 @@ pub(crate) fn spawn(
     db: Connection,
     path: &Path,
     queue: mpsc::Receiver<AppendRequest>,
-    live: broadcast::Sender<CommittedBatch>,
+    live: Arc<LiveFeed>,
     next_position: u64,
     pending: Arc<RwLock<Pending>>,
     index_entries: (usize, usize),
@@ -81,7 +81,7 @@ pub(crate) fn spawn(
 
 struct Writer {
     db: Connection,
-    live: broadcast::Sender<CommittedBatch>,
+    live: Arc<LiveFeed>,
     next_position: u64,
     next_stream_id: i64,
     /// Committed state of recently written streams.
@@ -250,8 +250,7 @@ impl Writer {
                 }
                 self.streams.extend(batch.streams);
                 if !batch.committed.is_empty() {
-                    // No subscriber is not an error.
-                    let _ = self.live.send(batch.committed.into());
+                    self.live.publish(batch.committed);
                 }
                 for (reply, outcome) in replies.into_iter().zip(batch.outcomes) {
                     let _ = reply.send(outcome);
