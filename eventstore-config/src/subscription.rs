@@ -24,8 +24,16 @@ pub type CommittedBatch = Arc<[RecordedEvent]>;
 /// subscribers only its own events, so that a commit wakes only the subscribers it concerns.
 pub(crate) struct LiveFeed {
     all: broadcast::Sender<CommittedBatch>,
-    streams: Mutex<HashMap<StreamName, broadcast::Sender<CommittedBatch>>>,
+    streams: Mutex<StreamFeeds>,
     capacity: usize,
+}
+
+#[derive(Default)]
+struct StreamFeeds {
+    senders: HashMap<StreamName, broadcast::Sender<CommittedBatch>>,
+    /// How many senders the last sweep of abandoned ones left: the next sweep waits until
+    /// there are twice as many, so that sweeping costs each subscription O(1).
+    swept_to: usize,
 }
 
 impl LiveFeed {
@@ -47,8 +55,16 @@ impl LiveFeed {
         &self,
         stream: &StreamName,
     ) -> Result<broadcast::Receiver<CommittedBatch>, StoreError> {
-        let mut streams = self.streams.lock().map_err(|_| StoreError::Closed)?;
-        let sender = streams
+        let mut feeds = self.streams.lock().map_err(|_| StoreError::Closed)?;
+        // Streams whose subscribers all left, and that no commit has touched since.
+        if feeds.senders.len() >= (2 * feeds.swept_to).max(64) {
+            feeds
+                .senders
+                .retain(|_, sender| sender.receiver_count() > 0);
+            feeds.swept_to = feeds.senders.len();
+        }
+        let sender = feeds
+            .senders
             .entry(stream.clone())
             .or_insert_with(|| broadcast::channel(self.capacity).0);
         Ok(sender.subscribe())
@@ -57,23 +73,26 @@ impl LiveFeed {
     /// Called once a commit is durable and readable, before its appends are acknowledged.
     pub(crate) fn publish(&self, committed: Vec<RecordedEvent>) {
         let committed: CommittedBatch = committed.into();
-        if let Ok(mut streams) = self.streams.lock() {
-            streams.retain(|_, sender| sender.receiver_count() > 0);
-            if !streams.is_empty() {
+        if let Ok(mut feeds) = self.streams.lock() {
+            if !feeds.senders.is_empty() {
                 let mut own: HashMap<&StreamName, Vec<RecordedEvent>> = HashMap::new();
                 for event in committed.iter() {
-                    if streams.contains_key(&event.stream) {
+                    if feeds.senders.contains_key(&event.stream) {
                         own.entry(&event.stream).or_default().push(event.clone());
                     }
                 }
                 for (stream, events) in own {
-                    if let Some(sender) = streams.get(stream) {
-                        // A subscriber gone meanwhile is not an error.
-                        let _ = sender.send(events.into());
+                    let abandoned = feeds
+                        .senders
+                        .get(stream)
+                        .is_some_and(|sender| sender.send(events.into()).is_err());
+                    if abandoned {
+                        feeds.senders.remove(stream);
                     }
                 }
             }
         }
+        // No subscriber is not an error.
         let _ = self.all.send(committed);
     }
 }
@@ -234,5 +253,45 @@ impl<S: EventStore + Clone> Subscription for CatchUp<S> {
                 self.read_page().await?;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(name: &str) -> StreamName {
+        StreamName::new(name).expect("stream name")
+    }
+
+    /// A service whose pages follow one order each, for a while, then leave.
+    #[test]
+    fn streams_whose_subscribers_left_are_forgotten() {
+        let feed = LiveFeed::new(4);
+        for i in 0..1_000 {
+            drop(feed.subscribe_stream(&stream(&format!("order-{i}"))));
+        }
+        let kept = feed
+            .subscribe_stream(&stream("order-kept"))
+            .expect("subscribe");
+        let held = |feed: &LiveFeed| feed.streams.lock().map(|f| f.senders.len()).unwrap_or(0);
+        assert!(held(&feed) < 130, "{} senders held", held(&feed));
+        for i in 0..1_000 {
+            drop(feed.subscribe_stream(&stream(&format!("order-again-{i}"))));
+        }
+        assert!(held(&feed) < 130, "{} senders held", held(&feed));
+        assert_eq!(kept.len(), 0, "the live one is still subscribed");
+        let event = RecordedEvent {
+            stream: stream("order-kept"),
+            revision: 0,
+            position: 0,
+            event_id: uuid::Uuid::nil(),
+            event_type: "Tested".into(),
+            data: b"{}".to_vec(),
+            metadata: b"{}".to_vec(),
+            recorded_at: chrono::DateTime::UNIX_EPOCH,
+        };
+        feed.publish(vec![event]);
+        assert_eq!(kept.len(), 1, "its stream's commit reached it");
     }
 }
