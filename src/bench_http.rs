@@ -114,14 +114,8 @@ pub async fn run(
     let keys = TokenKeys::new(SECRET)?;
     // Held, unread, until every level is measured.
     let mut subscriptions = Vec::with_capacity(stream_subscribers);
+    let token = bearer(&keys, ApiRole::Service, Uuid::new_v4())?;
     for _ in 0..stream_subscribers {
-        let token = keys.mint(
-            ApiRole::Service,
-            Uuid::new_v4(),
-            chrono::Utc::now(),
-            chrono::Duration::hours(1),
-        )?;
-        let token = HeaderValue::from_str(&format!("Bearer {token}"))?;
         let mut connection = Connection::open(&server.address).await?;
         let stream = format!("/streams/order-{}", Uuid::new_v4());
         subscriptions.push(connection.subscribe(stream, &token).await?);
@@ -144,11 +138,8 @@ pub async fn run(
             let connection = Connection::open(&server.address).await?;
             let buyer = Uuid::new_v4();
             let seller = Uuid::new_v4();
-            let now = chrono::Utc::now();
-            let hour = chrono::Duration::hours(1);
-            let bearer = |token: String| HeaderValue::from_str(&format!("Bearer {token}"));
-            let buyer_token = bearer(keys.mint(ApiRole::Buyer, buyer, now, hour)?)?;
-            let seller_token = bearer(keys.mint(ApiRole::Seller, seller, now, hour)?)?;
+            let buyer_token = bearer(&keys, ApiRole::Buyer, buyer)?;
+            let seller_token = bearer(&keys, ApiRole::Seller, seller)?;
             let histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
             tasks.push(tokio::spawn(async move {
                 let tokens = (buyer_token, seller_token);
@@ -183,6 +174,12 @@ pub async fn run(
         });
     }
     Ok(reports)
+}
+
+/// An `Authorization` value for `user` in `role`, valid for the hour a run lasts at most.
+fn bearer(keys: &TokenKeys, role: ApiRole, user: Uuid) -> anyhow::Result<HeaderValue> {
+    let token = keys.mint(role, user, chrono::Utc::now(), chrono::Duration::hours(1))?;
+    Ok(HeaderValue::from_str(&format!("Bearer {token}"))?)
 }
 
 /// When an open-loop client's next command is due.

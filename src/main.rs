@@ -200,6 +200,15 @@ impl StoreArgs {
         ledger_store::SqliteStore::open(&config.data_dir)
             .with_context(|| format!("opening the event log in {}", config.data_dir.display()))
     }
+
+    /// Opens the configured log (created if need be) as its one writer: a `serve` on it makes
+    /// this fail, naming the directory.
+    fn open_to_write(&self) -> anyhow::Result<ledger_store::SqliteStore> {
+        let config = self.config()?;
+        ledger_store::SqliteStore::open(&config.data_dir)
+            .and_then(ledger_store::SqliteStore::to_write)
+            .with_context(|| format!("opening the event log in {}", config.data_dir.display()))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

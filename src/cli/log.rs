@@ -166,10 +166,7 @@ pub(crate) fn run_import(
     let export = ExportFile::open(file)?;
     let count = ledger_replay::transfer::check(export.reader()?)
         .with_context(|| format!("{export} is not a sound export; nothing was imported"))?;
-    let config = args.config()?;
-    let store = ledger_store::SqliteStore::open(&config.data_dir)
-        .and_then(ledger_store::SqliteStore::to_write)
-        .with_context(|| format!("opening the event log in {}", config.data_dir.display()))?;
+    let store = args.open_to_write()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let imported = runtime.block_on(async {
         if append {
@@ -286,11 +283,7 @@ pub(crate) fn run_simulate(
 ) -> anyhow::Result<()> {
     use ledger_store::EventStore;
     let config = args.config()?;
-    let store = std::sync::Arc::new(
-        ledger_store::SqliteStore::open(&config.data_dir)
-            .and_then(ledger_store::SqliteStore::to_write)
-            .with_context(|| format!("opening the event log in {}", config.data_dir.display()))?,
-    );
+    let store = std::sync::Arc::new(args.open_to_write()?);
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let existing = runtime
         .block_on(store.read_all(

@@ -51,10 +51,10 @@ fn micros_rounded_up(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros().saturating_add(i64::from(partial))
 }
 
-/// The latest instant the clock may be moved to: the last one RFC 3339 can write. Near
-/// chrono's own end the clock would overflow as it ticks; the deadlines commands derive from
-/// it the domain refuses past the same instant.
-pub use ledger_domain::instant::latest;
+// The latest instant the clock may be moved to: the last one RFC 3339 can write. Near
+// chrono's own end the clock would overflow as it ticks; the deadlines commands derive from
+// it the domain refuses past the same instant.
+use ledger_domain::instant::latest;
 
 impl Clock {
     /// A clock that reads `machine`, the system's clock but in tests.
