@@ -160,11 +160,15 @@ fn command_id(caller: &Principal, key: Option<&str>) -> Uuid {
     }
 }
 
-/// `If-Match: 3` or `If-Match: "3"`: the revision the order must be at.
+/// `If-Match: 3` or `If-Match: "3"`: the revision the order must be at. `*` asks only that
+/// the order exist (RFC 9110), which a command on an order requires anyway.
 fn expected_revision(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
+    if value.as_bytes().trim_ascii() == b"*" {
+        return Ok(None);
+    }
     value
         .to_str()
         .ok()
