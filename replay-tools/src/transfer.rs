@@ -14,6 +14,7 @@ use ledger_store::{
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use uuid::Uuid;
 
@@ -210,6 +211,7 @@ pub fn check(input: impl BufRead) -> Result<u64, TransferError> {
     let mut hasher = Sha256::new();
     let mut lines = 0;
     let mut trailer: Option<Trailer> = None;
+    let mut order = LogOrder::default();
     for (index, line) in input.split(b'\n').enumerate() {
         let line = line?;
         let number = index as u64 + 1;
@@ -228,11 +230,13 @@ pub fn check(input: impl BufRead) -> Result<u64, TransferError> {
             detail,
         };
         let parsed: Line = serde_json::from_slice(&line).map_err(|e| bad_line(e.to_string()))?;
+        let position = parsed.position;
         // What the store would refuse, refused before anything is written.
-        parsed
-            .into_event()
-            .and_then(|(_, _, event)| event.validate())
-            .map_err(|e| bad_line(e.to_string()))?;
+        let (stream, revision, event) = parsed.into_event().map_err(|e| bad_line(e.to_string()))?;
+        event.validate().map_err(|e| bad_line(e.to_string()))?;
+        order
+            .follow(&stream, revision, position)
+            .map_err(bad_line)?;
         hasher.update(&line);
         hasher.update(b"\n");
         lines += 1;
@@ -252,6 +256,40 @@ pub fn check(input: impl BufRead) -> Result<u64, TransferError> {
         });
     }
     Ok(lines)
+}
+
+/// The order a log's lines must keep: positions rise, and each stream's revisions follow one
+/// another from its first line on. A line repeated or moved would otherwise be appended as
+/// another history, or fail half-way through an import.
+#[derive(Default)]
+struct LogOrder {
+    last_position: Option<u64>,
+    last_revisions: HashMap<StreamName, u64>,
+}
+
+impl LogOrder {
+    fn follow(&mut self, stream: &StreamName, revision: u64, position: u64) -> Result<(), String> {
+        if let Some(last) = self.last_position.filter(|&last| position <= last) {
+            return Err(format!(
+                "position {position} comes after position {last}: the lines are out of log order"
+            ));
+        }
+        self.last_position = Some(position);
+        match self.last_revisions.get_mut(stream) {
+            None => {
+                self.last_revisions.insert(stream.clone(), revision);
+                Ok(())
+            }
+            Some(last) if last.checked_add(1) == Some(revision) => {
+                *last = revision;
+                Ok(())
+            }
+            Some(last) => Err(format!(
+                "`{stream}` at revision {revision} after revision {last}: a stream's events \
+                 follow one another"
+            )),
+        }
+    }
 }
 
 /// Imports a checked export. Into a store that holds events (`append`), the events it holds

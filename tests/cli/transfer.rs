@@ -284,17 +284,20 @@ async fn a_cut_short_or_malformed_export_is_a_clear_error() {
 
 /// A sound export (checksum and count right) holding an event the store would refuse is
 /// refused before anything is written, not halfway through.
-#[tokio::test]
-async fn an_export_holding_an_event_the_store_refuses_imports_nothing() {
-    use sha2::{Digest, Sha256};
-    let (dir, file, original) = exported().await;
-    let text = String::from_utf8(original).expect("utf8");
+/// An export's event lines, without the trailer.
+fn event_lines(export: Vec<u8>) -> Vec<String> {
+    let text = String::from_utf8(export).expect("utf8");
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     lines.pop();
-    let last = lines.len() - 1;
-    lines[last] = lines[last].replacen(r#""type":"Order"#, r#""type":"Order\nevent: forged"#, 1);
+    lines
+}
+
+/// Writes `lines` with a trailer that fits them, as someone editing an export by hand would:
+/// what the checksum cannot catch.
+fn write_resealed(file: &Path, lines: &[String]) {
+    use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
-    for line in &lines {
+    for line in lines {
         hasher.update(line.as_bytes());
         hasher.update(b"\n");
     }
@@ -304,7 +307,16 @@ async fn an_export_holding_an_event_the_store_refuses_imports_nothing() {
         .map(|b| format!("{b:02x}"))
         .collect();
     let trailer = serde_json::json!({"count": lines.len(), "sha256": sha256});
-    std::fs::write(&file, format!("{}\n{trailer}\n", lines.join("\n"))).expect("write");
+    std::fs::write(file, format!("{}\n{trailer}\n", lines.join("\n"))).expect("write");
+}
+
+#[tokio::test]
+async fn an_export_holding_an_event_the_store_refuses_imports_nothing() {
+    let (dir, file, original) = exported().await;
+    let mut lines = event_lines(original);
+    let last = lines.len() - 1;
+    lines[last] = lines[last].replacen(r#""type":"Order"#, r#""type":"Order\nevent: forged"#, 1);
+    write_resealed(&file, &lines);
     let copy = dir.path().join("copy");
     let (output, out) = import(&file, &copy, &[]);
     assert_eq!(output.status.code(), Some(1), "{out}");
@@ -319,6 +331,44 @@ async fn an_export_holding_an_event_the_store_refuses_imports_nothing() {
         !copy.join(ledger_store::LOG_FILE_NAME).exists(),
         "no store was even created"
     );
+}
+
+#[tokio::test]
+async fn an_export_whose_lines_are_repeated_or_reordered_imports_nothing() {
+    let (dir, file, original) = exported().await;
+    let lines = event_lines(original);
+    let copy = dir.path().join("copy");
+    let refused = |edited: Vec<String>, expected: String| {
+        write_resealed(&file, &edited);
+        let (output, out) = import(&file, &copy, &[]);
+        assert_eq!(output.status.code(), Some(1), "{out}");
+        assert!(
+            out.contains(&expected) && out.contains("nothing was imported"),
+            "{out}"
+        );
+        assert!(!copy.join(ledger_store::LOG_FILE_NAME).exists(), "{out}");
+    };
+    // The last line twice: the store would pass over the repeat, and the count would lie.
+    let mut repeated = lines.clone();
+    repeated.push(lines[lines.len() - 1].clone());
+    refused(repeated, format!("line {}: position", lines.len() + 1));
+    // Two lines of one stream swapped: its revisions out of turn.
+    let mut swapped = lines.clone();
+    swapped.swap(1, 2);
+    refused(swapped, "at revision 2 after revision 0".to_owned());
+    // Positions rising, but a stream's revision skipped: the import would stop half-way.
+    let mut skipped = lines.clone();
+    skipped.remove(1);
+    let renumbered: Vec<String> = skipped
+        .iter()
+        .enumerate()
+        .map(|(at, line)| {
+            let mut event: serde_json::Value = serde_json::from_str(line).expect("json");
+            event["position"] = serde_json::json!(at);
+            event.to_string()
+        })
+        .collect();
+    refused(renumbered, "line 2: `order-".to_owned());
 }
 
 #[tokio::test]
