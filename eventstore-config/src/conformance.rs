@@ -194,6 +194,63 @@ pub async fn appending_the_same_event_ids_again_is_idempotent<S: EventStore>(sto
     assert_eq!(all_events(&store).await.len(), 3);
 }
 
+pub async fn appends_in_order_keep_their_order_and_stop_at_the_first_refused<S: EventStore>(
+    store: S,
+) {
+    let append = |name: &str, expected, n| Append {
+        stream: stream(name),
+        expected,
+        events: events(n),
+    };
+    // Interleaved streams, as a log being loaded has them: one event a stream at a time.
+    let appends: Vec<Append> = (0..60u64)
+        .map(|i| {
+            let expected = match i / 3 {
+                0 => ExpectedRevision::NoStream,
+                n => ExpectedRevision::Exact(n - 1),
+            };
+            append(&format!("order-o{}", i % 3), expected, 1)
+        })
+        .collect();
+    let results = store
+        .append_in_order(appends.clone())
+        .await
+        .expect("appends in order");
+    assert_eq!(results.len(), 60);
+    let log = all_events(&store).await;
+    let ids: Vec<Uuid> = log.iter().map(|e| e.event_id).collect();
+    let sent: Vec<Uuid> = appends.iter().map(|a| a.events[0].event_id).collect();
+    assert_eq!(ids, sent, "$all holds them in the order given");
+    let positions: Vec<u64> = results.iter().map(|r| r.position).collect();
+    assert_eq!(positions, log_positions(&store).await);
+
+    // The third refused: the two before it are made, nothing after it, on any stream.
+    let batch = vec![
+        append("order-o0", ExpectedRevision::Exact(19), 2),
+        append("order-o9", ExpectedRevision::NoStream, 1),
+        append("order-o1", ExpectedRevision::Exact(3), 1),
+        append("order-o8", ExpectedRevision::NoStream, 1),
+        append("order-o0", ExpectedRevision::Exact(21), 1),
+    ];
+    match store.append_in_order(batch).await {
+        Err(StoreError::WrongExpectedRevision { stream: s, .. }) => {
+            assert_eq!(s, stream("order-o1"));
+        }
+        other => panic!("expected the third append refused, got {other:?}"),
+    }
+    let log = all_events(&store).await;
+    assert_eq!(log.len(), 63, "the two appends before the refused one");
+    assert_eq!(log[62].stream, stream("order-o9"));
+    assert!(!log.iter().any(|e| e.stream == stream("order-o8")));
+    assert_eq!(
+        log.iter()
+            .filter(|e| e.stream == stream("order-o0"))
+            .count(),
+        22,
+        "the last append, which would have held, was not made"
+    );
+}
+
 pub async fn streams_read_in_both_directions_from_any_revision<S: EventStore>(store: S) {
     let s = stream("order-r");
     store
@@ -613,6 +670,7 @@ macro_rules! conformance_tests {
             append_to_a_new_stream_numbers_revisions_and_positions_from_zero,
             expected_revisions_are_enforced,
             appending_the_same_event_ids_again_is_idempotent,
+            appends_in_order_keep_their_order_and_stop_at_the_first_refused,
             streams_read_in_both_directions_from_any_revision,
             all_reads_in_commit_order_in_both_directions,
             all_reads_name_each_events_stream,

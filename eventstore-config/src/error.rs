@@ -25,6 +25,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is shut down")]
     Closed,
+    /// Of an `append_in_order`: not made, because an append before it failed.
+    #[error("not appended: an append before it in the same ordered batch failed")]
+    EarlierAppendFailed,
     #[error("the log in {} is written by another process (is `ledger serve` running on it?); this one may only read it", .0.display())]
     WrittenElsewhere(std::path::PathBuf),
 }

@@ -15,6 +15,24 @@ pub trait EventStore: Send + Sync + 'static {
         events: Vec<EventData>,
     ) -> Result<AppendResult, StoreError>;
 
+    /// Appends one after another, in this order, each as `append` would, and stops at the
+    /// first that fails: the appends before it are durable and none after it is made. A
+    /// backend may commit several together (the embedded store does), so that loading a log,
+    /// where consecutive events seldom share a stream, runs at the pace of its group commits
+    /// rather than one durable commit an append.
+    async fn append_in_order(&self, appends: Vec<Append>) -> Result<Vec<AppendResult>, StoreError> {
+        let mut results = Vec::with_capacity(appends.len());
+        for Append {
+            stream,
+            expected,
+            events,
+        } in appends
+        {
+            results.push(self.append(&stream, expected, events).await?);
+        }
+        Ok(results)
+    }
+
     /// Up to `max` events of one stream from `from` (inclusive). A stream with no events is
     /// `StreamNotFound`.
     async fn read_stream(

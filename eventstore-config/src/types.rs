@@ -124,6 +124,14 @@ impl fmt::Display for ExpectedRevision {
     }
 }
 
+/// One append of an `EventStore::append_in_order`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Append {
+    pub stream: StreamName,
+    pub expected: ExpectedRevision,
+    pub events: Vec<EventData>,
+}
+
 /// An event to append. The id makes a retried append idempotent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventData {

@@ -8,8 +8,8 @@
 
 use chrono::{DateTime, Utc};
 use ledger_store::{
-    AllFrom, Direction, EventData, EventStore, ExpectedRevision, InvalidInput, RecordedEvent,
-    StoreError, StreamFrom, StreamName, APPEND_EVENTS_MAX, READ_EVENTS_MAX,
+    AllFrom, Append, Direction, EventData, EventStore, ExpectedRevision, InvalidInput,
+    RecordedEvent, StoreError, StreamFrom, StreamName, APPEND_EVENTS_MAX, READ_EVENTS_MAX,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -430,11 +430,17 @@ pub async fn copy(
 /// Appends events in the order given, consecutive events of one stream in one append, each
 /// at the revision it had: the target's positions follow the source's order, and a repeat
 /// finds its event ids in place and appends nothing.
+/// Appends an import or a copy hands to the store at once (`EventStore::append_in_order`).
+const APPENDS_SENT_TOGETHER: usize = 2_048;
+
 struct Appender<'a> {
     store: &'a dyn EventStore,
     stream: Option<StreamName>,
     first_revision: u64,
     batch: Vec<EventData>,
+    /// Runs ready to append, sent together so that they share durable commits: consecutive
+    /// events of a log seldom share a stream, and one commit an append ran at ~6,000 events/s.
+    queued: Vec<Append>,
     appended: u64,
     /// Whether the store may hold some of the events already: each batch is then compared
     /// with what its stream holds at those revisions, and only the rest is appended.
@@ -450,6 +456,7 @@ impl<'a> Appender<'a> {
             stream: None,
             first_revision: 0,
             batch: Vec::new(),
+            queued: Vec::new(),
             appended: 0,
             skip_present: false,
             dry_run: false,
@@ -496,7 +503,22 @@ impl<'a> Appender<'a> {
             n => ExpectedRevision::Exact(n - 1),
         };
         self.appended += events.len() as u64;
-        self.store.append(stream, expected, events).await?;
+        self.queued.push(Append {
+            stream: stream.clone(),
+            expected,
+            events,
+        });
+        if self.queued.len() >= APPENDS_SENT_TOGETHER {
+            self.send().await?;
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self) -> Result<(), TransferError> {
+        let queued = std::mem::take(&mut self.queued);
+        if !queued.is_empty() {
+            self.store.append_in_order(queued).await?;
+        }
         Ok(())
     }
 
@@ -533,6 +555,7 @@ impl<'a> Appender<'a> {
 
     async fn finish(mut self) -> Result<u64, TransferError> {
         self.flush().await?;
+        self.send().await?;
         Ok(self.appended)
     }
 }

@@ -198,6 +198,7 @@ pub(super) fn status_of(error: StoreError) -> Status {
         }
         StoreError::InvalidInput(input) => invalid_argument(input.to_string()),
         StoreError::Closed => Status::unavailable("the node is shutting down"),
+        error @ StoreError::EarlierAppendFailed => Status::aborted(error.to_string()),
         error @ StoreError::WrittenElsewhere(_) => Status::unavailable(error.to_string()),
         error @ StoreError::Io(_) => Status::unavailable(error.to_string()),
         error @ StoreError::Full(_) => Status::resource_exhausted(error.to_string()),

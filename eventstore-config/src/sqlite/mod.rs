@@ -23,9 +23,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc, Mutex, PoisonError, RwLock};
 use tokio::sync::{oneshot, Semaphore};
 use uuid::Uuid;
+
+/// The writer's answer to one append.
+type Answer = oneshot::Receiver<Result<AppendResult, StoreError>>;
 
 /// File name of the event log inside the data directory.
 pub const LOG_FILE_NAME: &str = "events.sqlite";
@@ -172,6 +176,32 @@ impl SqliteStore {
         } else {
             Err(self.written_elsewhere())
         }
+    }
+
+    /// Hands appends to the writer, in this order and with nothing between them.
+    fn send(
+        &self,
+        appends: impl IntoIterator<Item = Append>,
+        chain: Option<Arc<AtomicBool>>,
+    ) -> Result<Vec<Answer>, StoreError> {
+        if self.inner.read_only {
+            return Err(self.written_elsewhere());
+        }
+        let sender = self.inner.appends.lock().map_err(|_| StoreError::Closed)?;
+        let sender = sender.as_ref().ok_or(StoreError::Closed)?;
+        let mut answers = Vec::new();
+        for append in appends {
+            let (reply, answer) = oneshot::channel();
+            let chain = chain.clone();
+            let request = writer::AppendRequest {
+                append,
+                chain,
+                reply,
+            };
+            sender.send(request).map_err(|_| StoreError::Closed)?;
+            answers.push(answer);
+        }
+        Ok(answers)
     }
 
     fn written_elsewhere(&self) -> StoreError {
@@ -374,22 +404,28 @@ impl EventStore for SqliteStore {
         events: Vec<EventData>,
     ) -> Result<AppendResult, StoreError> {
         validate_append(&events)?;
-        let (reply, answer) = oneshot::channel();
-        let request = writer::AppendRequest {
+        let append = Append {
             stream: stream.clone(),
             expected,
             events,
-            reply,
         };
-        {
-            if self.inner.read_only {
-                return Err(self.written_elsewhere());
-            }
-            let sender = self.inner.appends.lock().map_err(|_| StoreError::Closed)?;
-            let sender = sender.as_ref().ok_or(StoreError::Closed)?;
-            sender.send(request).map_err(|_| StoreError::Closed)?;
-        }
+        let answer = self.send([append], None)?.pop().ok_or(StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Every append is sent to the writer before the first is awaited, so that they share
+    /// group commits; they are sent together, so nothing else comes between them.
+    async fn append_in_order(&self, appends: Vec<Append>) -> Result<Vec<AppendResult>, StoreError> {
+        for append in &appends {
+            validate_append(&append.events)?;
+        }
+        let chain = Arc::new(AtomicBool::new(false));
+        let answers = self.send(appends, Some(chain))?;
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(answer.await.map_err(|_| StoreError::Closed)??);
+        }
+        Ok(results)
     }
 
     async fn read_stream(

@@ -26,9 +26,10 @@ pub const IDEMPOTENCY_WINDOW_EVENTS: u64 = 1_000;
 const STREAM_CACHE_MAX: usize = 250_000;
 
 pub(crate) struct AppendRequest {
-    pub stream: StreamName,
-    pub expected: ExpectedRevision,
-    pub events: Vec<EventData>,
+    pub append: Append,
+    /// Of an `append_in_order`: set once one of its appends failed, so that none after it is
+    /// made, in this transaction or a later one.
+    pub chain: Option<Arc<AtomicBool>>,
     pub reply: oneshot::Sender<Result<AppendResult, StoreError>>,
 }
 
@@ -197,9 +198,13 @@ impl Writer {
     fn commit(&mut self, requests: Vec<AppendRequest>) {
         let mut replies = Vec::with_capacity(requests.len());
         let mut appends = Vec::with_capacity(requests.len());
+        let mut chains = Vec::new();
         for request in requests {
             replies.push(request.reply);
-            appends.push((request.stream, request.expected, request.events));
+            if let Some(chain) = &request.chain {
+                chains.push(Arc::clone(chain));
+            }
+            appends.push((request.append, request.chain));
         }
         let start = Batch {
             position: self.next_position,
@@ -271,6 +276,9 @@ impl Writer {
                     StoreError::Io(_) | StoreError::Full(_) => error,
                     other => StoreError::Io(other.to_string()),
                 };
+                for chain in chains {
+                    chain.store(true, Ordering::Release);
+                }
                 for reply in replies {
                     let _ = reply.send(Err(refusal.clone()));
                 }
@@ -285,7 +293,7 @@ fn write(
     pending: &Pending,
     index_slice: Option<(&Round, std::ops::Range<usize>)>,
     mut batch: Batch,
-    appends: Vec<(StreamName, ExpectedRevision, Vec<EventData>)>,
+    appends: Vec<(Append, Option<Arc<AtomicBool>>)>,
 ) -> Result<Batch, StoreError> {
     let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if let Some((round, slice)) = index_slice {
@@ -294,85 +302,115 @@ fn write(
     // Truncated to what the column keeps, so the live copy equals what a read returns.
     let now = Utc::now();
     let recorded_micros = now.timestamp_micros();
-    let recorded_at = DateTime::from_timestamp_micros(recorded_micros).unwrap_or(now);
+    let now = (
+        recorded_micros,
+        DateTime::from_timestamp_micros(recorded_micros).unwrap_or(now),
+    );
     // Prepared once a transaction: looking a statement up in the cache hashes its text.
     let mut insert = tx.prepare_cached(
         "INSERT INTO events (position, stream_id, revision, event_id, event_type, data, metadata, recorded_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
-    for (stream, expected, events) in appends {
-        // A stream's index entries not yet in the table: committed before, or in this batch.
-        let recent = |id: i64| [pending.of_stream(id), batch.index.of_stream(id)];
-        let known = match batch.streams.get(&stream).or_else(|| cache.get(&stream)) {
-            Some(state) => *state,
-            None => stored_stream(&tx, &stream, recent)?,
-        };
-        if let Some(outcome) = already_appended(&tx, &stream, expected, known, &events, recent)? {
-            batch.outcomes.push(outcome);
+    for (append, chain) in appends {
+        if chain
+            .as_ref()
+            .is_some_and(|broken| broken.load(Ordering::Acquire))
+        {
+            batch.outcomes.push(Err(StoreError::EarlierAppendFailed));
             continue;
         }
-        if !expected_holds(expected, known.revision) {
-            batch.outcomes.push(Err(StoreError::WrongExpectedRevision {
-                stream,
-                expected,
-                actual: known.revision,
-            }));
-            continue;
+        let outcome = append_one(&tx, cache, pending, &mut batch, &mut insert, append, now)?;
+        if let (Err(_), Some(broken)) = (&outcome, &chain) {
+            broken.store(true, Ordering::Release);
         }
-        let stream_id = match known.id {
-            Some(id) => id,
-            None => {
-                let id = batch.next_stream_id;
-                tx.prepare_cached("INSERT INTO streams (id, name) VALUES (?1, ?2)")?
-                    .execute(params![id, stream.as_str()])?;
-                batch.next_stream_id += 1;
-                id
-            }
-        };
-        let mut revision = known.revision.map_or(0, |r| r + 1);
-        for event in events {
-            let (recorded_micros, recorded_at) = match event.recorded_at {
-                Some(at) => (at.timestamp_micros(), truncated_to_micros(at)),
-                None => (recorded_micros, recorded_at),
-            };
-            insert.execute(params![
-                batch.position as i64,
-                stream_id,
-                revision as i64,
-                event.event_id.as_bytes(),
-                event.event_type,
-                event.data,
-                event.metadata,
-                recorded_micros,
-            ])?;
-            batch.index.add(stream_id, revision, batch.position);
-            batch.committed.push(RecordedEvent {
-                stream: stream.clone(),
-                revision,
-                position: batch.position,
-                event_id: event.event_id,
-                event_type: event.event_type,
-                data: event.data,
-                metadata: event.metadata,
-                recorded_at,
-            });
-            batch.position += 1;
-            revision += 1;
-        }
-        let last_revision = revision - 1;
-        let state = StreamState {
-            id: Some(stream_id),
-            revision: Some(last_revision),
-        };
-        batch.streams.insert(stream, state);
-        batch.outcomes.push(Ok(AppendResult {
-            next_expected_revision: last_revision,
-            position: batch.position - 1,
-        }));
+        batch.outcomes.push(outcome);
     }
     drop(insert);
     tx.commit()?;
     Ok(batch)
+}
+
+/// One append within the transaction: its outcome, or the error that fails the transaction.
+fn append_one(
+    tx: &Transaction<'_>,
+    cache: &StreamStates,
+    pending: &Pending,
+    batch: &mut Batch,
+    insert: &mut rusqlite::CachedStatement<'_>,
+    Append {
+        stream,
+        expected,
+        events,
+    }: Append,
+    now: (i64, DateTime<Utc>),
+) -> Result<Result<AppendResult, StoreError>, StoreError> {
+    let (recorded_micros, recorded_at) = now;
+    // A stream's index entries not yet in the table: committed before, or in this batch.
+    let recent = |id: i64| [pending.of_stream(id), batch.index.of_stream(id)];
+    let known = match batch.streams.get(&stream).or_else(|| cache.get(&stream)) {
+        Some(state) => *state,
+        None => stored_stream(tx, &stream, recent)?,
+    };
+    if let Some(outcome) = already_appended(tx, &stream, expected, known, &events, recent)? {
+        return Ok(outcome);
+    }
+    if !expected_holds(expected, known.revision) {
+        return Ok(Err(StoreError::WrongExpectedRevision {
+            stream,
+            expected,
+            actual: known.revision,
+        }));
+    }
+    let stream_id = match known.id {
+        Some(id) => id,
+        None => {
+            let id = batch.next_stream_id;
+            tx.prepare_cached("INSERT INTO streams (id, name) VALUES (?1, ?2)")?
+                .execute(params![id, stream.as_str()])?;
+            batch.next_stream_id += 1;
+            id
+        }
+    };
+    let mut revision = known.revision.map_or(0, |r| r + 1);
+    for event in events {
+        let (recorded_micros, recorded_at) = match event.recorded_at {
+            Some(at) => (at.timestamp_micros(), truncated_to_micros(at)),
+            None => (recorded_micros, recorded_at),
+        };
+        insert.execute(params![
+            batch.position as i64,
+            stream_id,
+            revision as i64,
+            event.event_id.as_bytes(),
+            event.event_type,
+            event.data,
+            event.metadata,
+            recorded_micros,
+        ])?;
+        batch.index.add(stream_id, revision, batch.position);
+        batch.committed.push(RecordedEvent {
+            stream: stream.clone(),
+            revision,
+            position: batch.position,
+            event_id: event.event_id,
+            event_type: event.event_type,
+            data: event.data,
+            metadata: event.metadata,
+            recorded_at,
+        });
+        batch.position += 1;
+        revision += 1;
+    }
+    let last_revision = revision - 1;
+    let state = StreamState {
+        id: Some(stream_id),
+        revision: Some(last_revision),
+    };
+    batch.streams.insert(stream, state);
+    Ok(Ok(AppendResult {
+        next_expected_revision: last_revision,
+        position: batch.position - 1,
+    }))
 }
 
 fn truncated_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
