@@ -132,6 +132,13 @@ fn printable(text: &str) -> String {
 /// The timeline as text, one event a line, then the state it left.
 pub fn render(history: &History) -> String {
     let mut out = String::new();
+    if history.entries.is_empty() {
+        // Only a cutoff before the placement leaves nothing; say so rather than print nothing.
+        out.push_str(&format!(
+            "order {}: no event yet at that instant; it was placed later\n",
+            history.order
+        ));
+    }
     for e in &history.entries {
         let status = e.status_after.map_or("-".to_owned(), |s| format!("{s:?}"));
         let money = e

@@ -54,6 +54,22 @@ async fn as_of_an_instant_the_order_is_the_fold_of_the_events_until_then() {
 }
 
 #[tokio::test]
+async fn before_its_placement_the_order_is_said_to_have_no_event_yet() {
+    let dir = tempfile::tempdir().expect("dir");
+    closed_order(dir.path()).await;
+    let before = t0() - Duration::seconds(1);
+    let (output, text) = history(dir.path(), &["--at", &before.to_rfc3339()]);
+    assert!(output.status.success(), "{text}");
+    assert_eq!(
+        text.trim(),
+        format!(
+            "order {}: no event yet at that instant; it was placed later",
+            ORDER.0
+        )
+    );
+}
+
+#[tokio::test]
 async fn as_of_a_revision_the_order_is_the_fold_of_the_events_up_to_it() {
     let dir = tempfile::tempdir().expect("dir");
     let events = closed_order(dir.path()).await;
