@@ -292,35 +292,49 @@ impl LogOrder {
     }
 }
 
-/// Imports a checked export. Into a store that holds events (`append`), the events it holds
-/// already at the same stream and revision are passed over; `fits` says beforehand whether
-/// the store holds other events there.
+/// Imports a checked export. Into a store that holds events, `fit` (what `fits` found of
+/// this store and this file) names the events it holds already, which are passed over.
 pub async fn import(
     store: &dyn EventStore,
     input: impl BufRead,
-    append: bool,
+    fit: Option<Fit>,
 ) -> Result<u64, TransferError> {
     let is_empty = store
         .read_all(AllFrom::End, Direction::Backwards, 1)
         .await?
         .is_empty();
-    if !is_empty && !append {
-        return Err(TransferError::StoreNotEmpty);
-    }
     let mut appender = Appender::new(store);
-    appender.skip_present = !is_empty;
+    appender.presence = match fit {
+        Some(fit) => Presence::Surveyed(fit.present.into()),
+        None if is_empty => Presence::Nothing,
+        None => return Err(TransferError::StoreNotEmpty),
+    };
     feed(&mut appender, input).await?;
     appender.finish().await
 }
 
+/// What `fits` found: how many events of each run of a stream's events the store holds
+/// already, in the file's order, so that the import after it need not read them again.
+#[derive(Debug)]
+pub struct Fit {
+    present: Vec<usize>,
+}
+
 /// Reads only: that no event of a checked export meets another event at its stream and
 /// revision in the store, so that an import into a store with another history is refused
-/// before it writes anything. One read per run of a stream's events, twice for `--append`.
-pub async fn fits(store: &dyn EventStore, input: impl BufRead) -> Result<(), TransferError> {
+/// before it writes anything. A read per run of a stream's events that the store may hold,
+/// one per stream past the store's end.
+pub async fn fits(store: &dyn EventStore, input: impl BufRead) -> Result<Fit, TransferError> {
     let mut appender = Appender::new(store);
-    (appender.skip_present, appender.dry_run) = (true, true);
+    appender.presence = Presence::Survey(Vec::new());
     feed(&mut appender, input).await?;
-    appender.finish().await.map(|_| ())
+    appender.flush().await?;
+    match appender.presence {
+        Presence::Survey(present) => Ok(Fit { present }),
+        _ => Ok(Fit {
+            present: Vec::new(),
+        }),
+    }
 }
 
 async fn feed(appender: &mut Appender<'_>, input: impl BufRead) -> Result<(), TransferError> {
@@ -391,7 +405,9 @@ pub async fn copy(
     // From a position given, the target may hold some of the events already: they are
     // compared and passed over, not appended again (which the store would ignore, but the
     // count would not).
-    appender.skip_present = from.is_some();
+    if from.is_some() {
+        appender.presence = Presence::Read;
+    }
     // Reads are inclusive and positions may have gaps: each page starts at the last event
     // read, which is then skipped.
     let mut cursor = start;
@@ -427,12 +443,25 @@ pub async fn copy(
     })
 }
 
-/// Appends events in the order given, consecutive events of one stream in one append, each
-/// at the revision it had: the target's positions follow the source's order, and a repeat
-/// finds its event ids in place and appends nothing.
 /// Appends an import or a copy hands to the store at once (`EventStore::append_in_order`).
 const APPENDS_SENT_TOGETHER: usize = 2_048;
 
+/// What the target may hold already of the events an `Appender` is given.
+enum Presence {
+    /// Nothing: the store was empty.
+    Nothing,
+    /// Some: each run is compared with what its stream holds at those revisions, and only
+    /// the rest is appended.
+    Read,
+    /// Compare only, noting each run's count; append nothing (`fits`).
+    Survey(Vec<usize>),
+    /// Each run's count as a survey of the same file noted it.
+    Surveyed(std::collections::VecDeque<usize>),
+}
+
+/// Appends events in the order given, consecutive events of one stream in one append, each
+/// at the revision it had: the target's positions follow the source's order, and a repeat
+/// finds its event ids in place and appends nothing.
 struct Appender<'a> {
     store: &'a dyn EventStore,
     stream: Option<StreamName>,
@@ -442,11 +471,10 @@ struct Appender<'a> {
     /// events of a log seldom share a stream, and one commit an append ran at ~6,000 events/s.
     queued: Vec<Append>,
     appended: u64,
-    /// Whether the store may hold some of the events already: each batch is then compared
-    /// with what its stream holds at those revisions, and only the rest is appended.
-    skip_present: bool,
-    /// Compare only; append nothing.
-    dry_run: bool,
+    presence: Presence,
+    /// Per stream, a revision from which the store holds none of its events (but those this
+    /// appender gave it, all below the runs still to come): later runs need no read.
+    held_below: HashMap<StreamName, u64>,
 }
 
 impl<'a> Appender<'a> {
@@ -458,8 +486,8 @@ impl<'a> Appender<'a> {
             batch: Vec::new(),
             queued: Vec::new(),
             appended: 0,
-            skip_present: false,
-            dry_run: false,
+            presence: Presence::Nothing,
+            held_below: HashMap::new(),
         }
     }
 
@@ -482,7 +510,7 @@ impl<'a> Appender<'a> {
     }
 
     async fn flush(&mut self) -> Result<(), TransferError> {
-        let Some(stream) = &self.stream else {
+        let Some(stream) = self.stream.take() else {
             return Ok(());
         };
         if self.batch.is_empty() {
@@ -490,13 +518,23 @@ impl<'a> Appender<'a> {
         }
         let mut events = std::mem::take(&mut self.batch);
         let mut first_revision = self.first_revision;
-        if self.skip_present {
-            let present = self.present(stream, first_revision, &events).await?;
-            events.drain(..present);
-            first_revision += present as u64;
-            if events.is_empty() || self.dry_run {
-                return Ok(());
-            }
+        let noted = match &mut self.presence {
+            Presence::Surveyed(noted) => noted.pop_front(),
+            _ => None,
+        };
+        let present = match (&self.presence, noted) {
+            (Presence::Nothing, _) => 0,
+            (_, Some(noted)) => noted,
+            _ => self.present(&stream, first_revision, &events).await?,
+        };
+        if let Presence::Survey(noted) = &mut self.presence {
+            noted.push(present);
+            return Ok(());
+        }
+        events.drain(..present.min(events.len()));
+        first_revision += present as u64;
+        if events.is_empty() {
+            return Ok(());
         }
         let expected = match first_revision {
             0 => ExpectedRevision::NoStream,
@@ -504,7 +542,7 @@ impl<'a> Appender<'a> {
         };
         self.appended += events.len() as u64;
         self.queued.push(Append {
-            stream: stream.clone(),
+            stream,
             expected,
             events,
         });
@@ -525,11 +563,18 @@ impl<'a> Appender<'a> {
     /// How many of `events`, the first at `first_revision`, the stream holds already; an
     /// error if it holds other events there.
     async fn present(
-        &self,
+        &mut self,
         stream: &StreamName,
         first_revision: u64,
         events: &[EventData],
     ) -> Result<usize, TransferError> {
+        if self
+            .held_below
+            .get(stream)
+            .is_some_and(|&below| below <= first_revision)
+        {
+            return Ok(0);
+        }
         let from = StreamFrom::Revision(first_revision);
         let stored = match self
             .store
@@ -537,20 +582,24 @@ impl<'a> Appender<'a> {
             .await
         {
             Ok(stored) => stored,
-            Err(StoreError::StreamNotFound(_)) => return Ok(0),
+            Err(StoreError::StreamNotFound(_)) => Vec::new(),
             Err(error) => return Err(error.into()),
         };
-        match stored
+        if let Some(offset) = stored
             .iter()
             .zip(events)
             .position(|(s, e)| s.event_id != e.event_id)
         {
-            Some(offset) => Err(TransferError::Diverges {
+            return Err(TransferError::Diverges {
                 stream: stream.to_string(),
                 revision: first_revision + offset as u64,
-            }),
-            None => Ok(stored.len()),
+            });
         }
+        if stored.len() < events.len() {
+            let below = first_revision + stored.len() as u64;
+            self.held_below.insert(stream.clone(), below);
+        }
+        Ok(stored.len())
     }
 
     async fn finish(mut self) -> Result<u64, TransferError> {

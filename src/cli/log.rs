@@ -169,12 +169,15 @@ pub(crate) fn run_import(
     let store = args.open_to_write()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let imported = runtime.block_on(async {
-        if append {
-            ledger_replay::transfer::fits(&store, export.reader()?)
+        let fit = if append {
+            let fit = ledger_replay::transfer::fits(&store, export.reader()?)
                 .await
                 .context("nothing was imported")?;
-        }
-        ledger_replay::transfer::import(&store, export.reader()?, append)
+            Some(fit)
+        } else {
+            None
+        };
+        ledger_replay::transfer::import(&store, export.reader()?, fit)
             .await
             .context("importing")
     });
@@ -250,7 +253,7 @@ pub(crate) fn run_replay(
         .with_context(|| format!("creating a store in {}", dir.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let replayed = runtime.block_on(async {
-        ledger_replay::transfer::import(&store, export.reader()?, false).await?;
+        ledger_replay::transfer::import(&store, export.reader()?, None).await?;
         let (projector, _) =
             ledger_projections::Projector::rebuild_all(&dir, &store, |_| {}).await?;
         let report = ledger_replay::verify::verify(&store).await?;
