@@ -331,6 +331,7 @@ pub async fn fits(store: &dyn EventStore, input: impl BufRead) -> Result<Fit, Tr
     appender.flush().await?;
     match appender.presence {
         Presence::Survey(present) => Ok(Fit { present }),
+        // Not reached; an empty fit would only make the import read for itself.
         _ => Ok(Fit {
             present: Vec::new(),
         }),
