@@ -284,6 +284,67 @@ async fn an_append_refused_by_a_full_disk_says_so_and_writes_nothing() {
     assert_eq!(next.next_expected_revision, acknowledged);
 }
 
+/// An ordered batch that meets a full disk stops there: nothing after the refused append is
+/// made, even an append small enough to fit, so a log being loaded never has a hole.
+#[tokio::test]
+async fn appends_in_order_stop_at_a_full_disk_and_leave_no_hole() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let padded = |n: u64| {
+        let mut data = event("Tested", n);
+        data.data = format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(6_000)).into_bytes();
+        data
+    };
+    let options = SqliteOptions {
+        max_log_pages: Some(32),
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open_with(dir.path(), options).expect("open");
+    let mut filled = 0;
+    while store
+        .append(
+            &stream("order-fill"),
+            ExpectedRevision::Any,
+            vec![padded(filled)],
+        )
+        .await
+        .is_ok()
+    {
+        filled += 1;
+        assert!(filled < 1_000, "32 pages never filled up");
+    }
+    let append = |name: &str, event: EventData| Append {
+        stream: stream(name),
+        expected: ExpectedRevision::NoStream,
+        events: vec![event],
+    };
+    // More than one transaction takes, so the last small ones are committed apart from the
+    // big one, where they would fit.
+    let mut batch = vec![append("order-big", padded(0))];
+    batch.extend((0..4_100).map(|n| Append {
+        stream: stream("order-small"),
+        expected: ExpectedRevision::Any,
+        events: vec![event("Tested", n)],
+    }));
+    match store.append_in_order(batch.clone()).await {
+        Err(StoreError::Full(_)) => {}
+        other => panic!("expected a full disk, got {other:?}"),
+    }
+    let logged = store
+        .read_all(AllFrom::Start, Direction::Forwards, 10_000)
+        .await
+        .expect("read");
+    assert_eq!(logged.len() as u64, filled, "none of the batch was made");
+    store.close();
+    let store = SqliteStore::open(dir.path()).expect("reopen with room");
+    let results = store
+        .append_in_order(batch)
+        .await
+        .expect("the same batch once there is room");
+    let positions: Vec<u64> = results.iter().map(|r| r.position).collect();
+    let expected: Vec<u64> = (filled..filled + 4_101).collect();
+    assert_eq!(positions, expected, "no gap");
+}
+
 #[tokio::test]
 async fn a_database_from_a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
