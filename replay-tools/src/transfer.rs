@@ -8,14 +8,18 @@
 
 use chrono::{DateTime, Utc};
 use ledger_store::{
-    AllFrom, Append, Direction, EventData, EventStore, ExpectedRevision, InvalidInput,
-    RecordedEvent, StoreError, StreamFrom, StreamName, APPEND_EVENTS_MAX, READ_EVENTS_MAX,
+    AllFrom, Append, AppendResult, Direction, EventData, EventStore, ExpectedRevision,
+    InvalidInput, RecordedEvent, StoreError, StreamFrom, StreamName, APPEND_EVENTS_MAX,
+    READ_EVENTS_MAX,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::{BufRead, Write};
+use std::pin::Pin;
+use std::task::Poll;
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
@@ -447,6 +451,9 @@ pub async fn copy(
 /// Appends an import or a copy hands to the store at once (`EventStore::append_in_order`).
 const APPENDS_SENT_TOGETHER: usize = 2_048;
 
+/// An `append_in_order` under way.
+type Sending<'a> = Pin<Box<dyn Future<Output = Result<Vec<AppendResult>, StoreError>> + Send + 'a>>;
+
 /// What the target may hold already of the events an `Appender` is given.
 enum Presence {
     /// Nothing: the store was empty.
@@ -471,6 +478,8 @@ struct Appender<'a> {
     /// Runs ready to append, sent together so that they share durable commits: consecutive
     /// events of a log seldom share a stream, and one commit an append ran at ~6,000 events/s.
     queued: Vec<Append>,
+    /// The queued runs last handed over, being committed while the next ones are read.
+    in_flight: Option<Sending<'a>>,
     appended: u64,
     presence: Presence,
     /// Per stream, a revision from which the store holds none of its events (but those this
@@ -486,6 +495,7 @@ impl<'a> Appender<'a> {
             first_revision: 0,
             batch: Vec::new(),
             queued: Vec::new(),
+            in_flight: None,
             appended: 0,
             presence: Presence::Nothing,
             held_below: HashMap::new(),
@@ -553,10 +563,22 @@ impl<'a> Appender<'a> {
         Ok(())
     }
 
+    /// Hands the queued runs over once those before them are durable, so that a refusal
+    /// still stops everything after it; polled once, so that the store takes them now.
     async fn send(&mut self) -> Result<(), TransferError> {
+        if let Some(in_flight) = self.in_flight.take() {
+            in_flight.await?;
+        }
         let queued = std::mem::take(&mut self.queued);
-        if !queued.is_empty() {
-            self.store.append_in_order(queued).await?;
+        if queued.is_empty() {
+            return Ok(());
+        }
+        let mut sending = self.store.append_in_order(queued);
+        match futures::poll!(&mut sending) {
+            Poll::Ready(done) => {
+                done?;
+            }
+            Poll::Pending => self.in_flight = Some(sending),
         }
         Ok(())
     }
@@ -606,6 +628,9 @@ impl<'a> Appender<'a> {
     async fn finish(mut self) -> Result<u64, TransferError> {
         self.flush().await?;
         self.send().await?;
+        if let Some(in_flight) = self.in_flight.take() {
+            in_flight.await?;
+        }
         Ok(self.appended)
     }
 }
