@@ -15,7 +15,7 @@ use ledger_store::{
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io::{BufRead, Write};
 use std::pin::Pin;
@@ -451,6 +451,42 @@ pub async fn copy(
 /// Appends an import or a copy hands to the store at once (`EventStore::append_in_order`).
 const APPENDS_SENT_TOGETHER: usize = 2_048;
 
+/// Events of a stream read past the run that asked, for the stream's later runs.
+const READ_AHEAD_EVENTS: usize = 64;
+/// Ids read ahead and kept, at most; past this each run reads for itself.
+const HELD_IDS_MAX: usize = 1_000_000;
+
+/// What the store holds of a stream from a revision on, as read ahead of the runs to come.
+struct Held {
+    /// The revision of the first of `ids`.
+    from: u64,
+    ids: VecDeque<Uuid>,
+    /// Whether `ids` reach the stream's end: the store holds nothing after them but what this
+    /// appender gave it, all below the runs still to come.
+    to_end: bool,
+}
+
+/// An error if the store holds other events than `events` where `stored` (their ids, from
+/// `first_revision` on) are.
+fn diverges(
+    stream: &StreamName,
+    first_revision: u64,
+    stored: &[Uuid],
+    events: &[EventData],
+) -> Result<(), TransferError> {
+    match stored
+        .iter()
+        .zip(events)
+        .position(|(stored, event)| *stored != event.event_id)
+    {
+        Some(offset) => Err(TransferError::Diverges {
+            stream: stream.to_string(),
+            revision: first_revision + offset as u64,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// An `append_in_order` under way.
 type Sending<'a> = Pin<Box<dyn Future<Output = Result<Vec<AppendResult>, StoreError>> + Send + 'a>>;
 
@@ -464,7 +500,7 @@ enum Presence {
     /// Compare only, noting each run's count; append nothing (`fits`).
     Survey(Vec<usize>),
     /// Each run's count as a survey of the same file noted it.
-    Surveyed(std::collections::VecDeque<usize>),
+    Surveyed(VecDeque<usize>),
 }
 
 /// Appends events in the order given, consecutive events of one stream in one append, each
@@ -482,9 +518,11 @@ struct Appender<'a> {
     in_flight: Option<Sending<'a>>,
     appended: u64,
     presence: Presence,
-    /// Per stream, a revision from which the store holds none of its events (but those this
-    /// appender gave it, all below the runs still to come): later runs need no read.
-    held_below: HashMap<StreamName, u64>,
+    /// Per stream, what the store holds after the runs compared so far, so that a stream's
+    /// later runs need no read of their own.
+    held: HashMap<StreamName, Held>,
+    /// Ids in `held`, in all.
+    held_ids: usize,
 }
 
 impl<'a> Appender<'a> {
@@ -498,7 +536,8 @@ impl<'a> Appender<'a> {
             in_flight: None,
             appended: 0,
             presence: Presence::Nothing,
-            held_below: HashMap::new(),
+            held: HashMap::new(),
+            held_ids: 0,
         }
     }
 
@@ -591,38 +630,59 @@ impl<'a> Appender<'a> {
         first_revision: u64,
         events: &[EventData],
     ) -> Result<usize, TransferError> {
-        if self
-            .held_below
-            .get(stream)
-            .is_some_and(|&below| below <= first_revision)
-        {
-            return Ok(0);
+        if let Some(mut held) = self.held.remove(stream) {
+            self.held_ids -= held.ids.len();
+            let end = held.from + held.ids.len() as u64;
+            if held.to_end && end <= first_revision {
+                // The stream ends before this run.
+                held.ids.clear();
+                held.from = first_revision;
+                self.hold(stream, held);
+                return Ok(0);
+            }
+            if held.from == first_revision && (held.to_end || held.ids.len() >= events.len()) {
+                let present = held.ids.len().min(events.len());
+                let ids: Vec<Uuid> = held.ids.drain(..present).collect();
+                diverges(stream, first_revision, &ids, events)?;
+                held.from = first_revision + present as u64;
+                self.hold(stream, held);
+                return Ok(present);
+            }
         }
+        let wanted = if self.held_ids < HELD_IDS_MAX {
+            events.len().max(READ_AHEAD_EVENTS)
+        } else {
+            events.len()
+        };
         let from = StreamFrom::Revision(first_revision);
         let stored = match self
             .store
-            .read_stream(stream, from, Direction::Forwards, events.len())
+            .read_stream(stream, from, Direction::Forwards, wanted)
             .await
         {
             Ok(stored) => stored,
             Err(StoreError::StreamNotFound(_)) => Vec::new(),
             Err(error) => return Err(error.into()),
         };
-        if let Some(offset) = stored
-            .iter()
-            .zip(events)
-            .position(|(s, e)| s.event_id != e.event_id)
-        {
-            return Err(TransferError::Diverges {
-                stream: stream.to_string(),
-                revision: first_revision + offset as u64,
-            });
+        let mut ids: VecDeque<Uuid> = stored.iter().map(|e| e.event_id).collect();
+        let present = ids.len().min(events.len());
+        let head: Vec<Uuid> = ids.drain(..present).collect();
+        diverges(stream, first_revision, &head, events)?;
+        let held = Held {
+            from: first_revision + present as u64,
+            to_end: stored.len() < wanted,
+            ids,
+        };
+        self.hold(stream, held);
+        Ok(present)
+    }
+
+    /// Keeps what is known of `stream` while it says something of the runs to come.
+    fn hold(&mut self, stream: &StreamName, held: Held) {
+        if held.to_end || !held.ids.is_empty() {
+            self.held_ids += held.ids.len();
+            self.held.insert(stream.clone(), held);
         }
-        if stored.len() < events.len() {
-            let below = first_revision + stored.len() as u64;
-            self.held_below.insert(stream.clone(), below);
-        }
-        Ok(stored.len())
     }
 
     async fn finish(mut self) -> Result<u64, TransferError> {

@@ -371,6 +371,61 @@ async fn an_export_whose_lines_are_repeated_or_reordered_imports_nothing() {
     refused(renumbered, "line 2: `order-".to_owned());
 }
 
+/// The store and the file agree on a stream's first event and differ on its second, which the
+/// file holds further on: found from what the first run's read saw ahead, before any write.
+#[tokio::test]
+async fn another_history_later_in_a_stream_is_found_before_anything_is_written() {
+    let dir = tempfile::tempdir().expect("dir");
+    let source = dir.path().join("source");
+    let (output, text) = ledger(&[
+        "simulate",
+        "--orders",
+        "4",
+        "--quiet",
+        "--data-dir",
+        &source.to_string_lossy(),
+    ]);
+    assert!(output.status.success(), "{text}");
+    let whole = export(&source, &[]);
+    let file = dir.path().join("whole.jsonl");
+    std::fs::write(&file, &whole).expect("write");
+    let first_line: serde_json::Value =
+        serde_json::from_slice(whole.split(|b| *b == b'\n').next().expect("a line")).expect("json");
+    let stream = first_line["stream"].as_str().expect("stream").to_owned();
+
+    // A store holding the first event only, then another second event of its stream.
+    let target = dir.path().join("target");
+    let first = dir.path().join("first.jsonl");
+    std::fs::write(&first, export(&source, &["--to", "0"])).expect("write");
+    assert!(import(&first, &target, &[]).0.status.success());
+    let store = ledger_store::SqliteStore::open(&target).expect("store");
+    let stranger = ledger_store::EventData {
+        event_id: uuid::Uuid::new_v4(),
+        event_type: "OrderConfirmed".into(),
+        data: b"{}".to_vec(),
+        metadata: b"{}".to_vec(),
+        recorded_at: None,
+    };
+    ledger_store::EventStore::append(
+        &store,
+        &ledger_store::StreamName::new(&stream).expect("name"),
+        ledger_store::ExpectedRevision::Exact(0),
+        vec![stranger],
+    )
+    .await
+    .expect("append");
+    store.close();
+    let before = export(&target, &[]);
+
+    let (output, text) = import(&file, &target, &["--append"]);
+    assert!(!output.status.success(), "{text}");
+    assert_eq!(export(&target, &[]), before, "nothing written: {text}");
+    assert!(
+        text.contains(&format!("{stream} at revision 1 holds another event")),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn an_export_whose_reader_stops_early_ends_quietly() {
     use std::io::Read;
