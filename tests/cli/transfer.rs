@@ -156,10 +156,10 @@ async fn an_increment_that_overlaps_the_store_imports_only_what_is_new() {
     assert_eq!(export(&other, &[]), before, "nothing was appended");
 }
 
-#[tokio::test]
-async fn an_import_into_a_store_with_another_history_writes_nothing_at_all() {
-    let dir = tempfile::tempdir().expect("dir");
-    let source = dir.path().join("source");
+/// A simulated log of four orders, its export in `whole.jsonl`, and a store in `target`
+/// holding the log's first event only.
+fn simulated_and_its_first_event(dir: &Path) -> (Vec<u8>, std::path::PathBuf, std::path::PathBuf) {
+    let source = dir.join("source");
     let (output, text) = ledger(&[
         "simulate",
         "--orders",
@@ -170,8 +170,36 @@ async fn an_import_into_a_store_with_another_history_writes_nothing_at_all() {
     ]);
     assert!(output.status.success(), "{text}");
     let whole = export(&source, &[]);
-    let file = dir.path().join("whole.jsonl");
+    let file = dir.join("whole.jsonl");
     std::fs::write(&file, &whole).expect("write");
+    let target = dir.join("target");
+    let first = dir.join("first.jsonl");
+    std::fs::write(&first, export(&source, &["--to", "0"])).expect("write");
+    assert!(import(&first, &target, &[]).0.status.success());
+    (whole, file, target)
+}
+
+/// Appends to `stream` in the store in `target` an event that no export holds.
+async fn append_a_stranger(target: &Path, stream: &str, expected: ledger_store::ExpectedRevision) {
+    let store = ledger_store::SqliteStore::open(target).expect("store");
+    let stranger = ledger_store::EventData {
+        event_id: uuid::Uuid::new_v4(),
+        event_type: "OrderPlaced".into(),
+        data: b"{}".to_vec(),
+        metadata: b"{}".to_vec(),
+        recorded_at: None,
+    };
+    let stream = ledger_store::StreamName::new(stream).expect("name");
+    ledger_store::EventStore::append(&store, &stream, expected, vec![stranger])
+        .await
+        .expect("append");
+    store.close();
+}
+
+#[tokio::test]
+async fn an_import_into_a_store_with_another_history_writes_nothing_at_all() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (whole, file, target) = simulated_and_its_first_event(dir.path());
     let lines: Vec<serde_json::Value> = whole
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
@@ -193,29 +221,8 @@ async fn an_import_into_a_store_with_another_history_writes_nothing_at_all() {
         "events of other streams precede {late}'s first"
     );
 
-    // A store that holds the first event, and another first event of `late`.
-    let target = dir.path().join("target");
-    let first = dir.path().join("first.jsonl");
-    std::fs::write(&first, export(&source, &["--to", "0"])).expect("write");
-    assert!(import(&first, &target, &[]).0.status.success());
-    let store = ledger_store::SqliteStore::open(&target).expect("store");
-    let stranger = ledger_store::EventData {
-        event_id: uuid::Uuid::new_v4(),
-        event_type: "OrderPlaced".into(),
-        data: b"{}".to_vec(),
-        metadata: b"{}".to_vec(),
-        recorded_at: None,
-    };
-    let late_stream = ledger_store::StreamName::new(late).expect("name");
-    ledger_store::EventStore::append(
-        &store,
-        &late_stream,
-        ledger_store::ExpectedRevision::NoStream,
-        vec![stranger],
-    )
-    .await
-    .expect("append");
-    store.close();
+    // The store holds the first event, and another first event of `late`.
+    append_a_stranger(&target, late, ledger_store::ExpectedRevision::NoStream).await;
     let before = export(&target, &[]);
 
     let (output, text) = import(&file, &target, &["--append"]);
@@ -376,45 +383,13 @@ async fn an_export_whose_lines_are_repeated_or_reordered_imports_nothing() {
 #[tokio::test]
 async fn another_history_later_in_a_stream_is_found_before_anything_is_written() {
     let dir = tempfile::tempdir().expect("dir");
-    let source = dir.path().join("source");
-    let (output, text) = ledger(&[
-        "simulate",
-        "--orders",
-        "4",
-        "--quiet",
-        "--data-dir",
-        &source.to_string_lossy(),
-    ]);
-    assert!(output.status.success(), "{text}");
-    let whole = export(&source, &[]);
-    let file = dir.path().join("whole.jsonl");
-    std::fs::write(&file, &whole).expect("write");
+    let (whole, file, target) = simulated_and_its_first_event(dir.path());
     let first_line: serde_json::Value =
         serde_json::from_slice(whole.split(|b| *b == b'\n').next().expect("a line")).expect("json");
     let stream = first_line["stream"].as_str().expect("stream").to_owned();
 
-    // A store holding the first event only, then another second event of its stream.
-    let target = dir.path().join("target");
-    let first = dir.path().join("first.jsonl");
-    std::fs::write(&first, export(&source, &["--to", "0"])).expect("write");
-    assert!(import(&first, &target, &[]).0.status.success());
-    let store = ledger_store::SqliteStore::open(&target).expect("store");
-    let stranger = ledger_store::EventData {
-        event_id: uuid::Uuid::new_v4(),
-        event_type: "OrderConfirmed".into(),
-        data: b"{}".to_vec(),
-        metadata: b"{}".to_vec(),
-        recorded_at: None,
-    };
-    ledger_store::EventStore::append(
-        &store,
-        &ledger_store::StreamName::new(&stream).expect("name"),
-        ledger_store::ExpectedRevision::Exact(0),
-        vec![stranger],
-    )
-    .await
-    .expect("append");
-    store.close();
+    // The store holds the first event, then another second event of its stream.
+    append_a_stranger(&target, &stream, ledger_store::ExpectedRevision::Exact(0)).await;
     let before = export(&target, &[]);
 
     let (output, text) = import(&file, &target, &["--append"]);
