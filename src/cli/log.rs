@@ -281,6 +281,7 @@ pub(crate) fn run_replay(
 pub(crate) fn run_simulate(
     orders: u64,
     seed: u64,
+    concurrency: u64,
     quiet: bool,
     args: &StoreArgs,
 ) -> anyhow::Result<()> {
@@ -314,10 +315,20 @@ pub(crate) fn run_simulate(
         )
     };
     let started = std::time::Instant::now();
-    let simulation = order_ledger::simulate::Simulation::new(handler, seed);
-    let report = runtime
-        .block_on(simulation.run(orders, |done| bar.inc(done)))
-        .context("simulating");
+    let report = if concurrency == 1 {
+        let simulation = order_ledger::simulate::Simulation::new(handler, seed);
+        runtime.block_on(simulation.run(orders, |done| bar.inc(done)))
+    } else {
+        let progress = bar.clone();
+        runtime.block_on(order_ledger::simulate::simulate_concurrently(
+            handler,
+            orders,
+            seed,
+            concurrency,
+            move |done| progress.inc(done),
+        ))
+    }
+    .context("simulating");
     bar.finish_and_clear();
     store.close();
     let report = report?;
