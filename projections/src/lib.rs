@@ -19,7 +19,9 @@ pub use engine::{
 pub use fact::{Fact, FactError};
 pub use views::completion::{CompletionRate, CompletionView, RateFigures};
 pub use views::escrow::{AgedHolding, EscrowHolding, EscrowView, AGING_BUCKET_UPPER_DAYS};
-pub use views::journal::{Account, JournalView, Posting};
+pub use views::journal::{
+    books_at, Account, BooksAt, JournalView, Period, Posting, POSTINGS_PER_SLICE,
+};
 pub use views::orders::{OrderFilter, OrderPage, OrderSummary, OrderView, ORDER_PAGE_SIZE_MAX};
 pub use views::reviews::{LeftReview, ReviewView, ReviewWindow};
 pub use views::timers::{DueTimer, TimerKind, TimerView};

@@ -351,6 +351,54 @@ proptest! {
         }
     }
 
+    /// Finance's books at a month's end: as at any instant, every account, control account
+    /// and the trial balance are those of the journal of the events made by then. (Instants
+    /// out of log order, and journals of many blocks: the unit tests of `views::journal`.)
+    #[test]
+    fn the_books_as_at_an_instant_are_the_journal_of_the_events_made_by_then(
+        currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
+        steps in prop::collection::vec(step(), 1..150),
+        cuts in prop::collection::vec((any::<prop::sample::Index>(), -1i64..=1), 1..4),
+    ) {
+        let facts = history(&currency_picks, &steps);
+        let mut views = Views::default();
+        facts.iter().for_each(|f| views.apply(f));
+        let mut instants = vec![t0() - Duration::days(1), t0() + Duration::days(100_000)];
+        if !facts.is_empty() {
+            for (index, nudge) in &cuts {
+                instants.push(facts[index.index(facts.len())].event.at() + Duration::seconds(*nudge));
+            }
+        }
+        for at in instants {
+            let mut then = JournalView::default();
+            facts.iter().filter(|f| f.event.at() <= at).for_each(|f| then.apply(f));
+            assert_books_as_at(&views.journal, &then, at, POSTINGS_PER_SLICE)?;
+        }
+    }
+
+    /// A month's journal: the postings made in a period, page by page.
+    #[test]
+    fn a_periods_postings_walked_in_pages_are_the_difference_between_the_books_at_its_ends(
+        currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
+        steps in prop::collection::vec(step(), 1..150),
+        ends in (prop::option::of((any::<prop::sample::Index>(), -1i64..=1)), prop::option::of((any::<prop::sample::Index>(), -1i64..=1))),
+        page in 1usize..5,
+    ) {
+        let facts = history(&currency_picks, &steps);
+        let mut views = Views::default();
+        facts.iter().for_each(|f| views.apply(f));
+        let instant = |end: Option<(prop::sample::Index, i64)>| {
+            end.filter(|_| !facts.is_empty())
+                .map(|(index, nudge)| facts[index.index(facts.len())].event.at() + Duration::seconds(nudge))
+        };
+        let (after, until) = match (instant(ends.0), instant(ends.1)) {
+            (Some(a), Some(u)) if a == u => (None, Some(u)),
+            (Some(a), Some(u)) => (Some(a.min(u)), Some(a.max(u))),
+            ends => ends,
+        };
+        assert_period_walk(&views.journal, Period { after, until }, page)?;
+    }
+
     #[test]
     fn escrow_pages_of_any_size_list_each_old_enough_holding_once_oldest_first(
         currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
@@ -549,6 +597,98 @@ proptest! {
             prop_assert_eq!(rate.all_time.rate, expected);
         }
     }
+}
+
+/// The books of `today` as at `at`, added up in slices of any length, are those of `then`,
+/// a journal of what was made by then.
+fn assert_books_as_at(
+    today: &JournalView,
+    then: &JournalView,
+    at: DateTime<Utc>,
+    postings_per_slice: usize,
+) -> Result<(), TestCaseError> {
+    let named = |balances: Vec<(Account, BTreeMap<Currency, Decimal>)>| -> BTreeMap<String, BTreeMap<Currency, Decimal>> {
+        balances.into_iter().map(|(a, b)| (a.to_string(), b)).collect()
+    };
+    let lend = |read: &mut dyn FnMut(&JournalView)| {
+        read(today);
+        Ok::<(), std::convert::Infallible>(())
+    };
+    let every = books_at(at, true, postings_per_slice, lend)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let controls_only = books_at(at, false, postings_per_slice, lend)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let expected = named(then.balances().map(|(a, b)| (*a, b.clone())).collect());
+    prop_assert_eq!(named(every.accounts), expected, "accounts as at {}", at);
+    let expected: Vec<(&str, BTreeMap<Currency, Decimal>)> =
+        then.controls().map(|(name, b)| (name, b.clone())).collect();
+    prop_assert_eq!(&every.controls, &expected, "control accounts as at {}", at);
+    prop_assert_eq!(&controls_only.controls, &expected);
+    prop_assert!(controls_only.accounts.is_empty());
+    prop_assert_eq!(&every.trial_balance, &then.trial_balance());
+    prop_assert_eq!(&controls_only.trial_balance, &then.trial_balance());
+    Ok(())
+}
+
+/// A period's postings walked in pages of `page`: each posting made in it once, in log order,
+/// adding up to the difference between the books as at the period's two ends.
+fn assert_period_walk(
+    journal: &JournalView,
+    period: Period,
+    page: usize,
+) -> Result<(), TestCaseError> {
+    let mut walked = Vec::new();
+    let mut from = Some(0);
+    while let Some(position) = from {
+        let (postings, next) = journal.postings(position, period, page);
+        prop_assert!(next.is_none_or(|next| next > position));
+        prop_assert!(
+            !postings.is_empty() || next.is_none(),
+            "an empty page before the end"
+        );
+        walked.extend(postings);
+        from = next;
+    }
+    let (every, _) = journal.postings(0, Period::default(), usize::MAX);
+    let expected: Vec<Posting> = every
+        .into_iter()
+        .filter(|p| period.contains(p.at))
+        .collect();
+    prop_assert_eq!(&walked, &expected);
+    let lend = |read: &mut dyn FnMut(&JournalView)| {
+        read(journal);
+        Ok::<(), std::convert::Infallible>(())
+    };
+    let books = |at: Option<DateTime<Utc>>| -> Result<BTreeMap<(String, Currency), Decimal>, TestCaseError> {
+        let accounts = match at {
+            Some(at) => books_at(at, true, POSTINGS_PER_SLICE, lend).map_err(|e| TestCaseError::fail(e.to_string()))?.accounts,
+            None => journal.balances().map(|(a, b)| (*a, b.clone())).collect(),
+        };
+        Ok(accounts.into_iter().flat_map(|(a, b)| b.into_iter().map(move |(c, v)| ((a.to_string(), c), v))).collect())
+    };
+    let mut difference = books(period.until)?;
+    if period.after.is_some() {
+        for (key, balance) in books(period.after)? {
+            *difference.entry(key).or_default() -= balance;
+        }
+    }
+    let mut moved: BTreeMap<(String, Currency), Decimal> = BTreeMap::new();
+    for p in &walked {
+        *moved
+            .entry((p.debit.to_string(), p.amount.currency()))
+            .or_default() += p.amount.amount();
+        *moved
+            .entry((p.credit.to_string(), p.amount.currency()))
+            .or_default() -= p.amount.amount();
+    }
+    difference.retain(|_, v| !v.is_zero());
+    moved.retain(|_, v| !v.is_zero());
+    prop_assert_eq!(
+        moved,
+        difference,
+        "the period's postings against the books at its ends"
+    );
+    Ok(())
 }
 
 #[test]

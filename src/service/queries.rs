@@ -11,8 +11,8 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use ledger_domain::{Currency, Decimal, Money, Order, OrderId, Status, UserId};
 use ledger_projections::{
-    AgedHolding, CompletionRate, CreditReason, OrderFilter, OrderPage, OrderSummary, Posting,
-    ReviewWindow, Wallet, AGING_BUCKET_UPPER_DAYS,
+    AgedHolding, CompletionRate, CreditReason, OrderFilter, OrderPage, OrderSummary, Period,
+    Posting, ReviewWindow, Wallet, AGING_BUCKET_UPPER_DAYS,
 };
 use ledger_replay::history::{history, Cutoff, Entry, HistoryError};
 use serde::{Deserialize, Serialize};
@@ -567,6 +567,16 @@ pub struct JournalQuery {
     /// First `$all` position.
     from: Option<u64>,
     limit: Option<usize>,
+    /// Only postings made after this instant (RFC 3339), e.g. the end of last month.
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[serde(default, deserialize_with = "instant_in_query")]
+    after: Option<DateTime<Utc>>,
+    /// Only postings made at or before this instant (RFC 3339), e.g. the end of this month:
+    /// the period's postings are then the difference between the trial balances as at its
+    /// two ends.
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[serde(default, deserialize_with = "instant_in_query")]
+    until: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -594,10 +604,19 @@ async fn journal(
         .unwrap_or(JOURNAL_PAGE_DEFAULT)
         .clamp(1, JOURNAL_PAGE_MAX);
     let from = query.from.unwrap_or(0);
-    let (postings, next_from) = state.views(|v| {
-        let (page, next_from) = v.journal.postings(from, limit);
-        (page.to_vec(), next_from)
-    })?;
+    let period = Period {
+        after: query.after,
+        until: query.until,
+    };
+    if let (Some(after), Some(until)) = (period.after, period.until) {
+        if after >= until {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "`after` must be earlier than `until`".to_owned(),
+            ));
+        }
+    }
+    let (postings, next_from) = state.views(|v| v.journal.postings(from, period, limit))?;
     if !wants_csv(&headers) {
         return Ok(Json(JournalPage {
             postings,
@@ -610,7 +629,15 @@ async fn journal(
         header: &[
             "position", "order_id", "at", "debit", "credit", "amount", "currency", "memo",
         ],
-        next_page: next_from.map(|from| format!("/journal?from={from}&limit={limit}")),
+        next_page: next_from.map(|from| {
+            let mut next = format!("/journal?from={from}&limit={limit}");
+            for (name, at) in [("after", period.after), ("until", period.until)] {
+                if let Some(at) = at {
+                    next.push_str(&format!("&{name}={}", reports::instant(at)));
+                }
+            }
+            next
+        }),
     };
     report.render(postings.iter().map(|p| {
         (
@@ -635,6 +662,10 @@ pub struct TrialBalance {
     /// Every account's balance per currency; accounts and currencies at zero are left out.
     #[schema(value_type = Object)]
     accounts: BTreeMap<String, BTreeMap<Currency, Decimal>>,
+    /// The instant the books are as at, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    at: Option<DateTime<Utc>>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -644,6 +675,11 @@ pub struct TrialBalanceQuery {
     /// (`payments`, `escrow` for every order's, `wallet` for every user's, `commission`).
     #[param(value_type = Option<String>, example = "control")]
     accounts: Option<AccountLevel>,
+    /// The books as they stood at this instant (RFC 3339): the postings made at or before
+    /// it, e.g. a month's end. Without it, now.
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[serde(default, deserialize_with = "instant_in_query")]
+    at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Copy, Default, Deserialize)]
@@ -669,22 +705,40 @@ async fn trial_balance(
     // Under the views' lock only what must be: with an escrow account per open order,
     // naming and sorting every account is what takes time, and it is done after.
     let level = query.accounts.unwrap_or_default();
-    let (totals, every, controls) = state.views(|v| {
-        let (every, controls) = match level {
-            AccountLevel::All => (
-                v.journal.balances().map(|(a, b)| (*a, b.clone())).collect(),
-                BTreeMap::new(),
-            ),
-            AccountLevel::Control => (
-                Vec::new(),
-                v.journal
-                    .controls()
-                    .map(|(name, b)| (name.to_owned(), b.clone()))
-                    .collect(),
-            ),
-        };
-        (v.journal.trial_balance(), every, controls)
-    })?;
+    let every_account = matches!(level, AccountLevel::All);
+    let (totals, every, controls) = match query.at {
+        None => state.views(|v| {
+            let journal = &v.journal;
+            let (every, controls) = if every_account {
+                let every = journal.balances().map(|(a, b)| (*a, b.clone())).collect();
+                (every, Vec::new())
+            } else {
+                let controls = journal.controls().map(|(n, b)| (n, b.clone())).collect();
+                (Vec::new(), controls)
+            };
+            (journal.trial_balance(), every, controls)
+        })?,
+        // A slice of the journal at a time under the lock, added up outside it: commands
+        // are folded between two slices.
+        Some(at) => {
+            let books = ledger_projections::books_at(
+                at,
+                every_account,
+                ledger_projections::POSTINGS_PER_SLICE,
+                |read| state.views(|v| read(&v.journal)),
+            )?;
+            let controls = if every_account {
+                Vec::new()
+            } else {
+                books.controls
+            };
+            (books.trial_balance, books.accounts, controls)
+        }
+    };
+    let controls: BTreeMap<String, BTreeMap<Currency, Decimal>> = controls
+        .into_iter()
+        .map(|(name, b)| (name.to_owned(), b))
+        .collect();
     let mut accounts = controls;
     accounts.extend(every.into_iter().map(|(a, b)| (a.to_string(), b)));
     let balanced = totals.values().all(|sum| sum.is_zero());
@@ -693,6 +747,7 @@ async fn trial_balance(
             totals,
             balanced,
             accounts,
+            at: query.at,
         })
         .into_response());
     }

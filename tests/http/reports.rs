@@ -343,6 +343,187 @@ async fn the_trial_balance_rolled_up_into_control_accounts() {
         .problem(StatusCode::BAD_REQUEST, "invalid_query");
 }
 
+/// An order paid for before a month's end and released after it: its order, an instant
+/// before everything, and the month's end.
+async fn paid_before_and_released_after_a_months_end(
+    server: &Server,
+    buyer: &User,
+    seller: &User,
+) -> (
+    uuid::Uuid,
+    chrono::DateTime<chrono::Utc>,
+    chrono::DateTime<chrono::Utc>,
+) {
+    let before = server.now().await - chrono::Duration::seconds(1);
+    let order = server.place(buyer, seller, "100.00").await;
+    server.act(seller, order, "confirm", json!({})).await;
+    server
+        .act(seller, order, "deliver", json!({ "message": "done" }))
+        .await;
+    let month_end = server.now().await + chrono::Duration::days(5);
+    server.advance(month_end + chrono::Duration::days(5)).await;
+    server.act(buyer, order, "close", json!({})).await;
+    (order, before, month_end)
+}
+
+fn instant(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// A month's end: the books as at an instant count what was made by then, and nothing after.
+#[tokio::test]
+async fn the_trial_balance_as_at_an_instant_counts_only_what_was_made_by_then() {
+    let server = Server::start();
+    let (buyer, seller, finance) = (user("buyer"), user("seller"), user("finance"));
+    let (order, before, month_end) =
+        paid_before_and_released_after_a_months_end(&server, &buyer, &seller).await;
+
+    let as_at = |at: chrono::DateTime<chrono::Utc>, accounts: &str| {
+        format!("/trial-balance?at={}{accounts}", instant(at))
+    };
+    let eur = |books: &Value| -> BTreeMap<String, String> {
+        books["accounts"]
+            .as_object()
+            .map(|accounts| {
+                accounts
+                    .iter()
+                    .map(|(name, b)| (name.clone(), b["EUR"].as_str().unwrap_or("").to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let escrow = format!("escrow:{order}");
+    let wallet = format!("wallet:{}", seller.id);
+    // At the month's end the price was held in escrow: the release came after.
+    let then = server.get(&finance, &as_at(month_end, "")).await.ok();
+    assert_eq!(
+        eur(&then),
+        BTreeMap::from([
+            (escrow.clone(), "100.00".to_owned()),
+            ("payments".to_owned(), "-100.00".to_owned())
+        ]),
+        "{then}"
+    );
+    assert_eq!(then["balanced"], true);
+    assert_eq!(then["totals"]["EUR"], "0.00", "{then}");
+    assert_eq!(
+        crate::support::parse_instant(&then["at"]),
+        month_end,
+        "{then}"
+    );
+    let control = server
+        .get(&finance, &as_at(month_end, "&accounts=control"))
+        .await
+        .ok();
+    assert_eq!(
+        eur(&control),
+        BTreeMap::from([
+            ("escrow".to_owned(), "100.00".to_owned()),
+            ("payments".to_owned(), "-100.00".to_owned())
+        ]),
+        "{control}"
+    );
+    // Now, and as at any later instant: released to the seller, commission taken.
+    let now = server.get(&finance, "/trial-balance").await.ok();
+    assert_eq!(
+        eur(&now),
+        BTreeMap::from([
+            ("commission".to_owned(), "20.00".to_owned()),
+            ("payments".to_owned(), "-100.00".to_owned()),
+            (wallet, "80.00".to_owned())
+        ]),
+        "{now}"
+    );
+    assert!(now.get("at").is_none(), "{now}");
+    let later = server
+        .get(
+            &finance,
+            &as_at(month_end + chrono::Duration::days(365), ""),
+        )
+        .await
+        .ok();
+    assert_eq!(eur(&later), eur(&now));
+    // Before the first payment: nothing.
+    let empty = server.get(&finance, &as_at(before, "")).await.ok();
+    assert_eq!(empty["accounts"], json!({}), "{empty}");
+    assert_eq!(empty["balanced"], true);
+    // The same as a report.
+    let report = csv(&server, &finance, &as_at(month_end, ""), "text/csv").await;
+    let rows: Vec<(&str, &str)> = report
+        .rows
+        .iter()
+        .map(|r| (r["account"].as_str(), r["balance"].as_str()))
+        .collect();
+    assert_eq!(rows, [(escrow.as_str(), "100.00"), ("payments", "-100.00")]);
+    server
+        .get(&finance, "/trial-balance?at=last-month")
+        .await
+        .problem(StatusCode::BAD_REQUEST, "invalid_query");
+}
+
+/// A month's journal: the postings made after one instant and until another, as JSON and
+/// as a report whose next page keeps the period.
+#[tokio::test]
+async fn the_journal_of_a_period_holds_the_postings_made_in_it() {
+    let server = Server::start();
+    let (buyer, seller, finance) = (user("buyer"), user("seller"), user("finance"));
+    let (order, before, month_end) =
+        paid_before_and_released_after_a_months_end(&server, &buyer, &seller).await;
+    let memos = |page: &Value| -> Vec<String> {
+        page["postings"]
+            .as_array()
+            .map(|postings| {
+                postings
+                    .iter()
+                    .map(|p| p["memo"].as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let until = format!("/journal?until={}", instant(month_end));
+    let month = server.get(&finance, &until).await.ok();
+    assert_eq!(memos(&month), ["payment into escrow"], "{month}");
+    assert_eq!(month["postings"][0]["order"], json!(order));
+    let next_month = format!("/journal?after={}", instant(month_end));
+    let next = server.get(&finance, &next_month).await.ok();
+    assert_eq!(
+        memos(&next),
+        ["release to seller", "platform commission"],
+        "{next}"
+    );
+    let nothing = format!("/journal?until={}", instant(before));
+    assert_eq!(
+        memos(&server.get(&finance, &nothing).await.ok()),
+        Vec::<String>::new()
+    );
+    // The report's next page keeps the period.
+    let later = month_end + chrono::Duration::days(365);
+    let first = csv(
+        &server,
+        &finance,
+        &format!("/journal?limit=1&until={}", instant(later)),
+        "text/csv",
+    )
+    .await;
+    assert_eq!(first.rows.len(), 1);
+    let link = first.link.unwrap_or_default();
+    assert!(
+        link.contains(&format!("until={}", instant(later))),
+        "{link}"
+    );
+    server
+        .get(
+            &finance,
+            &format!(
+                "/journal?after={}&until={}",
+                instant(month_end),
+                instant(month_end)
+            ),
+        )
+        .await
+        .problem(StatusCode::BAD_REQUEST, "invalid_query");
+}
+
 #[tokio::test]
 async fn a_wallet_statement_pages_by_position_and_keeps_its_balance_on_every_page() {
     let server = Server::start();
