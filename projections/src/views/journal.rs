@@ -206,7 +206,7 @@ struct Tally {
     // The last posting's position when the tally began: the journal it reads is still that one.
     last_position: Option<u64>,
     every_account: bool,
-    accounts: std::collections::HashMap<Account, BTreeMap<Currency, Decimal>>,
+    accounts: crate::rows::FastMap<Account, BTreeMap<Currency, Decimal>>,
     controls: [BTreeMap<Currency, Decimal>; 4],
 }
 
