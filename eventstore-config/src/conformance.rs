@@ -584,6 +584,77 @@ pub async fn subscriptions_catch_up_then_go_live<S: EventStore>(store: S) {
     assert_eq!((later.stream.as_str(), later.revision), ("order-later", 0));
 }
 
+/// The next event, taken at hand where one is, waited for otherwise.
+async fn next_at_hand_or_waited(subscription: &mut Box<dyn Subscription>) -> RecordedEvent {
+    match subscription.next_ready() {
+        Some(event) => event.expect("an event at hand"),
+        None => next(subscription).await,
+    }
+}
+
+/// Waits, without `next`, until `next_ready` hands out a committed event.
+async fn at_hand(subscription: &mut Box<dyn Subscription>) -> RecordedEvent {
+    let waited = tokio::time::timeout(DELIVERY_WAIT, async {
+        loop {
+            if let Some(event) = subscription.next_ready() {
+                return event;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    waited
+        .await
+        .expect("the committed event came to hand in time")
+        .expect("an event at hand")
+}
+
+/// What a subscription has at hand comes without waiting, in the one sequence `next` keeps:
+/// a consumer that batches takes it after each event it waited for.
+pub async fn events_at_hand_come_in_the_sequence_of_next<S: EventStore>(store: S) {
+    let a = stream("order-a");
+    let b = stream("order-b");
+    store
+        .append(&a, ExpectedRevision::Any, events(3))
+        .await
+        .expect("append");
+    let mut all = store
+        .subscribe_all(SubscribeFrom::Start)
+        .await
+        .expect("subscribe");
+    let mut only_a = store
+        .subscribe_stream(&a, SubscribeFrom::Start)
+        .await
+        .expect("subscribe");
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(next_at_hand_or_waited(&mut all).await.position);
+    }
+    assert_eq!(seen, log_positions(&store).await, "caught up, in order");
+    assert!(all.next_ready().is_none(), "nothing more is at hand");
+    for (stream, count) in [(&b, 3), (&a, 2), (&b, 1)] {
+        store
+            .append(stream, ExpectedRevision::Any, events(count))
+            .await
+            .expect("append");
+    }
+    let log = log_positions(&store).await;
+    // The rest of a commit comes to hand without `next`.
+    assert_eq!(next(&mut all).await.position, log[3]);
+    assert_eq!(at_hand(&mut all).await.position, log[4]);
+    for expected in &log[5..] {
+        assert_eq!(next_at_hand_or_waited(&mut all).await.position, *expected);
+    }
+    assert!(all.next_ready().is_none(), "every event came once");
+    let mut revisions = Vec::new();
+    for _ in 0..5 {
+        let event = next_at_hand_or_waited(&mut only_a).await;
+        assert_eq!(event.stream, a, "the stream's own events only");
+        revisions.push(event.revision);
+    }
+    assert_eq!(revisions, vec![0, 1, 2, 3, 4]);
+    assert!(only_a.next_ready().is_none(), "every event came once");
+}
+
 /// Subscribers join while writers append; each sees every event once, in order, from its start.
 pub async fn catch_up_to_live_handover_under_concurrent_writers<S: EventStore>(store: S) {
     const WRITERS: u64 = 8;
@@ -677,6 +748,7 @@ macro_rules! conformance_tests {
             bad_input_is_refused_and_writes_nothing,
             one_refused_append_fails_alone_among_concurrent_ones,
             subscriptions_catch_up_then_go_live,
+            events_at_hand_come_in_the_sequence_of_next,
             catch_up_to_live_handover_under_concurrent_writers,
         );
     };

@@ -431,9 +431,61 @@ enum Target {
     Stream(StreamName),
 }
 
+/// Events a subscription receives ahead of its reader.
+const SUBSCRIPTION_AHEAD_EVENTS: usize = 1_024;
+
 /// A catch-up subscription that re-subscribes after the last event it delivered when the
 /// connection drops, waiting longer each time, up to [`SUBSCRIPTION_RETRIES_MAX`] times in a row.
+///
+/// A task of its own receives the events: the client's subscription loses its stream when a
+/// `next` in progress is dropped, and a reader that takes what is at hand must not cost a
+/// re-subscription every time.
 struct Resubscribing {
+    events: tokio::sync::mpsc::Receiver<Result<RecordedEvent, StoreError>>,
+    receiving: tokio::task::JoinHandle<()>,
+}
+
+impl Resubscribing {
+    async fn start(store: EventStoreDbStore, target: Target, from: SubscribeFrom) -> Resubscribing {
+        let mut following = Following::start(store, target, from).await;
+        let (sender, events) = tokio::sync::mpsc::channel(SUBSCRIPTION_AHEAD_EVENTS);
+        let receiving = tokio::spawn(async move {
+            loop {
+                let received = following.next().await;
+                let failed = received.is_err();
+                if sender.send(received).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Resubscribing { events, receiving }
+    }
+}
+
+impl Drop for Resubscribing {
+    fn drop(&mut self) {
+        self.receiving.abort();
+    }
+}
+
+#[async_trait]
+impl Subscription for Resubscribing {
+    async fn next(&mut self) -> Result<RecordedEvent, StoreError> {
+        self.events.recv().await.unwrap_or(Err(StoreError::Closed))
+    }
+
+    fn next_ready(&mut self) -> Option<Result<RecordedEvent, StoreError>> {
+        use tokio::sync::mpsc::error::TryRecvError;
+        match self.events.try_recv() {
+            Ok(received) => Some(received),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => Some(Err(StoreError::Closed)),
+        }
+    }
+}
+
+/// The subscription itself, driven by [`Resubscribing`]'s task.
+struct Following {
     store: EventStoreDbStore,
     target: Target,
     /// Where the next (re)subscription starts: after the last event delivered.
@@ -442,9 +494,9 @@ struct Resubscribing {
     failures: u32,
 }
 
-impl Resubscribing {
-    async fn start(store: EventStoreDbStore, target: Target, from: SubscribeFrom) -> Resubscribing {
-        let mut subscription = Resubscribing {
+impl Following {
+    async fn start(store: EventStoreDbStore, target: Target, from: SubscribeFrom) -> Following {
+        let mut subscription = Following {
             store,
             target,
             from,
@@ -490,10 +542,7 @@ impl Resubscribing {
         };
         self.current = Some(subscription);
     }
-}
 
-#[async_trait]
-impl Subscription for Resubscribing {
     async fn next(&mut self) -> Result<RecordedEvent, StoreError> {
         loop {
             let Some(current) = self.current.as_mut() else {

@@ -96,4 +96,9 @@ pub async fn read_whole_stream(
 pub trait Subscription: Send {
     /// The next event, waiting for one to be appended if the subscription has caught up.
     async fn next(&mut self) -> Result<RecordedEvent, StoreError>;
+
+    /// The next event if it is already at hand, without waiting or starting a read: how a
+    /// consumer fills a batch after the event it waited for. `None` says only that nothing is
+    /// at hand now; the events it hands out and `next`'s are one sequence.
+    fn next_ready(&mut self) -> Option<Result<RecordedEvent, StoreError>>;
 }

@@ -201,20 +201,20 @@ impl<S: EventStore + Clone> CatchUp<S> {
 
     async fn receive_live(&mut self) -> Result<(), StoreError> {
         match self.live.recv().await {
-            Ok(batch) => {
-                for event in batch.iter() {
-                    if !self.accept(Cow::Borrowed(event)) {
-                        self.caught_up = false;
-                        break;
-                    }
-                }
-                Ok(())
-            }
-            Err(broadcast::error::RecvError::Lagged(_)) => {
+            Ok(batch) => self.accept_live(&batch),
+            Err(broadcast::error::RecvError::Lagged(_)) => self.caught_up = false,
+            Err(broadcast::error::RecvError::Closed) => return Err(StoreError::Closed),
+        }
+        Ok(())
+    }
+
+    /// Queues a commit from the live feed; a gap sends the subscription back to reading.
+    fn accept_live(&mut self, batch: &CommittedBatch) {
+        for event in batch.iter() {
+            if !self.accept(Cow::Borrowed(event)) {
                 self.caught_up = false;
-                Ok(())
+                break;
             }
-            Err(broadcast::error::RecvError::Closed) => Err(StoreError::Closed),
         }
     }
 }
@@ -251,6 +251,24 @@ impl<S: EventStore + Clone> Subscription for CatchUp<S> {
                 self.receive_live().await?;
             } else {
                 self.read_page().await?;
+            }
+        }
+    }
+
+    fn next_ready(&mut self) -> Option<Result<RecordedEvent, StoreError>> {
+        use broadcast::error::TryRecvError;
+        loop {
+            if let Some(event) = self.buffer.pop_front() {
+                return Some(Ok(event));
+            }
+            if !self.caught_up {
+                return None;
+            }
+            match self.live.try_recv() {
+                Ok(batch) => self.accept_live(&batch),
+                Err(TryRecvError::Lagged(_)) => self.caught_up = false,
+                Err(TryRecvError::Empty) => return None,
+                Err(TryRecvError::Closed) => return Some(Err(StoreError::Closed)),
             }
         }
     }

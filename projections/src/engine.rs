@@ -450,9 +450,9 @@ impl Projector {
             let mut batch = vec![first];
             // Take whatever else is ready, without waiting.
             while batch.len() < READ_EVENTS_MAX {
-                match tokio::time::timeout(std::time::Duration::ZERO, subscription.next()).await {
-                    Ok(event) => batch.push(event?),
-                    Err(_) => break,
+                match subscription.next_ready() {
+                    Some(event) => batch.push(event?),
+                    None => break,
                 }
             }
             self.apply(&batch)?;

@@ -465,13 +465,13 @@ async fn fold_live(
         let mut batch = vec![first];
         let mut failed = None;
         while batch.len() < ledger_store::READ_EVENTS_MAX {
-            match tokio::time::timeout(Duration::ZERO, subscription.next()).await {
-                Ok(Ok(event)) => batch.push(event),
-                Ok(Err(error)) => {
+            match subscription.next_ready() {
+                Some(Ok(event)) => batch.push(event),
+                Some(Err(error)) => {
                     failed = Some(error);
                     break;
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         let (applied, checkpoint) = {
