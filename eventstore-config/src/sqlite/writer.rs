@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use std::cell::Cell;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, RwLock};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -96,45 +96,101 @@ struct Writer {
     round: Option<Round>,
 }
 
+/// Frames the writer may find still to copy when it finishes a checkpoint between two
+/// commits; with more, the checkpointer goes round again first. The writer's copy holds up
+/// every append: finishing after one round of the checkpointer, it copied what a round's
+/// minutes of commits had added, 5 to 22 ms at 10,000 commands/s (docs/performance.md).
+const WRITER_COPY_FRAMES_MAX: i64 = 256;
+
+/// Rounds the checkpointer makes before the writer copies the rest, however much: a load that
+/// commits faster than the checkpointer copies must not keep the WAL from starting over.
+const CHECKPOINTER_ROUNDS_MAX: u32 = 4;
+
 /// Copies the WAL into the database on a thread and connection of its own, so that commits
 /// go on meanwhile (SQLite lets one checkpoint run beside the writer). Passive: it never
 /// waits for a reader or the writer; what it cannot copy now, the next one does.
 struct Checkpointer {
     wake: mpsc::SyncSender<()>,
-    /// Set when a checkpoint has run since the writer last finished one.
-    copied: Arc<AtomicBool>,
+    /// What the run asked for copied, once it has finished.
+    done: Arc<Mutex<Option<Copied>>>,
+    /// Whether a run was asked for and its outcome not yet taken (the writer's own).
+    asked: bool,
+    /// Runs since the writer last finished a checkpoint (the writer's own).
+    rounds: u32,
     thread: std::thread::JoinHandle<()>,
+}
+
+/// What one run of the checkpointer copied.
+#[derive(Clone, Copy, Debug)]
+struct Copied {
+    /// The WAL's frames now in the database.
+    frames: i64,
+    /// Whether it copied every frame it saw: no reader held it back, nothing failed.
+    whole: bool,
 }
 
 impl Checkpointer {
     fn spawn(path: &Path) -> Result<Checkpointer, StoreError> {
         let db = Connection::open(path)?;
+        let file = std::fs::File::open(path).map_err(|e| {
+            StoreError::Io(format!("cannot open the log for the checkpointer: {e}"))
+        })?;
         let (wake, wakes) = mpsc::sync_channel::<()>(1);
-        let copied = Arc::new(AtomicBool::new(false));
-        let done = Arc::clone(&copied);
+        let done = Arc::new(Mutex::new(None));
+        let outcome = Arc::clone(&done);
         let thread = std::thread::Builder::new()
             .name("ledger-store-checkpointer".into())
             .spawn(move || {
                 while wakes.recv().is_ok() {
-                    match db.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                        Ok(()) => done.store(true, Ordering::Release),
-                        Err(error) => {
-                            tracing::warn!(%error, "checkpoint failed; the next one retries")
+                    let copied = db
+                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+                        })
+                        .map(|(log, frames)| Copied {
+                            frames,
+                            whole: frames == log,
+                        })
+                        .unwrap_or_else(|error| {
+                            tracing::warn!(%error, "checkpoint failed; the next one retries");
+                            Copied {
+                                frames: 0,
+                                whole: false,
+                            }
+                        });
+                    // SQLite syncs the database only after a copy that reached the WAL's end,
+                    // which under load is the writer's: it then flushed this round's pages too.
+                    if copied.frames > 0 {
+                        if let Err(error) = file.sync_data() {
+                            tracing::warn!(%error, "syncing the checkpoint's copy failed");
                         }
+                    }
+                    if let Ok(mut done) = outcome.lock() {
+                        *done = Some(copied);
                     }
                 }
             })
             .map_err(|e| StoreError::Io(format!("cannot start the checkpointer: {e}")))?;
         Ok(Checkpointer {
             wake,
-            copied,
+            done,
+            asked: false,
+            rounds: 0,
             thread,
         })
     }
 
-    /// Asks for a checkpoint unless one is already asked for.
-    fn request(&self) {
-        let _ = self.wake.try_send(());
+    /// Asks for a run; false if the checkpointer is gone, and the writer must copy alone.
+    fn request(&mut self) -> bool {
+        self.asked = self.wake.try_send(()).is_ok();
+        self.rounds += 1;
+        self.asked
+    }
+
+    /// What the run asked for copied, once it has finished.
+    fn finished(&mut self) -> Option<Copied> {
+        let copied = self.done.lock().ok()?.take()?;
+        self.asked = false;
+        Some(copied)
     }
 
     /// Lets a checkpoint in progress finish; the writer's connection, closing last, does
@@ -167,8 +223,9 @@ impl Writer {
                 }
             }
             self.commit(requests);
-            if i64::from(WAL_FRAMES.get()) >= schema::WAL_AUTOCHECKPOINT_PAGES {
-                self.checkpoint();
+            let frames = i64::from(WAL_FRAMES.get());
+            if frames >= schema::WAL_AUTOCHECKPOINT_PAGES {
+                self.checkpoint(frames);
             }
         }
         let Writer {
@@ -178,15 +235,27 @@ impl Writer {
         drop(db);
     }
 
-    /// The checkpointer copies the bulk of the WAL beside the commits; the writer, between
-    /// two commits, copies what was committed meanwhile. Only a WAL copied to its last frame
-    /// can start again from its beginning at the next commit: with the checkpointer alone, a
-    /// steady load kept it growing.
-    fn checkpoint(&mut self) {
-        if !self.checkpointer.copied.swap(false, Ordering::AcqRel) {
-            self.checkpointer.request();
+    /// The checkpointer copies the bulk of the WAL beside the commits, in rounds until little
+    /// is left; the writer, between two commits, copies the rest. Only a WAL copied to its
+    /// last frame can start again from its beginning at the next commit: with the
+    /// checkpointer alone, a steady load kept it growing.
+    fn checkpoint(&mut self, frames: i64) {
+        let checkpointer = &mut self.checkpointer;
+        let go_round = if checkpointer.asked {
+            let Some(copied) = checkpointer.finished() else {
+                return;
+            };
+            // A round of an earlier WAL, which started over since, says nothing of this one.
+            let stale = copied.frames > frames;
+            let much_left = copied.whole && frames - copied.frames > WRITER_COPY_FRAMES_MAX;
+            stale || (much_left && checkpointer.rounds < CHECKPOINTER_ROUNDS_MAX)
+        } else {
+            true
+        };
+        if go_round && checkpointer.request() {
             return;
         }
+        checkpointer.rounds = 0;
         let done = self
             .db
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
