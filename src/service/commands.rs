@@ -229,7 +229,10 @@ impl Call<'_> {
         metrics::counter!("ledger_commands_total", "command" => kind, "outcome" => label)
             .increment(1);
         let outcome = result?;
-        if !self.state.views_reach(outcome.position).await {
+        let waited = std::time::Instant::now();
+        let reached = self.state.views_reach(outcome.position).await;
+        metrics::histogram!("ledger_views_wait_seconds").record(waited.elapsed().as_secs_f64());
+        if !reached {
             tracing::warn!(
                 position = outcome.position,
                 "answering before the views folded the command"

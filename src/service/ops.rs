@@ -65,6 +65,11 @@ fn describe_metrics() {
         Unit::Seconds,
         "Time for the event store to acknowledge an append (durable), by outcome"
     );
+    metrics::describe_histogram!(
+        "ledger_views_wait_seconds",
+        Unit::Seconds,
+        "Time an accepted command's answer waited, after its append, for the views to fold its events"
+    );
     metrics::describe_gauge!(
         "ledger_projection_lag_events",
         "Events in the log that the views have not folded yet"

@@ -51,6 +51,12 @@ async fn metrics_count_commands_by_type_and_outcome_and_time_appends() {
         Some(2.0),
         "{text}"
     );
+    // Each accepted command waited for the views to fold it before its answer.
+    assert_eq!(
+        metric(&text, "ledger_views_wait_seconds_count"),
+        Some(2.0),
+        "{text}"
+    );
     assert_eq!(
         metric(&text, "ledger_projection_lag_events"),
         Some(0.0),
@@ -76,6 +82,7 @@ async fn metrics_count_commands_by_type_and_outcome_and_time_appends() {
         ("ledger_http_requests_total", "counter"),
         ("ledger_append_seconds", "histogram"),
         ("ledger_http_request_seconds", "histogram"),
+        ("ledger_views_wait_seconds", "histogram"),
         ("ledger_projection_lag_events", "gauge"),
         ("ledger_starting", "gauge"),
     ] {
