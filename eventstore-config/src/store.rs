@@ -101,4 +101,16 @@ pub trait Subscription: Send {
     /// consumer fills a batch after the event it waited for. `None` says only that nothing is
     /// at hand now; the events it hands out and `next`'s are one sequence.
     fn next_ready(&mut self) -> Option<Result<RecordedEvent, StoreError>>;
+
+    /// Adds to `batch`, up to `max` events in all, what is at hand. On a failure the events
+    /// taken before it stay in `batch`.
+    fn take_ready(&mut self, batch: &mut Vec<RecordedEvent>, max: usize) -> Result<(), StoreError> {
+        while batch.len() < max {
+            match self.next_ready() {
+                Some(event) => batch.push(event?),
+                None => break,
+            }
+        }
+        Ok(())
+    }
 }

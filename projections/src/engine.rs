@@ -448,13 +448,7 @@ impl Projector {
                 () = &mut stop => break,
             };
             let mut batch = vec![first];
-            // Take whatever else is ready, without waiting.
-            while batch.len() < READ_EVENTS_MAX {
-                match subscription.next_ready() {
-                    Some(event) => batch.push(event?),
-                    None => break,
-                }
-            }
+            subscription.take_ready(&mut batch, READ_EVENTS_MAX)?;
             self.apply(&batch)?;
             after_batch(&self.views, self.checkpoint);
         }

@@ -463,17 +463,10 @@ async fn fold_live(
             () = state.shutting_down() => return Ok(()),
         };
         let mut batch = vec![first];
-        let mut failed = None;
-        while batch.len() < ledger_store::READ_EVENTS_MAX {
-            match subscription.next_ready() {
-                Some(Ok(event)) => batch.push(event),
-                Some(Err(error)) => {
-                    failed = Some(error);
-                    break;
-                }
-                None => break,
-            }
-        }
+        // What was taken before a failure is folded first.
+        let failed = subscription
+            .take_ready(&mut batch, ledger_store::READ_EVENTS_MAX)
+            .err();
         let (applied, checkpoint) = {
             let mut projector = lock(&state.projector)?;
             let applied = projector.apply(&batch);
