@@ -39,6 +39,28 @@ pub struct LoadReport {
     /// CPU time the `ledger serve` child and this process (the clients) spent on the level.
     pub service_cpu_seconds: Option<f64>,
     pub client_cpu_seconds: Option<f64>,
+    /// The same seconds as the service timed them, if its `/metrics` could be read.
+    pub inside: Option<InsideTheService>,
+}
+
+/// A level's latencies from the service's own histograms: what the clients saw beyond them
+/// was spent outside the handlers (queued in sockets and run queues, or in the clients).
+#[derive(Debug, Clone)]
+pub struct InsideTheService {
+    /// From the request read to the answer made, commands only.
+    pub request: Quantiles,
+    /// Share of commands whose handler took longer than 10 ms.
+    pub requests_over_10ms: f64,
+    /// The store's durable append.
+    pub append: Quantiles,
+    /// An accepted command's wait for the views after its append.
+    pub views_wait: Quantiles,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Quantiles {
+    pub p50: Duration,
+    pub p99: Duration,
 }
 
 impl LoadReport {
@@ -118,7 +140,7 @@ pub async fn run(
     for _ in 0..stream_subscribers {
         let mut connection = Connection::open(&server.address).await?;
         let stream = format!("/streams/order-{}", Uuid::new_v4());
-        subscriptions.push(connection.subscribe(stream, &token).await?);
+        subscriptions.push(connection.get(stream, Some(&token)).await?);
     }
     let mut reports = Vec::new();
     for &clients in levels {
@@ -149,6 +171,7 @@ pub async fn run(
         }
         tokio::time::sleep_until(measured_from.into()).await;
         let (service_cpu, client_cpu) = (CpuSince::start(service_pid), CpuSince::start(None));
+        let metrics_before = scrape_metrics(&server.address).await;
         let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
         let (mut commands, mut failures) = (0, 0);
         for task in tasks {
@@ -158,6 +181,10 @@ pub async fn run(
             failures += failed;
         }
         let (service_cpu_seconds, client_cpu_seconds) = (service_cpu.spent(), client_cpu.spent());
+        let inside = match (metrics_before, scrape_metrics(&server.address).await) {
+            (Ok(before), Ok(after)) => InsideTheService::between(&before, &after),
+            _ => None,
+        };
         let micros = |q: f64| Duration::from_micros(histogram.value_at_quantile(q));
         reports.push(LoadReport {
             clients,
@@ -171,9 +198,129 @@ pub async fn run(
             max: Duration::from_micros(histogram.max()),
             service_cpu_seconds,
             client_cpu_seconds,
+            inside,
         });
     }
     Ok(reports)
+}
+
+/// The service's `/metrics` page.
+async fn scrape_metrics(address: &str) -> anyhow::Result<String> {
+    let mut connection = Connection::open(address).await?;
+    let response = connection.get("/metrics".to_owned(), None).await?;
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(String::from_utf8(body.to_vec())?)
+}
+
+impl InsideTheService {
+    /// What the service's histograms gained between two scrapes; None if it timed nothing.
+    fn between(before: &str, after: &str) -> Option<InsideTheService> {
+        let gained = |name: &str, series: &dyn Fn(&str) -> bool| {
+            Buckets::sum(after, name, series).minus(&Buckets::sum(before, name, series))
+        };
+        let commands = |labels: &str| labels.contains(r#"method="POST""#);
+        let accepted = |labels: &str| labels.contains(r#"outcome="ok""#);
+        let request = gained("ledger_http_request_seconds", &commands);
+        let append = gained("ledger_append_seconds", &accepted);
+        let views_wait = gained("ledger_views_wait_seconds", &|_| true);
+        Some(InsideTheService {
+            request: request.quantiles()?,
+            requests_over_10ms: request.share_above(0.01)?,
+            append: append.quantiles()?,
+            views_wait: views_wait.quantiles()?,
+        })
+    }
+}
+
+/// A Prometheus histogram's cumulative buckets (`le` bound in seconds, count), summed over the
+/// series chosen, the `+Inf` bucket last.
+#[derive(Debug, Default, PartialEq)]
+struct Buckets(Vec<(f64, f64)>);
+
+impl Buckets {
+    /// Parses the text exposition format's `NAME_bucket{…,le="…"} COUNT` lines; label values
+    /// may hold braces (`route="/orders/{id}/close"`).
+    fn sum(page: &str, name: &str, series: &dyn Fn(&str) -> bool) -> Buckets {
+        let prefix = format!("{name}_bucket{{");
+        let mut buckets: Vec<(f64, f64)> = Vec::new();
+        for line in page.lines() {
+            let Some(rest) = line.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some((labels, count)) = rest.rsplit_once("} ") else {
+                continue;
+            };
+            let bound = labels
+                .split_once(r#"le=""#)
+                .and_then(|(_, bound)| bound.split_once('"'))
+                .and_then(|(bound, _)| match bound {
+                    "+Inf" => Some(f64::INFINITY),
+                    bound => bound.parse().ok(),
+                });
+            let (Some(bound), Ok(count), true) =
+                (bound, count.trim().parse::<f64>(), series(labels))
+            else {
+                continue;
+            };
+            match buckets.iter_mut().find(|(b, _)| *b == bound) {
+                Some((_, total)) => *total += count,
+                None => buckets.push((bound, count)),
+            }
+        }
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Buckets(buckets)
+    }
+
+    fn minus(&self, earlier: &Buckets) -> Buckets {
+        let count_at = |bound: f64| {
+            earlier
+                .0
+                .iter()
+                .find(|(b, _)| *b == bound)
+                .map_or(0.0, |(_, c)| *c)
+        };
+        Buckets(self.0.iter().map(|&(b, c)| (b, c - count_at(b))).collect())
+    }
+
+    fn total(&self) -> Option<f64> {
+        self.0.last().map(|(_, c)| *c).filter(|c| *c > 0.0)
+    }
+
+    /// The `q` quantile as Prometheus's `histogram_quantile` estimates it: linear within the
+    /// bucket it falls in; in the `+Inf` bucket, the highest finite bound.
+    fn quantile(&self, q: f64) -> Option<Duration> {
+        let rank = q * self.total()?;
+        let (mut lower, mut below) = (0.0, 0.0);
+        for &(bound, count) in &self.0 {
+            if count >= rank {
+                if bound.is_infinite() {
+                    return Some(Duration::from_secs_f64(lower));
+                }
+                let within = if count > below {
+                    (rank - below) / (count - below)
+                } else {
+                    1.0
+                };
+                return Some(Duration::from_secs_f64(lower + (bound - lower) * within));
+            }
+            (lower, below) = (bound, count);
+        }
+        None
+    }
+
+    fn quantiles(&self) -> Option<Quantiles> {
+        Some(Quantiles {
+            p50: self.quantile(0.50)?,
+            p99: self.quantile(0.99)?,
+        })
+    }
+
+    /// Share of the observations above `bound`, which must be one of the buckets' bounds.
+    fn share_above(&self, bound: f64) -> Option<f64> {
+        let total = self.total()?;
+        let (_, at_most) = self.0.iter().find(|(b, _)| *b == bound)?;
+        Some(1.0 - at_most / total)
+    }
 }
 
 /// An `Authorization` value for `user` in `role`, valid for the hour a run lasts at most.
@@ -232,21 +379,23 @@ impl Connection {
         })
     }
 
-    /// Opens an SSE subscription; the answer is kept, unread, to hold it open.
-    async fn subscribe(
+    /// A GET whose answer must succeed; its body is left to the caller, to read or to hold
+    /// open unread (an SSE subscription).
+    async fn get(
         &mut self,
         path: String,
-        token: &HeaderValue,
+        token: Option<&HeaderValue>,
     ) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
-        let request = http::Request::get(path)
-            .header(http::header::HOST, self.host.clone())
-            .header(http::header::AUTHORIZATION, token.clone())
-            .body(Full::new(Bytes::new()))?;
+        let mut request = http::Request::get(&path).header(http::header::HOST, self.host.clone());
+        if let Some(token) = token {
+            request = request.header(http::header::AUTHORIZATION, token.clone());
+        }
+        let request = request.body(Full::new(Bytes::new()))?;
         self.sender.ready().await?;
         let response = self.sender.send_request(request).await?;
         anyhow::ensure!(
             response.status().is_success(),
-            "subscribing: {}",
+            "GET {path}: {}",
             response.status()
         );
         Ok(response)
@@ -325,4 +474,68 @@ async fn client_loop(
         }
     }
     (histogram, ok, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Buckets, InsideTheService};
+    use std::time::Duration;
+
+    const BEFORE: &str = r#"# TYPE ledger_http_request_seconds histogram
+ledger_http_request_seconds_bucket{method="POST",route="/orders/{id}/close",le="0.001"} 10
+ledger_http_request_seconds_bucket{method="POST",route="/orders/{id}/close",le="0.01"} 10
+ledger_http_request_seconds_bucket{method="POST",route="/orders/{id}/close",le="+Inf"} 10
+ledger_http_request_seconds_bucket{method="GET",route="/metrics",le="0.001"} 0
+ledger_http_request_seconds_bucket{method="GET",route="/metrics",le="0.01"} 0
+ledger_http_request_seconds_bucket{method="GET",route="/metrics",le="+Inf"} 0
+"#;
+
+    const AFTER: &str = r#"# TYPE ledger_http_request_seconds histogram
+ledger_http_request_seconds_bucket{method="POST",route="/orders/{id}/close",le="0.001"} 40
+ledger_http_request_seconds_bucket{method="POST",route="/orders/{id}/close",le="0.01"} 90
+ledger_http_request_seconds_bucket{method="POST",route="/orders/{id}/close",le="+Inf"} 100
+ledger_http_request_seconds_bucket{method="POST",route="/orders",le="0.001"} 20
+ledger_http_request_seconds_bucket{method="POST",route="/orders",le="0.01"} 20
+ledger_http_request_seconds_bucket{method="POST",route="/orders",le="+Inf"} 20
+ledger_http_request_seconds_bucket{method="GET",route="/metrics",le="0.001"} 0
+ledger_http_request_seconds_bucket{method="GET",route="/metrics",le="0.01"} 0
+ledger_http_request_seconds_bucket{method="GET",route="/metrics",le="+Inf"} 1000
+ledger_http_request_seconds_sum{method="POST",route="/orders"} 0.01
+"#;
+
+    fn commands(page: &str) -> Buckets {
+        Buckets::sum(page, "ledger_http_request_seconds", &|labels: &str| {
+            labels.contains(r#"method="POST""#)
+        })
+    }
+
+    #[test]
+    fn buckets_add_up_over_the_series_chosen_whatever_braces_their_labels_hold() {
+        let gained = commands(AFTER).minus(&commands(BEFORE));
+        assert_eq!(
+            gained,
+            Buckets(vec![(0.001, 50.0), (0.01, 100.0), (f64::INFINITY, 110.0)])
+        );
+    }
+
+    #[test]
+    fn quantiles_interpolate_within_their_bucket_as_prometheus_does() {
+        let gained = commands(AFTER).minus(&commands(BEFORE));
+        let near = |d: Duration, seconds: f64| (d.as_secs_f64() - seconds).abs() < 1e-9;
+        // Rank 55 of 110 is the 5th of the 50 between 1 and 10 ms.
+        assert!(near(gained.quantile(0.5).unwrap_or_default(), 0.0019));
+        // Rank 22 of 110 falls in the first bucket, from zero.
+        assert!(near(gained.quantile(0.2).unwrap_or_default(), 0.00044));
+        // Past the last finite bound: that bound, as histogram_quantile gives.
+        assert!(near(gained.quantile(0.99).unwrap_or_default(), 0.01));
+        let share = gained.share_above(0.01).unwrap_or_default();
+        assert!((share - 10.0 / 110.0).abs() < 1e-12, "{share}");
+        assert_eq!(gained.share_above(0.02), None);
+        assert_eq!(Buckets::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn nothing_timed_gives_no_figures() {
+        assert!(InsideTheService::between(AFTER, AFTER).is_none());
+    }
 }

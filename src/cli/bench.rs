@@ -135,7 +135,7 @@ fn run_http_bench(
     }
     println!("| clients | offered/s | commands/s | p50 | p90 | p99 | max | failed | service CPU/command | generator CPU/command |");
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for r in reports {
+    for r in &reports {
         println!(
             "| {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {} | {} | {} |",
             r.clients,
@@ -149,6 +149,34 @@ fn run_http_bench(
             r.failures,
             micros_each(r.service_cpu_seconds, r.commands),
             micros_each(r.client_cpu_seconds, r.commands)
+        );
+    }
+    println!(
+        "\nInside the service, the same seconds (its /metrics; quantiles interpolated within \
+         buckets, as Prometheus's histogram_quantile does): what the clients saw beyond this \
+         was spent queued in sockets, in run queues or in the clients.\n"
+    );
+    println!("| clients | request p50 | request p99 | requests over 10 ms | append p50 | append p99 | views wait p50 | views wait p99 |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for r in &reports {
+        let Some(inside) = &r.inside else {
+            println!(
+                "| {} | the service's /metrics could not be read | | | | | | |",
+                r.clients
+            );
+            continue;
+        };
+        let ms = |d: std::time::Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
+        println!(
+            "| {} | {} | {} | {:.2}% | {} | {} | {} | {} |",
+            r.clients,
+            ms(inside.request.p50),
+            ms(inside.request.p99),
+            inside.requests_over_10ms * 100.0,
+            ms(inside.append.p50),
+            ms(inside.append.p99),
+            ms(inside.views_wait.p50),
+            ms(inside.views_wait.p99),
         );
     }
     Ok(())

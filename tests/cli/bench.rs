@@ -35,6 +35,29 @@ fn an_open_loop_offers_no_more_than_its_rate() {
     assert_eq!(failed, 0, "{text}");
     // 80 slots fall in the 2 measured seconds; none is sent early or twice.
     assert!(per_second > 0.0 && per_second <= 40.0, "{text}");
+
+    // The service's own timings of the same seconds, read from its /metrics.
+    let inside = text
+        .split("| requests over 10 ms |")
+        .nth(1)
+        .and_then(|table| table.lines().find(|l| l.starts_with("| 4 |")))
+        .unwrap_or_else(|| panic!("no row of the service's timings in:\n{text}"));
+    let cells: Vec<&str> = inside.split('|').map(str::trim).collect();
+    let ms = |cell: &str| -> f64 {
+        let figure = cell
+            .strip_suffix(" ms")
+            .unwrap_or_else(|| panic!("{cell}: {text}"));
+        figure.parse().unwrap_or_else(|_| panic!("{cell}: {text}"))
+    };
+    let (request_p50, request_p99) = (ms(cells[2]), ms(cells[3]));
+    assert!(request_p50 > 0.0 && request_p50 <= request_p99, "{text}");
+    let over: f64 = cells[4]
+        .strip_suffix('%')
+        .and_then(|share| share.parse().ok())
+        .unwrap_or_else(|| panic!("{}: {text}", cells[4]));
+    assert!((0.0..=100.0).contains(&over), "{text}");
+    assert!(ms(cells[5]) > 0.0 && ms(cells[5]) <= ms(cells[6]), "{text}");
+    assert!(ms(cells[7]) <= ms(cells[8]), "{text}");
 }
 
 #[test]
