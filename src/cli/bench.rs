@@ -161,7 +161,7 @@ fn run_http_bench(
     for r in &reports {
         let Some(inside) = &r.inside else {
             println!(
-                "| {} | the service's /metrics could not be read | | | | | | |",
+                "| {} | no timings: the service's /metrics could not be read, or held none | | | | | | |",
                 r.clients
             );
             continue;
