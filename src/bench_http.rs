@@ -9,6 +9,7 @@
 //! it was due, not from when it was sent: a client held up by a slow answer does not hide
 //! the commands it should have sent meanwhile (coordinated omission).
 
+use anyhow::Context;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http::HeaderValue;
@@ -84,6 +85,63 @@ impl Drop for Child {
     }
 }
 
+/// The service under load: a child on a scratch store, or one already running elsewhere.
+enum Service {
+    Child(Child),
+    Running { address: String },
+}
+
+impl Service {
+    /// `host:port`.
+    fn address(&self) -> &str {
+        match self {
+            Service::Child(child) => &child.address,
+            Service::Running { address } => address,
+        }
+    }
+
+    /// Whose CPU time this machine can read.
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Service::Child(child) => Some(child.process.id()),
+            Service::Running { .. } => None,
+        }
+    }
+}
+
+/// A service already running, to load instead of a child of this process: on a machine of its
+/// own, the clients no longer take its cores. Its tokens are minted from its secret.
+pub struct RunningService {
+    /// `http://host:port`.
+    pub url: String,
+    pub jwt_secret: String,
+}
+
+impl RunningService {
+    /// `host:port` of an `http://host[:port][/]` URL.
+    fn address(&self) -> anyhow::Result<String> {
+        let uri: http::Uri = self.url.parse()?;
+        anyhow::ensure!(
+            uri.scheme_str() == Some("http"),
+            "{}: only http:// URLs can be loaded",
+            self.url
+        );
+        anyhow::ensure!(
+            matches!(uri.path(), "" | "/") && uri.query().is_none(),
+            "{}: give the service's root, without a path",
+            self.url
+        );
+        let authority = uri
+            .authority()
+            .ok_or_else(|| anyhow::anyhow!("{}: no host", self.url))?;
+        Ok(format!(
+            "{}:{}",
+            authority.host(),
+            authority.port_u16().unwrap_or(80)
+        ))
+    }
+}
+
 fn start_server() -> anyhow::Result<Child> {
     let dir = tempfile::tempdir()?;
     let mut process = Command::new(std::env::current_exe()?)
@@ -128,17 +186,27 @@ pub async fn run(
     duration: Duration,
     rate: Option<u32>,
     stream_subscribers: usize,
+    running: Option<RunningService>,
 ) -> anyhow::Result<Vec<LoadReport>> {
     if rate == Some(0) {
         anyhow::bail!("a rate must be at least one command a second");
     }
-    let server = start_server()?;
-    let keys = TokenKeys::new(SECRET)?;
+    let (server, keys) = match &running {
+        Some(running) => {
+            let address = running.address()?;
+            let keys = TokenKeys::new(&running.jwt_secret)?;
+            accepts_tokens(&address, &keys)
+                .await
+                .with_context(|| format!("loading {}", running.url))?;
+            (Service::Running { address }, keys)
+        }
+        None => (Service::Child(start_server()?), TokenKeys::new(SECRET)?),
+    };
     // Held, unread, until every level is measured.
     let mut subscriptions = Vec::with_capacity(stream_subscribers);
     let token = bearer(&keys, ApiRole::Service, Uuid::new_v4())?;
     for _ in 0..stream_subscribers {
-        let mut connection = Connection::open(&server.address).await?;
+        let mut connection = Connection::open(server.address()).await?;
         let stream = format!("/streams/order-{}", Uuid::new_v4());
         subscriptions.push(connection.get(stream, Some(&token)).await?);
     }
@@ -146,7 +214,7 @@ pub async fn run(
     for &clients in levels {
         let measured_from = Instant::now() + warmup;
         let deadline = measured_from + duration;
-        let service_pid = Some(server.process.id());
+        let service_pid = server.pid();
         let mut tasks = Vec::new();
         // Each client's share of the rate, its first slot staggered so that the clients'
         // sends spread evenly over time.
@@ -157,7 +225,7 @@ pub async fn run(
                 next: first_slot + interval.mul_f64(client_index as f64 / clients as f64),
                 interval,
             });
-            let connection = Connection::open(&server.address).await?;
+            let connection = Connection::open(server.address()).await?;
             let buyer = Uuid::new_v4();
             let seller = Uuid::new_v4();
             let buyer_token = bearer(&keys, ApiRole::Buyer, buyer)?;
@@ -170,8 +238,10 @@ pub async fn run(
             }));
         }
         tokio::time::sleep_until(measured_from.into()).await;
-        let (service_cpu, client_cpu) = (CpuSince::start(service_pid), CpuSince::start(None));
-        let metrics_before = scrape_metrics(&server.address).await;
+        // `CpuSince` reads this process for `None`: a service elsewhere is not timed.
+        let service_cpu = service_pid.map(|pid| CpuSince::start(Some(pid)));
+        let client_cpu = CpuSince::start(None);
+        let metrics_before = scrape_metrics(server.address()).await;
         let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
         let (mut commands, mut failures) = (0, 0);
         for task in tasks {
@@ -180,8 +250,9 @@ pub async fn run(
             commands += ok;
             failures += failed;
         }
-        let (service_cpu_seconds, client_cpu_seconds) = (service_cpu.spent(), client_cpu.spent());
-        let inside = match (metrics_before, scrape_metrics(&server.address).await) {
+        let service_cpu_seconds = service_cpu.and_then(|cpu| cpu.spent());
+        let client_cpu_seconds = client_cpu.spent();
+        let inside = match (metrics_before, scrape_metrics(server.address()).await) {
             (Ok(before), Ok(after)) => InsideTheService::between(&before, &after),
             _ => None,
         };
@@ -202,6 +273,24 @@ pub async fn run(
         });
     }
     Ok(reports)
+}
+
+/// Refuses early, with the reason, a service that would refuse every command: one that does
+/// not answer, or whose secret is not the one the tokens are minted from.
+async fn accepts_tokens(address: &str, keys: &TokenKeys) -> anyhow::Result<()> {
+    let mut connection = Connection::open(address)
+        .await
+        .context("connecting to the service")?;
+    let token = bearer(keys, ApiRole::Buyer, Uuid::new_v4())?;
+    let path = format!("/sellers/{}/completion-rate", Uuid::new_v4());
+    let answer = connection.get(path, Some(&token)).await;
+    if let Err(error) = answer {
+        anyhow::bail!(
+            "a token minted from the configured jwt_secret was not accepted ({error}): is this \
+             a ledger, and is that its secret?"
+        );
+    }
+    Ok(())
 }
 
 /// The service's `/metrics` page.

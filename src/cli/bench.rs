@@ -4,6 +4,8 @@
 use anyhow::Context;
 use clap::Subcommand;
 use ledger_replay::bench;
+use order_ledger::bench_http::RunningService;
+use order_ledger::service::config::ServiceConfig;
 
 #[derive(Subcommand)]
 pub(crate) enum BenchCommand {
@@ -50,6 +52,15 @@ pub(crate) enum BenchCommand {
         /// following one order): what they cost the commands.
         #[arg(long, default_value_t = 0)]
         stream_subscribers: usize,
+        /// Load the service already running at this `http://host:port` instead of one started
+        /// here on a scratch store (its orders stay in its log). Tokens are minted from the
+        /// configured `jwt_secret`, as `ledger token` does; its CPU is not measured.
+        #[arg(long)]
+        url: Option<String>,
+        /// Configuration file whose `jwt_secret` mints the tokens for `--url` (default:
+        /// `ledger.toml` if present; `LEDGER_*` variables override).
+        #[arg(long, requires = "url")]
+        config: Option<std::path::PathBuf>,
     },
     /// Appends and a catch-up read through the EventStoreDB protocol (loopback gRPC), next
     /// to the same work on the embedded store in process.
@@ -94,7 +105,28 @@ pub(crate) fn run(command: BenchCommand) -> anyhow::Result<()> {
             warmup,
             rate,
             stream_subscribers,
-        } => run_http_bench(&clients, (warmup, seconds), rate, stream_subscribers),
+            url,
+            config,
+        } => {
+            let running = match url {
+                Some(url) => {
+                    let config = ServiceConfig::load(config.as_deref())?;
+                    let jwt_secret = config.jwt_secret.context(
+                        "no token secret for --url: set jwt_secret in ledger.toml or LEDGER_JWT_SECRET",
+                    )?;
+                    println!("against the service at {url}: its CPU is not measured\n");
+                    Some(RunningService { url, jwt_secret })
+                }
+                None => None,
+            };
+            run_http_bench(
+                &clients,
+                (warmup, seconds),
+                rate,
+                stream_subscribers,
+                running,
+            )
+        }
         BenchCommand::Grpc {
             producers,
             appends_per_producer,
@@ -121,6 +153,7 @@ fn run_http_bench(
     (warmup, seconds): (u64, u64),
     rate: Option<u32>,
     stream_subscribers: usize,
+    running: Option<RunningService>,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let reports = runtime.block_on(order_ledger::bench_http::run(
@@ -129,6 +162,7 @@ fn run_http_bench(
         std::time::Duration::from_secs(seconds),
         rate,
         stream_subscribers,
+        running,
     ))?;
     if stream_subscribers > 0 {
         println!("with {stream_subscribers} idle SSE subscribers, each to a stream of its own\n");

@@ -3,6 +3,7 @@
 
 mod authorization;
 mod bad_input;
+mod bench;
 mod escrow;
 mod eventstoredb;
 mod history;
