@@ -37,7 +37,8 @@ pub struct LoadReport {
     pub p90: Duration,
     pub p99: Duration,
     pub max: Duration,
-    /// CPU time the `ledger serve` child and this process (the clients) spent on the level.
+    /// CPU time the `ledger serve` child (none for a service elsewhere) and this process (the
+    /// clients) spent on the level.
     pub service_cpu_seconds: Option<f64>,
     pub client_cpu_seconds: Option<f64>,
     /// The same seconds as the service timed them, if its `/metrics` could be read.
@@ -73,8 +74,6 @@ impl LoadReport {
 /// A `ledger serve` child on a scratch store.
 struct Child {
     process: std::process::Child,
-    /// `host:port`.
-    address: String,
     _dir: tempfile::TempDir,
 }
 
@@ -85,36 +84,21 @@ impl Drop for Child {
     }
 }
 
-/// The service under load: a child on a scratch store, or one already running elsewhere.
-enum Service {
-    Child(Child),
-    Running { address: String },
-}
-
-impl Service {
+/// The service under load, and the child running it if this run started one: only a
+/// child's CPU time can be read.
+struct Service {
     /// `host:port`.
-    fn address(&self) -> &str {
-        match self {
-            Service::Child(child) => &child.address,
-            Service::Running { address } => address,
-        }
-    }
-
-    /// Whose CPU time this machine can read.
-    fn pid(&self) -> Option<u32> {
-        match self {
-            Service::Child(child) => Some(child.process.id()),
-            Service::Running { .. } => None,
-        }
-    }
+    address: String,
+    child: Option<Child>,
 }
 
 /// A service already running, to load instead of a child of this process: on a machine of its
-/// own, the clients no longer take its cores. Its tokens are minted from its secret.
+/// own, the clients no longer take its cores.
 pub struct RunningService {
     /// `http://host:port`.
     pub url: String,
-    pub jwt_secret: String,
+    /// Minted with the service's own secret.
+    pub keys: TokenKeys,
 }
 
 impl RunningService {
@@ -142,7 +126,7 @@ impl RunningService {
     }
 }
 
-fn start_server() -> anyhow::Result<Child> {
+fn start_server() -> anyhow::Result<Service> {
     let dir = tempfile::tempdir()?;
     let mut process = Command::new(std::env::current_exe()?)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -168,14 +152,13 @@ fn start_server() -> anyhow::Result<Child> {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    Ok(Child {
-        process,
+    Ok(Service {
         address,
-        _dir: dir,
+        child: Some(Child { process, _dir: dir }),
     })
 }
 
-/// Runs each concurrency level against one fresh server, offering `rate` commands a second
+/// Runs each concurrency level against one fresh server (or the `running` one), offering `rate` commands a second
 /// in all if given, else as many as the clients can send. The clients run `warmup`
 /// unmeasured first (connecting, the store's first pages), then `duration` measured.
 /// `stream_subscribers` SSE subscriptions, each to a stream of its own that no command
@@ -191,22 +174,22 @@ pub async fn run(
     if rate == Some(0) {
         anyhow::bail!("a rate must be at least one command a second");
     }
-    let (server, keys) = match &running {
+    let (server, keys) = match running {
         Some(running) => {
             let address = running.address()?;
-            let keys = TokenKeys::new(&running.jwt_secret)?;
-            accepts_tokens(&address, &keys)
+            accepts_tokens(&address, &running.keys)
                 .await
                 .with_context(|| format!("loading {}", running.url))?;
-            (Service::Running { address }, keys)
+            let child = None;
+            (Service { address, child }, running.keys)
         }
-        None => (Service::Child(start_server()?), TokenKeys::new(SECRET)?),
+        None => (start_server()?, TokenKeys::new(SECRET)?),
     };
     // Held, unread, until every level is measured.
     let mut subscriptions = Vec::with_capacity(stream_subscribers);
     let token = bearer(&keys, ApiRole::Service, Uuid::new_v4())?;
     for _ in 0..stream_subscribers {
-        let mut connection = Connection::open(server.address()).await?;
+        let mut connection = Connection::open(&server.address).await?;
         let stream = format!("/streams/order-{}", Uuid::new_v4());
         subscriptions.push(connection.get(stream, Some(&token)).await?);
     }
@@ -214,7 +197,7 @@ pub async fn run(
     for &clients in levels {
         let measured_from = Instant::now() + warmup;
         let deadline = measured_from + duration;
-        let service_pid = server.pid();
+        let service_pid = server.child.as_ref().map(|child| child.process.id());
         let mut tasks = Vec::new();
         // Each client's share of the rate, its first slot staggered so that the clients'
         // sends spread evenly over time.
@@ -225,7 +208,7 @@ pub async fn run(
                 next: first_slot + interval.mul_f64(client_index as f64 / clients as f64),
                 interval,
             });
-            let connection = Connection::open(server.address()).await?;
+            let connection = Connection::open(&server.address).await?;
             let buyer = Uuid::new_v4();
             let seller = Uuid::new_v4();
             let buyer_token = bearer(&keys, ApiRole::Buyer, buyer)?;
@@ -241,7 +224,7 @@ pub async fn run(
         // `CpuSince` reads this process for `None`: a service elsewhere is not timed.
         let service_cpu = service_pid.map(|pid| CpuSince::start(Some(pid)));
         let client_cpu = CpuSince::start(None);
-        let metrics_before = scrape_metrics(server.address()).await;
+        let metrics_before = scrape_metrics(&server.address).await;
         let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
         let (mut commands, mut failures) = (0, 0);
         for task in tasks {
@@ -252,7 +235,7 @@ pub async fn run(
         }
         let service_cpu_seconds = service_cpu.and_then(|cpu| cpu.spent());
         let client_cpu_seconds = client_cpu.spent();
-        let inside = match (metrics_before, scrape_metrics(server.address()).await) {
+        let inside = match (metrics_before, scrape_metrics(&server.address).await) {
             (Ok(before), Ok(after)) => InsideTheService::between(&before, &after),
             _ => None,
         };
@@ -570,27 +553,28 @@ mod tests {
     use super::{Buckets, InsideTheService};
     use std::time::Duration;
 
-    const BEFORE: &str = r#"# TYPE ledger_http_request_seconds histogram
-ledger_http_request_seconds_bucket{method="POST",route="/orders/{id}/close",le="0.001"} 10
-ledger_http_request_seconds_bucket{method="POST",route="/orders/{id}/close",le="0.01"} 10
-ledger_http_request_seconds_bucket{method="POST",route="/orders/{id}/close",le="+Inf"} 10
-ledger_http_request_seconds_bucket{method="GET",route="/metrics",le="0.001"} 0
-ledger_http_request_seconds_bucket{method="GET",route="/metrics",le="0.01"} 0
-ledger_http_request_seconds_bucket{method="GET",route="/metrics",le="+Inf"} 0
-"#;
+    /// A series' three buckets (1 ms, 10 ms, +Inf) in the exposition format.
+    fn series(labels: &str, [fast, slow, all]: [u32; 3]) -> String {
+        let name = "ledger_http_request_seconds_bucket";
+        format!(
+            "{name}{{{labels},le=\"0.001\"}} {fast}\n{name}{{{labels},le=\"0.01\"}} {slow}\n{name}{{{labels},le=\"+Inf\"}} {all}\n"
+        )
+    }
 
-    const AFTER: &str = r#"# TYPE ledger_http_request_seconds histogram
-ledger_http_request_seconds_bucket{method="POST",route="/orders/{id}/close",le="0.001"} 40
-ledger_http_request_seconds_bucket{method="POST",route="/orders/{id}/close",le="0.01"} 90
-ledger_http_request_seconds_bucket{method="POST",route="/orders/{id}/close",le="+Inf"} 100
-ledger_http_request_seconds_bucket{method="POST",route="/orders",le="0.001"} 20
-ledger_http_request_seconds_bucket{method="POST",route="/orders",le="0.01"} 20
-ledger_http_request_seconds_bucket{method="POST",route="/orders",le="+Inf"} 20
-ledger_http_request_seconds_bucket{method="GET",route="/metrics",le="0.001"} 0
-ledger_http_request_seconds_bucket{method="GET",route="/metrics",le="0.01"} 0
-ledger_http_request_seconds_bucket{method="GET",route="/metrics",le="+Inf"} 1000
-ledger_http_request_seconds_sum{method="POST",route="/orders"} 0.01
-"#;
+    const CLOSE: &str = r#"method="POST",route="/orders/{id}/close""#;
+    const PLACE: &str = r#"method="POST",route="/orders""#;
+    const METRICS: &str = r#"method="GET",route="/metrics""#;
+
+    fn before() -> String {
+        series(CLOSE, [10, 10, 10]) + &series(METRICS, [0, 0, 0])
+    }
+
+    fn after() -> String {
+        series(CLOSE, [40, 90, 100])
+            + &series(PLACE, [20, 20, 20])
+            + &series(METRICS, [0, 0, 1000])
+            + "ledger_http_request_seconds_sum{method=\"POST\",route=\"/orders\"} 0.01\n"
+    }
 
     fn commands(page: &str) -> Buckets {
         Buckets::sum(page, "ledger_http_request_seconds", &|labels: &str| {
@@ -600,7 +584,7 @@ ledger_http_request_seconds_sum{method="POST",route="/orders"} 0.01
 
     #[test]
     fn buckets_add_up_over_the_series_chosen_whatever_braces_their_labels_hold() {
-        let gained = commands(AFTER).minus(&commands(BEFORE));
+        let gained = commands(&after()).minus(&commands(&before()));
         assert_eq!(
             gained,
             Buckets(vec![(0.001, 50.0), (0.01, 100.0), (f64::INFINITY, 110.0)])
@@ -609,7 +593,7 @@ ledger_http_request_seconds_sum{method="POST",route="/orders"} 0.01
 
     #[test]
     fn quantiles_interpolate_within_their_bucket_as_prometheus_does() {
-        let gained = commands(AFTER).minus(&commands(BEFORE));
+        let gained = commands(&after()).minus(&commands(&before()));
         let near = |d: Duration, seconds: f64| (d.as_secs_f64() - seconds).abs() < 1e-9;
         // Rank 55 of 110 is the 5th of the 50 between 1 and 10 ms.
         assert!(near(gained.quantile(0.5).unwrap_or_default(), 0.0019));
@@ -625,6 +609,6 @@ ledger_http_request_seconds_sum{method="POST",route="/orders"} 0.01
 
     #[test]
     fn nothing_timed_gives_no_figures() {
-        assert!(InsideTheService::between(AFTER, AFTER).is_none());
+        assert!(InsideTheService::between(&after(), &after()).is_none());
     }
 }

@@ -268,11 +268,7 @@ fn run_token(
     hours: i64,
     config: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
-    let config = order_ledger::service::config::ServiceConfig::load(config)?;
-    let secret = config
-        .jwt_secret
-        .context("no token secret: set jwt_secret in ledger.toml or LEDGER_JWT_SECRET")?;
-    let keys = order_ledger::service::auth::TokenKeys::new(&secret)?;
+    let keys = order_ledger::service::config::ServiceConfig::load(config)?.minting_keys()?;
     let token = keys.mint(
         role,
         sub,

@@ -110,12 +110,9 @@ pub(crate) fn run(command: BenchCommand) -> anyhow::Result<()> {
         } => {
             let running = match url {
                 Some(url) => {
-                    let config = ServiceConfig::load(config.as_deref())?;
-                    let jwt_secret = config.jwt_secret.context(
-                        "no token secret for --url: set jwt_secret in ledger.toml or LEDGER_JWT_SECRET",
-                    )?;
+                    let keys = ServiceConfig::load(config.as_deref())?.minting_keys()?;
                     println!("against the service at {url}: its CPU is not measured\n");
-                    Some(RunningService { url, jwt_secret })
+                    Some(RunningService { url, keys })
                 }
                 None => None,
             };

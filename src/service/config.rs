@@ -2,6 +2,7 @@
 //! store's, with the service's own keys. Nested keys take `__` in variables
 //! (`LEDGER_POLICY__COMMISSION_RATE=0.15`).
 
+use super::auth::TokenKeys;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use ledger_domain::Policy;
@@ -49,6 +50,15 @@ impl Default for ServiceConfig {
 }
 
 impl ServiceConfig {
+    /// The keys of the configured secret, for what mints tokens outside `serve` (`ledger
+    /// token`, `bench http --url`): with no secret there is nothing to mint with.
+    pub fn minting_keys(&self) -> anyhow::Result<TokenKeys> {
+        let secret = self.jwt_secret.as_deref().ok_or_else(|| {
+            anyhow::anyhow!("no token secret: set jwt_secret in ledger.toml or LEDGER_JWT_SECRET")
+        })?;
+        Ok(TokenKeys::new(secret)?)
+    }
+
     pub fn load(file: Option<&Path>) -> anyhow::Result<ServiceConfig> {
         let file = file.unwrap_or(Path::new(CONFIG_FILE_DEFAULT));
         let config: ServiceConfig = Figment::from(Serialized::defaults(ServiceConfig::default()))
