@@ -13,12 +13,7 @@ fn bench_http(args: &[&str], secret: &str, dir: &std::path::Path) -> (bool, Stri
         .current_dir(dir)
         .output()
         .expect("ledger bench runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    (output.status.success(), printed(&output))
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! What operators see: metrics, tokens from the CLI, the dev-only clock, start-up errors.
 
 use crate::eventstoredb;
-use crate::support::{user, Server, User, SECRET};
+use crate::support::{printed, user, Server, User, SECRET};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::process::Command;
@@ -466,11 +466,7 @@ async fn beside_a_running_service_other_processes_read_the_log_but_may_not_write
             .env_remove("LEDGER_DATA_DIR")
             .output()
             .expect("ledger");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let text = printed(&output);
         (output.status.success(), output.stdout, text)
     };
     let export = |dir: &std::path::Path| {

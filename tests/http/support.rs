@@ -350,6 +350,16 @@ fn signal(child: &Child, signal: &str) {
     assert!(status.success());
 }
 
+/// What a `ledger` run printed, standard output then standard error, for assertions and
+/// their messages.
+pub fn printed(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 pub fn log_of(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
 }
