@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::hash::{Hash, Hasher};
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -197,6 +197,32 @@ fn correlation_id(headers: &HeaderMap) -> Result<Option<Uuid>, ApiError> {
         .transpose()
 }
 
+/// The headers a command on an order reads, as the OpenAPI document lists them.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+struct CommandHeaders {
+    /// Makes the command safe to retry (1 to 255 characters): the same key answers with the
+    /// first response; with another body, 409.
+    #[param(rename = "Idempotency-Key")]
+    idempotency_key: Option<String>,
+    /// The revision the order must be at, e.g. `"3"` (412 if it moved on); `*` sets none.
+    #[param(rename = "If-Match", value_type = Option<String>, example = "\"3\"")]
+    expected_revision: Option<u64>,
+    /// Written into the events' metadata; the command id otherwise.
+    #[param(rename = "X-Correlation-Id")]
+    correlation_id: Option<Uuid>,
+}
+
+impl CommandHeaders {
+    fn read(headers: &HeaderMap) -> Result<Self, ApiError> {
+        Ok(CommandHeaders {
+            idempotency_key: idempotency_key(headers)?,
+            expected_revision: expected_revision(headers)?,
+            correlation_id: correlation_id(headers)?,
+        })
+    }
+}
+
 impl Call<'_> {
     async fn run(
         self,
@@ -205,9 +231,9 @@ impl Call<'_> {
         let actor = self.caller.actor().ok_or_else(|| {
             ApiError::forbidden("the service role reads streams and commands nothing")
         })?;
-        let key = idempotency_key(self.headers)?;
-        let command_id = command_id(&self.caller, key.as_deref());
-        if key.is_some() {
+        let headers = CommandHeaders::read(self.headers)?;
+        let command_id = command_id(&self.caller, headers.idempotency_key.as_deref());
+        if headers.idempotency_key.is_some() {
             self.state.idempotency.check(command_id, self.fingerprint)?;
         }
         let command = build(actor, self.state.clock.now());
@@ -216,9 +242,9 @@ impl Call<'_> {
             command_id,
             order_id: self.order_id,
             command,
-            correlation_id: correlation_id(self.headers)?,
+            correlation_id: headers.correlation_id,
             causation_id: None,
-            expected_revision: expected_revision(self.headers)?,
+            expected_revision: headers.expected_revision,
         };
         let result = self.state.handler.handle(request).await;
         let label = match &result {
@@ -382,7 +408,9 @@ pub struct PlaceBody {
 
 /// Places an order and pays its price into escrow.
 #[utoipa::path(post, path = "/orders", tag = "commands", request_body = PlaceBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe key")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe key; without \
+        `order_id`, a retry lands on the same order"),
+        ("X-Correlation-Id" = Option<Uuid>, Header, description = "written into the events' metadata")),
     responses((status = 201, body = CommandResponse), (status = "4XX", body = Problem)))]
 async fn place(
     State(state): State<AppState>,
@@ -440,9 +468,7 @@ macro_rules! simple_command {
     ($name:ident, $path:literal, $doc:literal, $variant:ident) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "commands",
-            params(("id" = Uuid, Path, description = "order id"),
-                   ("Idempotency-Key" = Option<String>, Header, description = "retry-safe key"),
-                   ("If-Match" = Option<String>, Header, description = "expected revision")),
+            params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
             responses((status = 200, body = CommandResponse), (status = "4XX", body = Problem)))]
         async fn $name(
             State(state): State<AppState>,
@@ -462,9 +488,7 @@ macro_rules! reason_command {
     ($name:ident, $path:literal, $doc:literal, $variant:ident) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "commands", request_body = ReasonBody,
-            params(("id" = Uuid, Path, description = "order id"),
-                   ("Idempotency-Key" = Option<String>, Header, description = "retry-safe key"),
-                   ("If-Match" = Option<String>, Header, description = "expected revision")),
+            params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
             responses((status = 200, body = CommandResponse), (status = "4XX", body = Problem)))]
         async fn $name(
             State(state): State<AppState>,
@@ -549,7 +573,7 @@ pub struct DeliverBody {
 
 /// The seller delivers.
 #[utoipa::path(post, path = "/orders/{id}/deliver", tag = "commands", request_body = DeliverBody,
-    params(("id" = Uuid, Path, description = "order id")),
+    params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
     responses((status = 200, body = CommandResponse), (status = "4XX", body = Problem)))]
 async fn deliver(
     State(state): State<AppState>,
@@ -575,7 +599,7 @@ pub struct AcceptRevisionBody {
 
 /// The seller accepts a revision request, with the days it will take.
 #[utoipa::path(post, path = "/orders/{id}/revision/accept", tag = "commands", request_body = AcceptRevisionBody,
-    params(("id" = Uuid, Path, description = "order id")),
+    params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
     responses((status = 200, body = CommandResponse), (status = "4XX", body = Problem)))]
 async fn accept_revision(
     State(state): State<AppState>,
@@ -606,7 +630,7 @@ pub struct ExtraBody {
 
 /// The buyer buys an extra (an option or a custom offer), paid into escrow.
 #[utoipa::path(post, path = "/orders/{id}/extras", tag = "commands", request_body = ExtraBody,
-    params(("id" = Uuid, Path, description = "order id")),
+    params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
     responses((status = 200, body = CommandResponse), (status = "4XX", body = Problem)))]
 async fn buy_extra(
     State(state): State<AppState>,
@@ -642,7 +666,7 @@ pub struct DeadlineBody {
 
 /// The buyer moves the deadline later.
 #[utoipa::path(post, path = "/orders/{id}/deadline", tag = "commands", request_body = DeadlineBody,
-    params(("id" = Uuid, Path, description = "order id")),
+    params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
     responses((status = 200, body = CommandResponse), (status = "4XX", body = Problem)))]
 async fn extend_deadline(
     State(state): State<AppState>,
@@ -670,7 +694,7 @@ pub struct RefundBody {
 
 /// The seller refunds part of what escrow holds.
 #[utoipa::path(post, path = "/orders/{id}/refunds", tag = "commands", request_body = RefundBody,
-    params(("id" = Uuid, Path, description = "order id")),
+    params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
     responses((status = 200, body = CommandResponse), (status = "4XX", body = Problem)))]
 async fn partial_refund(
     State(state): State<AppState>,
@@ -713,7 +737,7 @@ pub struct ResolveBody {
 
 /// A mediator settles the dispute.
 #[utoipa::path(post, path = "/orders/{id}/dispute/resolve", tag = "commands", request_body = ResolveBody,
-    params(("id" = Uuid, Path, description = "order id")),
+    params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
     responses((status = 200, body = CommandResponse), (status = "4XX", body = Problem)))]
 async fn resolve_dispute(
     State(state): State<AppState>,
@@ -761,7 +785,7 @@ pub struct ReviewBody {
 
 /// The buyer reviews a closed order, within the review window.
 #[utoipa::path(post, path = "/orders/{id}/review", tag = "commands", request_body = ReviewBody,
-    params(("id" = Uuid, Path, description = "order id")),
+    params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
     responses((status = 200, body = CommandResponse), (status = "4XX", body = Problem)))]
 async fn review(
     State(state): State<AppState>,

@@ -319,6 +319,35 @@ async fn the_bearer_scheme_is_read_whatever_its_case() {
 }
 
 #[tokio::test]
+async fn the_openapi_document_lists_the_headers_every_command_reads() {
+    let server = Server::start();
+    let document = server
+        .send(server.client().get(server.url("/openapi.json")))
+        .await
+        .ok();
+    let headers_of = |path: &str| -> Vec<String> {
+        document["paths"][path]["post"]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("POST {path} has no parameters"))
+            .iter()
+            .filter(|p| p["in"] == "header")
+            .filter_map(|p| p["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let on_an_order = ["Idempotency-Key", "If-Match", "X-Correlation-Id"];
+    for route in command_routes() {
+        let path = format!("/orders/{{id}}/{}", route.action);
+        assert_eq!(headers_of(&path), on_an_order, "POST {path}");
+    }
+    // A placement has no revision to match yet.
+    assert_eq!(
+        headers_of("/orders"),
+        ["Idempotency-Key", "X-Correlation-Id"],
+        "POST /orders"
+    );
+}
+
+#[tokio::test]
 async fn the_openapi_document_describes_every_route_the_service_answers() {
     let server = Server::start();
     let document = server
