@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::hash::{Hash, Hasher};
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, ToResponse, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -95,7 +95,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// What a command did.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, ToResponse)]
+#[response(
+    description = "The command's events are appended, and the views have folded them",
+    headers(
+        ("ETag" = String, description = "The order's new revision, quoted: send it back as If-Match"),
+        ("Idempotent-Replayed" = Option<String>, description = "`true` on a retry answered from the log")
+    )
+)]
 pub struct CommandResponse {
     pub order_id: Uuid,
     /// The order stream's revision after the command; send it back as `If-Match`.
@@ -411,7 +418,12 @@ pub struct PlaceBody {
     params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe key; without \
         `order_id`, a retry lands on the same order"),
         ("X-Correlation-Id" = Option<Uuid>, Header, description = "written into the events' metadata")),
-    responses((status = 201, body = CommandResponse), (status = "4XX", body = Problem)))]
+    responses((status = 201, body = CommandResponse, description = "The order is placed and \
+            its price held in escrow", headers(
+            ("Location" = String, description = "The new order's path"),
+            ("ETag" = String, description = "The order's revision, quoted: send it back as If-Match"),
+            ("Idempotent-Replayed" = Option<String>, description = "`true` on a retry answered from the log"))),
+        (status = "4XX", body = Problem)))]
 async fn place(
     State(state): State<AppState>,
     caller: Principal,
@@ -469,7 +481,7 @@ macro_rules! simple_command {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "commands",
             params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
-            responses((status = 200, body = CommandResponse), (status = "4XX", body = Problem)))]
+            responses((status = 200, response = CommandResponse), (status = "4XX", body = Problem)))]
         async fn $name(
             State(state): State<AppState>,
             caller: Principal,
@@ -489,7 +501,7 @@ macro_rules! reason_command {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "commands", request_body = ReasonBody,
             params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
-            responses((status = 200, body = CommandResponse), (status = "4XX", body = Problem)))]
+            responses((status = 200, response = CommandResponse), (status = "4XX", body = Problem)))]
         async fn $name(
             State(state): State<AppState>,
             caller: Principal,
@@ -574,7 +586,7 @@ pub struct DeliverBody {
 /// The seller delivers.
 #[utoipa::path(post, path = "/orders/{id}/deliver", tag = "commands", request_body = DeliverBody,
     params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
-    responses((status = 200, body = CommandResponse), (status = "4XX", body = Problem)))]
+    responses((status = 200, response = CommandResponse), (status = "4XX", body = Problem)))]
 async fn deliver(
     State(state): State<AppState>,
     caller: Principal,
@@ -600,7 +612,7 @@ pub struct AcceptRevisionBody {
 /// The seller accepts a revision request, with the days it will take.
 #[utoipa::path(post, path = "/orders/{id}/revision/accept", tag = "commands", request_body = AcceptRevisionBody,
     params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
-    responses((status = 200, body = CommandResponse), (status = "4XX", body = Problem)))]
+    responses((status = 200, response = CommandResponse), (status = "4XX", body = Problem)))]
 async fn accept_revision(
     State(state): State<AppState>,
     caller: Principal,
@@ -631,7 +643,7 @@ pub struct ExtraBody {
 /// The buyer buys an extra (an option or a custom offer), paid into escrow.
 #[utoipa::path(post, path = "/orders/{id}/extras", tag = "commands", request_body = ExtraBody,
     params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
-    responses((status = 200, body = CommandResponse), (status = "4XX", body = Problem)))]
+    responses((status = 200, response = CommandResponse), (status = "4XX", body = Problem)))]
 async fn buy_extra(
     State(state): State<AppState>,
     caller: Principal,
@@ -667,7 +679,7 @@ pub struct DeadlineBody {
 /// The buyer moves the deadline later.
 #[utoipa::path(post, path = "/orders/{id}/deadline", tag = "commands", request_body = DeadlineBody,
     params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
-    responses((status = 200, body = CommandResponse), (status = "4XX", body = Problem)))]
+    responses((status = 200, response = CommandResponse), (status = "4XX", body = Problem)))]
 async fn extend_deadline(
     State(state): State<AppState>,
     caller: Principal,
@@ -695,7 +707,7 @@ pub struct RefundBody {
 /// The seller refunds part of what escrow holds.
 #[utoipa::path(post, path = "/orders/{id}/refunds", tag = "commands", request_body = RefundBody,
     params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
-    responses((status = 200, body = CommandResponse), (status = "4XX", body = Problem)))]
+    responses((status = 200, response = CommandResponse), (status = "4XX", body = Problem)))]
 async fn partial_refund(
     State(state): State<AppState>,
     caller: Principal,
@@ -738,7 +750,7 @@ pub struct ResolveBody {
 /// A mediator settles the dispute.
 #[utoipa::path(post, path = "/orders/{id}/dispute/resolve", tag = "commands", request_body = ResolveBody,
     params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
-    responses((status = 200, body = CommandResponse), (status = "4XX", body = Problem)))]
+    responses((status = 200, response = CommandResponse), (status = "4XX", body = Problem)))]
 async fn resolve_dispute(
     State(state): State<AppState>,
     caller: Principal,
@@ -786,7 +798,7 @@ pub struct ReviewBody {
 /// The buyer reviews a closed order, within the review window.
 #[utoipa::path(post, path = "/orders/{id}/review", tag = "commands", request_body = ReviewBody,
     params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
-    responses((status = 200, body = CommandResponse), (status = "4XX", body = Problem)))]
+    responses((status = 200, response = CommandResponse), (status = "4XX", body = Problem)))]
 async fn review(
     State(state): State<AppState>,
     caller: Principal,

@@ -119,7 +119,7 @@ pub struct ServeOptions {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Order Ledger", description = "An event-sourced escrow ledger for a freelance marketplace. See docs/api.md."),
-    components(schemas(problem::Problem)),
+    components(schemas(problem::Problem), responses(commands::CommandResponse)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]

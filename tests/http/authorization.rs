@@ -319,7 +319,7 @@ async fn the_bearer_scheme_is_read_whatever_its_case() {
 }
 
 #[tokio::test]
-async fn the_openapi_document_lists_the_headers_every_command_reads() {
+async fn the_openapi_document_lists_the_headers_every_command_reads_and_answers_with() {
     let server = Server::start();
     let document = server
         .send(server.client().get(server.url("/openapi.json")))
@@ -334,15 +334,40 @@ async fn the_openapi_document_lists_the_headers_every_command_reads() {
             .filter_map(|p| p["name"].as_str().map(str::to_owned))
             .collect()
     };
+    let answered_with = |path: &str, status: &str| -> Vec<String> {
+        let mut response = &document["paths"][path]["post"]["responses"][status];
+        if let Some(component) = response["$ref"].as_str() {
+            let name = component.trim_start_matches("#/components/responses/");
+            response = &document["components"]["responses"][name];
+        }
+        let mut headers: Vec<String> = response["headers"]
+            .as_object()
+            .unwrap_or_else(|| panic!("POST {path} answers {status} with no headers"))
+            .keys()
+            .cloned()
+            .collect();
+        headers.sort();
+        headers
+    };
     let on_an_order = ["Idempotency-Key", "If-Match", "X-Correlation-Id"];
     for route in command_routes() {
         let path = format!("/orders/{{id}}/{}", route.action);
         assert_eq!(headers_of(&path), on_an_order, "POST {path}");
+        assert_eq!(
+            answered_with(&path, "200"),
+            ["ETag", "Idempotent-Replayed"],
+            "POST {path}"
+        );
     }
     // A placement has no revision to match yet.
     assert_eq!(
         headers_of("/orders"),
         ["Idempotency-Key", "X-Correlation-Id"],
+        "POST /orders"
+    );
+    assert_eq!(
+        answered_with("/orders", "201"),
+        ["ETag", "Idempotent-Replayed", "Location"],
         "POST /orders"
     );
 }

@@ -47,6 +47,31 @@ async fn a_retried_refund_pays_once_and_gets_the_first_response_again() {
 }
 
 #[tokio::test]
+async fn a_placement_answers_where_the_order_is_and_the_revision_to_match() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let placed = server
+        .post(
+            &buyer,
+            "/orders",
+            json!({"seller_id": seller.id, "title": "A logo", "price": "40.00",
+                   "currency": "EUR", "delivery_days": 3}),
+        )
+        .await;
+    let header = |name: &str| {
+        placed
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(header("etag").as_deref(), Some("\"0\""));
+    let location = header("location").expect("a Location header");
+    let order = placed.expect(StatusCode::CREATED)["order_id"].clone();
+    assert_eq!(server.get(&buyer, &location).await.ok()["order_id"], order);
+}
+
+#[tokio::test]
 async fn orders_placed_without_an_id_get_time_ordered_ids() {
     let server = Server::start();
     let (buyer, seller) = (user("buyer"), user("seller"));
