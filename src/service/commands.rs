@@ -113,7 +113,7 @@ pub struct CommandResponse {
     #[schema(value_type = Vec<Object>)]
     pub events: Vec<Event>,
     /// The order summary after the events.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<super::shapes::OrderSummaryShape>)]
     pub order: Option<OrderSummary>,
 }
 

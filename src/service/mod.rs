@@ -15,6 +15,7 @@ mod ops;
 pub mod problem;
 mod queries;
 mod reports;
+mod shapes;
 mod starting;
 mod streams;
 

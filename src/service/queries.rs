@@ -74,7 +74,7 @@ fn visible_order(
 /// The order summary: state, parties, price, extras, escrow held, deadlines, late or not.
 #[utoipa::path(get, path = "/orders/{id}", tag = "queries",
     params(("id" = Uuid, Path, description = "order id")),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = super::shapes::OrderSummaryShape), (status = "4XX", body = Problem)))]
 async fn order_summary(
     State(state): State<AppState>,
     caller: Principal,
@@ -128,7 +128,7 @@ pub struct HistoryResponse {
     #[schema(value_type = Vec<Object>)]
     entries: Vec<Entry>,
     /// The order as it stood after the last entry; none before it was placed.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<super::shapes::OrderSummaryShape>)]
     order: Option<OrderSummary>,
 }
 
@@ -222,7 +222,7 @@ fn parse_status(text: &str) -> Result<Status, ApiError> {
 
 /// Orders by buyer, seller and state, a page at a time. Buyers and sellers see their own.
 #[utoipa::path(get, path = "/orders", tag = "queries", params(ListQuery),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = super::shapes::OrderPageShape), (status = "4XX", body = Problem)))]
 async fn list_orders(
     State(state): State<AppState>,
     caller: Principal,

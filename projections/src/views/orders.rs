@@ -97,7 +97,7 @@ pub struct OrderFilter {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct OrderPage {
     pub orders: Vec<OrderSummary>,
-    /// Pass back as `after` for the next page; None on the last page.
+    /// Pass back as `cursor` for the next page; None on the last page.
     pub next_cursor: Option<OrderId>,
 }
 

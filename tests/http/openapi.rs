@@ -1,0 +1,272 @@
+//! The OpenAPI document: every route the service answers, the headers its commands read and
+//! answer with, and the shapes of what it sends, checked against what it does send.
+
+use crate::support::{command_routes, user, Server};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+#[tokio::test]
+async fn the_openapi_document_lists_the_headers_every_command_reads_and_answers_with() {
+    let server = Server::start();
+    let document = server
+        .send(server.client().get(server.url("/openapi.json")))
+        .await
+        .ok();
+    let headers_of = |path: &str| -> Vec<String> {
+        document["paths"][path]["post"]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("POST {path} has no parameters"))
+            .iter()
+            .filter(|p| p["in"] == "header")
+            .filter_map(|p| p["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let answered_with = |path: &str, status: &str| -> Vec<String> {
+        let mut response = &document["paths"][path]["post"]["responses"][status];
+        if let Some(component) = response["$ref"].as_str() {
+            let name = component.trim_start_matches("#/components/responses/");
+            response = &document["components"]["responses"][name];
+        }
+        let mut headers: Vec<String> = response["headers"]
+            .as_object()
+            .unwrap_or_else(|| panic!("POST {path} answers {status} with no headers"))
+            .keys()
+            .cloned()
+            .collect();
+        headers.sort();
+        headers
+    };
+    let on_an_order = ["Idempotency-Key", "If-Match", "X-Correlation-Id"];
+    for route in command_routes() {
+        let path = format!("/orders/{{id}}/{}", route.action);
+        assert_eq!(headers_of(&path), on_an_order, "POST {path}");
+        assert_eq!(
+            answered_with(&path, "200"),
+            ["ETag", "Idempotent-Replayed"],
+            "POST {path}"
+        );
+    }
+    // A placement has no revision to match yet.
+    assert_eq!(
+        headers_of("/orders"),
+        ["Idempotency-Key", "X-Correlation-Id"],
+        "POST /orders"
+    );
+    assert_eq!(
+        answered_with("/orders", "201"),
+        ["ETag", "Idempotent-Replayed", "Location"],
+        "POST /orders"
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_the_service_answers() {
+    let server = Server::start();
+    let document = server
+        .send(server.client().get(server.url("/openapi.json")))
+        .await
+        .ok();
+    assert!(document["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.")));
+    let paths = document["paths"].as_object().expect("paths");
+    let mut expected: Vec<(String, &str)> = vec![
+        ("/orders".into(), "post"),
+        ("/orders".into(), "get"),
+        ("/orders/{id}".into(), "get"),
+        ("/orders/{id}/history".into(), "get"),
+        ("/orders/{id}/review-window".into(), "get"),
+        ("/escrow".into(), "get"),
+        ("/escrow/orders".into(), "get"),
+        ("/wallets/{user_id}".into(), "get"),
+        ("/sellers/{id}/completion-rate".into(), "get"),
+        ("/journal".into(), "get"),
+        ("/trial-balance".into(), "get"),
+        ("/streams/$all".into(), "get"),
+        ("/streams/{stream}".into(), "get"),
+        ("/healthz".into(), "get"),
+        ("/readyz".into(), "get"),
+        ("/metrics".into(), "get"),
+        ("/dev/clock".into(), "post"),
+    ];
+    expected.extend(
+        command_routes()
+            .into_iter()
+            .map(|r| (format!("/orders/{{id}}/{}", r.action), "post")),
+    );
+    for (path, method) in &expected {
+        assert!(
+            paths.get(path).and_then(|p| p.get(*method)).is_some(),
+            "{method} {path} missing from the OpenAPI document"
+        );
+    }
+    // And every documented operation is answered (not 404/405) by the running service.
+    let mediator = user("mediator");
+    for (path, operations) in paths {
+        let concrete = path
+            .replace("{id}", &Uuid::new_v4().to_string())
+            .replace("{user_id}", &Uuid::new_v4().to_string())
+            .replace("{stream}", "order-x");
+        for method in operations.as_object().expect("operations").keys() {
+            let request = match method.as_str() {
+                "get" => server.client().get(server.url(&concrete)),
+                "post" => server.client().post(server.url(&concrete)).json(&json!({})),
+                other => panic!("unexpected method {other}"),
+            };
+            let response = request
+                .bearer_auth(&mediator.token)
+                .send()
+                .await
+                .expect("request");
+            let status = response.status();
+            let body: Value = if concrete.starts_with("/streams") {
+                Value::Null
+            } else {
+                response.json().await.unwrap_or(Value::Null)
+            };
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            if status == StatusCode::NOT_FOUND {
+                assert_ne!(body["detail"], "no such route", "{method} {path}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn what_the_service_sends_has_the_shape_the_document_describes() {
+    let server = Server::start();
+    let document = server
+        .send(server.client().get(server.url("/openapi.json")))
+        .await
+        .ok();
+    let (buyer, seller, finance) = (user("buyer"), user("seller"), user("finance"));
+    let order = server.place(&buyer, &seller, "40.00").await;
+    server.act(&seller, order, "confirm", json!({})).await;
+    let delivered = server
+        .act(&seller, order, "deliver", json!({"message": "done"}))
+        .await;
+    let opened = server
+        .act(&buyer, order, "dispute", json!({"reason": "not it"}))
+        .await;
+    let reader = &server;
+    let read = |who, path: String| async move { reader.get(who, &path).await.ok() };
+    let summary = read(&buyer, format!("/orders/{order}")).await;
+    let sent = [
+        ("post", "/orders/{id}/deliver", delivered),
+        ("post", "/orders/{id}/dispute", opened),
+        ("get", "/orders/{id}", summary.clone()),
+        ("get", "/orders", read(&buyer, "/orders".into()).await),
+        (
+            "get",
+            "/orders/{id}/history",
+            read(&buyer, format!("/orders/{order}/history")).await,
+        ),
+        ("get", "/escrow", read(&finance, "/escrow".into()).await),
+        (
+            "get",
+            "/escrow/orders",
+            read(&finance, "/escrow/orders".into()).await,
+        ),
+        (
+            "get",
+            "/wallets/{user_id}",
+            read(&buyer, format!("/wallets/{}", buyer.id)).await,
+        ),
+        (
+            "get",
+            "/sellers/{id}/completion-rate",
+            read(&buyer, format!("/sellers/{}/completion-rate", seller.id)).await,
+        ),
+        ("get", "/journal", read(&finance, "/journal".into()).await),
+        (
+            "get",
+            "/trial-balance",
+            read(&finance, "/trial-balance".into()).await,
+        ),
+    ];
+    for (method, path, body) in &sent {
+        let mut response = &document["paths"][path][method]["responses"]["200"];
+        if let Some(component) = response["$ref"].as_str() {
+            response = resolve(&document, component);
+        }
+        let schema = &response["content"]["application/json"]["schema"];
+        if let Err(mismatch) = conforms(&document, schema, body, &format!("{method} {path}")) {
+            panic!("{mismatch}\nsent: {body:#}");
+        }
+    }
+    // The order's nullable fields were checked filled, not only null.
+    assert!(summary["due_at"].is_string() && summary["dispute_opened_by"] == "buyer");
+}
+
+fn resolve<'a>(document: &'a Value, reference: &str) -> &'a Value {
+    reference
+        .trim_start_matches("#/")
+        .split('/')
+        .fold(document, |node, key| &node[key])
+}
+
+/// Whether `value` has the shape `schema` gives it: each field sent is described and each
+/// required one sent; an object described without properties is not looked into.
+fn conforms(document: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(reference) = schema["$ref"].as_str() {
+        return conforms(document, resolve(document, reference), value, at);
+    }
+    if let Some(choices) = schema["oneOf"].as_array() {
+        let mismatches: Vec<String> = choices
+            .iter()
+            .filter_map(|choice| conforms(document, choice, value, at).err())
+            .collect();
+        return if mismatches.len() < choices.len() {
+            Ok(())
+        } else {
+            Err(mismatches.join("; "))
+        };
+    }
+    let json_type = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_u64() || n.is_i64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(one) => vec![one.as_str()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+        _ => return Err(format!("{at}: the document gives no type")),
+    };
+    if !types.contains(&json_type) {
+        return Err(format!("{at}: {json_type} sent, {types:?} described"));
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !allowed.contains(value) {
+            return Err(format!("{at}: {value} is not among {allowed:?}"));
+        }
+    }
+    match value {
+        Value::Array(items) => items.iter().enumerate().try_for_each(|(i, item)| {
+            conforms(document, &schema["items"], item, &format!("{at}[{i}]"))
+        }),
+        Value::Object(fields) => {
+            let Some(properties) = schema["properties"].as_object() else {
+                return Ok(());
+            };
+            if let Some(extra) = fields.keys().find(|name| !properties.contains_key(*name)) {
+                return Err(format!("{at}.{extra}: sent, not described"));
+            }
+            let required = schema["required"].as_array().into_iter().flatten();
+            if let Some(missing) = required
+                .filter_map(Value::as_str)
+                .find(|name| !fields.contains_key(*name))
+            {
+                return Err(format!("{at}.{missing}: required, not sent"));
+            }
+            fields.iter().try_for_each(|(name, field)| {
+                conforms(document, &properties[name], field, &format!("{at}.{name}"))
+            })
+        }
+        _ => Ok(()),
+    }
+}
