@@ -110,7 +110,7 @@ pub struct CommandResponse {
     /// The `$all` position of the command's last event.
     pub position: u64,
     /// The events appended, as in the event catalogue: `{"type": …, "data": …}`.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<super::shapes::EventShape>)]
     pub events: Vec<Event>,
     /// The order summary after the events.
     #[schema(value_type = Option<super::shapes::OrderSummaryShape>)]

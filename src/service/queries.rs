@@ -125,7 +125,7 @@ fn instant_in_query<'de, D: serde::Deserializer<'de>>(
 pub struct HistoryResponse {
     order_id: Uuid,
     /// Every event up to the cutoff, with actor, instant, money effect and state after.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<super::shapes::EntryShape>)]
     entries: Vec<Entry>,
     /// The order as it stood after the last entry; none before it was placed.
     #[schema(value_type = Option<super::shapes::OrderSummaryShape>)]
@@ -362,7 +362,7 @@ fn parse_holding_cursor(text: &str) -> Result<(DateTime<Utc>, OrderId), ApiError
 
 /// Orders holding escrow for at least `min_age_days`, oldest first.
 #[utoipa::path(get, path = "/escrow/orders", tag = "queries", params(AgeQuery),
-    responses((status = 200, content((Vec<Object> = "application/json"), (String = "text/csv"))),
+    responses((status = 200, content((Vec<super::shapes::AgedHoldingShape> = "application/json"), (String = "text/csv"))),
         (status = "4XX", body = Problem)))]
 async fn escrow_orders(
     State(state): State<AppState>,
@@ -424,7 +424,7 @@ async fn escrow_orders(
 pub struct WalletResponse {
     user_id: Uuid,
     /// Per currency: the balance and the statement lines behind it (those of this page).
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, super::shapes::WalletShape>)]
     currencies: BTreeMap<Currency, Wallet>,
     /// With `limit`: pass as `from` for the next page; none on the last.
     next_from: Option<u64>,
@@ -513,7 +513,7 @@ async fn wallet(
 /// A seller's completion rate, all time and over the recent window, with the counts behind it.
 #[utoipa::path(get, path = "/sellers/{id}/completion-rate", tag = "queries",
     params(("id" = Uuid, Path, description = "seller's user id")),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = super::shapes::CompletionRateShape), (status = "4XX", body = Problem)))]
 async fn completion_rate(
     State(state): State<AppState>,
     _caller: Principal,
@@ -531,7 +531,7 @@ pub struct ReviewWindowResponse {
     order_id: Uuid,
     /// Whether a review can be left now.
     open: bool,
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::shapes::ReviewWindowShape)]
     window: ReviewWindow,
 }
 
@@ -581,7 +581,7 @@ pub struct JournalQuery {
 
 #[derive(Serialize, ToSchema)]
 pub struct JournalPage {
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<super::shapes::PostingShape>)]
     postings: Vec<Posting>,
     /// Pass as `from` for the next page; none on the last.
     next_from: Option<u64>,
@@ -660,7 +660,7 @@ pub struct TrialBalance {
     totals: BTreeMap<Currency, Decimal>,
     balanced: bool,
     /// Every account's balance per currency; accounts and currencies at zero are left out.
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, BTreeMap<String, String>>)]
     accounts: BTreeMap<String, BTreeMap<Currency, Decimal>>,
     /// The instant the books are as at, when one was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]

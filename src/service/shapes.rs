@@ -8,7 +8,8 @@
 )]
 
 use chrono::{DateTime, Utc};
-use ledger_domain::{Party, Status};
+use ledger_domain::{CancellationCause, Party, Role, Status, EVENT_TYPES};
+use ledger_projections::CreditReason;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
@@ -79,6 +80,139 @@ pub struct OrderPageShape {
     next_cursor: Option<Uuid>,
 }
 
+/// An event as the event catalogue (docs/events.md) gives it.
+#[derive(ToSchema)]
+#[schema(as = Event)]
+pub struct EventShape {
+    #[schema(schema_with = event_type_schema)]
+    r#type: String,
+    /// The event's fields, by type: docs/events.md.
+    #[schema(value_type = Object)]
+    data: (),
+}
+
+/// Who acted: a role and the user holding it.
+#[derive(ToSchema)]
+#[schema(as = Actor)]
+pub struct ActorShape {
+    #[schema(schema_with = role_schema)]
+    role: String,
+    user_id: Uuid,
+}
+
+/// One event of an order's timeline (`ledger_replay::history::Entry`).
+#[derive(ToSchema)]
+#[schema(as = HistoryEntry)]
+pub struct EntryShape {
+    revision: u64,
+    position: u64,
+    at: DateTime<Utc>,
+    actor: ActorShape,
+    #[schema(schema_with = event_type_schema)]
+    event_type: String,
+    /// How the event moved money, in words; null if it moved none.
+    #[schema(required = true)]
+    money_effect: Option<String>,
+    #[schema(schema_with = nullable_status_schema, required = true)]
+    status_after: Option<String>,
+    event: EventShape,
+}
+
+/// An order holding escrow, and for how long (`GET /escrow/orders`).
+#[derive(ToSchema)]
+#[schema(as = AgedHolding)]
+pub struct AgedHoldingShape {
+    order: Uuid,
+    held: MoneyShape,
+    /// Held since this instant (placement, or the last payment into it).
+    since: DateTime<Utc>,
+    age_days: i64,
+}
+
+/// A seller's completion rate, all time and over the recent window.
+#[derive(ToSchema)]
+#[schema(as = CompletionRate)]
+pub struct CompletionRateShape {
+    seller: Uuid,
+    all_time: RateFiguresShape,
+    recent: RateFiguresShape,
+    recent_days: u32,
+}
+
+/// The counts behind a rate, and the rate.
+#[derive(ToSchema)]
+#[schema(as = RateFigures)]
+pub struct RateFiguresShape {
+    completed: u64,
+    counted_cancellations: u64,
+    /// completed / (completed + counted_cancellations), a decimal string; null with neither.
+    #[schema(required = true)]
+    rate: Option<String>,
+}
+
+/// An order's review window (`ledger_projections::ReviewWindow`).
+#[derive(ToSchema)]
+#[schema(as = ReviewWindow)]
+pub struct ReviewWindowShape {
+    order: Uuid,
+    buyer: Uuid,
+    seller: Uuid,
+    opens_at: DateTime<Utc>,
+    /// Reviews are accepted strictly before this instant.
+    closes_at: DateTime<Utc>,
+    #[schema(required = true)]
+    review: Option<LeftReviewShape>,
+}
+
+#[derive(ToSchema)]
+#[schema(as = LeftReview)]
+pub struct LeftReviewShape {
+    rating: u8,
+    at: DateTime<Utc>,
+}
+
+/// One balanced posting of the journal.
+#[derive(ToSchema)]
+#[schema(as = Posting)]
+pub struct PostingShape {
+    position: u64,
+    order: Uuid,
+    at: DateTime<Utc>,
+    /// `payments`, `escrow:<order>`, `wallet:<user>` or `commission`.
+    debit: String,
+    credit: String,
+    amount: MoneyShape,
+    memo: String,
+}
+
+/// A currency's wallet: its balance and the statement lines behind it.
+#[derive(ToSchema)]
+#[schema(as = Wallet)]
+pub struct WalletShape {
+    balance: MoneyShape,
+    lines: Vec<StatementLineShape>,
+}
+
+#[derive(ToSchema)]
+#[schema(as = StatementLine)]
+pub struct StatementLineShape {
+    order: Uuid,
+    position: u64,
+    at: DateTime<Utc>,
+    amount: MoneyShape,
+    reason: CreditReasonShape,
+}
+
+/// Why the wallet was credited; `cause` for a cancellation refund only.
+#[derive(ToSchema)]
+#[schema(as = CreditReason)]
+pub struct CreditReasonShape {
+    #[schema(schema_with = credit_kind_schema)]
+    kind: String,
+    #[schema(schema_with = cancellation_cause_schema)]
+    cause: Option<String>,
+}
+
 /// A string enum of `values` as serde writes them, so that a new variant is listed without
 /// an edit here.
 fn names_of<T: serde::Serialize>(values: &[T], nullable: bool) -> RefOr<Schema> {
@@ -104,6 +238,49 @@ fn status_schema() -> RefOr<Schema> {
     names_of(&Status::ALL, false)
 }
 
+fn nullable_status_schema() -> RefOr<Schema> {
+    names_of(&Status::ALL, true)
+}
+
 fn party_schema() -> RefOr<Schema> {
     names_of(&[Party::Buyer, Party::Seller], true)
+}
+
+fn role_schema() -> RefOr<Schema> {
+    use Role::*;
+    names_of(&[Buyer, Seller, Mediator, Finance, System], false)
+}
+
+fn event_type_schema() -> RefOr<Schema> {
+    names_of(&EVENT_TYPES, false)
+}
+
+fn credit_kind_schema() -> RefOr<Schema> {
+    let reasons = [
+        CreditReason::PartialRefund,
+        CreditReason::CancellationRefund {
+            cause: CancellationCause::Mutual,
+        },
+        CreditReason::Release,
+    ];
+    let kinds: Vec<serde_json::Value> = reasons
+        .iter()
+        .filter_map(|reason| serde_json::to_value(reason).ok())
+        .map(|reason| reason["kind"].clone())
+        .collect();
+    names_of(&kinds, false)
+}
+
+fn cancellation_cause_schema() -> RefOr<Schema> {
+    use CancellationCause::*;
+    let causes = [
+        CancelledByBuyerBeforeConfirmation,
+        DeclinedBySeller,
+        ExpiredUnconfirmed,
+        CancelledBySeller,
+        CancelledByBuyerWhenLate,
+        Mutual,
+        DisputeRefunded,
+    ];
+    names_of(&causes, false)
 }

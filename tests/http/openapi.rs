@@ -149,6 +149,25 @@ async fn what_the_service_sends_has_the_shape_the_document_describes() {
     let opened = server
         .act(&buyer, order, "dispute", json!({"reason": "not it"}))
         .await;
+    // One order closed (a release to the seller's wallet, a review window), one cancelled
+    // (a refund to the buyer's, with its cause).
+    let closed = server.place(&buyer, &seller, "25.00").await;
+    for (who, action, body) in [
+        (&seller, "confirm", json!({})),
+        (&seller, "deliver", json!({"message": "done"})),
+        (&buyer, "close", json!({})),
+    ] {
+        server.act(who, closed, action, body).await;
+    }
+    let cancelled = server.place(&buyer, &seller, "10.00").await;
+    server
+        .act(
+            &buyer,
+            cancelled,
+            "cancel",
+            json!({"reason": "changed my mind"}),
+        )
+        .await;
     let reader = &server;
     let read = |who, path: String| async move { reader.get(who, &path).await.ok() };
     let summary = read(&buyer, format!("/orders/{order}")).await;
@@ -175,6 +194,16 @@ async fn what_the_service_sends_has_the_shape_the_document_describes() {
         ),
         (
             "get",
+            "/wallets/{user_id}",
+            read(&seller, format!("/wallets/{}", seller.id)).await,
+        ),
+        (
+            "get",
+            "/orders/{id}/review-window",
+            read(&buyer, format!("/orders/{closed}/review-window")).await,
+        ),
+        (
+            "get",
             "/sellers/{id}/completion-rate",
             read(&buyer, format!("/sellers/{}/completion-rate", seller.id)).await,
         ),
@@ -197,6 +226,10 @@ async fn what_the_service_sends_has_the_shape_the_document_describes() {
     }
     // The order's nullable fields were checked filled, not only null.
     assert!(summary["due_at"].is_string() && summary["dispute_opened_by"] == "buyer");
+    let wallet = read(&buyer, format!("/wallets/{}", buyer.id)).await;
+    assert!(wallet
+        .to_string()
+        .contains("cancelled_by_buyer_before_confirmation"));
 }
 
 fn resolve<'a>(document: &'a Value, reference: &str) -> &'a Value {
@@ -207,7 +240,8 @@ fn resolve<'a>(document: &'a Value, reference: &str) -> &'a Value {
 }
 
 /// Whether `value` has the shape `schema` gives it: each field sent is described and each
-/// required one sent; an object described without properties is not looked into.
+/// required one sent, a map's values each as described; an object described without
+/// properties is not looked into.
 fn conforms(document: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     if let Some(reference) = schema["$ref"].as_str() {
         return conforms(document, resolve(document, reference), value, at);
@@ -250,6 +284,12 @@ fn conforms(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
             conforms(document, &schema["items"], item, &format!("{at}[{i}]"))
         }),
         Value::Object(fields) => {
+            if schema["additionalProperties"].is_object() {
+                return fields.iter().try_for_each(|(name, field)| {
+                    let each = &schema["additionalProperties"];
+                    conforms(document, each, field, &format!("{at}.{name}"))
+                });
+            }
             let Some(properties) = schema["properties"].as_object() else {
                 return Ok(());
             };
