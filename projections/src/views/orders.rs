@@ -103,7 +103,9 @@ pub struct OrderPage {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderView {
-    orders: Tracked<OrderId, OrderState>,
+    /// Boxed: the map's entries are 24 bytes, not 416, so that growing it moves and faults in
+    /// a small table instead of every state (docs/performance.md).
+    orders: Tracked<OrderId, Box<OrderState>>,
     // Invariant: the ids of `orders`, in order, for the lists; and the orders of each buyer
     // and seller. Derived, rebuilt by `reindex`.
     #[serde(skip)]
@@ -166,7 +168,7 @@ impl OrderView {
     }
 
     pub fn order(&self, order: OrderId) -> Option<&Order> {
-        self.orders.get(&order).and_then(OrderState::order)
+        self.orders.get(&order).and_then(|state| state.order())
     }
 
     pub fn summary(&self, order: OrderId, now: DateTime<Utc>) -> Option<OrderSummary> {
