@@ -34,8 +34,8 @@ const REBUILD_CACHE_KIB: i64 = -8_192;
 /// Threads that serialise views into rows while a full rebuild is stored.
 const ROW_SERIALISERS: usize = 2;
 /// Schema of the read-model database; an older one holds only derived data and is dropped.
-/// 6: the journal keeps no account at zero.
-const READ_MODEL_SCHEMA_VERSION: i64 = 6;
+/// 6: the journal keeps no account at zero. 7: instants as seconds and nanoseconds.
+const READ_MODEL_SCHEMA_VERSION: i64 = 7;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -74,17 +74,24 @@ pub type RowEncodeError = rmp_serde::encode::Error;
 /// therefore the format: changing a stored type's fields needs a new
 /// `READ_MODEL_SCHEMA_VERSION` (the views are then rebuilt from the log on open).
 #[derive(Default)]
-struct RowBytes(Vec<u8>);
+pub(crate) struct RowBytes(Vec<u8>);
 
 impl RowBytes {
-    fn of<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<Vec<u8>, RowEncodeError> {
+    pub(crate) fn of<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> Result<Vec<u8>, RowEncodeError> {
         self.0.clear();
         rmp_serde::encode::write(&mut self.0, value)?;
         Ok(self.0.as_slice().to_vec())
     }
 }
 
-fn decode_row<T: DeserializeOwned>(table: &str, key: &str, value: &[u8]) -> Result<T, RowError> {
+pub(crate) fn decode_row<T: DeserializeOwned>(
+    table: &str,
+    key: &str,
+    value: &[u8],
+) -> Result<T, RowError> {
     rmp_serde::from_slice(value).map_err(|e| RowError::new(table, key, e))
 }
 
@@ -579,7 +586,32 @@ mod tests {
         OrderId(uuid::Uuid::from_u128(n))
     }
 
+    #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+    struct Dated {
+        #[serde(with = "ledger_domain::instant")]
+        at: chrono::DateTime<chrono::Utc>,
+        #[serde(default, with = "ledger_domain::instant::option")]
+        maybe: Option<chrono::DateTime<chrono::Utc>>,
+    }
+
     proptest! {
+        /// Rows hold instants as seconds and nanoseconds: every instant chrono holds comes
+        /// back the same, to the nanosecond, leap seconds included.
+        #[test]
+        fn instants_in_rows_come_back_the_same(
+            seconds in chrono::DateTime::<chrono::Utc>::MIN_UTC.timestamp()
+                ..=chrono::DateTime::<chrono::Utc>::MAX_UTC.timestamp(),
+            nanos in 0u32..2_000_000_000,
+            present in any::<bool>(),
+        ) {
+            let Some(at) = chrono::DateTime::from_timestamp(seconds, nanos) else {
+                return Ok(()); // a leap-second nanosecond on a second that is not one
+            };
+            let dated = Dated { at, maybe: present.then_some(at) };
+            let row = RowBytes::default().of(&dated)?;
+            prop_assert_eq!(decode_row::<Dated>("t", "k", &row)?, dated);
+        }
+
         /// The map hashes, but what leaves it is in key order: rows reach the store sorted, and
         /// two equal views (each with its own random seed) serialise to the same bytes.
         #[test]
