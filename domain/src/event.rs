@@ -210,6 +210,16 @@ pub enum CancellationCause {
 }
 
 impl CancellationCause {
+    pub const ALL: [CancellationCause; 7] = [
+        CancellationCause::CancelledByBuyerBeforeConfirmation,
+        CancellationCause::DeclinedBySeller,
+        CancellationCause::ExpiredUnconfirmed,
+        CancellationCause::CancelledBySeller,
+        CancellationCause::CancelledByBuyerWhenLate,
+        CancellationCause::Mutual,
+        CancellationCause::DisputeRefunded,
+    ];
+
     /// Whether this cancellation lowers the seller's completion rate (DOMAIN.md, "Views").
     pub fn counts_against_seller(self) -> bool {
         match self {

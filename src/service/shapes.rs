@@ -247,8 +247,7 @@ fn party_schema() -> RefOr<Schema> {
 }
 
 fn role_schema() -> RefOr<Schema> {
-    use Role::*;
-    names_of(&[Buyer, Seller, Mediator, Finance, System], false)
+    names_of(&Role::ALL, false)
 }
 
 fn event_type_schema() -> RefOr<Schema> {
@@ -272,15 +271,5 @@ fn credit_kind_schema() -> RefOr<Schema> {
 }
 
 fn cancellation_cause_schema() -> RefOr<Schema> {
-    use CancellationCause::*;
-    let causes = [
-        CancelledByBuyerBeforeConfirmation,
-        DeclinedBySeller,
-        ExpiredUnconfirmed,
-        CancelledBySeller,
-        CancelledByBuyerWhenLate,
-        Mutual,
-        DisputeRefunded,
-    ];
-    names_of(&causes, false)
+    names_of(&CancellationCause::ALL, false)
 }

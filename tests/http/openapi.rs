@@ -6,13 +6,17 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+async fn openapi(server: &Server) -> Value {
+    server
+        .send(server.client().get(server.url("/openapi.json")))
+        .await
+        .ok()
+}
+
 #[tokio::test]
 async fn the_openapi_document_lists_the_headers_every_command_reads_and_answers_with() {
     let server = Server::start();
-    let document = server
-        .send(server.client().get(server.url("/openapi.json")))
-        .await
-        .ok();
+    let document = openapi(&server).await;
     let headers_of = |path: &str| -> Vec<String> {
         document["paths"][path]["post"]["parameters"]
             .as_array()
@@ -63,10 +67,7 @@ async fn the_openapi_document_lists_the_headers_every_command_reads_and_answers_
 #[tokio::test]
 async fn the_openapi_document_describes_every_route_the_service_answers() {
     let server = Server::start();
-    let document = server
-        .send(server.client().get(server.url("/openapi.json")))
-        .await
-        .ok();
+    let document = openapi(&server).await;
     assert!(document["openapi"]
         .as_str()
         .is_some_and(|v| v.starts_with("3.")));
@@ -136,10 +137,7 @@ async fn the_openapi_document_describes_every_route_the_service_answers() {
 #[tokio::test]
 async fn what_the_service_sends_has_the_shape_the_document_describes() {
     let server = Server::start();
-    let document = server
-        .send(server.client().get(server.url("/openapi.json")))
-        .await
-        .ok();
+    let document = openapi(&server).await;
     let (buyer, seller, finance) = (user("buyer"), user("seller"), user("finance"));
     let order = server.place(&buyer, &seller, "40.00").await;
     server.act(&seller, order, "confirm", json!({})).await;
