@@ -1,7 +1,8 @@
 //! The JSON shapes of the views' types that the API sends as they are, for the OpenAPI
 //! document. The views serialise themselves (no copy per answer); these types only describe
 //! that JSON, and a black-box test holds each description equal to what the service sends.
-//! Every field is always sent, `null` where there is nothing: hence `required` on options.
+//! A field the views always send, `null` where there is nothing, is `required` though optional;
+//! one they leave out when empty (a credit's `cause`) is not.
 #![expect(
     dead_code,
     reason = "described to the OpenAPI document, never built: the views' own types are sent"
