@@ -158,8 +158,8 @@ fn start_server() -> anyhow::Result<Service> {
     })
 }
 
-/// Runs each concurrency level against one fresh server (or the `running` one), offering `rate` commands a second
-/// in all if given, else as many as the clients can send. The clients run `warmup`
+/// Runs each concurrency level against one fresh server (or the `running` one), offering
+/// `rate` commands a second in all if given, else as many as the clients can send. The clients run `warmup`
 /// unmeasured first (connecting, the store's first pages), then `duration` measured.
 /// `stream_subscribers` SSE subscriptions, each to a stream of its own that no command
 /// touches, stay open throughout: what per-order subscribers cost the commands.

@@ -34,7 +34,7 @@ const REBUILD_CACHE_KIB: i64 = -8_192;
 /// Threads that serialise views into rows while a full rebuild is stored.
 const ROW_SERIALISERS: usize = 2;
 /// Schema of the read-model database; an older one holds only derived data and is dropped.
-/// 6: the journal keeps no account at zero. 7: instants as seconds and nanoseconds.
+/// 6: the journal keeps no account at zero. 7: instants and accounts in binary.
 const READ_MODEL_SCHEMA_VERSION: i64 = 7;
 
 #[derive(Debug, thiserror::Error)]

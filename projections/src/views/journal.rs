@@ -64,6 +64,7 @@ impl Account {
         }
     }
 
+    /// `to_bytes` read back; anything else, `None`.
     fn from_bytes(bytes: &[u8]) -> Option<Account> {
         let id = || uuid::Uuid::from_slice(bytes.get(1..)?).ok();
         match bytes.first()? {
@@ -136,12 +137,6 @@ impl serde::de::Visitor<'_> for AccountBytes {
 
     fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Account, E> {
         Account::from_bytes(bytes).ok_or_else(|| E::custom(format!("{bytes:?} is not an account")))
-    }
-}
-
-impl From<Account> for String {
-    fn from(account: Account) -> String {
-        account.to_string()
     }
 }
 
