@@ -559,75 +559,71 @@ fn read_page(
 }
 
 /// Folds `$all` from its start (up to `until`) into `views` in three stages that run at
-/// once, each on its own thread: reading page N+2, decoding page N+1, folding page N. Folding
-/// must stay sequential; this keeps it busy while the other cores read and decode.
+/// once, each on its own thread: reading pages, decoding them, folding them. Folding must
+/// stay sequential; this keeps it busy while the other cores read and decode. The stages
+/// hand pages on through short queues, so each goes on as soon as it can: in lockstep (every
+/// stage waiting at each page for the slowest) a third of a core stayed idle.
 async fn fold_log(
     store: &dyn EventStore,
     until: Option<u64>,
     mut views: Views,
     on_progress: &mut impl FnMut(u64),
 ) -> Result<(Views, Option<u64>, u64), ProjectionError> {
-    let mut last = None;
-    let mut applied = 0;
-    let mut next_from = Some(0);
-    let mut decoding: Option<Decoding> = None;
-    let mut decoded: Option<(Vec<Fact>, u64)> = None;
-    loop {
-        let reading = async {
-            match next_from {
-                Some(from) => read_page(store, from).await.map(Some),
-                None => Ok(None),
+    let (pages, mut to_decode) =
+        tokio::sync::mpsc::channel::<Vec<RecordedEvent>>(STAGE_QUEUE_PAGES);
+    let (decoded, mut to_fold) = tokio::sync::mpsc::channel::<(Vec<Fact>, u64)>(STAGE_QUEUE_PAGES);
+    let reading = async move {
+        let mut last = None;
+        let mut from = 0;
+        loop {
+            let mut page = read_page(store, from).await?;
+            if let Some(u) = until {
+                page.retain(|e| e.position <= u);
             }
-        };
-        let decoding_now = async {
-            match decoding.take() {
-                Some(handle) => handle.await.map(Some),
-                None => Ok(None),
+            let Some(end) = page.last().map(|e| e.position) else {
+                break;
+            };
+            last = Some(end);
+            if pages.send(page).await.is_err() || until.is_some_and(|u| end >= u) {
+                break;
             }
-        };
-        let folding = async {
-            match decoded.take() {
-                Some((facts, events)) => tokio::task::spawn_blocking(move || {
-                    for fact in &facts {
-                        views.apply(fact);
-                    }
-                    views
-                })
-                .await
-                .map(|views| (views, events)),
-                None => Ok((views, 0)),
+            from = end + 1;
+        }
+        Ok::<_, ProjectionError>(last)
+    };
+    let decoding = async move {
+        while let Some(page) = to_decode.recv().await {
+            let facts = tokio::task::spawn_blocking(move || {
+                decode_page(&page).map(|facts| (facts, page.len() as u64))
+            })
+            .await
+            .map_err(|e| join_failed(&e))??;
+            if decoded.send(facts).await.is_err() {
+                break;
             }
-        };
-        let (page, facts, folded) = tokio::join!(reading, decoding_now, folding);
-        let (folded_views, events) = folded.map_err(|e| join_failed(&e))?;
-        views = folded_views;
-        if events > 0 {
+        }
+        Ok::<_, ProjectionError>(())
+    };
+    let folding = async {
+        let mut applied = 0;
+        while let Some((facts, events)) = to_fold.recv().await {
+            views = tokio::task::spawn_blocking(move || {
+                for fact in &facts {
+                    views.apply(fact);
+                }
+                views
+            })
+            .await
+            .map_err(|e| join_failed(&e))?;
             applied += events;
             on_progress(applied);
         }
-        decoded = facts.map_err(|e| join_failed(&e))?.transpose()?;
-        let Some(mut page) = page? else {
-            if decoded.is_none() {
-                break;
-            }
-            continue;
-        };
-        if let Some(u) = until {
-            page.retain(|e| e.position <= u);
-        }
-        let Some(end) = page.last().map(|e| e.position) else {
-            next_from = None;
-            continue;
-        };
-        next_from = match until {
-            Some(u) if end >= u => None,
-            _ => Some(end + 1),
-        };
-        last = Some(end);
-        decoding = Some(tokio::task::spawn_blocking(move || {
-            decode_page(&page).map(|facts| (facts, page.len() as u64))
-        }));
-    }
+        Ok::<_, ProjectionError>((views, applied))
+    };
+    let (last, decoded, folded) = tokio::join!(reading, decoding, folding);
+    decoded?;
+    let last = last?;
+    let (views, applied) = folded?;
     Ok((views, last, applied))
 }
 
@@ -664,6 +660,9 @@ fn settle_journal(path: &Path) -> Result<(), ProjectionError> {
 /// is reused while still warm, large enough that the channel is no cost.
 const REBUILD_ROWS_PER_CHUNK: usize = 1_024;
 
+/// Pages a rebuild's stage may run ahead of the next one.
+const STAGE_QUEUE_PAGES: usize = 2;
+
 /// A serialiser's sink in a rebuild: rows go on to the inserter a chunk at a time. If the
 /// inserter has stopped (it failed, and says why), the rest are dropped.
 struct RowChunks<'a> {
@@ -690,9 +689,6 @@ impl RowSink for RowChunks<'_> {
         }
     }
 }
-
-/// A page being decoded: its facts and how many events it held.
-type Decoding = tokio::task::JoinHandle<Result<(Vec<Fact>, u64), FactError>>;
 
 fn join_failed(error: &tokio::task::JoinError) -> ProjectionError {
     ProjectionError::Store(StoreError::Io(format!("a rebuild stage failed: {error}")))

@@ -672,3 +672,66 @@ async fn a_rebuild_of_more_rows_than_a_chunk_comes_back_whole() {
     assert_eq!(reopened.views().orders.len(), ORDERS as usize);
     assert!(same_bytes(reopened.views(), &incremental));
 }
+
+/// A rebuild reads, decodes and folds pages at once, each stage running ahead of the next:
+/// over several pages it must still fold every event once, in order, and stop at a bad event
+/// in a later page.
+#[tokio::test]
+async fn a_rebuild_over_several_pages_folds_each_event_once_and_stops_at_a_bad_one() {
+    const ORDERS: u128 = 5_500;
+    let events = 4 * ORDERS as u64;
+    assert!(events > 2 * READ_EVENTS_MAX as u64, "three pages or more");
+    let (_log, views_dir, store) = log_and_views();
+    let appends: Vec<_> = (1..=ORDERS)
+        .map(|order| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                run_order(&store, order, closed_order(order, t0())).await;
+            })
+        })
+        .collect();
+    for append in appends {
+        append.await.expect("orders appended");
+    }
+    let incremental_dir = tempfile::tempdir().expect("dir");
+    let mut incremental = Projector::open(incremental_dir.path()).expect("open");
+    folded_incrementally(&mut incremental, &store).await;
+
+    let mut heard = Vec::new();
+    let (rebuilt, progress) = Projector::rebuild_all(views_dir.path(), &store, |n| heard.push(n))
+        .await
+        .expect("rebuild");
+    assert_eq!(
+        progress,
+        Progress {
+            applied: events,
+            checkpoint: Some(events - 1)
+        }
+    );
+    assert!(heard.len() >= 3 && heard.is_sorted(), "{heard:?}");
+    assert!(same_bytes(rebuilt.views(), incremental.views()));
+    drop(rebuilt);
+
+    let stream = StreamName::new(order_stream_name(OrderId(Uuid::from_u128(1)))).expect("stream");
+    let strange = EventData {
+        event_id: Uuid::new_v4(),
+        event_type: "OrderTeleported".into(),
+        data: b"{}".to_vec(),
+        metadata: br#"{"schema_version":1}"#.to_vec(),
+        recorded_at: None,
+    };
+    store
+        .append(&stream, ExpectedRevision::Any, vec![strange])
+        .await
+        .expect("append");
+    let fresh_dir = tempfile::tempdir().expect("dir");
+    let mut projector = Projector::open(fresh_dir.path()).expect("open");
+    let error = projector.catch_up(&store, |_| {}).await.expect_err("stops");
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("position {events}")) && message.contains("OrderTeleported"),
+        "{message}"
+    );
+    assert_eq!(projector.checkpoint(), Some(events - 1));
+    assert!(same_bytes(projector.views(), incremental.views()));
+}
