@@ -661,7 +661,7 @@ fn settle_journal(path: &Path) -> Result<(), ProjectionError> {
 const REBUILD_ROWS_PER_CHUNK: usize = 1_024;
 
 /// Pages a rebuild's stage may run ahead of the next one.
-const STAGE_QUEUE_PAGES: usize = 2;
+const STAGE_QUEUE_PAGES: usize = 4;
 
 /// A serialiser's sink in a rebuild: rows go on to the inserter a chunk at a time. If the
 /// inserter has stopped (it failed, and says why), the rest are dropped.

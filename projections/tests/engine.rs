@@ -64,6 +64,37 @@ async fn run_order(store: &SqliteStore, order: u128, commands: Vec<Command>) {
     }
 }
 
+/// Orders `1..=orders` closed, appended side by side so that their appends share commits.
+async fn closed_orders_at_once(store: &SqliteStore, orders: u128) {
+    let appends: Vec<_> = (1..=orders)
+        .map(|order| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                run_order(&store, order, closed_order(order, t0())).await;
+            })
+        })
+        .collect();
+    for append in appends {
+        append.await.expect("orders appended");
+    }
+}
+
+/// An event of a type no view knows, on order 1's stream.
+async fn append_unknown_event(store: &SqliteStore) {
+    let stream = StreamName::new(order_stream_name(OrderId(Uuid::from_u128(1)))).expect("stream");
+    let strange = EventData {
+        event_id: Uuid::new_v4(),
+        event_type: "OrderTeleported".into(),
+        data: b"{}".to_vec(),
+        metadata: br#"{"schema_version":1}"#.to_vec(),
+        recorded_at: None,
+    };
+    store
+        .append(&stream, ExpectedRevision::Any, vec![strange])
+        .await
+        .expect("append");
+}
+
 fn closed_order(order: u128, start: DateTime<Utc>) -> Vec<Command> {
     let buyer = Actor::new(Role::Buyer, UserId(Uuid::from_u128(1)));
     let seller = Actor::new(Role::Seller, UserId(Uuid::from_u128(2)));
@@ -193,18 +224,7 @@ async fn a_batch_delivered_twice_is_applied_once() {
 async fn an_unknown_event_type_stops_the_views_naming_its_position() {
     let (_log, views_dir, store) = log_and_views();
     run_order(&store, 1, closed_order(1, t0())).await;
-    let stream = StreamName::new(order_stream_name(OrderId(Uuid::from_u128(1)))).expect("stream");
-    let strange = EventData {
-        event_id: Uuid::new_v4(),
-        event_type: "OrderTeleported".into(),
-        data: b"{}".to_vec(),
-        metadata: br#"{"schema_version":1}"#.to_vec(),
-        recorded_at: None,
-    };
-    store
-        .append(&stream, ExpectedRevision::Any, vec![strange])
-        .await
-        .expect("append");
+    append_unknown_event(&store).await;
     let mut projector = Projector::open(views_dir.path()).expect("open");
     let error = projector.catch_up(&store, |_| {}).await.expect_err("stops");
     let message = error.to_string();
@@ -650,17 +670,7 @@ async fn a_rebuild_schedules_the_same_timers_as_an_incremental_fold() {
 async fn a_rebuild_of_more_rows_than_a_chunk_comes_back_whole() {
     const ORDERS: u128 = 1_500;
     let (_log, views_dir, store) = log_and_views();
-    let appends: Vec<_> = (1..=ORDERS)
-        .map(|order| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                run_order(&store, order, closed_order(order, t0())).await;
-            })
-        })
-        .collect();
-    for append in appends {
-        append.await.expect("orders appended");
-    }
+    closed_orders_at_once(&store, ORDERS).await;
     let mut projector = Projector::open(views_dir.path()).expect("open");
     folded_incrementally(&mut projector, &store).await;
     let incremental = projector.views().clone();
@@ -682,17 +692,7 @@ async fn a_rebuild_over_several_pages_folds_each_event_once_and_stops_at_a_bad_o
     let events = 4 * ORDERS as u64;
     assert!(events > 2 * READ_EVENTS_MAX as u64, "three pages or more");
     let (_log, views_dir, store) = log_and_views();
-    let appends: Vec<_> = (1..=ORDERS)
-        .map(|order| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                run_order(&store, order, closed_order(order, t0())).await;
-            })
-        })
-        .collect();
-    for append in appends {
-        append.await.expect("orders appended");
-    }
+    closed_orders_at_once(&store, ORDERS).await;
     let incremental_dir = tempfile::tempdir().expect("dir");
     let mut incremental = Projector::open(incremental_dir.path()).expect("open");
     folded_incrementally(&mut incremental, &store).await;
@@ -712,18 +712,7 @@ async fn a_rebuild_over_several_pages_folds_each_event_once_and_stops_at_a_bad_o
     assert!(same_bytes(rebuilt.views(), incremental.views()));
     drop(rebuilt);
 
-    let stream = StreamName::new(order_stream_name(OrderId(Uuid::from_u128(1)))).expect("stream");
-    let strange = EventData {
-        event_id: Uuid::new_v4(),
-        event_type: "OrderTeleported".into(),
-        data: b"{}".to_vec(),
-        metadata: br#"{"schema_version":1}"#.to_vec(),
-        recorded_at: None,
-    };
-    store
-        .append(&stream, ExpectedRevision::Any, vec![strange])
-        .await
-        .expect("append");
+    append_unknown_event(&store).await;
     let fresh_dir = tempfile::tempdir().expect("dir");
     let mut projector = Projector::open(fresh_dir.path()).expect("open");
     let error = projector.catch_up(&store, |_| {}).await.expect_err("stops");
