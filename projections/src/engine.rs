@@ -495,7 +495,7 @@ fn store_fresh(
                         };
                         let mut chunks = RowChunks {
                             view,
-                            rows: Vec::with_capacity(REBUILD_ROWS_PER_CHUNK),
+                            chunk: RowChunk::with_room(),
                             sender: &sender,
                         };
                         take(&mut chunks).map_err(|e| ProjectionError::CorruptView {
@@ -510,10 +510,10 @@ fn store_fresh(
         drop(sender);
         let mut insert =
             tx.prepare("INSERT INTO rows (view, tbl, key, value) VALUES (?1, ?2, ?3, ?4)")?;
-        for (view, changes) in rows {
-            for row in changes {
-                if let Some(value) = &row.value {
-                    insert.execute(params![view.as_str(), row.table, row.key, value])?;
+        for (view, chunk) in rows {
+            for (table, key, value) in chunk.rows() {
+                if let Some(value) = value {
+                    insert.execute(params![view.as_str(), table, key, value])?;
                 }
             }
         }
@@ -656,35 +656,81 @@ fn settle_journal(path: &Path) -> Result<(), ProjectionError> {
     remove_if_present(&journal)
 }
 
-/// Rows a rebuild's serialiser hands the inserter at a time: small enough that their memory
-/// is reused while still warm, large enough that the channel is no cost.
+/// Rows a rebuild's serialiser hands the inserter at a time, and their bytes at most (past
+/// one row): small enough that their memory is reused while still warm, large enough that
+/// the channel is no cost.
 const REBUILD_ROWS_PER_CHUNK: usize = 1_024;
+const REBUILD_CHUNK_BYTES: usize = 1 << 20;
 
 /// Pages a rebuild's stage may run ahead of the next one.
 const STAGE_QUEUE_PAGES: usize = 4;
+
+/// Rows of one view on their way to the inserter, their keys and values each in one buffer:
+/// with two allocations a row, made by a serialiser and freed by the inserter, freeing was
+/// a tenth of the inserter's time on ten million events.
+struct RowChunk {
+    keys: String,
+    values: Vec<u8>,
+    // Per row: its table, its key's end in `keys`, its value's end in `values` (or none).
+    rows: Vec<(&'static str, usize, Option<usize>)>,
+}
+
+impl RowChunk {
+    fn with_room() -> RowChunk {
+        RowChunk {
+            keys: String::with_capacity(REBUILD_ROWS_PER_CHUNK * 40),
+            values: Vec::with_capacity(REBUILD_CHUNK_BYTES),
+            rows: Vec::with_capacity(REBUILD_ROWS_PER_CHUNK),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.rows.len() >= REBUILD_ROWS_PER_CHUNK || self.values.len() >= REBUILD_CHUNK_BYTES
+    }
+
+    /// Each row's table, key and value, in the order pushed.
+    fn rows(&self) -> impl Iterator<Item = (&'static str, &str, Option<&[u8]>)> {
+        let (mut key_start, mut value_start) = (0, 0);
+        self.rows.iter().map(move |&(table, key_end, value_end)| {
+            let key = &self.keys[key_start..key_end];
+            key_start = key_end;
+            let value = value_end.map(|end| {
+                let value = &self.values[value_start..end];
+                value_start = end;
+                value
+            });
+            (table, key, value)
+        })
+    }
+}
 
 /// A serialiser's sink in a rebuild: rows go on to the inserter a chunk at a time. If the
 /// inserter has stopped (it failed, and says why), the rest are dropped.
 struct RowChunks<'a> {
     view: ViewName,
-    rows: Vec<RowChange>,
-    sender: &'a std::sync::mpsc::SyncSender<(ViewName, Vec<RowChange>)>,
+    chunk: RowChunk,
+    sender: &'a std::sync::mpsc::SyncSender<(ViewName, RowChunk)>,
 }
 
 impl RowChunks<'_> {
     fn flush(&mut self) {
-        if !self.rows.is_empty() {
-            let rows =
-                std::mem::replace(&mut self.rows, Vec::with_capacity(REBUILD_ROWS_PER_CHUNK));
-            let _ = self.sender.send((self.view, rows));
+        if !self.chunk.rows.is_empty() {
+            let chunk = std::mem::replace(&mut self.chunk, RowChunk::with_room());
+            let _ = self.sender.send((self.view, chunk));
         }
     }
 }
 
 impl RowSink for RowChunks<'_> {
-    fn push(&mut self, row: RowChange) {
-        self.rows.push(row);
-        if self.rows.len() == REBUILD_ROWS_PER_CHUNK {
+    fn push(&mut self, table: &'static str, key: &str, value: Option<&[u8]>) {
+        let chunk = &mut self.chunk;
+        chunk.keys.push_str(key);
+        let value_end = value.map(|value| {
+            chunk.values.extend_from_slice(value);
+            chunk.values.len()
+        });
+        chunk.rows.push((table, chunk.keys.len(), value_end));
+        if chunk.is_full() {
             self.flush();
         }
     }
@@ -831,4 +877,46 @@ fn migrate(db: &Connection) -> Result<(), ProjectionError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_gives_back_each_row_as_pushed() {
+        let (sender, received) = std::sync::mpsc::sync_channel(4);
+        let mut chunks = RowChunks {
+            view: ViewName::Orders,
+            chunk: RowChunk::with_room(),
+            sender: &sender,
+        };
+        let big = vec![7u8; REBUILD_CHUNK_BYTES];
+        let pushed: Vec<(&'static str, String, Option<Vec<u8>>)> = vec![
+            ("orders", "a".into(), Some(vec![1, 2, 3])),
+            ("orders", "bb".into(), None),
+            ("lists", String::new(), Some(Vec::new())),
+            ("lists", "c".into(), Some(big)),
+            ("lists", "d".into(), Some(vec![4])),
+        ];
+        for (table, key, value) in &pushed {
+            chunks.push(table, key, value.as_deref());
+        }
+        chunks.flush();
+        drop(chunks);
+        drop(sender);
+        let mut sizes = Vec::new();
+        let mut got = Vec::new();
+        for (view, chunk) in received {
+            assert_eq!(view, ViewName::Orders);
+            sizes.push(chunk.rows.len());
+            got.extend(
+                chunk
+                    .rows()
+                    .map(|(table, key, value)| (table, key.to_owned(), value.map(<[u8]>::to_vec))),
+            );
+        }
+        assert_eq!(got, pushed);
+        assert_eq!(sizes, [4, 1], "a chunk past its bytes goes on at once");
+    }
 }

@@ -25,15 +25,24 @@ pub struct RowChange {
 
 /// Where taken rows go: a `Vec` for a save, or chunks sent on to the inserter while the
 /// rest are still being made, in a rebuild (so that its memory is reused, not fresh pages for
-/// every row of every view).
+/// every row of every view). A row is lent, and the sink copies what it keeps: a rebuild's
+/// chunks keep their rows' bytes side by side instead of two allocations a row.
 pub trait RowSink {
-    fn push(&mut self, row: RowChange);
+    /// A row to write, or with no value, to delete.
+    fn push(&mut self, table: &'static str, key: &str, value: Option<&[u8]>);
     fn reserve(&mut self, _additional: usize) {}
 }
 
 impl RowSink for Vec<RowChange> {
-    fn push(&mut self, row: RowChange) {
-        Vec::push(self, row);
+    fn push(&mut self, table: &'static str, key: &str, value: Option<&[u8]>) {
+        Vec::push(
+            self,
+            RowChange {
+                table,
+                key: key.to_owned(),
+                value: value.map(<[u8]>::to_vec),
+            },
+        );
     }
     fn reserve(&mut self, additional: usize) {
         Vec::reserve(self, additional);
@@ -65,9 +74,9 @@ impl RowError {
 /// Why a row could not be written.
 pub type RowEncodeError = rmp_serde::encode::Error;
 
-/// Serialises rows through one reused buffer and keeps exact-size copies: a row's own `Vec`,
-/// grown by doubling, cost several allocations and copies per row (fresh pages from the
-/// kernel, in a rebuild).
+/// Serialises rows through one reused buffer, which it lends: a row's own `Vec`, grown by
+/// doubling, cost several allocations and copies per row (fresh pages from the kernel, in a
+/// rebuild).
 ///
 /// Rows are MessagePack with structs as arrays: less than half the bytes of JSON, and a
 /// rebuild's storing and a start's loading spend their time on little else. Field order is
@@ -77,13 +86,10 @@ pub type RowEncodeError = rmp_serde::encode::Error;
 pub(crate) struct RowBytes(Vec<u8>);
 
 impl RowBytes {
-    pub(crate) fn of<T: Serialize + ?Sized>(
-        &mut self,
-        value: &T,
-    ) -> Result<Vec<u8>, RowEncodeError> {
+    pub(crate) fn of<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<&[u8], RowEncodeError> {
         self.0.clear();
         rmp_serde::encode::write(&mut self.0, value)?;
-        Ok(self.0.as_slice().to_vec())
+        Ok(&self.0)
     }
 }
 
@@ -97,13 +103,27 @@ pub(crate) fn decode_row<T: DeserializeOwned>(
 
 /// A key as stored: text whose order is the key's order.
 pub trait RowKey: Ord + Hash + Clone {
-    fn to_key(&self) -> String;
+    /// Appends the key to `out`: rows are taken by the hundred thousand, into one buffer.
+    fn write_key(&self, out: &mut String);
     fn from_key(key: &str) -> Option<Self>;
+
+    fn to_key(&self) -> String {
+        let mut key = String::new();
+        self.write_key(&mut key);
+        key
+    }
+}
+
+fn write_uuid(id: &uuid::Uuid, out: &mut String) {
+    out.push_str(
+        id.hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer()),
+    );
 }
 
 impl RowKey for OrderId {
-    fn to_key(&self) -> String {
-        self.0.to_string()
+    fn write_key(&self, out: &mut String) {
+        write_uuid(&self.0, out);
     }
     fn from_key(key: &str) -> Option<Self> {
         uuid::Uuid::parse_str(key).ok().map(OrderId)
@@ -111,8 +131,8 @@ impl RowKey for OrderId {
 }
 
 impl RowKey for UserId {
-    fn to_key(&self) -> String {
-        self.0.to_string()
+    fn write_key(&self, out: &mut String) {
+        write_uuid(&self.0, out);
     }
     fn from_key(key: &str) -> Option<Self> {
         uuid::Uuid::parse_str(key).ok().map(UserId)
@@ -250,25 +270,22 @@ impl<K: RowKey, V: Serialize> Tracked<K, V> {
         out: &mut O,
     ) -> Result<(), RowEncodeError> {
         let mut bytes = RowBytes::default();
+        let mut text = String::new();
         match self.changed.take_sorted() {
             Some(keys) => {
                 for key in keys {
+                    text.clear();
+                    key.write_key(&mut text);
                     let value = self.map.get(&key).map(|v| bytes.of(v)).transpose()?;
-                    out.push(RowChange {
-                        table,
-                        key: key.to_key(),
-                        value,
-                    });
+                    out.push(table, &text, value);
                 }
             }
             None => {
                 out.reserve(self.map.len());
                 for (key, value) in self.sorted() {
-                    out.push(RowChange {
-                        table,
-                        key: key.to_key(),
-                        value: Some(bytes.of(value)?),
-                    });
+                    text.clear();
+                    key.write_key(&mut text);
+                    out.push(table, &text, Some(bytes.of(value)?));
                 }
             }
         }
@@ -319,7 +336,10 @@ impl<K: RowKey + Send, V: Serialize + Send> PendingRows for PendingTracked<K, V>
             out.push(RowChange {
                 table: self.table,
                 key: key.to_key(),
-                value: value.as_ref().map(|v| bytes.of(v)).transpose()?,
+                value: value
+                    .as_ref()
+                    .map(|v| bytes.of(v).map(<[u8]>::to_vec))
+                    .transpose()?,
             });
         }
         Ok(())
@@ -457,11 +477,11 @@ fn chunk_rows<T: Serialize, O: RowSink + ?Sized>(
     let mut bytes = RowBytes::default();
     for (row, items) in items.chunks(APPENDED_ITEMS_PER_ROW).enumerate() {
         let index = first + row * APPENDED_ITEMS_PER_ROW;
-        out.push(RowChange {
+        out.push(
             table,
-            key: format!("{index:0INDEX_KEY_DIGITS$}"),
-            value: Some(bytes.of(items)?),
-        });
+            &format!("{index:0INDEX_KEY_DIGITS$}"),
+            Some(bytes.of(items)?),
+        );
     }
     Ok(())
 }
@@ -608,7 +628,7 @@ mod tests {
                 return Ok(()); // a leap-second nanosecond on a second that is not one
             };
             let dated = Dated { at, maybe: present.then_some(at) };
-            let row = RowBytes::default().of(&dated)?;
+            let row = RowBytes::default().of(&dated)?.to_vec();
             prop_assert_eq!(decode_row::<Dated>("t", "k", &row)?, dated);
         }
 

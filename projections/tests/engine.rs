@@ -711,6 +711,13 @@ async fn a_rebuild_over_several_pages_folds_each_event_once_and_stops_at_a_bad_o
     assert!(heard.len() >= 3 && heard.is_sorted(), "{heard:?}");
     assert!(same_bytes(rebuilt.views(), incremental.views()));
     drop(rebuilt);
+    let reopened = Projector::open(views_dir.path()).expect("reopen");
+    assert_eq!(reopened.checkpoint(), Some(events - 1));
+    assert!(
+        same_bytes(reopened.views(), incremental.views()),
+        "stored whole"
+    );
+    drop(reopened);
 
     append_unknown_event(&store).await;
     let fresh_dir = tempfile::tempdir().expect("dir");
