@@ -332,15 +332,12 @@ struct PendingTracked<K, V> {
 impl<K: RowKey + Send, V: Serialize + Send> PendingRows for PendingTracked<K, V> {
     fn into_rows(self: Box<Self>, out: &mut Vec<RowChange>) -> Result<(), RowEncodeError> {
         let mut bytes = RowBytes::default();
+        let mut text = String::new();
         for (key, value) in self.rows {
-            out.push(RowChange {
-                table: self.table,
-                key: key.to_key(),
-                value: value
-                    .as_ref()
-                    .map(|v| bytes.of(v).map(<[u8]>::to_vec))
-                    .transpose()?,
-            });
+            text.clear();
+            key.write_key(&mut text);
+            let value = value.as_ref().map(|v| bytes.of(v)).transpose()?;
+            RowSink::push(out, self.table, &text, value);
         }
         Ok(())
     }
