@@ -569,9 +569,10 @@ async fn fold_log(
     mut views: Views,
     on_progress: &mut impl FnMut(u64),
 ) -> Result<(Views, Option<u64>, u64), ProjectionError> {
-    let (pages, mut to_decode) =
+    let (pages_out, mut pages_in) =
         tokio::sync::mpsc::channel::<Vec<RecordedEvent>>(STAGE_QUEUE_PAGES);
-    let (decoded, mut to_fold) = tokio::sync::mpsc::channel::<(Vec<Fact>, u64)>(STAGE_QUEUE_PAGES);
+    let (facts_out, mut facts_in) =
+        tokio::sync::mpsc::channel::<(Vec<Fact>, u64)>(STAGE_QUEUE_PAGES);
     let reading = async move {
         let mut last = None;
         let mut from = 0;
@@ -584,7 +585,7 @@ async fn fold_log(
                 break;
             };
             last = Some(end);
-            if pages.send(page).await.is_err() || until.is_some_and(|u| end >= u) {
+            if pages_out.send(page).await.is_err() || until.is_some_and(|u| end >= u) {
                 break;
             }
             from = end + 1;
@@ -592,13 +593,13 @@ async fn fold_log(
         Ok::<_, ProjectionError>(last)
     };
     let decoding = async move {
-        while let Some(page) = to_decode.recv().await {
+        while let Some(page) = pages_in.recv().await {
             let facts = tokio::task::spawn_blocking(move || {
                 decode_page(&page).map(|facts| (facts, page.len() as u64))
             })
             .await
             .map_err(|e| join_failed(&e))??;
-            if decoded.send(facts).await.is_err() {
+            if facts_out.send(facts).await.is_err() {
                 break;
             }
         }
@@ -606,7 +607,7 @@ async fn fold_log(
     };
     let folding = async {
         let mut applied = 0;
-        while let Some((facts, events)) = to_fold.recv().await {
+        while let Some((facts, events)) = facts_in.recv().await {
             views = tokio::task::spawn_blocking(move || {
                 for fact in &facts {
                     views.apply(fact);
