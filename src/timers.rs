@@ -3,7 +3,8 @@
 //! A timer's command id derives from its order, kind and deadline, so a timer that fires
 //! twice, or on two instances at once, acts once: the second attempt finds its command in the
 //! log. A timer whose order moved on (the buyer closed first) is refused by the rules and does
-//! nothing.
+//! nothing. A timer refused for any other reason of its own order's is logged and skipped, so
+//! that one order never holds back every other order's deadline.
 
 use chrono::{DateTime, Utc};
 use ledger_commands::{CommandError, CommandHandler, CommandRequest, Outcome};
@@ -26,6 +27,10 @@ pub struct TimerReport {
     pub already_fired: usize,
     /// Timers whose order had moved on; nothing was done.
     pub moved_on: usize,
+    /// Timers whose command failed for a reason of their own order's (a rule the timer did not
+    /// expect, an undecodable stream); each is logged, tried again at the next tick, and did
+    /// not stop the others.
+    pub refused: usize,
 }
 
 pub fn timer_command_id(timer: &DueTimer) -> Uuid {
@@ -75,7 +80,7 @@ pub async fn fire_due_timers_into(
 }
 
 /// Fires `due`, timers read from the view beforehand (the service does not hold its views
-/// while commands run).
+/// while commands run). Only the store's failure stops the tick: it concerns every timer.
 pub async fn fire_timers(
     handler: &CommandHandler,
     due: Vec<DueTimer>,
@@ -96,7 +101,17 @@ pub async fn fire_timers(
                 | Rejection::OrderInDispute
                 | Rejection::DeadlineNotReached { .. },
             )) => report.moved_on += 1,
-            Err(other) => return Err(other),
+            Err(error @ CommandError::Store(_)) => return Err(error),
+            Err(error) => {
+                tracing::warn!(
+                    order = %timer.order,
+                    kind = ?timer.kind,
+                    due_at = %timer.due_at,
+                    %error,
+                    "a due timer's command was refused; it is tried again at the next tick"
+                );
+                report.refused += 1;
+            }
         }
     }
     Ok(report)

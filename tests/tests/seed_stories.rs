@@ -4,9 +4,9 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ledger_commands::{CommandError, CommandHandler, CommandRequest, Outcome};
 use ledger_domain::*;
-use ledger_projections::{Account, Projector, TimerView, Views};
+use ledger_projections::{Account, DueTimer, Projector, TimerKind, TimerView, Views};
 use ledger_store::{AllFrom, Direction, EventStore, SqliteStore};
-use order_ledger::timers::{fire_due_timers, TimerReport};
+use order_ledger::timers::{fire_due_timers, fire_timers, TimerReport};
 
 use std::sync::Arc;
 use uuid::Uuid;
@@ -247,6 +247,40 @@ async fn a_timer_fired_twice_or_by_two_instances_at_once_acts_once() {
 }
 
 #[tokio::test]
+async fn a_timer_refused_for_a_reason_of_its_own_does_not_hold_back_the_others() {
+    let mut ledger = Ledger::new();
+    let order = ledger.refused_revision().await;
+    let deadline = at(10, 1);
+    let due = ledger.timers().await.due(deadline, 10);
+    assert_eq!(due.len(), 1, "{due:?}");
+    // First in line, a timer no moved-on order explains: its order was never placed.
+    let stray = DueTimer {
+        order: OrderId(Uuid::from_u128(0x0dd)),
+        kind: TimerKind::AutoCloseAfterRefusedRevision,
+        due_at: deadline - Duration::days(1),
+    };
+    let report = fire_timers(
+        &ledger.handler,
+        [vec![stray], due].concat(),
+        deadline,
+        &mut Vec::new(),
+    )
+    .await
+    .expect("the tick goes on past the refused timer");
+    assert_eq!(
+        report,
+        TimerReport {
+            fired: 1,
+            refused: 1,
+            ..TimerReport::default()
+        }
+    );
+    let views = ledger.views().await;
+    let summary = views.orders.summary(order, deadline).expect("order");
+    assert_eq!(summary.status, Status::Closed);
+}
+
+#[tokio::test]
 async fn a_timer_whose_order_moved_on_does_nothing() {
     let mut ledger = Ledger::new();
     let order = ledger.delivered_order().await;
@@ -267,9 +301,8 @@ async fn a_timer_whose_order_moved_on_does_nothing() {
     assert_eq!(
         report,
         TimerReport {
-            fired: 0,
-            already_fired: 0,
-            moved_on: 1
+            moved_on: 1,
+            ..TimerReport::default()
         }
     );
     assert_eq!(ledger.event_count().await, events);
