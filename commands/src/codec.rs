@@ -98,6 +98,21 @@ fn metadata_json(metadata: &EventMetadata) -> Vec<u8> {
 const METADATA_CAPACITY: usize = 288;
 
 pub fn decode(recorded: &RecordedEvent) -> Result<(Event, EventMetadata), DecodeError> {
+    let metadata = decode_metadata(recorded)?;
+    let event = Event::deserialize_data(
+        &recorded.event_type,
+        &mut serde_json::Deserializer::from_slice(&recorded.data),
+    )
+    .map_err(|e| DecodeError::Data {
+        position: recorded.position,
+        event_type: recorded.event_type.clone(),
+        detail: e.to_string(),
+    })?;
+    Ok((event, metadata))
+}
+
+/// The metadata alone: what idempotency and the audit trail read of an event.
+pub fn decode_metadata(recorded: &RecordedEvent) -> Result<EventMetadata, DecodeError> {
     let metadata: EventMetadata =
         serde_json::from_slice(&recorded.metadata).map_err(|e| DecodeError::Metadata {
             position: recorded.position,
@@ -109,16 +124,7 @@ pub fn decode(recorded: &RecordedEvent) -> Result<(Event, EventMetadata), Decode
             version: metadata.schema_version,
         });
     }
-    let event = Event::deserialize_data(
-        &recorded.event_type,
-        &mut serde_json::Deserializer::from_slice(&recorded.data),
-    )
-    .map_err(|e| DecodeError::Data {
-        position: recorded.position,
-        event_type: recorded.event_type.clone(),
-        detail: e.to_string(),
-    })?;
-    Ok((event, metadata))
+    Ok(metadata)
 }
 
 #[cfg(test)]

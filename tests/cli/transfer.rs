@@ -341,6 +341,66 @@ async fn an_export_holding_an_event_the_store_refuses_imports_nothing() {
 }
 
 #[tokio::test]
+async fn an_export_holding_an_event_this_binary_cannot_read_imports_nothing() {
+    let (dir, file, original) = exported().await;
+    let lines = event_lines(original);
+    let copy = dir.path().join("copy");
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).expect("json");
+    let refused = |edit: &dyn Fn(&mut serde_json::Value), expected: &str| {
+        let mut event = first.clone();
+        edit(&mut event);
+        let mut edited = lines.clone();
+        edited[0] = event.to_string();
+        write_resealed(&file, &edited);
+        let (output, out) = import(&file, &copy, &[]);
+        assert_eq!(output.status.code(), Some(1), "{out}");
+        assert!(
+            out.contains(&format!("line 1: {expected}")) && out.contains("nothing was imported"),
+            "{out}"
+        );
+        assert!(!copy.join(ledger_store::LOG_FILE_NAME).exists(), "{out}");
+    };
+    refused(
+        &|e| e["type"] = "OrderTeleported".into(),
+        "position 0: event type `OrderTeleported` is unknown to this binary",
+    );
+    refused(
+        &|e| e["data"]["price"]["amount"] = "abc".into(),
+        "position 0: OrderPlaced cannot be read: `abc` is not a decimal amount",
+    );
+    refused(
+        &|e| e["stream"] = "invoice-1".into(),
+        "position 0: stream `invoice-1` is not an order stream",
+    );
+    refused(
+        &|e| e["metadata"]["schema_version"] = 99.into(),
+        "position 0: OrderPlaced has schema version 99",
+    );
+    refused(
+        &|e| {
+            if let Some(metadata) = e["metadata"].as_object_mut() {
+                metadata.remove("command_id");
+            }
+        },
+        "event at position 0 has unreadable metadata: missing field `command_id`",
+    );
+    // With a broken line further on, the first refusal is still the one named.
+    let mut unknown = first.clone();
+    unknown["type"] = "OrderTeleported".into();
+    let mut edited = lines.clone();
+    edited[0] = unknown.to_string();
+    edited[2] = "{not json".to_owned();
+    write_resealed(&file, &edited);
+    let (output, out) = import(&file, &copy, &[]);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("line 1: position 0: event type"), "{out}");
+    // The lines as exported import.
+    write_resealed(&file, &lines);
+    let (output, out) = import(&file, &copy, &[]);
+    assert!(output.status.success(), "{out}");
+}
+
+#[tokio::test]
 async fn an_export_whose_lines_are_repeated_or_reordered_imports_nothing() {
     let (dir, file, original) = exported().await;
     let lines = event_lines(original);
