@@ -175,6 +175,7 @@ struct StoreArgs {
 impl StoreArgs {
     /// The configuration, with the flags applied: either store.
     fn any_config(&self) -> anyhow::Result<ledger_store::StoreConfig> {
+        order_ledger::service::config::check_file_keys(self.config.as_deref())?;
         let mut config = ledger_store::StoreConfig::load(self.config.as_deref())
             .context("reading the configuration")?;
         if let Some(dir) = &self.data_dir {

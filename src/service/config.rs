@@ -60,6 +60,7 @@ impl ServiceConfig {
     }
 
     pub fn load(file: Option<&Path>) -> anyhow::Result<ServiceConfig> {
+        check_file_keys(file)?;
         let file = file.unwrap_or(Path::new(CONFIG_FILE_DEFAULT));
         let config: ServiceConfig = Figment::from(Serialized::defaults(ServiceConfig::default()))
             .merge(Toml::file(file))
@@ -84,4 +85,67 @@ impl ServiceConfig {
         }
         Ok(config)
     }
+}
+
+/// Refuses a top-level key of the configuration file that neither the store nor the service
+/// reads. A typo (`data-dir`, `timer_interval`) would otherwise pass in silence, and the
+/// ledger would run on the default the operator meant to change: its log in `./data`.
+/// Variables are not checked: other programs' `LEDGER_*` may share the environment.
+pub fn check_file_keys(file: Option<&Path>) -> anyhow::Result<()> {
+    let path = file.unwrap_or(Path::new(CONFIG_FILE_DEFAULT));
+    let keys: figment::value::Dict = Figment::from(Toml::file(path))
+        .extract()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let known = [
+        field_names::<ledger_store::StoreConfig>(),
+        field_names::<ServiceConfig>(),
+    ]
+    .concat();
+    let unknown: Vec<&str> = keys
+        .keys()
+        .map(String::as_str)
+        .filter(|key| !known.contains(key))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let mut known = known;
+    known.sort_unstable();
+    anyhow::bail!(
+        "configuration: {} has {} `{}` that nothing reads (a typo?); the keys are {}",
+        path.display(),
+        if unknown.len() == 1 { "a key" } else { "keys" },
+        unknown.join("`, `"),
+        known.join(", ")
+    )
+}
+
+/// The fields a struct's derived `Deserialize` asks for, as serde names them to a
+/// deserializer: the keys a configuration section reads, from the code that reads them.
+fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    use serde::de::{Error, Visitor};
+    struct Names<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Names<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(Error::custom("only the names were wanted"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut names: &'static [&'static str] = &[];
+    let _ = T::deserialize(Names(&mut names));
+    names
 }

@@ -1,6 +1,7 @@
 //! The `ledger` binary, run as a user runs it: arguments in, exit code and output out.
 
 mod bench;
+mod config;
 mod history;
 mod rebuild;
 mod simulate;

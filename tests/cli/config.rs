@@ -1,0 +1,80 @@
+//! `ledger.toml`: a key nothing reads is refused, so a typo cannot leave a default in place.
+
+use crate::support::*;
+use std::time::{Duration, Instant};
+
+const TYPO: &str = "`data-dir` that nothing reads (a typo?)";
+
+#[tokio::test]
+async fn a_configuration_key_nothing_reads_is_refused_by_every_command() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("log");
+    closed_order(&log).await;
+    let typo = dir.path().join("typo.toml");
+    let log_text = log.to_string_lossy();
+    std::fs::write(
+        &typo,
+        format!("data-dir = \"{log_text}\"\ntimer_interval_ms = 500\n"),
+    )
+    .expect("config");
+    let typo_text = typo.to_string_lossy();
+
+    for args in [
+        vec!["export", "--config", &typo_text, "--data-dir", &log_text],
+        vec![
+            "token",
+            "--role",
+            "buyer",
+            "--sub",
+            "00000000-0000-0000-0000-000000000001",
+            "--config",
+            &typo_text,
+        ],
+    ] {
+        let (output, text) = ledger(&args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {text}");
+        assert!(text.contains(TYPO) && text.contains("data_dir"), "{text}");
+    }
+
+    // The service refuses to start, before it opens any store.
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args([
+            "serve",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            &typo_text,
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = serve.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = serve.kill();
+            panic!("serve started despite the unknown key");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut serve.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert!(!status.success() && stderr.contains(TYPO), "{stderr}");
+    assert!(!dir.path().join("data").exists(), "no store was created");
+
+    // Spelt right, the same file is read.
+    std::fs::write(
+        &typo,
+        format!("data_dir = \"{log_text}\"\ntimer_interval_ms = 500\n"),
+    )
+    .expect("config");
+    let (output, text) = ledger(&["export", "--config", &typo_text]);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("exported 4 events"), "{text}");
+}
