@@ -2,6 +2,7 @@
 //! bounded cache of recent order states.
 
 use crate::codec::{self, DecodeError};
+use crate::turns::OrderTurns;
 use ledger_domain::chrono::DateTime;
 use ledger_domain::{
     decide, Command, Event, EventMetadata, OrderId, OrderState, Policy, Rejection,
@@ -137,6 +138,7 @@ pub struct CommandHandler {
     store: Arc<dyn EventStore>,
     policy: Policy,
     cache: Mutex<LruCache<OrderId, Arc<Loaded>, FastState>>,
+    turns: OrderTurns,
     conflicts_retried: AtomicU64,
     orders_loaded: AtomicU64,
 }
@@ -157,6 +159,7 @@ impl CommandHandler {
             store,
             policy,
             cache: Mutex::new(cache),
+            turns: OrderTurns::default(),
             conflicts_retried: AtomicU64::new(0),
             orders_loaded: AtomicU64::new(0),
         }
@@ -185,6 +188,7 @@ impl CommandHandler {
             }
         }
         let digest = digest(request.order_id, &request.command);
+        let _turn = self.turns.take(request.order_id).await;
         // Only the store's own futures are awaited on the common path: each nested `async fn`
         // would be copied whole into this one's state, ~1 KB a level, many times a command.
         for attempt in 0..=CONFLICT_RETRIES_MAX {

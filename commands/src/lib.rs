@@ -6,6 +6,7 @@
 
 pub mod codec;
 mod handler;
+mod turns;
 
 pub use codec::{decode, encode, order_of, stream_for, DecodeError};
 pub use handler::{

@@ -1,4 +1,4 @@
-//! Many tasks, two handler instances, the same few orders: every conflict is retried, every
+//! Many tasks, several handler instances, the same few orders: every conflict is retried, every
 //! stored history is legal, and money is conserved.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -12,6 +12,7 @@ use uuid::Uuid;
 const ORDERS: u128 = 6;
 const TASKS: usize = 48;
 const COMMANDS_PER_TASK: usize = 40;
+const INSTANCES: usize = 24;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
@@ -95,13 +96,13 @@ fn command(order: u128, step: usize, cancel_at_end: bool, at: DateTime<Utc>) -> 
 async fn many_tasks_commanding_the_same_orders_leave_legal_histories_and_conserve_money() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
-    let handlers = [
-        Arc::new(CommandHandler::new(store.clone(), Policy::default())),
-        Arc::new(CommandHandler::new(store.clone(), Policy::default())),
-    ];
+    // Instances race one another on an order; within one, its commands take turns.
+    let handlers: Vec<_> = (0..INSTANCES)
+        .map(|_| Arc::new(CommandHandler::new(store.clone(), Policy::default())))
+        .collect();
     let mut tasks = Vec::new();
     for t in 0..TASKS {
-        let handler = Arc::clone(&handlers[t % 2]);
+        let handler = Arc::clone(&handlers[t % INSTANCES]);
         tasks.push(tokio::spawn(async move {
             let mut accepted = 0;
             for i in 0..COMMANDS_PER_TASK {
@@ -176,4 +177,46 @@ async fn many_tasks_commanding_the_same_orders_leave_legal_histories_and_conserv
 
 fn rust_decimal_zero() -> Decimal {
     Decimal::ZERO
+}
+
+/// A burst on one order through one handler (a tool and both parties at once): each command
+/// is decided on the state the one before it left, so none loses a race, and none gives up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_on_one_order_through_one_handler_is_decided_in_turn() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
+    let handler = Arc::new(CommandHandler::new(store.clone(), Policy::default()));
+    let order = OrderId(Uuid::from_u128(1));
+    for step in 0..2 {
+        let request = CommandRequest::new(Uuid::new_v4(), order, command(1, step, false, t0()));
+        handler.handle(request).await.expect("placed and confirmed");
+    }
+    let burst = EXTRAS_PER_ORDER_MAX as usize + 60;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..burst {
+        let handler = Arc::clone(&handler);
+        let request = CommandRequest::new(Uuid::new_v4(), order, command(1, 2, false, t0()));
+        tasks.spawn(async move { handler.handle(request).await });
+    }
+    let (mut accepted, mut too_many) = (0, 0);
+    while let Some(outcome) = tasks.join_next().await {
+        match outcome.expect("task") {
+            Ok(_) => accepted += 1,
+            Err(CommandError::Rejected(Rejection::TooManyExtras { .. })) => too_many += 1,
+            Err(other) => panic!("not a rule's refusal: {other}"),
+        }
+    }
+    assert_eq!(
+        (accepted, too_many),
+        (
+            EXTRAS_PER_ORDER_MAX as usize,
+            burst - EXTRAS_PER_ORDER_MAX as usize
+        )
+    );
+    assert_eq!(handler.conflicts_retried(), 0, "no command lost a race");
+    let events = store
+        .read_all(AllFrom::Start, Direction::Forwards, READ_EVENTS_MAX)
+        .await
+        .expect("read");
+    assert_eq!(events.len(), 2 + EXTRAS_PER_ORDER_MAX as usize);
 }
