@@ -189,8 +189,9 @@ impl CommandHandler {
         }
         let digest = digest(request.order_id, &request.command);
         let _turn = self.turns.take(request.order_id).await;
-        // Only the store's own futures are awaited on the common path: each nested `async fn`
-        // would be copied whole into this one's state, ~1 KB a level, many times a command.
+        // Besides the order's turn (a lock's small future), only the store's own futures are
+        // awaited on the common path: each nested `async fn` would be copied whole into this
+        // one's state, ~1 KB a level, many times a command.
         for attempt in 0..=CONFLICT_RETRIES_MAX {
             // A placement's order is new unless it is a retry or a clash of ids, both of which
             // the append's `NoStream` catches: assuming so spares reading a stream not there.
