@@ -176,6 +176,11 @@ impl StoreArgs {
     /// The configuration, with the flags applied: either store.
     fn any_config(&self) -> anyhow::Result<ledger_store::StoreConfig> {
         order_ledger::service::config::check_file_keys(self.config.as_deref())?;
+        self.store_config()
+    }
+
+    /// As `any_config`, for a caller whose service configuration checked the file's keys.
+    fn store_config(&self) -> anyhow::Result<ledger_store::StoreConfig> {
         let mut config = ledger_store::StoreConfig::load(self.config.as_deref())
             .context("reading the configuration")?;
         if let Some(dir) = &self.data_dir {
@@ -244,8 +249,8 @@ fn run_serve(
     args: &StoreArgs,
 ) -> anyhow::Result<()> {
     init_logs(log_format);
-    let store = args.any_config()?;
     let mut config = order_ledger::service::config::ServiceConfig::load(args.config.as_deref())?;
+    let store = args.store_config()?;
     if let Some(listen) = listen {
         config.listen = listen;
     }
