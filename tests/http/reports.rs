@@ -360,8 +360,10 @@ async fn paid_before_and_released_after_a_months_end(
     server
         .act(seller, order, "deliver", json!({ "message": "done" }))
         .await;
-    let month_end = server.now().await + chrono::Duration::days(5);
-    server.advance(month_end + chrono::Duration::days(5)).await;
+    // The buyer closes two days after delivery, inside the three-day acceptance window: any
+    // later and the auto-close timer may close the order first.
+    let month_end = server.now().await + chrono::Duration::days(1);
+    server.advance(month_end + chrono::Duration::days(1)).await;
     server.act(buyer, order, "close", json!({})).await;
     (order, before, month_end)
 }
