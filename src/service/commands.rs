@@ -323,7 +323,7 @@ fn respond(outcome: Outcome, created: bool) -> Response {
         }
     };
     let headers = response.headers_mut();
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", outcome.revision)) {
+    if let Some(etag) = revision_etag(outcome.revision) {
         headers.insert(header::ETAG, etag);
     }
     if created {
@@ -356,6 +356,11 @@ fn money(text: &str, currency: Currency, field: &str) -> Result<Money, ApiError>
 
 /// The currency amounts sent for this order are in: the order's own. The views know it, unless
 /// another instance placed the order a moment ago; then its first event says.
+/// An order's revision as an entity tag: what `If-Match` takes back.
+pub(super) fn revision_etag(revision: u64) -> Option<HeaderValue> {
+    HeaderValue::try_from(format!("\"{revision}\"")).ok()
+}
+
 async fn order_currency(state: &AppState, order: OrderId) -> Result<Currency, ApiError> {
     if let Some(currency) = state.views(|v| v.orders.order(order).map(|o| o.currency()))? {
         return Ok(currency);

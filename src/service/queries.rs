@@ -5,7 +5,7 @@ use super::problem::{ApiError, ApiPath, Problem};
 use super::reports::{self, wants_csv, Report};
 use super::AppState;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -74,14 +74,25 @@ fn visible_order(
 /// The order summary: state, parties, price, extras, escrow held, deadlines, late or not.
 #[utoipa::path(get, path = "/orders/{id}", tag = "queries",
     params(("id" = Uuid, Path, description = "order id")),
-    responses((status = 200, body = super::shapes::OrderSummaryShape), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = super::shapes::OrderSummaryShape, headers(
+            ("ETag" = String, description = "The revision of the order shown, quoted: send it \
+                back as If-Match to act only on the order as read"))),
+        (status = "4XX", body = Problem)))]
 async fn order_summary(
     State(state): State<AppState>,
     caller: Principal,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<OrderSummary>, ApiError> {
+) -> Result<Response, ApiError> {
     let order = visible_order(&state, &caller, OrderId(id), STAFF_SEEING_ORDERS)?;
-    Ok(Json(OrderSummary::of(&order, state.clock.now())))
+    let etag = order
+        .events
+        .checked_sub(1)
+        .and_then(super::commands::revision_etag);
+    let summary = Json(OrderSummary::of(&order, state.clock.now()));
+    Ok(match etag {
+        Some(etag) => ([(header::ETAG, etag)], summary).into_response(),
+        None => summary.into_response(),
+    })
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -62,6 +62,9 @@ async fn the_openapi_document_lists_the_headers_every_command_reads_and_answers_
         ["ETag", "Idempotent-Replayed", "Location"],
         "POST /orders"
     );
+    // A read order gives the revision to match.
+    let summary = &document["paths"]["/orders/{id}"]["get"]["responses"]["200"];
+    assert!(summary["headers"]["ETag"].is_object(), "{summary}");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Order ids, `Idempotency-Key` and `If-Match`: a retried command acts once, a stale one not at
 //! all.
 
-use crate::support::{user, Server};
+use crate::support::{user, Server, User};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -147,4 +147,60 @@ async fn if_match_makes_a_command_conditional_on_the_revision() {
         )
         .await;
     assert_eq!(delivered.status, StatusCode::OK, "{}", delivered.body);
+}
+
+/// A mediator reads the order and acts only on what they read: the summary's `ETag` is the
+/// revision `If-Match` takes, and someone else's change in between makes it stale.
+#[tokio::test]
+async fn the_etag_of_a_read_order_makes_a_later_command_conditional_on_it() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "100.00").await;
+    let as_placed = etag_of(&server, &buyer, order).await;
+    assert_eq!(as_placed, "\"0\"");
+    let confirmed = server
+        .send(
+            server
+                .client()
+                .post(server.url(&format!("/orders/{order}/confirm")))
+                .bearer_auth(&seller.token)
+                .header("If-Match", &as_placed),
+        )
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+    assert_eq!(etag_of(&server, &seller, order).await, "\"1\"");
+    // The buyer still holds the order as placed: their cancellation is refused, not applied
+    // to an order that has moved on.
+    let head = server.log_head().await;
+    server
+        .send(
+            server
+                .client()
+                .post(server.url(&format!("/orders/{order}/cancel")))
+                .bearer_auth(&buyer.token)
+                .header("If-Match", &as_placed)
+                .json(&json!({"reason": "changed my mind"})),
+        )
+        .await
+        .problem(StatusCode::PRECONDITION_FAILED, "stale_revision");
+    assert_eq!(server.log_head().await, head);
+    assert_eq!(etag_of(&server, &buyer, order).await, "\"1\"");
+}
+
+/// The `ETag` of the order as `who` reads it.
+async fn etag_of(server: &Server, who: &User, order: uuid::Uuid) -> String {
+    let read = server
+        .send(
+            server
+                .client()
+                .get(server.url(&format!("/orders/{order}")))
+                .bearer_auth(&who.token),
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    read.headers
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("an ETag")
 }
