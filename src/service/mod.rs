@@ -10,6 +10,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 mod grpc;
+mod http;
 mod metered;
 mod ops;
 pub mod problem;
@@ -40,6 +41,9 @@ use utoipa_axum::router::OpenApiRouter;
 const VIEWS_WAIT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for the EventStoreDB protocol's connections to close.
 const GRPC_DRAIN: Duration = Duration::from_secs(5);
+/// How long shutdown waits for HTTP requests in flight: a command's append and its wait for
+/// the views (`VIEWS_WAIT`), with room to spare.
+const HTTP_DRAIN: Duration = Duration::from_secs(10);
 /// How often the views are saved while events keep arriving.
 const VIEWS_SAVE_INTERVAL: Duration = Duration::from_secs(2);
 /// Events folded after which the views are saved without waiting for the interval. Taking a
@@ -310,10 +314,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         tracing::info!("shutting down: no new requests; finishing those in flight");
         let _ = shutdown_tx.send(true);
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(graceful)
-        .await
-        .context("serving HTTP")?;
+    http::serve(listener, app, graceful, HTTP_DRAIN).await;
 
     if let Some((_, node)) = grpc {
         // Subscriptions end at once; a client that keeps its connection open is not waited

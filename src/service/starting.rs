@@ -69,6 +69,9 @@ impl StartProgress {
 }
 
 const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(5);
+/// How long the service proper waits, once the views are up to date, for the starting
+/// answers still being sent; they are immediate, so only a stuck client is cut off.
+const STARTING_DRAIN: Duration = Duration::from_secs(1);
 
 /// The starting answers being served; `stop` ends them.
 pub(super) struct Starting {
@@ -108,12 +111,7 @@ pub(super) fn serve(
         let shutdown = async {
             let _ = stopped.await;
         };
-        if let Err(error) = axum::serve(during_start, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::warn!(%error, "serving while starting");
-        }
+        super::http::serve(during_start, app, shutdown, STARTING_DRAIN).await;
     });
     Ok((listener, Starting { stop, served }))
 }

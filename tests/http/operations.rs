@@ -615,17 +615,23 @@ impl Starting {
     }
 }
 
+/// A data directory holding one order of `buyer`'s, its service stopped.
+async fn stopped_with_an_order(buyer: &User) -> (TempDir, std::path::PathBuf, uuid::Uuid) {
+    let server = Server::start();
+    let order = server.place(buyer, &user("seller"), "10.00").await;
+    let dir = server.stop();
+    let data_dir = dir.path().join("data");
+    (dir, data_dir, order)
+}
+
 /// Until its views are up to date (a minute on ten million events with none stored) the
 /// service answers on its address: `/healthz` 200 for a liveness probe, `/metrics` with
 /// `ledger_starting` at 1, `/readyz` and every other route 503 "starting"; then the service
 /// proper, on the same address.
 #[tokio::test]
 async fn while_it_starts_the_service_answers_probes_on_its_address() {
-    let server = Server::start();
-    let (buyer, seller) = (user("buyer"), user("seller"));
-    let order = server.place(&buyer, &seller, "10.00").await;
-    let dir = server.stop();
-    let data_dir = dir.path().join("data");
+    let buyer = user("buyer");
+    let (_dir, data_dir, order) = stopped_with_an_order(&buyer).await;
     // Another process holds the views' database: opening them waits (SQLite's busy timeout
     // is 5 s), and the start with it.
     let locker = rusqlite::Connection::open(data_dir.join("views.sqlite")).expect("views");
@@ -717,5 +723,68 @@ async fn a_start_that_has_folded_every_event_says_it_is_storing_the_views() {
     starting.listening();
     let reply = starting.get("/readyz", &buyer).await;
     assert_eq!(reply.status(), StatusCode::OK);
+    starting.stop();
+}
+
+/// A client that connects to `base`, sends half a request's head and waits for the rest of
+/// the conversation; its thread ends true if the service closed the connection, false if the
+/// client gave up first (after longer than any bound the service sets).
+fn stuck_client(base: &str) -> std::thread::JoinHandle<bool> {
+    use std::io::{Read, Write};
+    let address = base.trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: ledger\r\n")
+        .expect("half a head");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(40)))
+        .expect("timeout");
+    std::thread::spawn(move || {
+        // Closed, or reset: either way by the service; a timeout is the client's own.
+        match stream.read_to_end(&mut Vec::new()) {
+            Ok(_) => true,
+            Err(error) => error.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    })
+}
+
+/// A client that stops halfway through a request is cut off, so a SIGTERM stops the service
+/// instead of waiting for that client to go away.
+#[tokio::test]
+async fn a_client_stuck_halfway_through_a_request_does_not_hold_back_a_stop() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    server.place(&buyer, &seller, "10.00").await;
+    let client = stuck_client(&server.base);
+    server.stop();
+    assert!(
+        client.join().expect("client"),
+        "the service waited for the client"
+    );
+}
+
+/// Nor does such a client, connected while the views are brought up to date, keep the
+/// service proper from taking over the address once they are.
+#[tokio::test]
+async fn a_client_stuck_halfway_through_a_request_does_not_hold_back_a_start() {
+    let buyer = user("buyer");
+    let (_dir, data_dir, order) = stopped_with_an_order(&buyer).await;
+    // The views cannot be stored while this lock is held: the start waits.
+    let locker = rusqlite::Connection::open(data_dir.join("views.sqlite")).expect("views");
+    locker.execute_batch("BEGIN IMMEDIATE").expect("locked");
+    let mut starting = Starting::spawn(&data_dir);
+    let client = stuck_client(&starting.base);
+    let reply = starting.get("/readyz", &buyer).await;
+    assert_eq!(reply.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    locker.execute_batch("COMMIT").expect("unlocked");
+    drop(locker);
+    starting.listening();
+    let reply = starting.get(&format!("/orders/{order}"), &buyer).await;
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert!(
+        client.join().expect("client"),
+        "the start waited for the client"
+    );
     starting.stop();
 }
