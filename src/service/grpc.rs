@@ -7,7 +7,7 @@ use super::auth::{ApiRole, TokenKeys};
 use super::AppState;
 use anyhow::Context;
 use ledger_store::node::{Access, BasicUsers, Credentials, Denied, Node, NodeAuth, NodeUser};
-use ledger_store::EventStore;
+use ledger_store::{EventData, EventStore, RecordedEvent, StreamName};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -59,10 +59,61 @@ pub(super) async fn start(
         keys: keys.clone(),
         users: BasicUsers::new(users.to_vec()),
     };
-    let node = Node::new(store, Arc::new(auth), advertised(bound));
+    let node = Node::new(store, Arc::new(auth), advertised(bound))
+        .with_append_check(Arc::new(written_by_a_ledger));
     tracing::info!(address = %bound, "serving the EventStoreDB protocol");
     let task = tokio::spawn(node.serve(listener, async move { state.shutting_down().await }));
     Ok((bound, task))
+}
+
+/// Appends here pass no domain rule, by design, and may come from a newer ledger sharing the
+/// log: an event type or schema version this binary does not know is taken, and its views
+/// stop before it until it is upgraded (docs/operations.md). What no ledger writes is refused,
+/// because the log would keep it for good and the views, or the order's commands, stop at it:
+/// an event of a type and version this binary reads whose data or metadata it cannot decode,
+/// or a stream named like an order's that holds no order id. Other streams are another
+/// application's, and the views pass them by.
+fn written_by_a_ledger(stream: &StreamName, events: &[EventData]) -> Result<(), String> {
+    use ledger_projections::{Fact, FactError};
+    if !stream
+        .as_str()
+        .starts_with(ledger_domain::ORDER_STREAM_PREFIX)
+    {
+        return Ok(());
+    }
+    for (index, event) in events.iter().enumerate() {
+        let recorded = RecordedEvent {
+            stream: stream.clone(),
+            revision: 0,
+            position: 0,
+            event_id: event.event_id,
+            event_type: event.event_type.clone(),
+            data: event.data.clone(),
+            metadata: event.metadata.clone(),
+            recorded_at: chrono::Utc::now(),
+        };
+        let why = match Fact::decode(&recorded) {
+            Err(FactError::UnknownType { .. } | FactError::NewerSchema { .. }) => continue,
+            Err(FactError::NotAnOrderStream { stream, .. }) => {
+                format!("`{stream}` is named like an order's stream but holds no order id")
+            }
+            Err(FactError::Unreadable { detail, .. }) => detail,
+            Err(other) => other.to_string(),
+            Ok(_) => match ledger_commands::codec::decode_metadata(&recorded) {
+                Err(ledger_commands::DecodeError::Metadata { detail, .. }) => {
+                    format!("metadata: {detail}")
+                }
+                Err(other) => other.to_string(),
+                Ok(_) => continue,
+            },
+        };
+        return Err(format!(
+            "event {} of the append ({}): {why}; nothing was appended",
+            index + 1,
+            event.event_type
+        ));
+    }
+    Ok(())
 }
 
 /// What gossip tells clients to connect to: the bound address, or loopback for a wildcard.

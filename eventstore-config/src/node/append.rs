@@ -43,6 +43,7 @@ fn expected_of_append(
 /// expected revision inside the response, other failures as a status.
 pub(super) async fn append(
     store: &dyn EventStore,
+    check: Option<&super::AppendCheck>,
     mut requests: Streaming<AppendReq>,
 ) -> Result<AppendResp, Status> {
     let first = requests
@@ -81,12 +82,24 @@ pub(super) async fn append(
             None => return Err(convert::invalid_argument("an empty append message")),
         }
     }
+    checked(check, &stream, &events)?;
     match store.append(&stream, expected, events).await {
         Ok(result) => Ok(success(result)),
         Err(StoreError::WrongExpectedRevision {
             expected, actual, ..
         }) => Ok(wrong_expected_version(expected, actual)),
         Err(error) => Err(convert::status_of(error)),
+    }
+}
+
+fn checked(
+    check: Option<&super::AppendCheck>,
+    stream: &StreamName,
+    events: &[EventData],
+) -> Result<(), Status> {
+    match check {
+        Some(check) => check(stream, events).map_err(convert::invalid_argument),
+        None => Ok(()),
     }
 }
 
@@ -158,6 +171,7 @@ pub(super) type BatchReplies = mpsc::Receiver<Result<BatchAppendResp, Status>>;
 /// final batch is appended on its own task, so that concurrent batches share group commits.
 pub(super) fn batch_append(
     store: Arc<dyn EventStore>,
+    check: Option<super::AppendCheck>,
     requests: Streaming<BatchAppendReq>,
     mut closing: tokio::sync::watch::Receiver<bool>,
 ) -> BatchReplies {
@@ -165,7 +179,7 @@ pub(super) fn batch_append(
     tokio::spawn(async move {
         // On shutdown, appends under way finish and answer; no new ones are taken.
         tokio::select! {
-            () = gather_batches(store, requests, replies) => {}
+            () = gather_batches(store, check, requests, replies) => {}
             _ = closing.wait_for(|closing| *closing) => {}
         }
     });
@@ -174,6 +188,7 @@ pub(super) fn batch_append(
 
 async fn gather_batches(
     store: Arc<dyn EventStore>,
+    check: Option<super::AppendCheck>,
     mut requests: Streaming<BatchAppendReq>,
     replies: mpsc::Sender<Result<BatchAppendResp, Status>>,
 ) {
@@ -216,9 +231,10 @@ async fn gather_batches(
             return;
         };
         let store = Arc::clone(&store);
+        let check = check.clone();
         let replies = replies.clone();
         tokio::spawn(async move {
-            let reply = complete(&*store, batch).await;
+            let reply = complete(&*store, check.as_ref(), batch).await;
             drop(permit);
             let _ = replies.send(Ok(reply)).await;
         });
@@ -255,7 +271,11 @@ fn take_chunk(
     }
 }
 
-async fn complete(store: &dyn EventStore, batch: PendingBatch) -> BatchAppendResp {
+async fn complete(
+    store: &dyn EventStore,
+    check: Option<&super::AppendCheck>,
+    batch: PendingBatch,
+) -> BatchAppendResp {
     use batch_append_req::options::ExpectedStreamPosition as E;
     let stream_identifier = batch
         .options
@@ -285,6 +305,7 @@ async fn complete(store: &dyn EventStore, batch: PendingBatch) -> BatchAppendRes
                 ))
             }
         };
+        checked(check, &stream, &batch.events)?;
         store
             .append(&stream, expected, batch.events)
             .await

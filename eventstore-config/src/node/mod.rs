@@ -38,11 +38,17 @@ pub const SERVER_VERSION: &str = "24.10.0";
 /// Subscriptions open at once on one node; one more answers `RESOURCE_EXHAUSTED`.
 pub const SUBSCRIPTIONS_MAX_DEFAULT: usize = 1_024;
 
+/// What a node's owner requires of every event appended through it, beyond the store's own
+/// rules: the ledger's, that no event is one no ledger writes. A refusal is the client's error.
+pub type AppendCheck =
+    Arc<dyn Fn(&crate::StreamName, &[crate::EventData]) -> Result<(), String> + Send + Sync>;
+
 /// The EventStoreDB protocol over `store`.
 #[derive(Clone)]
 pub struct Node {
     store: Arc<dyn EventStore>,
     auth: Arc<dyn NodeAuth>,
+    append_check: Option<AppendCheck>,
     /// What gossip tells clients to connect to.
     advertised: SocketAddr,
     instance_id: uuid::Uuid,
@@ -61,11 +67,18 @@ impl Node {
         Node {
             store,
             auth,
+            append_check: None,
             advertised,
             instance_id: uuid::Uuid::new_v4(),
             closing: tokio::sync::watch::channel(false).1,
             subscriptions: Arc::new(tokio::sync::Semaphore::new(SUBSCRIPTIONS_MAX_DEFAULT)),
         }
+    }
+
+    /// Appends go through `check` first; a refused one writes nothing.
+    pub fn with_append_check(mut self, check: AppendCheck) -> Node {
+        self.append_check = Some(check);
+        self
     }
 
     /// At most `max` subscriptions at once instead of [`SUBSCRIPTIONS_MAX_DEFAULT`].
@@ -163,9 +176,13 @@ impl streams_server::Streams for Node {
         request: Request<Streaming<streams::AppendReq>>,
     ) -> Result<Response<streams::AppendResp>, Status> {
         self.authorize(&request, Access::Append)?;
-        append::append(&*self.store, request.into_inner())
-            .await
-            .map(Response::new)
+        append::append(
+            &*self.store,
+            self.append_check.as_ref(),
+            request.into_inner(),
+        )
+        .await
+        .map(Response::new)
     }
 
     async fn delete(
@@ -191,6 +208,7 @@ impl streams_server::Streams for Node {
         self.authorize(&request, Access::Append)?;
         let replies = append::batch_append(
             Arc::clone(&self.store),
+            self.append_check.clone(),
             request.into_inner(),
             self.closing.clone(),
         );
