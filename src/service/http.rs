@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 /// How long a client may take to send a request's line and headers (HTTP/1). Clients send
 /// them in one write; hyper's default of 30 s would make a stop wait that long for one that
 /// never finishes.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, lets requests
 /// in flight finish, and after `drain` closes the connections still open.
