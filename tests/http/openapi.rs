@@ -108,17 +108,9 @@ async fn the_openapi_document_describes_every_route_the_service_answers() {
     // And every documented operation is answered (not 404/405) by the running service.
     let mediator = user("mediator");
     for (path, operations) in paths {
-        let concrete = path
-            .replace("{id}", &Uuid::new_v4().to_string())
-            .replace("{user_id}", &Uuid::new_v4().to_string())
-            .replace("{stream}", "order-x");
+        let concrete = concrete(path);
         for method in operations.as_object().expect("operations").keys() {
-            let request = match method.as_str() {
-                "get" => server.client().get(server.url(&concrete)),
-                "post" => server.client().post(server.url(&concrete)).json(&json!({})),
-                other => panic!("unexpected method {other}"),
-            };
-            let response = request
+            let response = request(&server, method, &concrete)
                 .bearer_auth(&mediator.token)
                 .send()
                 .await
@@ -132,6 +124,46 @@ async fn the_openapi_document_describes_every_route_the_service_answers() {
             assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
             if status == StatusCode::NOT_FOUND {
                 assert_ne!(body["detail"], "no such route", "{method} {path}");
+            }
+        }
+    }
+}
+
+/// A documented path with made-up values in its parameters.
+fn concrete(path: &str) -> String {
+    path.replace("{id}", &Uuid::new_v4().to_string())
+        .replace("{user_id}", &Uuid::new_v4().to_string())
+        .replace("{stream}", "order-x")
+}
+
+/// A request of `method` to `path`, with an empty JSON body if it is a `POST`.
+fn request(server: &Server, method: &str, path: &str) -> reqwest::RequestBuilder {
+    match method {
+        "get" => server.client().get(server.url(path)),
+        "post" => server.client().post(server.url(path)).json(&json!({})),
+        other => panic!("unexpected method {other}"),
+    }
+}
+
+/// A client generated from the document is told of every answer it can get: each operation
+/// that refuses a request without a token documents its problem answers.
+#[tokio::test]
+async fn every_operation_that_refuses_a_missing_token_documents_its_problems() {
+    let server = Server::start();
+    let document = openapi(&server).await;
+    let paths = document["paths"].as_object().expect("paths");
+    for (path, operations) in paths {
+        for (method, operation) in operations.as_object().expect("operations") {
+            let response = request(&server, method, &concrete(path))
+                .send()
+                .await
+                .expect("request");
+            if response.status() == StatusCode::UNAUTHORIZED {
+                let responses = &operation["responses"];
+                assert!(
+                    responses.get("4XX").or(responses.get("401")).is_some(),
+                    "{method} {path} answers 401 but documents only {responses}"
+                );
             }
         }
     }
