@@ -87,8 +87,8 @@ pub struct OrderPageShape {
 pub struct EventShape {
     #[schema(schema_with = event_type_schema)]
     r#type: String,
-    /// The event's fields, by type: docs/events.md.
-    #[schema(value_type = Object)]
+    // Described by `event_data_schema`, which a doc comment here would not reach.
+    #[schema(schema_with = event_data_schema)]
     data: (),
 }
 
@@ -249,6 +249,18 @@ fn party_schema() -> RefOr<Schema> {
 
 fn role_schema() -> RefOr<Schema> {
     names_of(&Role::ALL, false)
+}
+
+/// Any fields, said outright: generated clients read an object without properties as one
+/// that may have none (openapi-typescript: `Record<string, never>`).
+fn event_data_schema() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some("The event's fields, by type: docs/events.md."))
+        .additional_properties(Some(
+            utoipa::openapi::schema::AdditionalProperties::FreeForm(true),
+        ))
+        .into()
 }
 
 fn event_type_schema() -> RefOr<Schema> {

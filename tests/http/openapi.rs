@@ -169,6 +169,46 @@ async fn every_operation_that_refuses_a_missing_token_documents_its_problems() {
     }
 }
 
+/// A generated client reads an object schema that names no properties as one that has none
+/// (openapi-typescript: `Record<string, never>`), so an event's data could not be read: every
+/// object the document describes names its properties or says what others it takes.
+#[tokio::test]
+async fn every_object_in_the_document_names_its_properties_or_takes_any() {
+    fn closed_and_empty(at: String, schema: &Value, found: &mut Vec<String>) {
+        match schema {
+            Value::Object(fields) => {
+                let object = fields.get("type") == Some(&json!("object"));
+                let described = [
+                    "properties",
+                    "additionalProperties",
+                    "$ref",
+                    "allOf",
+                    "oneOf",
+                ]
+                .iter()
+                .any(|key| fields.contains_key(*key));
+                if object && !described {
+                    found.push(at.clone());
+                }
+                for (key, value) in fields {
+                    closed_and_empty(format!("{at}/{key}"), value, found);
+                }
+            }
+            Value::Array(items) => {
+                for (index, value) in items.iter().enumerate() {
+                    closed_and_empty(format!("{at}/{index}"), value, found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let server = Server::start();
+    let document = openapi(&server).await;
+    let mut found = Vec::new();
+    closed_and_empty(String::new(), &document, &mut found);
+    assert!(found.is_empty(), "objects without properties: {found:?}");
+}
+
 #[tokio::test]
 async fn what_the_service_sends_has_the_shape_the_document_describes() {
     let server = Server::start();
