@@ -7,7 +7,7 @@ use super::auth::{ApiRole, Principal};
 use super::problem::{ApiError, ApiPath, Problem};
 use super::AppState;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -184,6 +184,7 @@ async fn subscribe_all_through(
     let head = super::ops::last_position(&*state.store)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
+    held(Key::Position, from, head)?;
     let handover = Handover::new(Key::Position, head, from);
     Ok(sse(
         state,
@@ -228,6 +229,10 @@ async fn subscribe_stream(
     })?;
     let from = match last_event_id(&headers)? {
         Some(last_position) => {
+            let log_head = super::ops::last_position(&*state.store)
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            held(Key::Position, SubscribeFrom::After(last_position), log_head)?;
             // The SSE id is a position; the stream resumes after the last revision at or
             // before it.
             let events = read_whole_stream(&*state.store, &name)
@@ -254,8 +259,37 @@ async fn subscribe_stream(
         Err(StoreError::StreamNotFound(_)) => None,
         Err(e) => return Err(ApiError::internal(e.to_string())),
     };
+    held(Key::Revision, from, head)?;
     let handover = Handover::new(Key::Revision, head, from);
     Ok(sse(state, subscription, handover, None, query.type_prefix))
+}
+
+/// A subscription resumes only after an event the log (or stream) holds, as KurrentDB's
+/// refuse an invalid position: a checkpoint past its end comes from another log, or from
+/// before a restore, and going on from there would skip the events that take those places.
+fn held(key: Key, from: SubscribeFrom, head: Option<u64>) -> Result<(), ApiError> {
+    let SubscribeFrom::After(after) = from else {
+        return Ok(());
+    };
+    if head.is_some_and(|head| after <= head) {
+        return Ok(());
+    }
+    let (code, what) = match key {
+        Key::Position => ("position_not_found", "the log"),
+        Key::Revision => ("revision_not_found", "the stream"),
+    };
+    let holds = match head {
+        Some(head) => format!("{what}'s last {} is {head}", key.name()),
+        None => format!("{what} is empty"),
+    };
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        code,
+        format!(
+            "cannot go on after {} {after}: {holds} (a checkpoint from another log, or from before a restore?)",
+            key.name()
+        ),
+    ))
 }
 
 /// What a subscription counts its events by: `$all` positions, or one stream's revisions.

@@ -357,3 +357,67 @@ async fn a_subscriber_is_told_once_when_it_has_caught_up() {
     assert!(nothing.is_empty());
     assert_eq!(announced, json!({"position": 6}));
 }
+
+/// A checkpoint past the log's end comes from another log, or from before a restore: going
+/// on from there would skip the events that take those places, so it is refused, as KurrentDB
+/// refuses an invalid position. Up to the end, or from the next position, is a live start.
+#[tokio::test]
+async fn a_subscriber_cannot_resume_past_the_end_of_the_log() {
+    let server = Server::start();
+    let (buyer, seller, service) = (user("buyer"), user("seller"), user("service"));
+    let order = server.place(&buyer, &seller, "10.00").await;
+    server.place(&buyer, &seller, "12.00").await;
+
+    let mut after_the_last = Subscriber::connect(&server, &service, "/streams/$all", Some(1)).await;
+    let (events, said) = after_the_last.catch_up().await;
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(said, json!({"position": 1}));
+    let mut from_the_next =
+        Subscriber::connect(&server, &service, "/streams/$all?from=2", None).await;
+    assert!(from_the_next.catch_up().await.0.is_empty());
+
+    let order_stream = format!("/streams/order-{order}");
+    let past_the_end = [
+        ("/streams/$all".to_owned(), Some(2), "position_not_found"),
+        (
+            "/streams/$all?from=3".to_owned(),
+            None,
+            "position_not_found",
+        ),
+        (
+            "/streams/$et-OrderPlaced?from=3".to_owned(),
+            None,
+            "position_not_found",
+        ),
+        (format!("{order_stream}?from=2"), None, "revision_not_found"),
+        (order_stream.clone(), Some(2), "position_not_found"),
+    ];
+    for (path, last_event_id, code) in past_the_end {
+        let mut request = server
+            .client()
+            .get(server.url(&path))
+            .bearer_auth(&service.token);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        // Not read whole unless refused: a stream, if answered, never ends.
+        let response = request.send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        let reply = server.reply(response).await;
+        let detail = reply.body["detail"].as_str().unwrap_or_default().to_owned();
+        reply.problem(StatusCode::NOT_FOUND, code);
+        let last = if code == "revision_not_found" {
+            "the stream's last revision is 0"
+        } else {
+            "the log's last position is 1"
+        };
+        assert!(detail.contains(last), "{path}: {detail}");
+    }
+    // The stream's next revision is a live start too.
+    Subscriber::connect(&server, &service, &format!("{order_stream}?from=1"), None).await;
+
+    // Those that started at the end get what comes next.
+    server.place(&buyer, &seller, "14.00").await;
+    assert_eq!(after_the_last.next().await.id, 2);
+    assert_eq!(from_the_next.next().await.id, 2);
+}

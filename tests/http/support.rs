@@ -214,7 +214,11 @@ impl Server {
     }
 
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
-        let response = request.send().await.expect("request");
+        self.reply(request.send().await.expect("request")).await
+    }
+
+    /// A response read whole.
+    pub async fn reply(&self, response: reqwest::Response) -> Reply {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("body");
