@@ -430,3 +430,64 @@ async fn subscriptions_past_the_limit_are_refused_until_one_ends() {
     }
     assert!(again.is_some(), "a place freed up");
 }
+
+/// A checkpoint past the end of `$all` comes from another log, or from before a restore:
+/// KurrentDB refuses it as an invalid position, and so does the node, saying where the log
+/// ends. From the last position itself, the subscription is caught up at once.
+#[tokio::test]
+async fn a_subscription_from_past_the_end_of_the_log_is_refused() {
+    let (address, _guard) = start_node().await;
+    let mut client = raw(address).await;
+    let events: Vec<_> = (0..3)
+        .map(|i| eventstore::EventData::json("Tested", &serde_json::json!({ "i": i })).expect("e"))
+        .collect();
+    official(address)
+        .append_to_stream("order-p", &Default::default(), events)
+        .await
+        .expect("append");
+
+    let mut at_the_end = client
+        .read(subscribe_all(Some(2)))
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let mut caught_up = false;
+    while !caught_up {
+        let reply = tokio::time::timeout(WAIT, at_the_end.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("reply");
+        match reply.content {
+            Some(read_resp::Content::CaughtUp(_)) => caught_up = true,
+            Some(read_resp::Content::Event(e)) => panic!("nothing after 2: {e:?}"),
+            _ => {}
+        }
+    }
+
+    let mut past_the_end = client
+        .read(subscribe_all(Some(3)))
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let refusal = loop {
+        match tokio::time::timeout(WAIT, past_the_end.next())
+            .await
+            .expect("in time")
+            .expect("an answer")
+        {
+            Ok(reply) => match reply.content {
+                Some(read_resp::Content::Event(e)) => panic!("an event past the end: {e:?}"),
+                Some(read_resp::Content::CaughtUp(_)) => panic!("told it caught up"),
+                _ => {}
+            },
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(refusal.code(), tonic::Code::Unknown, "{refusal:?}");
+    assert!(
+        refusal.message().contains("invalid position")
+            && refusal.message().contains("last position is 2"),
+        "{refusal:?}"
+    );
+}

@@ -143,6 +143,20 @@ pub(super) fn invalid_argument(message: impl Into<String>) -> Status {
     status
 }
 
+/// A subscription to `$all` from past the log's end, answered as KurrentDB answers it
+/// (`Unknown`, "Trying to read from an invalid position."), with what the log holds: such a
+/// checkpoint comes from another log or from before a restore, and going on from it would
+/// skip the events that take those places.
+pub(super) fn invalid_position(position: u64, head: Option<u64>) -> Status {
+    let holds = match head {
+        Some(head) => format!("the log's last position is {head}"),
+        None => "the log is empty".to_owned(),
+    };
+    Status::unknown(format!(
+        "Trying to read from an invalid position. Position {position} is past the end: {holds}."
+    ))
+}
+
 pub(super) fn insert(status: &mut Status, key: &'static str, value: &str) {
     if let Ok(value) = MetadataValue::try_from(value) {
         status.metadata_mut().insert(key, value);

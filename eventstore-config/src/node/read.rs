@@ -289,7 +289,21 @@ impl ReadPlan {
         Ok(match &self.target {
             Target::Stream(_, RevisionOption::Start(_)) | Target::All(AllOption::Start(_)) => None,
             Target::Stream(_, RevisionOption::Revision(r)) => Some(*r),
-            Target::All(AllOption::Position(p)) => Some(p.commit_position),
+            Target::All(AllOption::Position(p)) => {
+                let head = store
+                    .read_all(AllFrom::End, Direction::Backwards, 1)
+                    .await
+                    .map_err(failed)?
+                    .first()
+                    .map(|e| e.position);
+                if head.is_none_or(|head| p.commit_position > head) {
+                    return Err(Stop::Failed(convert::invalid_position(
+                        p.commit_position,
+                        head,
+                    )));
+                }
+                Some(p.commit_position)
+            }
             Target::Stream(stream, RevisionOption::End(_)) => {
                 match store
                     .read_stream(stream, StreamFrom::End, Direction::Backwards, 1)
