@@ -326,6 +326,7 @@ impl Projector {
         store: &dyn EventStore,
         mut on_progress: impl FnMut(u64),
     ) -> Result<Progress, ProjectionError> {
+        self.forget_views_past_the_log(store).await?;
         if self.checkpoint.is_none() {
             // Nothing stored (a new data directory, or views of an older layout): catching
             // up is a whole rebuild, whose fold and store take half the time of applying and
@@ -366,6 +367,37 @@ impl Projector {
             applied,
             checkpoint: self.checkpoint,
         })
+    }
+
+    /// Stored views whose checkpoint is past the log's last event were folded from another
+    /// log, or from this one before it was restored from an older backup: they hold orders
+    /// the log does not, and going on from them would pass over the events that take those
+    /// positions. They are dropped, stored rows too, so that catching up folds the log anew.
+    async fn forget_views_past_the_log(
+        &mut self,
+        store: &dyn EventStore,
+    ) -> Result<(), ProjectionError> {
+        let Some(checkpoint) = self.checkpoint else {
+            return Ok(());
+        };
+        let last = store
+            .read_all(AllFrom::End, Direction::Backwards, 1)
+            .await?
+            .first()
+            .map(|event| event.position);
+        if last.is_some_and(|last| checkpoint <= last) {
+            return Ok(());
+        }
+        tracing::warn!(
+            checkpoint,
+            log_at = ?last,
+            "the stored views are past the end of the log (another log's, or from before a restore): folding them again from the log"
+        );
+        self.db
+            .execute_batch("DELETE FROM rows; DELETE FROM progress;")?;
+        self.views = Views::default();
+        self.checkpoint = None;
+        Ok(())
     }
 
     /// Folds the whole log into new views and stores them in place of the stored ones, which

@@ -731,3 +731,38 @@ async fn a_rebuild_over_several_pages_folds_each_event_once_and_stops_at_a_bad_o
     assert_eq!(projector.checkpoint(), Some(events - 1));
     assert!(same_bytes(projector.views(), incremental.views()));
 }
+
+/// Views stored from a longer log (another one, or this one before a restore from an older
+/// backup) hold orders the log does not, and going on from their checkpoint would pass over
+/// the events that take those positions: they are folded again from the log, and stored so.
+#[tokio::test]
+async fn views_past_the_end_of_the_log_are_folded_again_from_it() {
+    let (_longer_log, views_dir, _longer, projector) = closed_orders_caught_up(5).await;
+    assert_eq!(projector.checkpoint(), Some(19));
+    drop(projector);
+    // The restored log: two other orders, eight events.
+    let (_log, _unused, store) = log_and_views();
+    for order in [41, 42] {
+        run_order(&store, order, closed_order(order, t0())).await;
+    }
+
+    let mut projector = Projector::open(views_dir.path()).expect("open");
+    let progress = projector.catch_up(&store, |_| {}).await.expect("catch up");
+    assert_eq!(progress.checkpoint, Some(7));
+    let expected = rebuilt_from_zero(&store).await;
+    assert!(same_bytes(projector.views(), &expected));
+    drop(projector);
+    let reopened = Projector::open(views_dir.path()).expect("reopen");
+    assert_eq!(reopened.checkpoint(), Some(7));
+    assert!(same_bytes(reopened.views(), &expected));
+
+    // New events at positions the old views had folded are folded, not passed over.
+    run_order(&store, 43, closed_order(43, t0())).await;
+    let mut projector = reopened;
+    let progress = projector.catch_up(&store, |_| {}).await.expect("catch up");
+    assert_eq!(progress.checkpoint, Some(11));
+    assert!(same_bytes(
+        projector.views(),
+        &rebuilt_from_zero(&store).await
+    ));
+}
