@@ -51,6 +51,15 @@ pub trait EventStore: Send + Sync + 'static {
         max: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// The position of `$all`'s last event; none for an empty log.
+    async fn last_position(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .read_all(AllFrom::End, Direction::Backwards, 1)
+            .await?
+            .first()
+            .map(|event| event.position))
+    }
+
     /// Every event of `$all` after `from`: first the stored ones, then live ones as they
     /// commit, with no gap and no duplicate.
     async fn subscribe_all(&self, from: SubscribeFrom)

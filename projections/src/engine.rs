@@ -380,11 +380,7 @@ impl Projector {
         let Some(checkpoint) = self.checkpoint else {
             return Ok(());
         };
-        let last = store
-            .read_all(AllFrom::End, Direction::Backwards, 1)
-            .await?
-            .first()
-            .map(|event| event.position);
+        let last = store.last_position().await?;
         if last.is_some_and(|last| checkpoint <= last) {
             return Ok(());
         }

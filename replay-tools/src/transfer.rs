@@ -366,10 +366,7 @@ pub async fn import(
     input: impl BufRead,
     fit: Option<Fit>,
 ) -> Result<u64, TransferError> {
-    let is_empty = store
-        .read_all(AllFrom::End, Direction::Backwards, 1)
-        .await?
-        .is_empty();
+    let is_empty = store.last_position().await?.is_none();
     let mut appender = Appender::new(store);
     appender.presence = match fit {
         Some(fit) => Presence::Surveyed(fit.present.into()),

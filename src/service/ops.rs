@@ -141,7 +141,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
                 .map(|f| format!("{f} (the views are current; their save is tried again)"))
         });
     }
-    let log_at = match last_position(&*state.store).await {
+    let log_at = match state.store.last_position().await {
         Ok(head) => head,
         Err(e) => {
             problem = Some(format!("the log does not answer: {e}"));
@@ -163,13 +163,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// The last `$all` position; none for an empty log.
-pub(super) async fn last_position(
-    store: &dyn ledger_store::EventStore,
-) -> Result<Option<u64>, ledger_store::StoreError> {
-    Ok(last_event(store).await?.map(|e| e.position))
-}
-
 /// The log's last event; none for an empty log.
 pub(super) async fn last_event(
     store: &dyn ledger_store::EventStore,
@@ -184,7 +177,7 @@ pub(super) async fn last_event(
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 async fn prometheus_metrics(State(state): State<AppState>) -> Response {
-    let head = last_position(&*state.store).await.ok().flatten();
+    let head = state.store.last_position().await.ok().flatten();
     let folded = *state.folded.borrow();
     let lag = match (head, folded) {
         (Some(head), Some(folded)) => head.saturating_sub(folded),

@@ -131,7 +131,7 @@ const STARTING: &str = "the service is starting: it is bringing the views up to 
 
 async fn readyz(State(progress): State<StartProgress>) -> Response {
     let folded = progress.folded.load(Ordering::Relaxed);
-    let (log_at, problem) = match super::ops::last_position(&*progress.store).await {
+    let (log_at, problem) = match progress.store.last_position().await {
         // The views are written out after the fold: ten seconds on ten million events.
         Ok(log_at) if progress.lag(log_at) == Some(0) => (
             log_at,
@@ -156,7 +156,7 @@ async fn readyz(State(progress): State<StartProgress>) -> Response {
 /// many events they still have to fold: an operator watching a long start sees it move.
 async fn metrics(State(progress): State<StartProgress>) -> Response {
     metrics::gauge!("ledger_starting").set(1.0);
-    if let Ok(head) = super::ops::last_position(&*progress.store).await {
+    if let Ok(head) = progress.store.last_position().await {
         if let Some(lag) = progress.lag(head) {
             metrics::gauge!("ledger_projection_lag_events").set(lag as f64);
         }

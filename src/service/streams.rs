@@ -181,7 +181,9 @@ async fn subscribe_all_through(
         .subscribe_all(from)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let head = super::ops::last_position(&*state.store)
+    let head = state
+        .store
+        .last_position()
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     held(Key::Position, from, head)?;
@@ -229,7 +231,9 @@ async fn subscribe_stream(
     })?;
     let from = match last_event_id(&headers)? {
         Some(last_position) => {
-            let log_head = super::ops::last_position(&*state.store)
+            let log_head = state
+                .store
+                .last_position()
                 .await
                 .map_err(|e| ApiError::internal(e.to_string()))?;
             held(Key::Position, SubscribeFrom::After(last_position), log_head)?;

@@ -290,12 +290,7 @@ impl ReadPlan {
             Target::Stream(_, RevisionOption::Start(_)) | Target::All(AllOption::Start(_)) => None,
             Target::Stream(_, RevisionOption::Revision(r)) => Some(*r),
             Target::All(AllOption::Position(p)) => {
-                let head = store
-                    .read_all(AllFrom::End, Direction::Backwards, 1)
-                    .await
-                    .map_err(failed)?
-                    .first()
-                    .map(|e| e.position);
+                let head = store.last_position().await.map_err(failed)?;
                 if head.is_none_or(|head| p.commit_position > head) {
                     return Err(Stop::Failed(convert::invalid_position(
                         p.commit_position,
@@ -313,12 +308,7 @@ impl ReadPlan {
                     other => other.map_err(failed)?.first().map(|e| e.revision),
                 }
             }
-            Target::All(AllOption::End(_)) => store
-                .read_all(AllFrom::End, Direction::Backwards, 1)
-                .await
-                .map_err(failed)?
-                .first()
-                .map(|e| e.position),
+            Target::All(AllOption::End(_)) => store.last_position().await.map_err(failed)?,
         })
     }
 
