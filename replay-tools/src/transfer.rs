@@ -269,7 +269,11 @@ fn read_checked(
             line: number,
             detail,
         };
-        let parsed: Line = serde_json::from_slice(&line).map_err(|e| bad_line(e.to_string()))?;
+        let parsed: Line =
+            serde_json::from_slice(&line).map_err(|e| match (number, not_an_export(&line)) {
+                (1, Some(kind)) => bad_line(kind.to_owned()),
+                _ => bad_line(e.to_string()),
+            })?;
         let position = parsed.position;
         // What the store would refuse, refused before anything is written.
         let (stream, revision, event) = parsed.into_event().map_err(|e| bad_line(e.to_string()))?;
@@ -300,6 +304,21 @@ fn read_checked(
         });
     }
     Ok(lines)
+}
+
+/// What a file that starts with `first_line` is, if it is a kind often handed over for an
+/// export by mistake: a compressed export, or the store's own database.
+fn not_an_export(first_line: &[u8]) -> Option<&'static str> {
+    const KINDS: [(&[u8], &str); 4] = [
+        (b"\x1f\x8b", "this is a gzip file: decompress it first (`gunzip -c FILE | ledger import -`)"),
+        (b"\x28\xb5\x2f\xfd", "this is a zstd file: decompress it first (`zstd -dc FILE | ledger import -`)"),
+        (b"\xfd7zXZ\x00", "this is an xz file: decompress it first (`xz -dc FILE | ledger import -`)"),
+        (b"SQLite format 3\x00", "this is a SQLite database, not an export: `ledger export --data-dir DIR` writes one from it"),
+    ];
+    KINDS
+        .iter()
+        .find(|(magic, _)| first_line.starts_with(magic))
+        .map(|(_, kind)| *kind)
 }
 
 fn recorded(stream: StreamName, revision: u64, position: u64, event: EventData) -> RecordedEvent {

@@ -675,3 +675,32 @@ async fn a_copy_from_a_position_the_target_holds_copies_only_what_is_new() {
     assert!(!output.status.success());
     assert!(text.contains("the target is the source"), "{text}");
 }
+
+/// A file often handed over for an export by mistake is named for what it is, and nothing is
+/// imported: a compressed export, or the store's own database.
+#[tokio::test]
+async fn a_compressed_export_or_the_store_itself_is_named_for_what_it_is() {
+    let (dir, _file, original) = exported().await;
+    let copy = dir.path().join("copy");
+    // The export behind a gzip header, as `gzip` begins its files.
+    let gzipped = dir.path().join("events.jsonl.gz");
+    let mut bytes = vec![0x1f, 0x8b, 0x08, 0x00];
+    bytes.extend_from_slice(&original);
+    std::fs::write(&gzipped, &bytes).expect("write");
+    let database = dir.path().join("log").join(ledger_store::LOG_FILE_NAME);
+    for (file, expected) in [
+        (&gzipped, "line 1: this is a gzip file: decompress it first"),
+        (
+            &database,
+            "line 1: this is a SQLite database, not an export",
+        ),
+    ] {
+        let (output, out) = import(file, &copy, &[]);
+        assert_eq!(output.status.code(), Some(1), "{out}");
+        assert!(
+            out.contains(expected) && out.contains("nothing was imported"),
+            "{out}"
+        );
+        assert!(!copy.join(ledger_store::LOG_FILE_NAME).exists(), "{out}");
+    }
+}
