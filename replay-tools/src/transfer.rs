@@ -218,7 +218,10 @@ pub fn check(input: impl BufRead) -> Result<u64, TransferError> {
         let (batches, to_decode) = std::sync::mpsc::sync_channel::<Vec<(u64, RecordedEvent)>>(4);
         let decoder = scope.spawn(move || {
             for (line, recorded) in to_decode.into_iter().flatten() {
-                readable(&recorded).map_err(|detail| TransferError::BadLine { line, detail })?;
+                readable(&recorded).map_err(|e| TransferError::BadLine {
+                    line,
+                    detail: e.to_string(),
+                })?;
             }
             Ok(())
         });
@@ -321,7 +324,13 @@ fn not_an_export(first_line: &[u8]) -> Option<&'static str> {
         .map(|(_, kind)| *kind)
 }
 
-fn recorded(stream: StreamName, revision: u64, position: u64, event: EventData) -> RecordedEvent {
+/// An event as the store would record it at `position`: what the ledger's readers are given.
+pub fn recorded(
+    stream: StreamName,
+    revision: u64,
+    position: u64,
+    event: EventData,
+) -> RecordedEvent {
     RecordedEvent {
         stream,
         revision,
@@ -334,13 +343,23 @@ fn recorded(stream: StreamName, revision: u64, position: u64, event: EventData) 
     }
 }
 
+/// Why this binary cannot read an event.
+#[derive(Debug, thiserror::Error)]
+pub enum Unreadable {
+    /// As the views read it: its stream, type, schema version and data.
+    #[error(transparent)]
+    Views(#[from] ledger_projections::FactError),
+    /// As the pipeline reads it: its whole metadata.
+    #[error(transparent)]
+    Pipeline(#[from] ledger_commands::DecodeError),
+}
+
 /// Whether this binary reads the event as the views and the pipeline will. The log keeps what
 /// it is given for good: an event no one can read would stop the views at its position, and
 /// its order could take no command, however often the service restarts.
-fn readable(recorded: &RecordedEvent) -> Result<(), String> {
-    // The views read the stream, type and data; the pipeline the whole metadata too.
-    ledger_projections::Fact::decode(recorded).map_err(|e| e.to_string())?;
-    ledger_commands::codec::decode_metadata(recorded).map_err(|e| e.to_string())?;
+pub fn readable(recorded: &RecordedEvent) -> Result<(), Unreadable> {
+    ledger_projections::Fact::decode(recorded)?;
+    ledger_commands::codec::decode_metadata(recorded)?;
     Ok(())
 }
 

@@ -96,9 +96,11 @@ pub fn check_file_keys(file: Option<&Path>) -> anyhow::Result<()> {
     let keys: figment::value::Dict = Figment::from(Toml::file(path))
         .extract()
         .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    // The keys as the derived `Deserialize`s name them: the list cannot drift from the code.
+    use serde_aux::serde_introspection::serde_introspect;
     let known = [
-        field_names::<ledger_store::StoreConfig>(),
-        field_names::<ServiceConfig>(),
+        serde_introspect::<ledger_store::StoreConfig>(),
+        serde_introspect::<ServiceConfig>(),
     ]
     .concat();
     let unknown: Vec<&str> = keys
@@ -118,34 +120,4 @@ pub fn check_file_keys(file: Option<&Path>) -> anyhow::Result<()> {
         unknown.join("`, `"),
         known.join(", ")
     )
-}
-
-/// The fields a struct's derived `Deserialize` asks for, as serde names them to a
-/// deserializer: the keys a configuration section reads, from the code that reads them.
-fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
-    use serde::de::{Error, Visitor};
-    struct Names<'a>(&'a mut &'static [&'static str]);
-    impl<'de> serde::Deserializer<'de> for Names<'_> {
-        type Error = serde::de::value::Error;
-        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
-            Err(Error::custom("not a struct"))
-        }
-        fn deserialize_struct<V: Visitor<'de>>(
-            self,
-            _: &'static str,
-            fields: &'static [&'static str],
-            _: V,
-        ) -> Result<V::Value, Self::Error> {
-            *self.0 = fields;
-            Err(Error::custom("only the names were wanted"))
-        }
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
-            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
-            identifier ignored_any
-        }
-    }
-    let mut names: &'static [&'static str] = &[];
-    let _ = T::deserialize(Names(&mut names));
-    names
 }

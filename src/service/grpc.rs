@@ -7,7 +7,7 @@ use super::auth::{ApiRole, TokenKeys};
 use super::AppState;
 use anyhow::Context;
 use ledger_store::node::{Access, BasicUsers, Credentials, Denied, Node, NodeAuth, NodeUser};
-use ledger_store::{EventData, EventStore, RecordedEvent, StreamName};
+use ledger_store::{EventData, EventStore, StreamName};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -74,7 +74,8 @@ pub(super) async fn start(
 /// or a stream named like an order's that holds no order id. Other streams are another
 /// application's, and the views pass them by.
 fn written_by_a_ledger(stream: &StreamName, events: &[EventData]) -> Result<(), String> {
-    use ledger_projections::{Fact, FactError};
+    use ledger_projections::FactError;
+    use ledger_replay::transfer::{readable, recorded, Unreadable};
     if !stream
         .as_str()
         .starts_with(ledger_domain::ORDER_STREAM_PREFIX)
@@ -82,31 +83,22 @@ fn written_by_a_ledger(stream: &StreamName, events: &[EventData]) -> Result<(), 
         return Ok(());
     }
     for (index, event) in events.iter().enumerate() {
-        let recorded = RecordedEvent {
-            stream: stream.clone(),
-            revision: 0,
-            position: 0,
-            event_id: event.event_id,
-            event_type: event.event_type.clone(),
-            data: event.data.clone(),
-            metadata: event.metadata.clone(),
-            // Where and when the store will record it is no part of the check.
-            recorded_at: chrono::DateTime::UNIX_EPOCH,
-        };
-        let why = match Fact::decode(&recorded) {
-            Err(FactError::UnknownType { .. } | FactError::NewerSchema { .. }) => continue,
-            Err(FactError::NotAnOrderStream { stream, .. }) => {
+        // Where and when the store will record it is no part of the check.
+        let why = match readable(&recorded(stream.clone(), 0, 0, event.clone())) {
+            Ok(())
+            | Err(Unreadable::Views(
+                FactError::UnknownType { .. } | FactError::NewerSchema { .. },
+            )) => continue,
+            Err(Unreadable::Views(FactError::NotAnOrderStream { stream, .. })) => {
                 format!("`{stream}` is named like an order's stream but holds no order id")
             }
-            Err(FactError::Unreadable { detail, .. }) => detail,
+            Err(Unreadable::Views(FactError::Unreadable { detail, .. })) => detail,
+            Err(Unreadable::Pipeline(ledger_commands::DecodeError::Metadata {
+                detail, ..
+            })) => {
+                format!("metadata: {detail}")
+            }
             Err(other) => other.to_string(),
-            Ok(_) => match ledger_commands::codec::decode_metadata(&recorded) {
-                Err(ledger_commands::DecodeError::Metadata { detail, .. }) => {
-                    format!("metadata: {detail}")
-                }
-                Err(other) => other.to_string(),
-                Ok(_) => continue,
-            },
         };
         return Err(format!(
             "event {} of the append ({}): {why}; nothing was appended",
