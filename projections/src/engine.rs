@@ -16,6 +16,7 @@ use ledger_store::{
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
+use uuid::Uuid;
 
 /// File name of the read-model database inside the data directory.
 pub const READ_MODEL_FILE_NAME: &str = "views.sqlite";
@@ -34,8 +35,9 @@ const REBUILD_CACHE_KIB: i64 = -8_192;
 /// Threads that serialise views into rows while a full rebuild is stored.
 const ROW_SERIALISERS: usize = 2;
 /// Schema of the read-model database; an older one holds only derived data and is dropped.
-/// 6: the journal keeps no account at zero. 7: instants and accounts in binary.
-const READ_MODEL_SCHEMA_VERSION: i64 = 7;
+/// 6: the journal keeps no account at zero. 7: instants and accounts in binary. 8: the
+/// checkpoint's event id (added to a schema 7 file in place: its rows are the same).
+const READ_MODEL_SCHEMA_VERSION: i64 = 8;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -58,10 +60,28 @@ pub enum ProjectionError {
     LoaderPanicked,
 }
 
+/// The last event the views reflect. Its id tells this log's event at that position from
+/// another log's: views folded from one log must not go on along another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Checkpoint {
+    position: u64,
+    /// `None` only for views stored before ids were kept (schema 7), until their next save.
+    event_id: Option<Uuid>,
+}
+
+impl Checkpoint {
+    fn of(event: &RecordedEvent) -> Checkpoint {
+        Checkpoint {
+            position: event.position,
+            event_id: Some(event.event_id),
+        }
+    }
+}
+
 /// What changed in the views since the last save, and the checkpoint it belongs to.
 pub struct PendingSave {
     views: Vec<(ViewName, Vec<Box<dyn PendingRows>>)>,
-    checkpoint: Option<u64>,
+    checkpoint: Option<Checkpoint>,
 }
 
 /// Writes pending saves on a connection of its own (see `Projector::saver`).
@@ -95,7 +115,7 @@ impl Saver {
 /// A pending save turned into rows, which can be written again if writing fails.
 struct SerialisedSave {
     views: Vec<(ViewName, Vec<RowChange>)>,
-    checkpoint: Option<u64>,
+    checkpoint: Option<Checkpoint>,
 }
 
 fn serialise(pending: PendingSave) -> Result<SerialisedSave, ProjectionError> {
@@ -144,12 +164,26 @@ fn store_save(db: &mut Connection, save: &SerialisedSave) -> Result<(), Projecti
             }
         }
     }
-    tx.execute(
-        "INSERT INTO progress (id, checkpoint) VALUES (0, ?1)
-         ON CONFLICT (id) DO UPDATE SET checkpoint = excluded.checkpoint",
-        params![save.checkpoint.map(|c| c as i64)],
-    )?;
+    store_checkpoint(&tx, save.checkpoint)?;
     tx.commit()?;
+    Ok(())
+}
+
+fn store_checkpoint(
+    db: &Connection,
+    checkpoint: Option<Checkpoint>,
+) -> Result<(), ProjectionError> {
+    db.execute(
+        "INSERT INTO progress (id, checkpoint, event_id) VALUES (0, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET checkpoint = excluded.checkpoint,
+                                        event_id = excluded.event_id",
+        params![
+            checkpoint.map(|c| c.position as i64),
+            checkpoint
+                .and_then(|c| c.event_id)
+                .map(|id| id.into_bytes())
+        ],
+    )?;
     Ok(())
 }
 
@@ -163,7 +197,7 @@ pub struct Progress {
 pub struct Projector {
     views: Views,
     // Invariant: `views` reflect exactly the events up to and including `checkpoint`.
-    checkpoint: Option<u64>,
+    checkpoint: Option<Checkpoint>,
     unsaved: u64,
     saved_at: std::time::Instant,
     db: Connection,
@@ -205,17 +239,20 @@ impl Projector {
     }
 
     pub fn checkpoint(&self) -> Option<u64> {
-        self.checkpoint
+        self.checkpoint.map(|c| c.position)
     }
 
     fn load(&mut self) -> Result<(), ProjectionError> {
-        let stored: Option<Option<i64>> = self
+        type Stored = (Option<i64>, Option<[u8; 16]>);
+        let stored: Option<Stored> = self
             .db
-            .query_row("SELECT checkpoint FROM progress WHERE id = 0", [], |row| {
-                row.get(0)
-            })
+            .query_row(
+                "SELECT checkpoint, event_id FROM progress WHERE id = 0",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
             .optional()?;
-        let Some(checkpoint) = stored else {
+        let Some((position, event_id)) = stored else {
             return Ok(());
         };
         let mut rows_per_view: Vec<(ViewName, usize)> = Vec::new();
@@ -242,7 +279,10 @@ impl Projector {
         drop(tables);
         drop(counts);
         load_views_in_parallel(&self.path, &mut self.views, &rows_per_view)?;
-        self.checkpoint = checkpoint.map(|c| c as u64);
+        self.checkpoint = position.map(|position| Checkpoint {
+            position: position as u64,
+            event_id: event_id.map(Uuid::from_bytes),
+        });
         Ok(())
     }
 
@@ -253,7 +293,10 @@ impl Projector {
         let mut applied = 0;
         let mut failure = None;
         for recorded in batch {
-            if self.checkpoint.is_some_and(|c| recorded.position <= c) {
+            if self
+                .checkpoint
+                .is_some_and(|c| recorded.position <= c.position)
+            {
                 continue;
             }
             if recorded.stream.as_str().starts_with(ORDER_STREAM_PREFIX) {
@@ -265,7 +308,7 @@ impl Projector {
                     }
                 }
             }
-            self.checkpoint = Some(recorded.position);
+            self.checkpoint = Some(Checkpoint::of(recorded));
             applied += 1;
         }
         self.unsaved += applied;
@@ -326,7 +369,7 @@ impl Projector {
         store: &dyn EventStore,
         mut on_progress: impl FnMut(u64),
     ) -> Result<Progress, ProjectionError> {
-        self.forget_views_past_the_log(store).await?;
+        self.forget_views_of_another_log(store).await?;
         if self.checkpoint.is_none() {
             // Nothing stored (a new data directory, or views of an older layout): catching
             // up is a whole rebuild, whose fold and store take half the time of applying and
@@ -339,7 +382,7 @@ impl Projector {
                     self.mark_saved();
                     return Ok(Progress {
                         applied,
-                        checkpoint,
+                        checkpoint: self.checkpoint(),
                     });
                 }
                 Err(ProjectionError::Fact(_)) => {}
@@ -348,7 +391,7 @@ impl Projector {
         }
         let mut applied = 0;
         loop {
-            let from = self.checkpoint.map_or(0, |c| c + 1);
+            let from = self.checkpoint.map_or(0, |c| c.position + 1);
             let page = store
                 .read_all(
                     AllFrom::Position(from),
@@ -365,29 +408,46 @@ impl Projector {
         self.save()?;
         Ok(Progress {
             applied,
-            checkpoint: self.checkpoint,
+            checkpoint: self.checkpoint(),
         })
     }
 
-    /// Stored views whose checkpoint is past the log's last event were folded from another
-    /// log, or from this one before it was restored from an older backup: they hold orders
-    /// the log does not, and going on from them would pass over the events that take those
-    /// positions. They are dropped, stored rows too, so that catching up folds the log anew.
-    async fn forget_views_past_the_log(
+    /// Stored views whose checkpoint event is not in the log at its position were folded
+    /// from another log, or from this one before it was restored from an older backup: they
+    /// hold orders the log does not, and going on from them would pass over the events that
+    /// take those positions. They are dropped, stored rows too, so that catching up folds
+    /// the log anew. Views stored without the event's id (schema 7) are checked by position
+    /// alone, and their id is stored at their next save.
+    async fn forget_views_of_another_log(
         &mut self,
         store: &dyn EventStore,
     ) -> Result<(), ProjectionError> {
         let Some(checkpoint) = self.checkpoint else {
             return Ok(());
         };
-        let last = store.last_position().await?;
-        if last.is_some_and(|last| checkpoint <= last) {
-            return Ok(());
+        let at = store
+            .read_all(
+                AllFrom::Position(checkpoint.position),
+                Direction::Forwards,
+                1,
+            )
+            .await?;
+        let found = at.first().filter(|e| e.position == checkpoint.position);
+        if let Some(event) = found {
+            match checkpoint.event_id {
+                Some(id) if id == event.event_id => return Ok(()),
+                Some(_) => {}
+                None => {
+                    self.checkpoint = Some(Checkpoint::of(event));
+                    return Ok(());
+                }
+            }
         }
         tracing::warn!(
-            checkpoint,
-            log_at = ?last,
-            "the stored views are past the end of the log (another log's, or from before a restore): folding them again from the log"
+            checkpoint = checkpoint.position,
+            folded = ?checkpoint.event_id,
+            found = ?found.map(|e| e.event_id),
+            "the log holds another event at the stored views' checkpoint, or none (another log, or one restored from an older backup): folding the views again from the log"
         );
         self.db
             .execute_batch("DELETE FROM rows; DELETE FROM progress;")?;
@@ -424,7 +484,7 @@ impl Projector {
             projector,
             Progress {
                 applied,
-                checkpoint,
+                checkpoint: checkpoint.map(|c| c.position),
             },
         ))
     }
@@ -453,7 +513,7 @@ impl Projector {
         self.save()?;
         Ok(Progress {
             applied,
-            checkpoint: self.checkpoint,
+            checkpoint: self.checkpoint(),
         })
     }
 
@@ -466,7 +526,7 @@ impl Projector {
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<(), ProjectionError> {
         let from = self
-            .checkpoint
+            .checkpoint()
             .map_or(SubscribeFrom::Start, SubscribeFrom::After);
         let mut subscription = store.subscribe_all(from).await?;
         tokio::pin!(stop);
@@ -478,7 +538,7 @@ impl Projector {
             let mut batch = vec![first];
             subscription.take_ready(&mut batch, READ_EVENTS_MAX)?;
             self.apply(&batch)?;
-            after_batch(&self.views, self.checkpoint);
+            after_batch(&self.views, self.checkpoint());
         }
         self.save()
     }
@@ -491,7 +551,7 @@ impl Projector {
 fn store_fresh(
     path: &Path,
     views: &mut Views,
-    checkpoint: Option<u64>,
+    checkpoint: Option<Checkpoint>,
 ) -> Result<Connection, ProjectionError> {
     let fresh_path = path.with_extension("sqlite.rebuilding");
     remove_if_present(&fresh_path)?;
@@ -553,10 +613,7 @@ fn store_fresh(
         Ok(())
     })?;
     drop(jobs);
-    tx.execute(
-        "INSERT INTO progress (id, checkpoint) VALUES (0, ?1)",
-        params![checkpoint.map(|c| c as i64)],
-    )?;
+    store_checkpoint(&tx, checkpoint)?;
     tx.commit()?;
     drop(db);
     let io = |e| io_error(&fresh_path, e);
@@ -596,7 +653,7 @@ async fn fold_log(
     until: Option<u64>,
     mut views: Views,
     on_progress: &mut impl FnMut(u64),
-) -> Result<(Views, Option<u64>, u64), ProjectionError> {
+) -> Result<(Views, Option<Checkpoint>, u64), ProjectionError> {
     let (pages_out, mut pages_in) =
         tokio::sync::mpsc::channel::<Vec<RecordedEvent>>(STAGE_QUEUE_PAGES);
     let (facts_out, mut facts_in) =
@@ -609,10 +666,11 @@ async fn fold_log(
             if let Some(u) = until {
                 page.retain(|e| e.position <= u);
             }
-            let Some(end) = page.last().map(|e| e.position) else {
+            let Some(end) = page.last().map(Checkpoint::of) else {
                 break;
             };
             last = Some(end);
+            let end = end.position;
             if pages_out.send(page).await.is_err() || until.is_some_and(|u| end >= u) {
                 break;
             }
@@ -662,7 +720,7 @@ async fn fold_from_zero(
     store: &dyn EventStore,
     until: Option<u64>,
     mut on_progress: impl FnMut(u64),
-) -> Result<(Views, Option<u64>, u64), ProjectionError> {
+) -> Result<(Views, Option<Checkpoint>, u64), ProjectionError> {
     let mut views = Views::unstored();
     views.defer_indexes();
     let (mut views, last, applied) = fold_log(store, until, views, &mut on_progress).await?;
@@ -882,6 +940,15 @@ fn migrate(db: &Connection) -> Result<(), ProjectionError> {
         // Everything here is derived from the log: an older layout is dropped and rebuilt.
         // A rowid table, not `WITHOUT ROWID`: there, values of many KB sit in the key B-tree,
         // and every key comparison copies them (saves measured twice as slow).
+        if version == 7 {
+            db.execute_batch(&format!(
+                "BEGIN IMMEDIATE;
+                 ALTER TABLE progress ADD COLUMN event_id BLOB;
+                 PRAGMA user_version = {READ_MODEL_SCHEMA_VERSION};
+                 COMMIT;"
+            ))?;
+            return Ok(());
+        }
         db.execute_batch(&format!(
             "BEGIN IMMEDIATE;
              DROP TABLE IF EXISTS views;
@@ -895,7 +962,11 @@ fn migrate(db: &Connection) -> Result<(), ProjectionError> {
                 value BLOB NOT NULL,
                 UNIQUE (view, tbl, key)
              );
-             CREATE TABLE progress (id INTEGER PRIMARY KEY CHECK (id = 0), checkpoint INTEGER);
+             CREATE TABLE progress (
+                id         INTEGER PRIMARY KEY CHECK (id = 0),
+                checkpoint INTEGER,
+                event_id   BLOB
+             );
              PRAGMA user_version = {READ_MODEL_SCHEMA_VERSION};
              COMMIT;"
         ))?;
