@@ -12,6 +12,10 @@ use serde::Serialize;
 const PROBLEM_TYPE_BASE: &str = "https://order-ledger.dev/problems/";
 /// The code of a command refused because the log's disk is full.
 pub(super) const STORAGE_FULL: &str = "storage_full";
+/// How long a client may take to send a request's body, whole. Bodies are small and go out
+/// with the head; one that stops halfway would otherwise hold its connection and a task for
+/// as long as the client stays.
+pub(super) const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -149,8 +153,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = axum::body::Bytes::from_request(request, state)
+        let read = axum::body::Bytes::from_request(request, state);
+        let bytes = tokio::time::timeout(BODY_READ_TIMEOUT, read)
             .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    format!(
+                        "the request body did not arrive whole within {} s",
+                        BODY_READ_TIMEOUT.as_secs()
+                    ),
+                )
+            })?
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::new(

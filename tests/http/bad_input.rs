@@ -391,3 +391,36 @@ async fn bad_input_when_placing_is_a_4xx_problem_and_appends_nothing() {
         .problem(StatusCode::BAD_REQUEST, "malformed_body");
     assert_eq!(server.log_head().await, head);
 }
+
+/// A client that sends a command's head and stops halfway through its body is answered 408
+/// and let go, not waited for; nothing is appended.
+#[tokio::test]
+async fn a_body_that_stops_halfway_is_answered_408_and_appends_nothing() {
+    use std::io::{Read, Write};
+    let server = Server::start();
+    let buyer = user("buyer");
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let head = format!(
+        "POST /orders HTTP/1.1\r\nHost: ledger\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"seller_id\": ",
+        buyer.token
+    );
+    let reply = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+        stream.write_all(head.as_bytes()).expect("head");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(40)))
+            .expect("timeout");
+        let mut reply = Vec::new();
+        // The service closes the connection after its answer; a timeout is the client's own.
+        stream.read_to_end(&mut reply).map(|_| reply)
+    })
+    .await
+    .expect("client")
+    .expect("the service answered and closed the connection");
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("application/problem+json"), "{reply}");
+    assert!(reply.contains("\"code\":\"body_timeout\""), "{reply}");
+    assert_eq!(server.log_head().await, None, "nothing appended");
+}
