@@ -180,6 +180,16 @@ pub enum CloseCause {
     DisputeSplit,
 }
 
+impl CloseCause {
+    pub const ALL: [CloseCause; 5] = [
+        CloseCause::ClosedByBuyer,
+        CloseCause::AutoClosedAfterDelivery,
+        CloseCause::AutoClosedAfterRefusedRevision,
+        CloseCause::DisputeReleased,
+        CloseCause::DisputeSplit,
+    ];
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderClosed {

@@ -9,7 +9,10 @@
 )]
 
 use chrono::{DateTime, Utc};
-use ledger_domain::{CancellationCause, Party, Role, Status, EVENT_TYPES};
+use ledger_domain::{
+    CancellationCause, CloseCause, Currency, ExtraKind, Money, Party, Resolution, Role, Status,
+    EVENT_TYPES,
+};
 use ledger_projections::CreditReason;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
@@ -81,15 +84,223 @@ pub struct OrderPageShape {
     next_cursor: Option<Uuid>,
 }
 
-/// An event as the event catalogue (docs/events.md) gives it.
+/// An event as the event catalogue (docs/events.md) gives it (`ledger_domain::Event`): its
+/// `type` says which fields `data` holds.
 #[derive(ToSchema)]
+#[serde(tag = "type", content = "data")]
 #[schema(as = Event)]
-pub struct EventShape {
-    #[schema(schema_with = event_type_schema)]
-    r#type: String,
-    // Described by `event_data_schema`, which a doc comment here would not reach.
-    #[schema(schema_with = event_data_schema)]
-    data: (),
+pub enum EventShape {
+    OrderPlaced(OrderPlacedShape),
+    OrderConfirmed(OrderConfirmedShape),
+    OrderDelivered(OrderDeliveredShape),
+    RevisionRequested(RevisionRequestedShape),
+    RevisionAccepted(RevisionAcceptedShape),
+    RevisionRefused(RevisionRefusedShape),
+    ExtraPurchased(ExtraPurchasedShape),
+    DeadlineExtended(DeadlineExtendedShape),
+    CancellationRequested(CancellationRequestedShape),
+    CancellationWithdrawn(CancellationWithdrawnShape),
+    PartialRefundIssued(PartialRefundIssuedShape),
+    DisputeOpened(DisputeOpenedShape),
+    DisputeResolved(DisputeResolvedShape),
+    OrderClosed(OrderClosedShape),
+    OrderCancelled(OrderCancelledShape),
+    ReviewLeft(ReviewLeftShape),
+}
+
+/// The buyer's payment enters escrow.
+#[derive(ToSchema)]
+#[schema(as = OrderPlaced)]
+pub struct OrderPlacedShape {
+    order_id: Uuid,
+    buyer: Uuid,
+    seller: Uuid,
+    title: String,
+    price: MoneyShape,
+    delivery_days: u32,
+    /// The platform's rate in force, a decimal string; every later release uses it.
+    commission_rate: String,
+    /// The seller must confirm before this, or the order expires.
+    confirm_by: DateTime<Utc>,
+    escrow_after: MoneyShape,
+    by: ActorShape,
+    at: DateTime<Utc>,
+}
+
+#[derive(ToSchema)]
+#[schema(as = OrderConfirmed)]
+pub struct OrderConfirmedShape {
+    due_at: DateTime<Utc>,
+    by: ActorShape,
+    at: DateTime<Utc>,
+}
+
+#[derive(ToSchema)]
+#[schema(as = OrderDelivered)]
+pub struct OrderDeliveredShape {
+    /// 1 for the first delivery, 2 for the first redelivery, and so on.
+    delivery_number: u32,
+    redelivery: bool,
+    late: bool,
+    due_at: DateTime<Utc>,
+    /// The order closes by itself at this instant if the buyer does nothing.
+    auto_close_at: DateTime<Utc>,
+    message: String,
+    by: ActorShape,
+    at: DateTime<Utc>,
+}
+
+#[derive(ToSchema)]
+#[schema(as = RevisionRequested)]
+pub struct RevisionRequestedShape {
+    reason: String,
+    by: ActorShape,
+    at: DateTime<Utc>,
+}
+
+#[derive(ToSchema)]
+#[schema(as = RevisionAccepted)]
+pub struct RevisionAcceptedShape {
+    due_at: DateTime<Utc>,
+    by: ActorShape,
+    at: DateTime<Utc>,
+}
+
+#[derive(ToSchema)]
+#[schema(as = RevisionRefused)]
+pub struct RevisionRefusedShape {
+    reason: String,
+    /// The buyer may close or dispute until this instant; then the order closes by itself.
+    decision_deadline: DateTime<Utc>,
+    by: ActorShape,
+    at: DateTime<Utc>,
+}
+
+/// The buyer pays for an extra into escrow.
+#[derive(ToSchema)]
+#[schema(as = ExtraPurchased)]
+pub struct ExtraPurchasedShape {
+    #[schema(schema_with = extra_kind_schema)]
+    kind: String,
+    description: String,
+    price: MoneyShape,
+    extra_days: u32,
+    /// The delivery deadline after the extra's days were added.
+    due_at: DateTime<Utc>,
+    escrow_after: MoneyShape,
+    by: ActorShape,
+    at: DateTime<Utc>,
+}
+
+#[derive(ToSchema)]
+#[schema(as = DeadlineExtended)]
+pub struct DeadlineExtendedShape {
+    previous_due_at: DateTime<Utc>,
+    due_at: DateTime<Utc>,
+    by: ActorShape,
+    at: DateTime<Utc>,
+}
+
+#[derive(ToSchema)]
+#[schema(as = CancellationRequested)]
+pub struct CancellationRequestedShape {
+    #[schema(schema_with = one_party_schema)]
+    requested_by: String,
+    reason: String,
+    by: ActorShape,
+    at: DateTime<Utc>,
+}
+
+#[derive(ToSchema)]
+#[schema(as = CancellationWithdrawn)]
+pub struct CancellationWithdrawnShape {
+    by: ActorShape,
+    at: DateTime<Utc>,
+}
+
+/// Part of the escrow goes back to the buyer's wallet credit.
+#[derive(ToSchema)]
+#[schema(as = PartialRefundIssued)]
+pub struct PartialRefundIssuedShape {
+    amount: MoneyShape,
+    reason: String,
+    escrow_after: MoneyShape,
+    by: ActorShape,
+    at: DateTime<Utc>,
+}
+
+#[derive(ToSchema)]
+#[schema(as = DisputeOpened)]
+pub struct DisputeOpenedShape {
+    #[schema(schema_with = one_party_schema)]
+    opened_by: String,
+    reason: String,
+    by: ActorShape,
+    at: DateTime<Utc>,
+}
+
+/// The mediator's ruling; the money moves in the events after it in the same append.
+#[derive(ToSchema)]
+#[schema(as = DisputeResolved)]
+pub struct DisputeResolvedShape {
+    resolution: ResolutionShape,
+    note: String,
+    by: ActorShape,
+    at: DateTime<Utc>,
+}
+
+/// How the mediator settled the dispute.
+#[derive(ToSchema)]
+#[schema(as = Resolution)]
+pub struct ResolutionShape {
+    #[schema(schema_with = outcome_schema)]
+    outcome: String,
+    /// What goes back to the buyer: for a `split` only.
+    #[schema(nullable = false)]
+    refund: Option<MoneyShape>,
+}
+
+/// Escrow is released: the seller's wallet credit and the commission.
+#[derive(ToSchema)]
+#[schema(as = OrderClosed)]
+pub struct OrderClosedShape {
+    #[schema(schema_with = close_cause_schema)]
+    cause: String,
+    /// All that escrow held; `seller_credit + commission = released`.
+    released: MoneyShape,
+    commission: MoneyShape,
+    seller_credit: MoneyShape,
+    escrow_after: MoneyShape,
+    /// Reviews are accepted strictly before this instant.
+    review_closes_at: DateTime<Utc>,
+    by: ActorShape,
+    at: DateTime<Utc>,
+}
+
+/// All that escrow held goes back to the buyer's wallet credit.
+#[derive(ToSchema)]
+#[schema(as = OrderCancelled)]
+pub struct OrderCancelledShape {
+    #[schema(schema_with = cancellation_cause_schema)]
+    cause: String,
+    /// Whether this cancellation lowers the seller's completion rate.
+    counts_against_seller: bool,
+    refund: MoneyShape,
+    reason: String,
+    escrow_after: MoneyShape,
+    by: ActorShape,
+    at: DateTime<Utc>,
+}
+
+#[derive(ToSchema)]
+#[schema(as = ReviewLeft)]
+pub struct ReviewLeftShape {
+    #[schema(minimum = 1, maximum = 5)]
+    rating: u8,
+    #[schema(required = true)]
+    comment: Option<String>,
+    by: ActorShape,
+    at: DateTime<Utc>,
 }
 
 /// Who acted: a role and the user holding it.
@@ -251,16 +462,30 @@ fn role_schema() -> RefOr<Schema> {
     names_of(&Role::ALL, false)
 }
 
-/// Any fields, said outright: generated clients read an object without properties as one
-/// that may have none (openapi-typescript: `Record<string, never>`).
-fn event_data_schema() -> RefOr<Schema> {
-    ObjectBuilder::new()
-        .schema_type(Type::Object)
-        .description(Some("The event's fields, by type: docs/events.md."))
-        .additional_properties(Some(
-            utoipa::openapi::schema::AdditionalProperties::FreeForm(true),
-        ))
-        .into()
+fn one_party_schema() -> RefOr<Schema> {
+    names_of(&[Party::Buyer, Party::Seller], false)
+}
+
+fn extra_kind_schema() -> RefOr<Schema> {
+    names_of(&[ExtraKind::Option, ExtraKind::CustomOffer], false)
+}
+
+fn close_cause_schema() -> RefOr<Schema> {
+    names_of(&CloseCause::ALL, false)
+}
+
+/// The `outcome` names, as serde tags each resolution.
+fn outcome_schema() -> RefOr<Schema> {
+    let split = Currency::from_code("EUR").map(|eur| Resolution::Split {
+        refund: Money::zero(eur),
+    });
+    let outcomes: Vec<serde_json::Value> = [Ok(Resolution::Release), Ok(Resolution::Refund), split]
+        .iter()
+        .flatten()
+        .filter_map(|resolution| serde_json::to_value(resolution).ok())
+        .map(|resolution| resolution["outcome"].clone())
+        .collect();
+    names_of(&outcomes, false)
 }
 
 fn event_type_schema() -> RefOr<Schema> {
