@@ -25,6 +25,9 @@ pub struct SimulationReport {
     /// Commands the rules refused; a script that meets a refusal skips to its next step.
     pub refused: u64,
     pub timers_fired: u64,
+    /// Timer commands that failed for a reason of their order's: never, in a sound ledger
+    /// (a timer acts only on an order its rule applies to); each is tried again later.
+    pub timers_refused: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +156,7 @@ pub async fn simulate_concurrently(
         total.commands += report.commands;
         total.refused += report.refused;
         total.timers_fired += report.timers_fired;
+        total.timers_refused += report.timers_refused;
     }
     Ok(total)
 }
@@ -410,6 +414,7 @@ impl Simulation {
         let fired =
             fire_due_timers_into(&self.handler, &self.timers, self.clock, &mut changed).await?;
         self.report.timers_fired += fired.fired as u64;
+        self.report.timers_refused += fired.refused as u64;
         for outcome in &changed {
             self.fold(outcome);
         }

@@ -333,11 +333,12 @@ pub(crate) fn run_simulate(
     store.close();
     let report = report?;
     println!(
-        "simulated {} orders with seed {seed}: {} commands ({} refused by the rules), {} timers fired, in {:.1} s",
+        "simulated {} orders with seed {seed}: {} commands ({} refused by the rules), {} timers fired, {} timer commands refused, in {:.1} s",
         report.orders,
         report.commands,
         report.refused,
         report.timers_fired,
+        report.timers_refused,
         started.elapsed().as_secs_f64()
     );
     Ok(())

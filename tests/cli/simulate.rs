@@ -50,6 +50,10 @@ fn the_same_seed_gives_the_same_log_and_another_seed_another() {
         summary.contains("simulated 60 orders with seed 42"),
         "{summary}"
     );
+    assert!(
+        summary.contains(" 0 timer commands refused"),
+        "every due timer acts on an order its rule applies to: {summary}"
+    );
     simulate(&b, "42");
     simulate(&c, "43");
     let (first, second, other) = (
