@@ -67,6 +67,10 @@ enum Commands {
     Bench(BenchCommand),
     /// Replay the whole log checking every invariant; exits non-zero on any violation.
     Verify {
+        /// Also compare the stored views, view by view, with a fold of the log up to their
+        /// checkpoint (not beside a running `ledger serve`, which holds them)
+        #[arg(long)]
+        views: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -353,7 +357,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config,
         }) => run_token(role, sub, hours, config.as_deref()),
         Some(Commands::Bench(command)) => cli::bench::run(command),
-        Some(Commands::Verify { store }) => cli::log::run_verify(&store),
+        Some(Commands::Verify { views, store }) => cli::log::run_verify(views, &store),
         Some(Commands::History {
             order,
             at,

@@ -187,6 +187,23 @@ fn store_checkpoint(
     Ok(())
 }
 
+/// What the stored views are against the log (`Projector::check_against`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ViewsCheck {
+    NothingStored,
+    /// The log holds another event at the views' checkpoint, or none: they were folded
+    /// from another log, and the next catch-up folds them again.
+    AnotherLog {
+        checkpoint: u64,
+    },
+    /// Each view compared with a fold of the log up to the checkpoint; `unlike` lists those
+    /// that differ (none, if the stored views are what the log folds to).
+    Compared {
+        checkpoint: u64,
+        unlike: Vec<ViewName>,
+    },
+}
+
 /// What a catch-up did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -425,15 +442,8 @@ impl Projector {
         let Some(checkpoint) = self.checkpoint else {
             return Ok(());
         };
-        let at = store
-            .read_all(
-                AllFrom::Position(checkpoint.position),
-                Direction::Forwards,
-                1,
-            )
-            .await?;
-        let found = at.first().filter(|e| e.position == checkpoint.position);
-        if let Some(event) = found {
+        let found = event_at(store, checkpoint.position).await?;
+        if let Some(event) = &found {
             match checkpoint.event_id {
                 Some(id) if id == event.event_id => return Ok(()),
                 Some(_) => {}
@@ -454,6 +464,42 @@ impl Projector {
         self.views = Views::default();
         self.checkpoint = None;
         Ok(())
+    }
+
+    /// Compares the stored views, view by view, with a fold of the log up to their
+    /// checkpoint, changing nothing: what a service serves is shown to be what its log says.
+    pub async fn check_against(
+        &self,
+        store: &dyn EventStore,
+    ) -> Result<ViewsCheck, ProjectionError> {
+        let Some(checkpoint) = self.checkpoint else {
+            return Ok(ViewsCheck::NothingStored);
+        };
+        let found = event_at(store, checkpoint.position).await?;
+        if found.is_none_or(|event| checkpoint.event_id.is_some_and(|id| id != event.event_id)) {
+            return Ok(ViewsCheck::AnotherLog {
+                checkpoint: checkpoint.position,
+            });
+        }
+        let (folded, _, _) = fold_from_zero(store, Some(checkpoint.position), |_| {}).await?;
+        let mut unlike = Vec::new();
+        for view in ViewName::ALL {
+            let json = |views: &Views| {
+                views
+                    .to_json(view)
+                    .map_err(|e| ProjectionError::CorruptView {
+                        view,
+                        detail: e.to_string(),
+                    })
+            };
+            if json(&self.views)? != json(&folded)? {
+                unlike.push(view);
+            }
+        }
+        Ok(ViewsCheck::Compared {
+            checkpoint: checkpoint.position,
+            unlike,
+        })
     }
 
     /// Folds the whole log into new views and stores them in place of the stored ones, which
@@ -627,6 +673,17 @@ fn store_fresh(
             .map_err(io)?;
     }
     open_database(path)
+}
+
+/// The event at exactly `position` of `$all`, if there is one.
+async fn event_at(
+    store: &dyn EventStore,
+    position: u64,
+) -> Result<Option<RecordedEvent>, ProjectionError> {
+    let page = store
+        .read_all(AllFrom::Position(position), Direction::Forwards, 1)
+        .await?;
+    Ok(page.into_iter().next().filter(|e| e.position == position))
 }
 
 /// A page of `$all` from `from`, read concurrently with whatever the caller does meanwhile.

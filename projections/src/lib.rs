@@ -13,7 +13,7 @@ pub mod rows;
 pub mod views;
 
 pub use engine::{
-    PendingSave, Progress, ProjectionError, Projector, Saver, READ_MODEL_FILE_NAME,
+    PendingSave, Progress, ProjectionError, Projector, Saver, ViewsCheck, READ_MODEL_FILE_NAME,
     READ_MODEL_LOCK_FILE_NAME, SAVE_EVERY_EVENTS, SAVE_INTERVAL,
 };
 pub use fact::{Fact, FactError};

@@ -4,12 +4,23 @@
 use crate::{counted, StoreArgs};
 use anyhow::Context;
 
-pub(crate) fn run_verify(args: &StoreArgs) -> anyhow::Result<()> {
+pub(crate) fn run_verify(check_views: bool, args: &StoreArgs) -> anyhow::Result<()> {
     let store = args.open_existing()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let report = runtime
         .block_on(ledger_replay::verify::verify(&store))
         .context("reading the event log")?;
+    let views = if check_views {
+        let data_dir = args.config()?.data_dir;
+        let check = runtime.block_on(async {
+            ledger_projections::Projector::open(&data_dir)?
+                .check_against(&store)
+                .await
+        });
+        Some(check.context("comparing the stored views with the log")?)
+    } else {
+        None
+    };
     store.close();
     for violation in &report.violations {
         println!("{violation}");
@@ -17,6 +28,7 @@ pub(crate) fn run_verify(args: &StoreArgs) -> anyhow::Result<()> {
     if report.violations_unlisted > 0 {
         println!("… and {} more", report.violations_unlisted);
     }
+    let views_sound = views.as_ref().is_none_or(say_how_the_views_stand);
     let found = report.violations.len() as u64 + report.violations_unlisted;
     if found > 0 {
         anyhow::bail!(
@@ -26,12 +38,48 @@ pub(crate) fn run_verify(args: &StoreArgs) -> anyhow::Result<()> {
             counted(report.orders as u64, "stream")
         );
     }
+    anyhow::ensure!(
+        views_sound,
+        "the stored views are not what the log folds to: `ledger rebuild` folds them again"
+    );
     println!(
         "verified {} of {}: every invariant holds",
         counted(report.events, "event"),
         counted(report.orders as u64, "order")
     );
     Ok(())
+}
+
+/// Prints how the stored views compare with the log; whether they are what it folds to.
+fn say_how_the_views_stand(check: &ledger_projections::ViewsCheck) -> bool {
+    use ledger_projections::ViewsCheck;
+    match check {
+        ViewsCheck::NothingStored => {
+            println!("no views are stored: the service folds them at its next start");
+            true
+        }
+        ViewsCheck::AnotherLog { checkpoint } => {
+            println!(
+                "the stored views were folded from another log: this one holds another event \
+                 at their checkpoint {checkpoint}, or none"
+            );
+            false
+        }
+        ViewsCheck::Compared { checkpoint, unlike } => {
+            for view in unlike {
+                println!(
+                    "the stored {} view differs from a fold of the log up to position {checkpoint}",
+                    view.as_str()
+                );
+            }
+            if unlike.is_empty() {
+                println!(
+                    "the stored views are what the log folds to, up to their checkpoint {checkpoint}"
+                );
+            }
+            unlike.is_empty()
+        }
+    }
 }
 
 pub(crate) fn run_history(

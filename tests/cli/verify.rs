@@ -123,3 +123,70 @@ fn a_missing_log_is_a_clear_error_not_a_panic() {
     );
     assert!(!text.contains("panicked"), "{text}");
 }
+
+fn verify_views(dir: &std::path::Path) -> (Output, String) {
+    ledger(&["verify", "--views", "--data-dir", &dir.to_string_lossy()])
+}
+
+fn simulated(dir: &std::path::Path, seed: &str) {
+    let (output, text) = ledger(&[
+        "simulate",
+        "--orders",
+        "20",
+        "--seed",
+        seed,
+        "--quiet",
+        "--data-dir",
+        &dir.to_string_lossy(),
+    ]);
+    assert!(output.status.success(), "{text}");
+}
+
+/// `--views` shows the stored views to be what the log folds to, or names each that is not,
+/// and views folded from another log for what they are; it changes nothing either way.
+#[test]
+fn verify_with_views_compares_the_stored_views_with_the_log() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (ours, other) = (dir.path().join("ours"), dir.path().join("other"));
+    simulated(&ours, "42");
+    let (output, text) = verify_views(&ours);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("no views are stored"), "{text}");
+
+    let (output, text) = ledger(&["rebuild", "--quiet", "--data-dir", &ours.to_string_lossy()]);
+    assert!(output.status.success(), "{text}");
+    let (output, text) = verify_views(&ours);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("the stored views are what the log folds to"),
+        "{text}"
+    );
+
+    // Views folded from another log, beside this one.
+    simulated(&other, "43");
+    let views = ledger_projections::READ_MODEL_FILE_NAME;
+    std::fs::copy(ours.join(views), other.join(views)).expect("copy the views");
+    let (output, text) = verify_views(&other);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("folded from another log"), "{text}");
+
+    // A stored order lost: that view, and only it, is named; the views stay as they were.
+    let db = rusqlite::Connection::open(ours.join(views)).expect("views");
+    let lost = db
+        .execute(
+            "DELETE FROM rows WHERE id = (SELECT MIN(id) FROM rows WHERE view = 'orders')",
+            [],
+        )
+        .expect("lose a row");
+    assert_eq!(lost, 1);
+    drop(db);
+    for _ in 0..2 {
+        let (output, text) = verify_views(&ours);
+        assert!(!output.status.success(), "{text}");
+        assert!(
+            text.contains("the stored orders view differs") && !text.contains("escrow view"),
+            "{text}"
+        );
+        assert!(text.contains("`ledger rebuild` folds them again"), "{text}");
+    }
+}
