@@ -34,6 +34,21 @@ async fn a_graceful_restart_mid_order_loses_nothing_and_subscribers_resume() {
     assert_eq!(types, ["OrderDelivered", "OrderClosed"]);
     assert_eq!(after[0].id, last_id + 1);
     server.assert_books_balance().await;
+    drop(resumed);
+
+    // What the service stored as it went, across the restart, is what a rebuild would store.
+    let dir = server.stop();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["verify", "--views", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("run ledger verify");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("the stored views are what the log folds to, up to their checkpoint 3"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
