@@ -730,12 +730,15 @@ async fn a_start_that_has_folded_every_event_says_it_is_storing_the_views() {
 /// the conversation; its thread ends true if the service closed the connection, false if the
 /// client gave up first (after longer than any bound the service sets).
 fn stuck_client(base: &str) -> std::thread::JoinHandle<bool> {
+    stuck_after(base, b"GET /healthz HTTP/1.1\r\nHost: ledger\r\n")
+}
+
+/// A client that sends `sent` and waits: whether the service closed its connection.
+fn stuck_after(base: &str, sent: &[u8]) -> std::thread::JoinHandle<bool> {
     use std::io::{Read, Write};
     let address = base.trim_start_matches("http://").to_owned();
     let mut stream = std::net::TcpStream::connect(&address).expect("connect");
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: ledger\r\n")
-        .expect("half a head");
+    stream.write_all(sent).expect("what the client sends");
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(40)))
         .expect("timeout");
@@ -787,4 +790,21 @@ async fn a_client_stuck_halfway_through_a_request_does_not_hold_back_a_start() {
         "the start waited for the client"
     );
     starting.stop();
+}
+
+/// A client that connects and sends nothing, or stops inside HTTP/2's preface, is let go
+/// while the service runs, as one stuck inside a request's head is: each would otherwise
+/// hold a connection for as long as it liked.
+#[tokio::test]
+async fn a_client_that_connects_and_sends_nothing_is_let_go() {
+    let server = Server::start();
+    let silent = stuck_after(&server.base, b"");
+    let preface = stuck_after(&server.base, b"PRI * HTTP/2.0\r\n");
+    assert!(silent.join().expect("client"), "a silent client was kept");
+    assert!(
+        preface.join().expect("client"),
+        "a client stuck in the preface was kept"
+    );
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    server.place(&buyer, &seller, "10.00").await;
 }
