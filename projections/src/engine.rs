@@ -442,21 +442,14 @@ impl Projector {
         let Some(checkpoint) = self.checkpoint else {
             return Ok(());
         };
-        let found = event_at(store, checkpoint.position).await?;
-        if let Some(event) = &found {
-            match checkpoint.event_id {
-                Some(id) if id == event.event_id => return Ok(()),
-                Some(_) => {}
-                None => {
-                    self.checkpoint = Some(Checkpoint::of(event));
-                    return Ok(());
-                }
-            }
+        if let Some(event) = folded_event_in(store, checkpoint).await? {
+            // Views stored without the id learn it here, and store it at their next save.
+            self.checkpoint = Some(Checkpoint::of(&event));
+            return Ok(());
         }
         tracing::warn!(
             checkpoint = checkpoint.position,
             folded = ?checkpoint.event_id,
-            found = ?found.map(|e| e.event_id),
             "the log holds another event at the stored views' checkpoint, or none (another log, or one restored from an older backup): folding the views again from the log"
         );
         self.db
@@ -475,8 +468,7 @@ impl Projector {
         let Some(checkpoint) = self.checkpoint else {
             return Ok(ViewsCheck::NothingStored);
         };
-        let found = event_at(store, checkpoint.position).await?;
-        if found.is_none_or(|event| checkpoint.event_id.is_some_and(|id| id != event.event_id)) {
+        if folded_event_in(store, checkpoint).await?.is_none() {
             return Ok(ViewsCheck::AnotherLog {
                 checkpoint: checkpoint.position,
             });
@@ -675,15 +667,24 @@ fn store_fresh(
     open_database(path)
 }
 
-/// The event at exactly `position` of `$all`, if there is one.
-async fn event_at(
+/// The event the views last folded, if the log holds it at the checkpoint: the same id there
+/// (by position alone for views stored without it). `None`: the log holds another event
+/// there, or none, so the views were folded from another log.
+async fn folded_event_in(
     store: &dyn EventStore,
-    position: u64,
+    checkpoint: Checkpoint,
 ) -> Result<Option<RecordedEvent>, ProjectionError> {
     let page = store
-        .read_all(AllFrom::Position(position), Direction::Forwards, 1)
+        .read_all(
+            AllFrom::Position(checkpoint.position),
+            Direction::Forwards,
+            1,
+        )
         .await?;
-    Ok(page.into_iter().next().filter(|e| e.position == position))
+    Ok(page.into_iter().next().filter(|event| {
+        event.position == checkpoint.position
+            && checkpoint.event_id.is_none_or(|id| id == event.event_id)
+    }))
 }
 
 /// A page of `$all` from `from`, read concurrently with whatever the caller does meanwhile.

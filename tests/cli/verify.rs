@@ -128,11 +128,11 @@ fn verify_views(dir: &std::path::Path) -> (Output, String) {
     ledger(&["verify", "--views", "--data-dir", &dir.to_string_lossy()])
 }
 
-fn simulated(dir: &std::path::Path, seed: &str) {
+fn simulated(dir: &std::path::Path, orders: &str, seed: &str) {
     let (output, text) = ledger(&[
         "simulate",
         "--orders",
-        "20",
+        orders,
         "--seed",
         seed,
         "--quiet",
@@ -148,7 +148,7 @@ fn simulated(dir: &std::path::Path, seed: &str) {
 fn verify_with_views_compares_the_stored_views_with_the_log() {
     let dir = tempfile::tempdir().expect("dir");
     let (ours, other) = (dir.path().join("ours"), dir.path().join("other"));
-    simulated(&ours, "42");
+    simulated(&ours, "20", "42");
     let (output, text) = verify_views(&ours);
     assert!(output.status.success(), "{text}");
     assert!(text.contains("no views are stored"), "{text}");
@@ -162,8 +162,8 @@ fn verify_with_views_compares_the_stored_views_with_the_log() {
         "{text}"
     );
 
-    // Views folded from another log, beside this one.
-    simulated(&other, "43");
+    // Views folded from another, longer log: it holds an event at their checkpoint.
+    simulated(&other, "30", "43");
     let views = ledger_projections::READ_MODEL_FILE_NAME;
     std::fs::copy(ours.join(views), other.join(views)).expect("copy the views");
     let (output, text) = verify_views(&other);
