@@ -23,18 +23,7 @@ fn log_without_store_ids(dir: &Path) -> Vec<serde_json::Value> {
 }
 
 fn simulate(dir: &Path, seed: &str) -> String {
-    let (output, text) = ledger(&[
-        "simulate",
-        "--orders",
-        "60",
-        "--seed",
-        seed,
-        "--quiet",
-        "--data-dir",
-        &dir.to_string_lossy(),
-    ]);
-    assert!(output.status.success(), "{text}");
-    text
+    simulated(dir, "60", seed)
 }
 
 #[test]

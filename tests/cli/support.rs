@@ -105,6 +105,23 @@ pub async fn append_raw(dir: &std::path::Path, events: &[Event]) {
     store.close();
 }
 
+/// `ledger simulate` of `orders` orders with `seed` into `dir`, which must succeed; what it
+/// printed.
+pub fn simulated(dir: &std::path::Path, orders: &str, seed: &str) -> String {
+    let (output, text) = ledger(&[
+        "simulate",
+        "--orders",
+        orders,
+        "--seed",
+        seed,
+        "--quiet",
+        "--data-dir",
+        &dir.to_string_lossy(),
+    ]);
+    assert!(output.status.success(), "{text}");
+    text
+}
+
 /// Runs `ledger` with `args`, without the caller's LEDGER_* configuration; returns its
 /// output and its stdout and stderr together.
 pub fn ledger(args: &[&str]) -> (Output, String) {

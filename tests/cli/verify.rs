@@ -128,20 +128,6 @@ fn verify_views(dir: &std::path::Path) -> (Output, String) {
     ledger(&["verify", "--views", "--data-dir", &dir.to_string_lossy()])
 }
 
-fn simulated(dir: &std::path::Path, orders: &str, seed: &str) {
-    let (output, text) = ledger(&[
-        "simulate",
-        "--orders",
-        orders,
-        "--seed",
-        seed,
-        "--quiet",
-        "--data-dir",
-        &dir.to_string_lossy(),
-    ]);
-    assert!(output.status.success(), "{text}");
-}
-
 /// `--views` shows the stored views to be what the log folds to, or names each that is not,
 /// and views folded from another log for what they are; it changes nothing either way.
 #[test]
