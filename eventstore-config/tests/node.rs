@@ -491,3 +491,43 @@ async fn a_subscription_from_past_the_end_of_the_log_is_refused() {
         "{refusal:?}"
     );
 }
+
+/// A client that connects and sends nothing, or stops inside HTTP/2's preface, is let go
+/// after `FIRST_BYTES_TIMEOUT`: the gRPC server would wait for its preface for good. The node
+/// goes on serving others meanwhile.
+#[tokio::test]
+async fn a_client_that_connects_and_sends_nothing_is_let_go() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (address, _guard) = start_node().await;
+    let silent = async {
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        stream.read(&mut [0; 64]).await
+    };
+    let in_the_preface = async {
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        stream
+            .write_all(b"PRI * HTTP/2.0\r\n")
+            .await
+            .expect("part of it");
+        stream.read(&mut [0; 64]).await
+    };
+    let meanwhile = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        count_all(address).await
+    };
+    let limit = ledger_store::node::FIRST_BYTES_TIMEOUT + WAIT;
+    let (silent, in_the_preface, served) = tokio::time::timeout(
+        limit,
+        futures::future::join3(silent, in_the_preface, meanwhile),
+    )
+    .await
+    .expect("the node let the clients go");
+    // Closed (0 bytes), or reset: either way by the node, and before it said anything.
+    assert!(silent.is_err() || silent.is_ok_and(|read| read == 0));
+    assert!(in_the_preface.is_err() || in_the_preface.is_ok_and(|read| read == 0));
+    assert_eq!(served, 0, "an empty log, read while the two waited");
+}

@@ -12,17 +12,13 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 /// How long a client may take to send a request's line and headers (HTTP/1). Clients send
 /// them in one write; hyper's default of 30 s would make a stop wait that long for one that
 /// never finishes.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What an HTTP/2 client sends first. hyper reads up to its length to tell the protocols
-/// apart, with no deadline of its own.
-const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, lets requests
 /// in flight finish, and after `drain` closes the connections still open.
@@ -48,7 +44,8 @@ pub async fn serve(
         };
         let (builder, app, watcher) = (builder.clone(), app.clone(), graceful.watcher());
         connections.spawn(async move {
-            if !protocol_told_in_time(&stream).await {
+            // hyper's protocol sniff waits for the first bytes with no deadline of its own.
+            if !ledger_store::node::spoke_in_time(&stream, HEADER_READ_TIMEOUT).await {
                 return;
             }
             let connection = builder.serve_connection_with_upgrades(
@@ -73,24 +70,4 @@ pub async fn serve(
         );
     }
     connections.shutdown().await;
-}
-
-/// Whether the client sent, within `HEADER_READ_TIMEOUT`, enough for hyper to tell its
-/// protocol (or hung up): one that connects and sends nothing is let go.
-async fn protocol_told_in_time(stream: &TcpStream) -> bool {
-    let sniff = async {
-        let mut first = [0; HTTP2_PREFACE.len()];
-        loop {
-            let sent = stream.peek(&mut first).await?;
-            if sent == 0 || sent == first.len() || !HTTP2_PREFACE.starts_with(&first[..sent]) {
-                return Ok::<(), std::io::Error>(());
-            }
-            // Part of the preface: peeking again at once would see the same bytes.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    matches!(
-        tokio::time::timeout(HEADER_READ_TIMEOUT, sniff).await,
-        Ok(Ok(()))
-    )
 }

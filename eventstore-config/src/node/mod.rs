@@ -12,12 +12,14 @@
 // `tonic::Status` is the protocol's error, and what the generated services return.
 #![allow(clippy::result_large_err)]
 
+mod accept;
 mod append;
 mod auth;
 mod convert;
 pub mod proto;
 mod read;
 
+pub use accept::{spoke_in_time, FIRST_BYTES_TIMEOUT};
 pub use auth::{parse_authorization, Access, BasicUsers, Credentials, Denied, NodeAuth, NodeUser};
 
 use crate::EventStore;
@@ -30,7 +32,6 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 /// The server version this node reports: the protocol it speaks is EventStoreDB 24.10's.
@@ -114,22 +115,17 @@ impl Node {
             shutdown.await;
             let _ = closing.send(true);
         };
-        // Small frames (an append's options, then its events) must not wait on Nagle.
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
-            stream.inspect(|s| {
-                if let Err(error) = s.set_nodelay(true) {
-                    tracing::warn!(%error, "cannot set TCP_NODELAY");
-                }
-            })
-        });
-        tonic::transport::Server::builder()
+        let (incoming, accepting) = accept::spoken_connections(listener);
+        let served = tonic::transport::Server::builder()
             .add_service(streams_server::StreamsServer::new(self.clone()))
             .add_service(server_features_server::ServerFeaturesServer::new(
                 self.clone(),
             ))
             .add_service(gossip_server::GossipServer::new(self))
             .serve_with_incoming_shutdown(incoming, shutdown)
-            .await
+            .await;
+        accepting.abort();
+        served
     }
 }
 

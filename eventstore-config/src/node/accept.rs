@@ -1,0 +1,69 @@
+//! Connections are handed to a server once their client has spoken. An HTTP/2 server (the
+//! node's gRPC) waits for the client's preface, and hyper's protocol sniff (the binary's HTTP)
+//! for the first bytes, with no deadline of their own: a client that connects and sends
+//! nothing would hold its connection for as long as it liked.
+
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// How long a client may take, once connected, to say which protocol it speaks.
+pub const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What an HTTP/2 client sends first.
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Connections that have spoken, waiting for the server to take them.
+const SPOKEN_QUEUE_CONNECTIONS: usize = 64;
+
+/// Whether the client sent, within `deadline`, HTTP/2's preface whole, or a byte that leaves
+/// it (HTTP/1), or hung up: enough for a server to go on without waiting on it.
+pub async fn spoke_in_time(stream: &TcpStream, deadline: Duration) -> bool {
+    let sniff = async {
+        let mut first = [0; HTTP2_PREFACE.len()];
+        loop {
+            let sent = stream.peek(&mut first).await?;
+            if sent == 0 || sent == first.len() || !HTTP2_PREFACE.starts_with(&first[..sent]) {
+                return Ok::<(), std::io::Error>(());
+            }
+            // Part of the preface: peeking again at once would see the same bytes.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    matches!(tokio::time::timeout(deadline, sniff).await, Ok(Ok(())))
+}
+
+/// Accepts on `listener` and yields each connection once its client has spoken in time
+/// (`FIRST_BYTES_TIMEOUT`), with Nagle off: small frames (an append's options, then its
+/// events) must not wait. The task accepts until it is aborted.
+pub(super) fn spoken_connections(
+    listener: TcpListener,
+) -> (ReceiverStream<std::io::Result<TcpStream>>, JoinHandle<()>) {
+    let (spoken, incoming) = mpsc::channel(SPOKEN_QUEUE_CONNECTIONS);
+    let accepting = tokio::spawn(async move {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors, most likely: wait for some to be closed.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let spoken = spoken.clone();
+            tokio::spawn(async move {
+                if !spoke_in_time(&stream, FIRST_BYTES_TIMEOUT).await {
+                    return;
+                }
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::warn!(%error, "cannot set TCP_NODELAY");
+                }
+                let _ = spoken.send(Ok(stream)).await;
+            });
+        }
+    });
+    (ReceiverStream::new(incoming), accepting)
+}
