@@ -354,13 +354,13 @@ fn money(text: &str, currency: Currency, field: &str) -> Result<Money, ApiError>
         .map_err(|e| ApiError::bad_request("invalid_amount", format!("`{field}`: {e}")))
 }
 
-/// The currency amounts sent for this order are in: the order's own. The views know it, unless
-/// another instance placed the order a moment ago; then its first event says.
 /// An order's revision as an entity tag: what `If-Match` takes back.
 pub(super) fn revision_etag(revision: u64) -> Option<HeaderValue> {
     HeaderValue::try_from(format!("\"{revision}\"")).ok()
 }
 
+/// The currency amounts sent for this order are in: the order's own. The views know it, unless
+/// another instance placed the order a moment ago; then its first event says.
 async fn order_currency(state: &AppState, order: OrderId) -> Result<Currency, ApiError> {
     if let Some(currency) = state.views(|v| v.orders.order(order).map(|o| o.currency()))? {
         return Ok(currency);

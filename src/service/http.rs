@@ -45,7 +45,7 @@ pub async fn serve(
         let (builder, app, watcher) = (builder.clone(), app.clone(), graceful.watcher());
         connections.spawn(async move {
             // hyper's protocol sniff waits for the first bytes with no deadline of its own.
-            if !ledger_store::node::spoke_in_time(&stream, HEADER_READ_TIMEOUT).await {
+            if !ledger_store::node::spoke_in_time(&stream).await {
                 return;
             }
             let connection = builder.serve_connection_with_upgrades(

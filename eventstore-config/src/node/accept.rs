@@ -18,9 +18,9 @@ const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Connections that have spoken, waiting for the server to take them.
 const SPOKEN_QUEUE_CONNECTIONS: usize = 64;
 
-/// Whether the client sent, within `deadline`, HTTP/2's preface whole, or a byte that leaves
-/// it (HTTP/1), or hung up: enough for a server to go on without waiting on it.
-pub async fn spoke_in_time(stream: &TcpStream, deadline: Duration) -> bool {
+/// Whether the client sent, within `FIRST_BYTES_TIMEOUT`, HTTP/2's preface whole, or a byte
+/// that leaves it (HTTP/1), or hung up: enough for a server to go on without waiting on it.
+pub async fn spoke_in_time(stream: &TcpStream) -> bool {
     let sniff = async {
         let mut first = [0; HTTP2_PREFACE.len()];
         loop {
@@ -32,11 +32,14 @@ pub async fn spoke_in_time(stream: &TcpStream, deadline: Duration) -> bool {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
-    matches!(tokio::time::timeout(deadline, sniff).await, Ok(Ok(())))
+    matches!(
+        tokio::time::timeout(FIRST_BYTES_TIMEOUT, sniff).await,
+        Ok(Ok(()))
+    )
 }
 
-/// Accepts on `listener` and yields each connection once its client has spoken in time
-/// (`FIRST_BYTES_TIMEOUT`), with Nagle off: small frames (an append's options, then its
+/// Accepts on `listener` and yields each connection once its client has spoken in time,
+/// with Nagle off: small frames (an append's options, then its
 /// events) must not wait. The task accepts until it is aborted.
 pub(super) fn spoken_connections(
     listener: TcpListener,
@@ -55,7 +58,7 @@ pub(super) fn spoken_connections(
             };
             let spoken = spoken.clone();
             tokio::spawn(async move {
-                if !spoke_in_time(&stream, FIRST_BYTES_TIMEOUT).await {
+                if !spoke_in_time(&stream).await {
                     return;
                 }
                 if let Err(error) = stream.set_nodelay(true) {
