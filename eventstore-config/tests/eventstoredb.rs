@@ -94,7 +94,7 @@ async fn a_subscription_survives_the_server_restarting() {
         .await
         .expect("bind");
     let address = listener.local_addr().expect("address");
-    let (stop, served) = serve_node(dir.path(), listener, |node| node);
+    let (stop, served, log) = serve_node(dir.path(), listener, |node| node);
     let url = format!("esdb://{USER}:{PASSWORD}@{address}?tls=false");
     let store = EventStoreDbStore::connect(&url, EventStoreDbOptions::default())
         .await
@@ -117,10 +117,11 @@ async fn a_subscription_survives_the_server_restarting() {
         .await
         .expect("node task")
         .expect("node stopped cleanly");
+    log.close();
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .expect("rebind");
-    let (_stop, _served) = serve_node(dir.path(), listener, |node| node);
+    let (_stop, _served, _log) = serve_node(dir.path(), listener, |node| node);
     store
         .append(&a, ExpectedRevision::Exact(1), conformance::events(1))
         .await

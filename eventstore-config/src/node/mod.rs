@@ -124,7 +124,10 @@ impl Node {
             .add_service(gossip_server::GossipServer::new(self))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
+        // Awaited, so that the listener is closed when this returns: the address can be
+        // bound again at once.
         accepting.abort();
+        let _ = accepting.await;
         served
     }
 }

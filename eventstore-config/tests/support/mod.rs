@@ -35,7 +35,7 @@ pub async fn start_node_with(adjust: impl FnOnce(Node) -> Node) -> (std::net::So
         .await
         .expect("bind");
     let address = listener.local_addr().expect("address");
-    let (shutdown, _served) = serve_node(dir.path(), listener, adjust);
+    let (shutdown, _served, _log) = serve_node(dir.path(), listener, adjust);
     let guard = Guard {
         _dir: Some(dir),
         _shutdown: Some(shutdown),
@@ -44,7 +44,8 @@ pub async fn start_node_with(adjust: impl FnOnce(Node) -> Node) -> (std::net::So
 }
 
 /// A node over the embedded store in `dir` on `listener`, with the test users; it stops when
-/// the sender is used or dropped.
+/// the sender is used or dropped. The store is returned too, for a test to close it: tasks of
+/// a stopped node may hold it a moment longer.
 pub fn serve_node(
     dir: &std::path::Path,
     listener: tokio::net::TcpListener,
@@ -52,8 +53,9 @@ pub fn serve_node(
 ) -> (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    Arc<SqliteStore>,
 ) {
-    let store = SqliteStore::open(dir).expect("open store");
+    let store = Arc::new(SqliteStore::open(dir).expect("open store"));
     let address = listener.local_addr().expect("address");
     let users = BasicUsers::new(vec![
         NodeUser {
@@ -67,10 +69,10 @@ pub fn serve_node(
             append: false,
         },
     ]);
-    let node = adjust(Node::new(Arc::new(store), Arc::new(users), address));
+    let node = adjust(Node::new(store.clone(), Arc::new(users), address));
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let served = tokio::spawn(node.serve(listener, async {
         let _ = stopped.await;
     }));
-    (shutdown, served)
+    (shutdown, served, store)
 }
