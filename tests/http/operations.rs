@@ -800,11 +800,65 @@ async fn a_client_that_connects_and_sends_nothing_is_let_go() {
     let server = Server::start();
     let silent = stuck_after(&server.base, b"");
     let preface = stuck_after(&server.base, b"PRI * HTTP/2.0\r\n");
+    // The whole preface and an empty SETTINGS frame, then no request.
+    let settled = stuck_after(
+        &server.base,
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0",
+    );
     assert!(silent.join().expect("client"), "a silent client was kept");
     assert!(
         preface.join().expect("client"),
         "a client stuck in the preface was kept"
     );
+    assert!(
+        settled.join().expect("client"),
+        "an HTTP/2 client that asked nothing was kept"
+    );
     let (buyer, seller) = (user("buyer"), user("seller"));
     server.place(&buyer, &seller, "10.00").await;
+}
+
+/// An HTTP/2 connection is kept while a response is still streaming (a subscription), however
+/// long; once nothing is in flight, it is closed after the same idle time as HTTP/1's.
+#[tokio::test]
+async fn an_http2_connection_is_kept_while_a_subscription_streams_and_closed_once_idle() {
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let server = Server::start();
+    let service = user("service");
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("HTTP/2 handshake");
+    let connection = tokio::spawn(connection);
+    let get = |path: &str| {
+        http::Request::get(format!("{}{path}", server.base))
+            .header("authorization", format!("Bearer {}", service.token))
+            .body(Empty::<bytes::Bytes>::new())
+            .expect("request")
+    };
+
+    let subscription = sender
+        .send_request(get("/streams/$all"))
+        .await
+        .expect("subscribe");
+    assert_eq!(subscription.status(), StatusCode::OK);
+    // Longer than the service keeps a connection with nothing in flight.
+    tokio::time::sleep(std::time::Duration::from_secs(13)).await;
+    let health = sender
+        .send_request(get("/healthz"))
+        .await
+        .expect("the connection was closed under an open subscription");
+    assert_eq!(health.status(), StatusCode::OK);
+
+    drop(subscription);
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(40), connection).await;
+    assert!(
+        matches!(closed, Ok(Ok(Ok(())))),
+        "the idle connection was kept: {closed:?}"
+    );
 }
