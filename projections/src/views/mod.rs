@@ -115,14 +115,25 @@ impl Views {
     /// One view's state as JSON: what the read-model store keeps, and what "rebuilds the
     /// same bytes" compares.
     pub fn to_json(&self, view: ViewName) -> Result<Vec<u8>, serde_json::Error> {
+        let mut json = Vec::new();
+        self.write_json(view, &mut json)?;
+        Ok(json)
+    }
+
+    /// `to_json`'s bytes, written to `out` as they are made.
+    pub fn write_json(
+        &self,
+        view: ViewName,
+        out: &mut impl std::io::Write,
+    ) -> Result<(), serde_json::Error> {
         match view {
-            ViewName::Escrow => serde_json::to_vec(&self.escrow),
-            ViewName::Wallets => serde_json::to_vec(&self.wallets),
-            ViewName::Completion => serde_json::to_vec(&self.completion),
-            ViewName::Reviews => serde_json::to_vec(&self.reviews),
-            ViewName::Orders => serde_json::to_vec(&self.orders),
-            ViewName::Journal => serde_json::to_vec(&self.journal),
-            ViewName::Timers => serde_json::to_vec(&self.timers),
+            ViewName::Escrow => serde_json::to_writer(out, &self.escrow),
+            ViewName::Wallets => serde_json::to_writer(out, &self.wallets),
+            ViewName::Completion => serde_json::to_writer(out, &self.completion),
+            ViewName::Reviews => serde_json::to_writer(out, &self.reviews),
+            ViewName::Orders => serde_json::to_writer(out, &self.orders),
+            ViewName::Journal => serde_json::to_writer(out, &self.journal),
+            ViewName::Timers => serde_json::to_writer(out, &self.timers),
         }
     }
 
