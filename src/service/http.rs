@@ -87,8 +87,13 @@ async fn serve_connection(
     app: Router,
     mut stopping: watch::Receiver<()>,
 ) {
-    // hyper's protocol sniff waits for the first bytes with no deadline of its own.
-    if !ledger_store::node::spoke_in_time(&stream).await {
+    // hyper's protocol sniff waits for the first bytes with no deadline of its own; a stop
+    // does not wait for them either.
+    let spoke = tokio::select! {
+        spoke = ledger_store::node::spoke_in_time(&stream) => spoke,
+        _ = stopping.changed() => false,
+    };
+    if !spoke {
         return;
     }
     let activity = Arc::new(Activity::new());

@@ -862,3 +862,28 @@ async fn an_http2_connection_is_kept_while_a_subscription_streams_and_closed_onc
         "the idle connection was kept: {closed:?}"
     );
 }
+
+/// A stop lets a client that connected and said nothing go at once: it waits for requests in
+/// flight, not for the first bytes of one that may never come (10 s).
+#[tokio::test]
+async fn a_stop_does_not_wait_for_a_client_that_has_said_nothing() {
+    use std::io::Read;
+    let server = Server::start();
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut silent = std::net::TcpStream::connect(&address).expect("connect");
+    // Answered on a later connection, so the silent one was accepted before it.
+    let reply = server.client().get(server.url("/healthz")).send().await;
+    assert_eq!(reply.expect("health").status(), StatusCode::OK);
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    let closed = std::thread::spawn(move || match silent.read_to_end(&mut Vec::new()) {
+        Ok(_) => true,
+        Err(error) => error.kind() == std::io::ErrorKind::ConnectionReset,
+    });
+    server.stop();
+    assert!(
+        closed.join().expect("client"),
+        "the stop kept the silent client past 5 s"
+    );
+}
