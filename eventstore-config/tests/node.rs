@@ -531,3 +531,28 @@ async fn a_client_that_connects_and_sends_nothing_is_let_go() {
     assert!(in_the_preface.is_err() || in_the_preface.is_ok_and(|read| read == 0));
     assert_eq!(served, 0, "an empty log, read while the two waited");
 }
+
+/// A client that stops answering after the preface (its network gone, say) is pinged, and
+/// let go when the ping goes unanswered, as KurrentDB does: its connection, and any
+/// subscription on it, does not stay until TCP gives up.
+#[tokio::test]
+async fn a_client_that_stops_answering_is_let_go() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (address, _guard) = start_node().await;
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    // The preface and an empty SETTINGS frame; then nothing, not even an acknowledgement.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .expect("preface");
+    let limit =
+        ledger_store::node::KEEPALIVE_INTERVAL + ledger_store::node::KEEPALIVE_TIMEOUT + WAIT;
+    let closed = tokio::time::timeout(limit, stream.read_to_end(&mut Vec::new())).await;
+    // Closed, or reset: either way by the node.
+    assert!(
+        closed.is_ok(),
+        "the node kept a client that answered nothing"
+    );
+}

@@ -48,6 +48,13 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
+    // A subscriber over HTTP/2 whose network went away is found out by its unanswered ping,
+    // as on the gRPC node, not minutes later when TCP gives up.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(ledger_store::node::KEEPALIVE_INTERVAL))
+        .keep_alive_timeout(ledger_store::node::KEEPALIVE_TIMEOUT);
     // Dropped to tell every connection to finish what it has in flight and close.
     let (stop, stopping) = watch::channel(());
     let mut connections = JoinSet::new();

@@ -887,3 +887,76 @@ async fn a_stop_does_not_wait_for_a_client_that_has_said_nothing() {
         "the stop kept the silent client past 5 s"
     );
 }
+
+/// A subscriber over HTTP/2 whose network goes quiet (nothing arrives from it, its socket
+/// still open) is pinged, and let go when the ping goes unanswered: its subscription does not
+/// stay until TCP gives up, minutes later.
+#[tokio::test]
+async fn an_http2_subscriber_that_stops_answering_is_let_go() {
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start();
+    let service = user("service");
+    let address = server.base.trim_start_matches("http://").to_owned();
+
+    // Between the client and the service: passes bytes both ways until `quiet` is set; then
+    // passes nothing on, and reports when the service closes its side.
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let proxy_address = proxy.local_addr().expect("address");
+    let (quiet, quieted) = tokio::sync::watch::channel(false);
+    let service_closed = tokio::spawn(async move {
+        let (client, _) = proxy.accept().await.expect("accept");
+        let upstream = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        let (mut from_client, mut to_client) = client.into_split();
+        let (mut from_service, mut to_service) = upstream.into_split();
+        let outbound_quieted = quieted.clone();
+        tokio::spawn(async move {
+            let mut buffer = [0; 16 * 1024];
+            while let Ok(read @ 1..) = from_client.read(&mut buffer).await {
+                if *outbound_quieted.borrow() {
+                    continue;
+                }
+                if to_service.write_all(&buffer[..read]).await.is_err() {
+                    break;
+                }
+            }
+            // Keep the service's side open: a network gone quiet, not a client gone.
+            std::future::pending::<()>().await;
+        });
+        let mut buffer = [0; 16 * 1024];
+        while let Ok(read @ 1..) = from_service.read(&mut buffer).await {
+            if !*quieted.borrow() {
+                let _ = to_client.write_all(&buffer[..read]).await;
+            }
+        }
+    });
+
+    let stream = tokio::net::TcpStream::connect(proxy_address)
+        .await
+        .expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("HTTP/2 handshake");
+    tokio::spawn(connection);
+    let request = http::Request::get(format!("{}/streams/$all", server.base))
+        .header("authorization", format!("Bearer {}", service.token))
+        .body(Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let subscription = sender.send_request(request).await.expect("subscribe");
+    assert_eq!(subscription.status(), StatusCode::OK);
+
+    quiet.send(true).expect("quiet");
+    // The service pings after 10 s without a frame and waits 10 s for the answer.
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(40), service_closed).await;
+    assert!(
+        matches!(closed, Ok(Ok(()))),
+        "the service kept a subscriber that answered nothing"
+    );
+    drop(subscription);
+}

@@ -31,6 +31,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -38,6 +39,13 @@ use tonic::{Request, Response, Status, Streaming};
 pub const SERVER_VERSION: &str = "24.10.0";
 /// Subscriptions open at once on one node; one more answers `RESOURCE_EXHAUSTED`.
 pub const SUBSCRIPTIONS_MAX_DEFAULT: usize = 1_024;
+
+/// How long a connection may be silent before the node pings it, and how long the ping may go
+/// unanswered before the connection is closed: KurrentDB's defaults (`KeepAliveInterval`,
+/// `KeepAliveTimeout`). A subscriber whose network went away without a word is found out in
+/// 20 s, instead of when TCP gives up on it, minutes later.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a node's owner requires of every event appended through it, beyond the store's own
 /// rules: the ledger's, that no event is one no ledger writes. A refusal is the client's error.
@@ -117,6 +125,8 @@ impl Node {
         };
         let (incoming, accepting) = accept::spoken_connections(listener);
         let served = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .add_service(streams_server::StreamsServer::new(self.clone()))
             .add_service(server_features_server::ServerFeaturesServer::new(
                 self.clone(),
