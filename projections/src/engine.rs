@@ -187,10 +187,14 @@ fn store_checkpoint(
     Ok(())
 }
 
-/// What the stored views are against the log (`Projector::check_against`).
+/// What the stored views are against the log (`Projector::check_stored`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ViewsCheck {
     NothingStored,
+    /// Views of a layout this binary no longer reads; its next start folds them again.
+    OlderLayout {
+        schema: i64,
+    },
     /// The log holds another event at the views' checkpoint, or none: they were folded
     /// from another log, and the next catch-up folds them again.
     AnotherLog {
@@ -459,14 +463,43 @@ impl Projector {
         Ok(())
     }
 
-    /// Compares the stored views, view by view, with a fold of the log up to their
-    /// checkpoint, changing nothing: what a service serves is shown to be what its log says.
-    pub async fn check_against(
-        &self,
+    /// Compares the views stored in `data_dir`, view by view, with a fold of the log up to
+    /// their checkpoint, changing nothing: what a service serves is shown to be what its log
+    /// says. Only one stored view is in memory at a time, beside the folded ones.
+    pub async fn check_stored(
+        data_dir: &Path,
         store: &dyn EventStore,
     ) -> Result<ViewsCheck, ProjectionError> {
-        let Some(checkpoint) = self.checkpoint else {
+        let path = data_dir.join(READ_MODEL_FILE_NAME);
+        if !path.exists() {
             return Ok(ViewsCheck::NothingStored);
+        }
+        // Held throughout, so that no service writes the views while they are read.
+        let _writer_lock = lock_views(data_dir)?;
+        let db = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let schema: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if schema > READ_MODEL_SCHEMA_VERSION {
+            return Err(ProjectionError::NewerSchema(schema));
+        }
+        let stored_id = match schema {
+            0 => return Ok(ViewsCheck::NothingStored),
+            7 => "NULL",
+            READ_MODEL_SCHEMA_VERSION => "event_id",
+            older => return Ok(ViewsCheck::OlderLayout { schema: older }),
+        };
+        let stored: Option<(Option<i64>, Option<[u8; 16]>)> = db
+            .query_row(
+                &format!("SELECT checkpoint, {stored_id} FROM progress WHERE id = 0"),
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        let Some((Some(position), event_id)) = stored else {
+            return Ok(ViewsCheck::NothingStored);
+        };
+        let checkpoint = Checkpoint {
+            position: position as u64,
+            event_id: event_id.map(Uuid::from_bytes),
         };
         if folded_event_in(store, checkpoint).await?.is_none() {
             return Ok(ViewsCheck::AnotherLog {
@@ -474,22 +507,12 @@ impl Projector {
             });
         }
         let (folded, _, _) = fold_from_zero(store, Some(checkpoint.position), |_| {}).await?;
+        let mut statement = db.prepare(VIEW_ROWS_QUERY)?;
         let mut unlike = Vec::new();
         for view in ViewName::ALL {
-            // Hashed as written: two views' JSON at once would be gigabytes on a large log.
-            // Buffered, as the hasher is slow fed a token at a time.
-            let digest = |views: &Views| {
-                let corrupt = |detail: String| ProjectionError::CorruptView { view, detail };
-                let mut hasher = blake3::Hasher::new();
-                let mut buffered = std::io::BufWriter::with_capacity(1 << 16, &mut hasher);
-                views
-                    .write_json(view, &mut buffered)
-                    .map_err(|e| corrupt(e.to_string()))?;
-                std::io::Write::flush(&mut buffered).map_err(|e| corrupt(e.to_string()))?;
-                drop(buffered);
-                Ok::<_, ProjectionError>(hasher.finalize())
-            };
-            if digest(&self.views)? != digest(&folded)? {
+            let mut stored = Views::default();
+            load_view(&mut statement, view, stored.view_mut(view))?;
+            if json_digest(&stored, view)? != json_digest(&folded, view)? {
                 unlike.push(view);
             }
         }
@@ -932,31 +955,17 @@ fn load_views_in_parallel(
                     let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
                         | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
                     let db = Connection::open_with_flags(path, flags)?;
-                    let mut statement = db.prepare(
-                        "SELECT tbl, key, value FROM rows WHERE view = ?1 ORDER BY tbl, key",
-                    )?;
+                    let mut statement = db.prepare(VIEW_ROWS_QUERY)?;
                     loop {
                         // A poisoned queue only means another loader panicked: stop too.
                         let next = match queue.lock() {
                             Ok(mut queue) => queue.next(),
                             Err(_) => None,
                         };
-                        let Some((view, mut job)) = next else {
+                        let Some((view, job)) = next else {
                             return Ok(());
                         };
-                        let mut rows = statement.query([view.as_str()])?;
-                        while let Some(row) = rows.next()? {
-                            let table: String = row.get(0)?;
-                            let key: String = row.get(1)?;
-                            let value = row.get_ref(2)?.as_blob().map_err(|e| {
-                                ProjectionError::CorruptView {
-                                    view,
-                                    detail: e.to_string(),
-                                }
-                            })?;
-                            job.load_row(&table, &key, value)?;
-                        }
-                        job.reindex();
+                        load_view(&mut statement, view, job)?;
                     }
                 })
             })
@@ -968,6 +977,46 @@ fn load_views_in_parallel(
                 Err(_) => Err(ProjectionError::LoaderPanicked),
             })
     })
+}
+
+/// One view's stored rows, bound to its name.
+const VIEW_ROWS_QUERY: &str = "SELECT tbl, key, value FROM rows WHERE view = ?1 ORDER BY tbl, key";
+
+/// Loads `view`'s stored rows into `job` and derives its indexes.
+fn load_view(
+    statement: &mut rusqlite::Statement<'_>,
+    view: ViewName,
+    mut job: crate::views::ViewMut<'_>,
+) -> Result<(), ProjectionError> {
+    let mut rows = statement.query([view.as_str()])?;
+    while let Some(row) = rows.next()? {
+        let table: String = row.get(0)?;
+        let key: String = row.get(1)?;
+        let value = row
+            .get_ref(2)?
+            .as_blob()
+            .map_err(|e| ProjectionError::CorruptView {
+                view,
+                detail: e.to_string(),
+            })?;
+        job.load_row(&table, &key, value)?;
+    }
+    job.reindex();
+    Ok(())
+}
+
+/// The digest of `view`'s JSON, hashed as it is written: two views' JSON at once would be
+/// gigabytes on a large log. Buffered, as the hasher is slow fed a token at a time.
+fn json_digest(views: &Views, view: ViewName) -> Result<blake3::Hash, ProjectionError> {
+    let corrupt = |detail: String| ProjectionError::CorruptView { view, detail };
+    let mut hasher = blake3::Hasher::new();
+    let mut buffered = std::io::BufWriter::with_capacity(1 << 16, &mut hasher);
+    views
+        .write_json(view, &mut buffered)
+        .map_err(|e| corrupt(e.to_string()))?;
+    std::io::Write::flush(&mut buffered).map_err(|e| corrupt(e.to_string()))?;
+    drop(buffered);
+    Ok(hasher.finalize())
 }
 
 fn open_database(path: &Path) -> Result<Connection, ProjectionError> {

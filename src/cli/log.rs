@@ -12,11 +12,9 @@ pub(crate) fn run_verify(check_views: bool, args: &StoreArgs) -> anyhow::Result<
         .context("reading the event log")?;
     let views = if check_views {
         let data_dir = args.config()?.data_dir;
-        let check = runtime.block_on(async {
-            ledger_projections::Projector::open(&data_dir)?
-                .check_against(&store)
-                .await
-        });
+        let check = runtime.block_on(ledger_projections::Projector::check_stored(
+            &data_dir, &store,
+        ));
         Some(check.context("comparing the stored views with the log")?)
     } else {
         None
@@ -57,6 +55,13 @@ fn say_how_the_views_stand(check: &ledger_projections::ViewsCheck) -> bool {
         ViewsCheck::NothingStored => {
             println!("no views are stored: the service folds them at its next start");
             true
+        }
+        ViewsCheck::OlderLayout { schema } => {
+            println!(
+                "the stored views are of an older layout (schema {schema}), which the service \
+                 drops and folds again at its next start"
+            );
+            false
         }
         ViewsCheck::AnotherLog { checkpoint } => {
             println!(

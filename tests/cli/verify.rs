@@ -138,6 +138,8 @@ fn verify_with_views_compares_the_stored_views_with_the_log() {
     let (output, text) = verify_views(&ours);
     assert!(output.status.success(), "{text}");
     assert!(text.contains("no views are stored"), "{text}");
+    let views = ledger_projections::READ_MODEL_FILE_NAME;
+    assert!(!ours.join(views).exists(), "verify created the views' file");
 
     let (output, text) = ledger(&["rebuild", "--quiet", "--data-dir", &ours.to_string_lossy()]);
     assert!(output.status.success(), "{text}");
@@ -150,7 +152,6 @@ fn verify_with_views_compares_the_stored_views_with_the_log() {
 
     // Views folded from another, longer log: it holds an event at their checkpoint.
     simulated(&other, "30", "43");
-    let views = ledger_projections::READ_MODEL_FILE_NAME;
     std::fs::copy(ours.join(views), other.join(views)).expect("copy the views");
     let (output, text) = verify_views(&other);
     assert!(!output.status.success(), "{text}");
@@ -175,4 +176,25 @@ fn verify_with_views_compares_the_stored_views_with_the_log() {
         );
         assert!(text.contains("`ledger rebuild` folds them again"), "{text}");
     }
+
+    // Views of an older layout are named as such and left as they are, where a start (or
+    // opening them to compare) would drop them.
+    let db = rusqlite::Connection::open(ours.join(views)).expect("views");
+    db.pragma_update(None, "user_version", 6)
+        .expect("older layout");
+    let rows = |db: &rusqlite::Connection| -> i64 {
+        db.query_row("SELECT COUNT(*) FROM rows", [], |row| row.get(0))
+            .expect("rows")
+    };
+    let before = rows(&db);
+    drop(db);
+    let (output, text) = verify_views(&ours);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("older layout (schema 6)"), "{text}");
+    let db = rusqlite::Connection::open(ours.join(views)).expect("views");
+    assert_eq!(rows(&db), before, "verify dropped the older views");
+    let version: i64 = db
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("version");
+    assert_eq!(version, 6);
 }

@@ -230,7 +230,7 @@ impl Views {
         self.view_mut(view).reserve_rows(table, rows);
     }
 
-    fn view_mut(&mut self, view: ViewName) -> ViewMut<'_> {
+    pub(crate) fn view_mut(&mut self, view: ViewName) -> ViewMut<'_> {
         match view {
             ViewName::Escrow => ViewMut::Escrow(&mut self.escrow),
             ViewName::Wallets => ViewMut::Wallets(&mut self.wallets),
