@@ -735,13 +735,20 @@ fn stuck_client(base: &str) -> std::thread::JoinHandle<bool> {
 
 /// A client that sends `sent` and waits: whether the service closed its connection.
 fn stuck_after(base: &str, sent: &[u8]) -> std::thread::JoinHandle<bool> {
+    stuck_after_for(base, sent, std::time::Duration::from_secs(40))
+}
+
+/// As `stuck_after`, the client giving up after `patience`.
+fn stuck_after_for(
+    base: &str,
+    sent: &[u8],
+    patience: std::time::Duration,
+) -> std::thread::JoinHandle<bool> {
     use std::io::{Read, Write};
     let address = base.trim_start_matches("http://").to_owned();
     let mut stream = std::net::TcpStream::connect(&address).expect("connect");
     stream.write_all(sent).expect("what the client sends");
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(40)))
-        .expect("timeout");
+    stream.set_read_timeout(Some(patience)).expect("timeout");
     std::thread::spawn(move || {
         // Closed, or reset: either way by the service; a timeout is the client's own.
         match stream.read_to_end(&mut Vec::new()) {
@@ -867,23 +874,14 @@ async fn an_http2_connection_is_kept_while_a_subscription_streams_and_closed_onc
 /// flight, not for the first bytes of one that may never come (10 s).
 #[tokio::test]
 async fn a_stop_does_not_wait_for_a_client_that_has_said_nothing() {
-    use std::io::Read;
     let server = Server::start();
-    let address = server.base.trim_start_matches("http://").to_owned();
-    let mut silent = std::net::TcpStream::connect(&address).expect("connect");
+    let silent = stuck_after_for(&server.base, b"", std::time::Duration::from_secs(5));
     // Answered on a later connection, so the silent one was accepted before it.
     let reply = server.client().get(server.url("/healthz")).send().await;
     assert_eq!(reply.expect("health").status(), StatusCode::OK);
-    silent
-        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .expect("timeout");
-    let closed = std::thread::spawn(move || match silent.read_to_end(&mut Vec::new()) {
-        Ok(_) => true,
-        Err(error) => error.kind() == std::io::ErrorKind::ConnectionReset,
-    });
     server.stop();
     assert!(
-        closed.join().expect("client"),
+        silent.join().expect("client"),
         "the stop kept the silent client past 5 s"
     );
 }
