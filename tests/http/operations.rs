@@ -837,25 +837,11 @@ async fn a_client_that_connects_and_sends_nothing_is_let_go() {
 /// long; once nothing is in flight, it is closed after the same idle time as HTTP/1's.
 #[tokio::test]
 async fn an_http2_connection_is_kept_while_a_subscription_streams_and_closed_once_idle() {
-    use http_body_util::Empty;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
     let server = Server::start();
     let service = user("service");
     let address = server.base.trim_start_matches("http://").to_owned();
-    let stream = tokio::net::TcpStream::connect(&address)
-        .await
-        .expect("connect");
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .expect("HTTP/2 handshake");
-    let connection = tokio::spawn(connection);
-    let get = |path: &str| {
-        http::Request::get(format!("{}{path}", server.base))
-            .header("authorization", format!("Bearer {}", service.token))
-            .body(Empty::<bytes::Bytes>::new())
-            .expect("request")
-    };
+    let (mut sender, connection) = http2_connection(&address).await;
+    let get = |path: &str| http2_get(&server, &service, path);
 
     let subscription = sender
         .send_request(get("/streams/$all"))
@@ -883,8 +869,6 @@ async fn an_http2_connection_is_kept_while_a_subscription_streams_and_closed_onc
 /// stay until TCP gives up, minutes later.
 #[tokio::test]
 async fn an_http2_subscriber_that_stops_answering_is_let_go() {
-    use http_body_util::Empty;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = Server::start();
     let service = user("service");
@@ -926,19 +910,11 @@ async fn an_http2_subscriber_that_stops_answering_is_let_go() {
         }
     });
 
-    let stream = tokio::net::TcpStream::connect(proxy_address)
+    let (mut sender, _connection) = http2_connection(&proxy_address.to_string()).await;
+    let subscription = sender
+        .send_request(http2_get(&server, &service, "/streams/$all"))
         .await
-        .expect("connect");
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .expect("HTTP/2 handshake");
-    tokio::spawn(connection);
-    let request = http::Request::get(format!("{}/streams/$all", server.base))
-        .header("authorization", format!("Bearer {}", service.token))
-        .body(Empty::<bytes::Bytes>::new())
-        .expect("request");
-    let subscription = sender.send_request(request).await.expect("subscribe");
+        .expect("subscribe");
     assert_eq!(subscription.status(), StatusCode::OK);
 
     quiet.send(true).expect("quiet");
@@ -949,4 +925,34 @@ async fn an_http2_subscriber_that_stops_answering_is_let_go() {
         "the service kept a subscriber that answered nothing"
     );
     drop(subscription);
+}
+
+/// An HTTP/2 connection (prior knowledge) to `address`, and its task, which ends when the
+/// connection does.
+async fn http2_connection(
+    address: &str,
+) -> (
+    hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("HTTP/2 handshake");
+    (sender, tokio::spawn(connection))
+}
+
+fn http2_get(
+    server: &Server,
+    who: &User,
+    path: &str,
+) -> http::Request<http_body_util::Empty<bytes::Bytes>> {
+    http::Request::get(server.url(path))
+        .header("authorization", format!("Bearer {}", who.token))
+        .body(http_body_util::Empty::new())
+        .expect("request")
 }
