@@ -497,22 +497,14 @@ async fn a_subscription_from_past_the_end_of_the_log_is_refused() {
 /// goes on serving others meanwhile.
 #[tokio::test]
 async fn a_client_that_connects_and_sends_nothing_is_let_go() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let (address, _guard) = start_node().await;
     let silent = async {
-        let mut stream = tokio::net::TcpStream::connect(address)
-            .await
-            .expect("connect");
+        let mut stream = client_that_sent(address, b"").await;
         stream.read(&mut [0; 64]).await
     };
     let in_the_preface = async {
-        let mut stream = tokio::net::TcpStream::connect(address)
-            .await
-            .expect("connect");
-        stream
-            .write_all(b"PRI * HTTP/2.0\r\n")
-            .await
-            .expect("part of it");
+        let mut stream = client_that_sent(address, b"PRI * HTTP/2.0\r\n").await;
         stream.read(&mut [0; 64]).await
     };
     let meanwhile = async {
@@ -537,16 +529,14 @@ async fn a_client_that_connects_and_sends_nothing_is_let_go() {
 /// subscription on it, does not stay until TCP gives up.
 #[tokio::test]
 async fn a_client_that_stops_answering_is_let_go() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let (address, _guard) = start_node().await;
-    let mut stream = tokio::net::TcpStream::connect(address)
-        .await
-        .expect("connect");
     // The preface and an empty SETTINGS frame; then nothing, not even an acknowledgement.
-    stream
-        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
-        .await
-        .expect("preface");
+    let mut stream = client_that_sent(
+        address,
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0",
+    )
+    .await;
     let limit =
         ledger_store::node::KEEPALIVE_INTERVAL + ledger_store::node::KEEPALIVE_TIMEOUT + WAIT;
     let closed = tokio::time::timeout(limit, stream.read_to_end(&mut Vec::new())).await;
@@ -555,4 +545,14 @@ async fn a_client_that_stops_answering_is_let_go() {
         closed.is_ok(),
         "the node kept a client that answered nothing"
     );
+}
+
+/// A raw connection to `address` that has sent `sent`, and no more.
+async fn client_that_sent(address: std::net::SocketAddr, sent: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    stream.write_all(sent).await.expect("what the client sends");
+    stream
 }

@@ -264,16 +264,8 @@ impl Projector {
     }
 
     fn load(&mut self) -> Result<(), ProjectionError> {
-        type Stored = (Option<i64>, Option<[u8; 16]>);
-        let stored: Option<Stored> = self
-            .db
-            .query_row(
-                "SELECT checkpoint, event_id FROM progress WHERE id = 0",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?;
-        let Some((position, event_id)) = stored else {
+        // No checkpoint, no views: a catch-up folds them all from the log.
+        let Some(checkpoint) = stored_checkpoint(&self.db, "event_id")? else {
             return Ok(());
         };
         let mut rows_per_view: Vec<(ViewName, usize)> = Vec::new();
@@ -300,10 +292,7 @@ impl Projector {
         drop(tables);
         drop(counts);
         load_views_in_parallel(&self.path, &mut self.views, &rows_per_view)?;
-        self.checkpoint = position.map(|position| Checkpoint {
-            position: position as u64,
-            event_id: event_id.map(Uuid::from_bytes),
-        });
+        self.checkpoint = Some(checkpoint);
         Ok(())
     }
 
@@ -487,19 +476,8 @@ impl Projector {
             READ_MODEL_SCHEMA_VERSION => "event_id",
             older => return Ok(ViewsCheck::OlderLayout { schema: older }),
         };
-        let stored: Option<(Option<i64>, Option<[u8; 16]>)> = db
-            .query_row(
-                &format!("SELECT checkpoint, {stored_id} FROM progress WHERE id = 0"),
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?;
-        let Some((Some(position), event_id)) = stored else {
+        let Some(checkpoint) = stored_checkpoint(&db, stored_id)? else {
             return Ok(ViewsCheck::NothingStored);
-        };
-        let checkpoint = Checkpoint {
-            position: position as u64,
-            event_id: event_id.map(Uuid::from_bytes),
         };
         if folded_event_in(store, checkpoint).await?.is_none() {
             return Ok(ViewsCheck::AnotherLog {
@@ -693,6 +671,27 @@ fn store_fresh(
             .map_err(io)?;
     }
     open_database(path)
+}
+
+/// The checkpoint stored with the views, its event id read from `id_column` (`NULL` for a
+/// schema 7 file, which has none).
+fn stored_checkpoint(
+    db: &Connection,
+    id_column: &str,
+) -> Result<Option<Checkpoint>, ProjectionError> {
+    let stored: Option<(Option<i64>, Option<[u8; 16]>)> = db
+        .query_row(
+            &format!("SELECT checkpoint, {id_column} FROM progress WHERE id = 0"),
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    Ok(stored.and_then(|(position, event_id)| {
+        position.map(|position| Checkpoint {
+            position: position as u64,
+            event_id: event_id.map(Uuid::from_bytes),
+        })
+    }))
 }
 
 /// The event the views last folded, if the log holds it at the checkpoint: the same id there

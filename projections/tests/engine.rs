@@ -351,6 +351,17 @@ async fn following_live_applies_new_events_as_they_commit() {
 }
 
 /// A log of `orders` closed orders, a day apart, and a projector caught up with it.
+/// A log of its own holding `orders`, each placed and closed.
+async fn log_of_closed_orders(
+    orders: impl IntoIterator<Item = u128>,
+) -> (tempfile::TempDir, SqliteStore) {
+    let (log, _views_dir, store) = log_and_views();
+    for order in orders {
+        run_order(&store, order, closed_order(order, t0())).await;
+    }
+    (log, store)
+}
+
 async fn closed_orders_caught_up(
     orders: u128,
 ) -> (tempfile::TempDir, tempfile::TempDir, SqliteStore, Projector) {
@@ -743,10 +754,7 @@ async fn views_past_the_end_of_the_log_are_folded_again_from_it() {
     assert_eq!(projector.checkpoint(), Some(19));
     drop(projector);
     // The restored log: two other orders, eight events.
-    let (_log, _unused, store) = log_and_views();
-    for order in [41, 42] {
-        run_order(&store, order, closed_order(order, t0())).await;
-    }
+    let (_log, store) = log_of_closed_orders([41, 42]).await;
 
     let mut projector = Projector::open(views_dir.path()).expect("open");
     let progress = projector.catch_up(&store, |_| {}).await.expect("catch up");
@@ -776,10 +784,7 @@ async fn views_of_another_log_as_long_or_longer_are_folded_again_from_it() {
         assert_eq!(projector.checkpoint(), Some(7));
         drop(projector);
         // Another log, with an event at the views' checkpoint: other orders.
-        let (_log, _unused, store) = log_and_views();
-        for order in 41..41 + other_orders {
-            run_order(&store, order, closed_order(order, t0())).await;
-        }
+        let (_log, store) = log_of_closed_orders(41..41 + other_orders).await;
 
         let mut projector = Projector::open(views_dir.path()).expect("open");
         let progress = projector.catch_up(&store, |_| {}).await.expect("catch up");
@@ -816,10 +821,7 @@ async fn views_stored_without_their_checkpoint_event_are_kept_and_checked_from_t
     drop(reopened);
 
     // The catch-up stored the id of the checkpoint's event: another log as long is told apart.
-    let (_other_log, _unused, other) = log_and_views();
-    for order in [41, 42] {
-        run_order(&other, order, closed_order(order, t0())).await;
-    }
+    let (_other_log, other) = log_of_closed_orders([41, 42]).await;
     let mut projector = Projector::open(views_dir.path()).expect("open");
     let progress = projector.catch_up(&other, |_| {}).await.expect("catch up");
     assert_eq!(progress.applied, 8);

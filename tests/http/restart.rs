@@ -38,11 +38,7 @@ async fn a_graceful_restart_mid_order_loses_nothing_and_subscribers_resume() {
 
     // What the service stored as it went, across the restart, is what a rebuild would store.
     let dir = server.stop();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
-        .args(["verify", "--views", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .output()
-        .expect("run ledger verify");
+    let output = ledger_on(&dir.path().join("data"), &["verify", "--views"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     assert!(
@@ -131,11 +127,7 @@ async fn a_rebuild_while_the_service_runs_on_the_same_data_is_refused_and_change
     let server = Server::start();
     let (buyer, seller) = (user("buyer"), user("seller"));
     let order = server.place(&buyer, &seller, "100.00").await;
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
-        .args(["rebuild", "--quiet", "--data-dir"])
-        .arg(server.dir.path().join("data"))
-        .output()
-        .expect("run ledger rebuild");
+    let output = ledger_on(&server.dir.path().join("data"), &["rebuild", "--quiet"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(
@@ -146,11 +138,7 @@ async fn a_rebuild_while_the_service_runs_on_the_same_data_is_refused_and_change
     server.act(&seller, order, "confirm", json!({})).await;
     assert_eq!(server.order(&buyer, order).await["status"], "InProgress");
     let dir = server.stop();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
-        .args(["rebuild", "--quiet", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .output()
-        .expect("run ledger rebuild");
+    let output = ledger_on(&dir.path().join("data"), &["rebuild", "--quiet"]);
     assert!(
         output.status.success(),
         "{}",
@@ -225,4 +213,14 @@ async fn a_restart_resumes_the_dev_clock_from_the_last_event() {
     assert!(server.now().await >= due + chrono::Duration::days(2));
     let closed = server.act(&buyer, order, "close", json!({})).await;
     assert_eq!(closed["order"]["status"], "Closed", "{closed}");
+}
+
+/// `ledger <args> --data-dir <data>`, run to its end.
+fn ledger_on(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("run ledger")
 }
