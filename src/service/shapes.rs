@@ -312,6 +312,100 @@ pub struct ActorShape {
     user_id: Uuid,
 }
 
+/// What the ledger records beside each order event (`ledger_domain::EventMetadata`).
+#[derive(ToSchema)]
+#[schema(as = EventMetadata)]
+pub struct EventMetadataShape {
+    /// The version of the event's data; a newer one than the reader knows stops its views.
+    schema_version: u32,
+    /// The command that appended the event: the idempotency key's, or a fresh one.
+    command_id: Uuid,
+    /// The command's fingerprint, to tell a retry from another command under the same id.
+    command_digest: String,
+    /// `X-Correlation-Id`, or the command id.
+    correlation_id: Uuid,
+    causation_id: Uuid,
+    actor: ActorShape,
+}
+
+/// One event of an order's stream as a subscription sends it: the event as the catalogue
+/// gives it (`type` and `data`), where it is in the log, and the ledger's metadata.
+#[derive(ToSchema)]
+#[schema(as = OrderStreamEvent)]
+pub struct OrderStreamEventShape {
+    /// `order-<order id>`.
+    stream: String,
+    /// Its place in the order's stream, from 0.
+    revision: u64,
+    /// Its place in `$all`: the SSE `id`.
+    position: u64,
+    event_id: Uuid,
+    recorded_at: DateTime<Utc>,
+    #[serde(flatten)]
+    event: EventShape,
+    metadata: EventMetadataShape,
+}
+
+/// One event of another application's stream (appended through the EventStoreDB protocol)
+/// as `$all` subscribers receive it: data and metadata as appended, JSON where they are
+/// JSON and a string otherwise.
+#[derive(ToSchema)]
+#[schema(as = OtherStreamEvent)]
+pub struct OtherStreamEventShape {
+    stream: String,
+    revision: u64,
+    /// Its place in `$all`: the SSE `id`.
+    position: u64,
+    event_id: Uuid,
+    #[serde(rename = "type")]
+    event_type: String,
+    recorded_at: DateTime<Utc>,
+    #[schema(value_type = Value)]
+    data: serde_json::Value,
+    #[schema(value_type = Value)]
+    metadata: serde_json::Value,
+}
+
+/// The `data` of each SSE event of a subscription but `caught-up`: an order's event, or, on
+/// `$all` and its filters, another application's.
+pub struct StreamEventShape;
+
+impl utoipa::PartialSchema for StreamEventShape {
+    fn schema() -> RefOr<Schema> {
+        utoipa::openapi::schema::AnyOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name(
+                OrderStreamEventShape::name(),
+            ))
+            .item(utoipa::openapi::Ref::from_schema_name(
+                OtherStreamEventShape::name(),
+            ))
+            .description(Some(
+                "An `order-…` stream's event is an OrderStreamEvent; any other stream's, an OtherStreamEvent",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for StreamEventShape {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "StreamEvent".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        use utoipa::PartialSchema;
+        schemas.push((
+            OrderStreamEventShape::name().into(),
+            OrderStreamEventShape::schema(),
+        ));
+        OrderStreamEventShape::schemas(schemas);
+        schemas.push((
+            OtherStreamEventShape::name().into(),
+            OtherStreamEventShape::schema(),
+        ));
+        OtherStreamEventShape::schemas(schemas);
+    }
+}
+
 /// One event of an order's timeline (`ledger_replay::history::Entry`).
 #[derive(ToSchema)]
 #[schema(as = HistoryEntry)]
