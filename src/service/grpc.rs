@@ -61,6 +61,7 @@ pub(super) async fn start(
     };
     let node = Node::new(store, Arc::new(auth), advertised(bound))
         .with_append_check(Arc::new(written_by_a_ledger));
+    let _ = state.grpc_subscriptions.set(node.subscriptions());
     tracing::info!(address = %bound, "serving the EventStoreDB protocol");
     let task = tokio::spawn(node.serve(listener, async move { state.shutting_down().await }));
     Ok((bound, task))

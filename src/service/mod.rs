@@ -81,6 +81,8 @@ pub struct SharedState {
     metrics: Option<PrometheusHandle>,
     shutdown: watch::Receiver<bool>,
     idempotency: commands::KeyFingerprints,
+    /// The EventStoreDB protocol's open subscriptions, once it serves.
+    grpc_subscriptions: std::sync::OnceLock<ledger_store::node::OpenSubscriptions>,
 }
 
 impl SharedState {
@@ -273,6 +275,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         metrics,
         shutdown: shutdown.clone(),
         idempotency: commands::KeyFingerprints::default(),
+        grpc_subscriptions: std::sync::OnceLock::new(),
     }));
 
     let projection = tokio::spawn(project(state.clone(), folded_tx));

@@ -75,6 +75,10 @@ fn describe_metrics() {
         "Events in the log that the views have not folded yet"
     );
     metrics::describe_gauge!(
+        "ledger_subscribers",
+        "Subscriptions open, by protocol: sse (GET /streams/…) or grpc (the EventStoreDB protocol)"
+    );
+    metrics::describe_gauge!(
         "ledger_starting",
         "1 while the service brings its views up to date before it takes requests; 0 once it does"
     );
@@ -198,6 +202,11 @@ async fn prometheus_metrics(State(state): State<AppState>) -> Response {
     metrics::counter!("ledger_conflicts_retried_total").absolute(state.handler.conflicts_retried());
     metrics::counter!("ledger_order_loads_total").absolute(state.handler.orders_loaded());
     metrics::gauge!("ledger_starting").set(0.0);
+    // Listed from the start, not only once someone subscribed.
+    metrics::gauge!("ledger_subscribers", "protocol" => "sse").increment(0.0);
+    if let Some(grpc) = state.grpc_subscriptions.get() {
+        metrics::gauge!("ledger_subscribers", "protocol" => "grpc").set(grpc.open() as f64);
+    }
     prometheus_text(state.metrics.as_ref())
 }
 

@@ -369,6 +369,23 @@ impl Handover {
     }
 }
 
+/// Counted in `ledger_subscribers` from the response's start until its stream is dropped
+/// (the subscriber left, the subscription ended, or the service stopped).
+struct Subscribed;
+
+impl Subscribed {
+    fn new() -> Subscribed {
+        metrics::gauge!("ledger_subscribers", "protocol" => "sse").increment(1.0);
+        Subscribed
+    }
+}
+
+impl Drop for Subscribed {
+    fn drop(&mut self) {
+        metrics::gauge!("ledger_subscribers", "protocol" => "sse").decrement(1.0);
+    }
+}
+
 /// What the SSE stream sends: an event of the log, or the handover to live.
 enum Sent {
     Event(RecordedEvent),
@@ -384,17 +401,20 @@ fn sse(
     type_prefix: Option<String>,
 ) -> Response {
     let sent = futures::stream::unfold(
-        (subscription, handover),
-        |(mut subscription, mut handover)| async move {
+        (subscription, handover, Subscribed::new()),
+        |(mut subscription, mut handover, subscribed)| async move {
             if handover.state == HandoverState::Announce {
                 handover.state = HandoverState::Live;
                 let announcement = handover.announcement();
-                return Some((Sent::CaughtUp(announcement), (subscription, handover)));
+                return Some((
+                    Sent::CaughtUp(announcement),
+                    (subscription, handover, subscribed),
+                ));
             }
             match subscription.next().await {
                 Ok(event) => {
                     handover.passed(&event);
-                    Some((Sent::Event(event), (subscription, handover)))
+                    Some((Sent::Event(event), (subscription, handover, subscribed)))
                 }
                 Err(error) => {
                     tracing::warn!(%error, "a subscription ended");

@@ -19,6 +19,65 @@ fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
         .and_then(|value| value.parse().ok())
 }
 
+/// An operator sees how many subscribers each protocol serves, and that those who left are
+/// let go: a count that only grows is subscriptions leaking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_the_subscribers_of_each_protocol_while_they_stay() {
+    let server = eventstoredb::start();
+    let (buyer, seller, service) = (user("buyer"), user("seller"), user("service"));
+    server.place(&buyer, &seller, "10.00").await;
+    let open = |text: &str, protocol: &str| {
+        metric(
+            text,
+            &format!("ledger_subscribers{{protocol=\"{protocol}\"}}"),
+        )
+    };
+    let text = metrics(&server).await;
+    assert_eq!(
+        (open(&text, "sse"), open(&text, "grpc")),
+        (Some(0.0), Some(0.0)),
+        "{text}"
+    );
+
+    let mut first =
+        crate::streams::Subscriber::connect(&server, &service, "/streams/$all", None).await;
+    first.catch_up().await;
+    let mut second =
+        crate::streams::Subscriber::connect(&server, &service, "/streams/$ce-order", None).await;
+    second.catch_up().await;
+    let client = eventstoredb::client(&server, "esdb", "subscriber:pw@");
+    let mut grpc = client
+        .subscribe_to_all(&eventstore::SubscribeToAllOptions::default())
+        .await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), grpc.next())
+        .await
+        .expect("an event in time")
+        .expect("an event");
+    let text = metrics(&server).await;
+    assert_eq!(
+        (open(&text, "sse"), open(&text, "grpc")),
+        (Some(2.0), Some(1.0)),
+        "{text}"
+    );
+
+    drop((first, grpc));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text = metrics(&server).await;
+        if (open(&text, "sse"), open(&text, "grpc")) == (Some(1.0), Some(0.0)) {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still counted: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(text.contains("# TYPE ledger_subscribers gauge"), "{text}");
+    drop(second);
+    server.stop();
+}
+
 #[tokio::test]
 async fn metrics_count_commands_by_type_and_outcome_and_time_appends() {
     let server = Server::start();

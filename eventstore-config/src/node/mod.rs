@@ -64,7 +64,27 @@ pub struct Node {
     /// Turns true when the node shuts down: subscriptions end, so that connections close.
     closing: tokio::sync::watch::Receiver<bool>,
     /// One permit per open subscription.
-    subscriptions: Arc<tokio::sync::Semaphore>,
+    subscriptions: OpenSubscriptions,
+}
+
+/// How many subscriptions a node has open, for its owner's metrics.
+#[derive(Clone)]
+pub struct OpenSubscriptions {
+    permits: Arc<tokio::sync::Semaphore>,
+    max: usize,
+}
+
+impl OpenSubscriptions {
+    fn new(max: usize) -> OpenSubscriptions {
+        OpenSubscriptions {
+            permits: Arc::new(tokio::sync::Semaphore::new(max)),
+            max,
+        }
+    }
+
+    pub fn open(&self) -> usize {
+        self.max.saturating_sub(self.permits.available_permits())
+    }
 }
 
 impl Node {
@@ -80,7 +100,7 @@ impl Node {
             advertised,
             instance_id: uuid::Uuid::new_v4(),
             closing: tokio::sync::watch::channel(false).1,
-            subscriptions: Arc::new(tokio::sync::Semaphore::new(SUBSCRIPTIONS_MAX_DEFAULT)),
+            subscriptions: OpenSubscriptions::new(SUBSCRIPTIONS_MAX_DEFAULT),
         }
     }
 
@@ -92,8 +112,13 @@ impl Node {
 
     /// At most `max` subscriptions at once instead of [`SUBSCRIPTIONS_MAX_DEFAULT`].
     pub fn with_subscriptions_max(mut self, max: usize) -> Node {
-        self.subscriptions = Arc::new(tokio::sync::Semaphore::new(max));
+        self.subscriptions = OpenSubscriptions::new(max);
         self
+    }
+
+    /// A count of this node's open subscriptions that stays current while it serves.
+    pub fn subscriptions(&self) -> OpenSubscriptions {
+        self.subscriptions.clone()
     }
 
     fn authorize<T>(&self, request: &Request<T>, access: Access) -> Result<(), Status> {
@@ -164,7 +189,7 @@ impl streams_server::Streams for Node {
         self.authorize(&request, Access::Read)?;
         let plan = read::ReadPlan::new(request.into_inner())?;
         let permit = if plan.is_subscription() {
-            let permit = Arc::clone(&self.subscriptions)
+            let permit = Arc::clone(&self.subscriptions.permits)
                 .try_acquire_owned()
                 .map_err(|_| Status::resource_exhausted("too many subscriptions are open"))?;
             Some(permit)
