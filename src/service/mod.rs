@@ -11,6 +11,8 @@ pub mod commands;
 pub mod config;
 mod grpc;
 mod http;
+#[cfg(target_os = "linux")]
+mod idle_class;
 mod metered;
 mod ops;
 pub mod problem;
@@ -420,7 +422,10 @@ async fn project(state: AppState, folded: watch::Sender<Option<u64>>) {
 struct SaveFailed(ProjectionError);
 
 /// A save being written on a blocking thread; it hands its `Saver` back when done.
-type SaveInFlight = tokio::task::JoinHandle<(Saver, Result<(), ProjectionError>)>;
+struct SaveInFlight {
+    task: tokio::task::JoinHandle<(Saver, Result<(), ProjectionError>)>,
+    started: std::time::Instant,
+}
 
 /// Follows the log into the views until shutdown or a failure; gives back the saver, unless
 /// a save was lost.
@@ -453,6 +458,7 @@ async fn fold_live(
     let mut save_tick = tokio::time::interval(VIEWS_SAVE_INTERVAL);
     save_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut unsaved = 0;
+    let mut saves_behind = false;
     loop {
         let first = tokio::select! {
             event = subscription.next() => event?,
@@ -460,7 +466,8 @@ async fn fold_live(
                 // A save that has landed says how it went even when nothing new waits.
                 land_finished_save(state, saver, in_flight).await?;
                 let behind = saver.as_ref().is_some_and(|s| s.backlog() > 0);
-                if (unsaved > 0 || behind) && start_save(state, saver, in_flight).await? {
+                let due = unsaved > 0 || behind;
+                if due && start_save(state, saver, in_flight, &mut saves_behind).await? {
                     unsaved = 0;
                 }
                 continue;
@@ -484,7 +491,9 @@ async fn fold_live(
             return Err(error.into());
         }
         // While the last save is still being written, the next batch tries again.
-        if unsaved >= VIEWS_SAVE_EVENTS && start_save(state, saver, in_flight).await? {
+        if unsaved >= VIEWS_SAVE_EVENTS
+            && start_save(state, saver, in_flight, &mut saves_behind).await?
+        {
             unsaved = 0;
             save_tick.reset();
         }
@@ -493,21 +502,37 @@ async fn fold_live(
 
 /// Takes what changed in the views and writes it on a blocking thread, unless the last save
 /// is still being written; says whether it started one. Folding goes on meanwhile: commands
-/// wait for the views, so writing on this task would stall every one of them.
+/// wait for the views, so writing on this task would stall every one of them. The thread is
+/// in the idle scheduling class while it writes (`idle_class.rs`), unless `behind`: a save
+/// was due while the last had been written for longer than the interval between saves, so
+/// that a machine kept busy cannot hold saves back for long.
 async fn start_save(
     state: &AppState,
     saver: &mut Option<Saver>,
     in_flight: &mut Option<SaveInFlight>,
+    behind: &mut bool,
 ) -> anyhow::Result<bool> {
     land_finished_save(state, saver, in_flight).await?;
     let Some(mut idle) = saver.take() else {
+        *behind |= in_flight
+            .as_ref()
+            .is_some_and(|save| save.started.elapsed() >= VIEWS_SAVE_INTERVAL);
         return Ok(false);
     };
     let pending = lock(&state.projector)?.take_save();
-    *in_flight = Some(tokio::task::spawn_blocking(move || {
+    let in_idle_class = !std::mem::take(behind);
+    let task = tokio::task::spawn_blocking(move || {
+        #[cfg(target_os = "linux")]
+        let _class = in_idle_class.then(idle_class::IdleClass::enter);
+        #[cfg(not(target_os = "linux"))]
+        let _ = in_idle_class;
         let written = idle.write(pending);
         (idle, written)
-    }));
+    });
+    *in_flight = Some(SaveInFlight {
+        task,
+        started: std::time::Instant::now(),
+    });
     Ok(true)
 }
 
@@ -517,7 +542,7 @@ async fn land_finished_save(
     saver: &mut Option<Saver>,
     in_flight: &mut Option<SaveInFlight>,
 ) -> anyhow::Result<()> {
-    if let Some(done) = in_flight.take_if(|save| save.is_finished()) {
+    if let Some(done) = in_flight.take_if(|save| save.task.is_finished()) {
         *saver = Some(finish_save(state, done).await?);
     }
     Ok(())
@@ -528,6 +553,7 @@ async fn land_finished_save(
 /// serialised is lost, and stops the views.
 async fn finish_save(state: &AppState, save: SaveInFlight) -> anyhow::Result<Saver> {
     let (saver, written) = save
+        .task
         .await
         .map_err(|e| anyhow::anyhow!("the views' save task failed: {e}"))?;
     let failure = match written {
