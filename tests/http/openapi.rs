@@ -416,15 +416,7 @@ fn conforms(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
         return all_of(document, parts, value, at);
     }
     if let Some(choices) = schema["anyOf"].as_array() {
-        let mismatches: Vec<String> = choices
-            .iter()
-            .filter_map(|choice| conforms(document, choice, value, at).err())
-            .collect();
-        return if mismatches.len() < choices.len() {
-            Ok(())
-        } else {
-            Err(mismatches.join("; "))
-        };
+        return any_of(document, choices.iter(), value, at);
     }
     if let Some(choices) = schema["oneOf"].as_array() {
         // A choice tagged otherwise (an event's `type`) is no candidate: its mismatch is noise.
@@ -442,15 +434,7 @@ fn conforms(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
         if candidates.is_empty() {
             return Err(format!("{at}: tagged as none of the choices described"));
         }
-        let mismatches: Vec<String> = candidates
-            .iter()
-            .filter_map(|choice| conforms(document, choice, value, at).err())
-            .collect();
-        return if mismatches.len() < candidates.len() {
-            Ok(())
-        } else {
-            Err(mismatches.join("; "))
-        };
+        return any_of(document, candidates, value, at);
     }
     let json_type = match value {
         Value::Null => "null",
@@ -511,6 +495,23 @@ fn conforms(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
         }
         _ => Ok(()),
     }
+}
+
+/// Whether `value` has one of the shapes `choices` give it; if none, why not for each.
+fn any_of<'a>(
+    document: &Value,
+    choices: impl IntoIterator<Item = &'a Value>,
+    value: &Value,
+    at: &str,
+) -> Result<(), String> {
+    let mut mismatches = Vec::new();
+    for choice in choices {
+        match conforms(document, choice, value, at) {
+            Ok(()) => return Ok(()),
+            Err(mismatch) => mismatches.push(mismatch),
+        }
+    }
+    Err(mismatches.join("; "))
 }
 
 /// `allOf`: each field sent is described by some part, and each part holds for the fields it
