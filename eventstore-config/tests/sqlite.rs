@@ -532,3 +532,46 @@ async fn under_a_steady_load_the_wal_is_copied_back_and_starts_over() {
         "the WAL grew to {largest_wal} bytes for {STEADY_LOAD_BYTES} bytes appended"
     );
 }
+
+/// A WAL that fills slowly is copied into the database in rounds of ~1,000 frames, not only
+/// once it holds 4,000: each round's sync then flushes less to the disk at once, which the
+/// commits' own syncs would otherwise wait behind.
+#[tokio::test]
+async fn a_wal_that_fills_slowly_is_copied_in_small_rounds() {
+    let (store, dir) = fresh().await;
+    let database = dir.path().join(LOG_FILE_NAME);
+    let size = || std::fs::metadata(&database).map_or(0, |m| m.len());
+    let page = 4_096;
+    // A page of data an event: ~1,500 frames, well under the 4,000 of a checkpoint, with
+    // pauses longer than the least time between two early rounds.
+    for batch in 0..150 {
+        if batch % 50 == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        }
+        let events = (0..10)
+            .map(|n| EventData {
+                data: vec![b'7'; page],
+                ..event("Tested", batch * 10 + n)
+            })
+            .collect();
+        store
+            .append(&stream("order-slow"), ExpectedRevision::Any, events)
+            .await
+            .expect("append");
+    }
+    // A commit asks for a round; the last one asks for it after the last pause.
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    store
+        .append(&stream("order-slow"), ExpectedRevision::Any, events(1))
+        .await
+        .expect("append");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while size() < 1_000 * page as u64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WAL was not copied: the database holds {} bytes",
+            size()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -73,6 +73,8 @@ pub(crate) fn spawn(
         pending,
         index_entries,
         round: None,
+        early_round_at: CHECKPOINTER_EARLY_FRAMES,
+        last_early_round: std::time::Instant::now(),
     };
     std::thread::Builder::new()
         .name("ledger-store-writer".into())
@@ -94,6 +96,9 @@ struct Writer {
     index_entries: (usize, usize),
     /// The round writing pending entries to the table, a slice per transaction.
     round: Option<Round>,
+    /// WAL frames at which the checkpointer is next asked for an early round.
+    early_round_at: i64,
+    last_early_round: std::time::Instant,
 }
 
 /// Frames the writer may find still to copy when it finishes a checkpoint between two
@@ -101,6 +106,16 @@ struct Writer {
 /// every append: finishing after one round of the checkpointer, it copied what a round's
 /// minutes of commits had added, 5 to 22 ms at 10,000 commands/s (docs/performance.md).
 const WRITER_COPY_FRAMES_MAX: i64 = 256;
+
+/// WAL frames between two early rounds of the checkpointer, before the WAL reaches
+/// `WAL_AUTOCHECKPOINT_PAGES`: each round's sync then flushes a quarter as much to the disk,
+/// and a commit's `fsync`, which waits for whatever was written before it, waits less.
+const CHECKPOINTER_EARLY_FRAMES: i64 = 1_000;
+
+/// Least time between two early rounds. A WAL that fills faster is copied in the usual
+/// rounds only: early ones would copy its hot pages again and again, on the cores the
+/// appends need (docs/performance.md).
+const CHECKPOINTER_EARLY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Rounds the checkpointer makes before the writer copies the rest, however much: a load that
 /// commits faster than the checkpointer copies must not keep the WAL from starting over.
@@ -179,6 +194,16 @@ impl Checkpointer {
         })
     }
 
+    /// Asks for a run before the WAL is due a checkpoint, if none is running; it does not
+    /// count towards the rounds before the writer copies the rest. Says whether it asked.
+    fn request_early(&mut self) -> bool {
+        if self.asked && self.finished().is_none() {
+            return false;
+        }
+        self.asked = self.wake.try_send(()).is_ok();
+        self.asked
+    }
+
     /// Asks for a run; false if the checkpointer is gone, and the writer must copy alone.
     fn request(&mut self) -> bool {
         self.asked = self.wake.try_send(()).is_ok();
@@ -224,8 +249,18 @@ impl Writer {
             }
             self.commit(requests);
             let frames = i64::from(WAL_FRAMES.get());
+            if frames < self.early_round_at - CHECKPOINTER_EARLY_FRAMES {
+                // The WAL started over.
+                self.early_round_at = CHECKPOINTER_EARLY_FRAMES;
+            }
             if frames >= schema::WAL_AUTOCHECKPOINT_PAGES {
                 self.checkpoint(frames);
+            } else if frames >= self.early_round_at
+                && self.last_early_round.elapsed() >= CHECKPOINTER_EARLY_INTERVAL
+                && self.checkpointer.request_early()
+            {
+                self.early_round_at = frames + CHECKPOINTER_EARLY_FRAMES;
+                self.last_early_round = std::time::Instant::now();
             }
         }
         let Writer {
