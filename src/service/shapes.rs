@@ -8,6 +8,7 @@
     reason = "described to the OpenAPI document, never built: the views' own types are sent"
 )]
 
+use super::streams::Delivered;
 use chrono::{DateTime, Utc};
 use ledger_domain::{
     CancellationCause, CloseCause, Currency, ExtraKind, Money, Party, Resolution, Role, Status,
@@ -346,26 +347,6 @@ pub struct OrderStreamEventShape {
     metadata: EventMetadataShape,
 }
 
-/// One event of another application's stream (appended through the EventStoreDB protocol)
-/// as `$all` subscribers receive it: data and metadata as appended, JSON where they are
-/// JSON and a string otherwise.
-#[derive(ToSchema)]
-#[schema(as = OtherStreamEvent)]
-pub struct OtherStreamEventShape {
-    stream: String,
-    revision: u64,
-    /// Its place in `$all`: the SSE `id`.
-    position: u64,
-    event_id: Uuid,
-    #[serde(rename = "type")]
-    event_type: String,
-    recorded_at: DateTime<Utc>,
-    #[schema(value_type = Value)]
-    data: serde_json::Value,
-    #[schema(value_type = Value)]
-    metadata: serde_json::Value,
-}
-
 /// The `data` of each SSE event of a subscription but `caught-up`: an order's event, or, on
 /// `$all` and its filters, another application's.
 pub struct StreamEventShape;
@@ -377,7 +358,7 @@ impl utoipa::PartialSchema for StreamEventShape {
                 OrderStreamEventShape::name(),
             ))
             .item(utoipa::openapi::Ref::from_schema_name(
-                OtherStreamEventShape::name(),
+                Delivered::name(),
             ))
             .description(Some(
                 "An `order-…` stream's event is an OrderStreamEvent; any other stream's, an OtherStreamEvent",
@@ -398,11 +379,8 @@ impl ToSchema for StreamEventShape {
             OrderStreamEventShape::schema(),
         ));
         OrderStreamEventShape::schemas(schemas);
-        schemas.push((
-            OtherStreamEventShape::name().into(),
-            OtherStreamEventShape::schema(),
-        ));
-        OtherStreamEventShape::schemas(schemas);
+        schemas.push((Delivered::name().into(), Delivered::schema()));
+        Delivered::schemas(schemas);
     }
 }
 

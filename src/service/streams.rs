@@ -18,7 +18,7 @@ use ledger_store::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -45,17 +45,24 @@ pub struct StreamQuery {
     type_prefix: Option<String>,
 }
 
-/// One recorded event as subscribers receive it.
-#[derive(Serialize)]
-struct Delivered<'a> {
+/// One recorded event as subscribers receive it. Described as another application's event
+/// (appended through the EventStoreDB protocol): data and metadata as appended, JSON where
+/// they are JSON and a string otherwise. An order's event has the same fields, typed: an
+/// OrderStreamEvent.
+#[derive(Serialize, ToSchema)]
+#[schema(as = OtherStreamEvent)]
+pub(super) struct Delivered<'a> {
     stream: &'a str,
     revision: u64,
+    /// Its place in `$all`: the SSE `id`.
     position: u64,
     event_id: Uuid,
     #[serde(rename = "type")]
     event_type: &'a str,
     recorded_at: DateTime<Utc>,
+    #[schema(value_type = Value)]
     data: Payload<'a>,
+    #[schema(value_type = Value)]
     metadata: Payload<'a>,
 }
 
