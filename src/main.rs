@@ -90,6 +90,15 @@ enum Commands {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// What the data directory holds: the log's span, events by type, streams, file sizes, and
+    /// where the stored views stand; reads only, beside a running `ledger serve` too.
+    Inspect {
+        /// Print JSON for machines.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Write the log as JSON lines to standard output, with a checksum trailer.
     Export {
         /// First `$all` position to export.
@@ -372,6 +381,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             cli::log::run_history(ledger_domain::OrderId(order), cutoff, json, &store)
         }
+        Some(Commands::Inspect { json, store }) => cli::log::run_inspect(json, &store),
         Some(Commands::Rebuild { view, quiet, store }) => {
             cli::log::run_rebuild(view, quiet, &store)
         }

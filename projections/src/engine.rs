@@ -208,6 +208,28 @@ pub enum ViewsCheck {
     },
 }
 
+/// Where stored views stand against the log (`Projector::stored_standing`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum StoredViews {
+    Nothing,
+    /// A layout this binary no longer reads; its next start folds them again.
+    OlderLayout {
+        schema: i64,
+    },
+    /// Written by a newer binary: this one refuses to start on them (`ledger rebuild`).
+    NewerLayout {
+        schema: i64,
+    },
+    /// The log holds another event at their checkpoint, or none.
+    AnotherLog {
+        checkpoint: u64,
+    },
+    FoldedUpTo {
+        checkpoint: u64,
+    },
+}
+
 /// What a catch-up did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -466,25 +488,18 @@ impl Projector {
         // Held throughout, so that no service writes the views while they are read.
         let _writer_lock = lock_views(data_dir)?;
         let db = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        let schema: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-        if schema > READ_MODEL_SCHEMA_VERSION {
-            return Err(ProjectionError::NewerSchema(schema));
-        }
-        let stored_id = match schema {
-            0 => return Ok(ViewsCheck::NothingStored),
-            7 => "NULL",
-            READ_MODEL_SCHEMA_VERSION => "event_id",
-            older => return Ok(ViewsCheck::OlderLayout { schema: older }),
+        let checkpoint = match standing(&db, store).await? {
+            StoredViews::Nothing => return Ok(ViewsCheck::NothingStored),
+            StoredViews::OlderLayout { schema } => return Ok(ViewsCheck::OlderLayout { schema }),
+            StoredViews::NewerLayout { schema } => {
+                return Err(ProjectionError::NewerSchema(schema))
+            }
+            StoredViews::AnotherLog { checkpoint } => {
+                return Ok(ViewsCheck::AnotherLog { checkpoint })
+            }
+            StoredViews::FoldedUpTo { checkpoint } => checkpoint,
         };
-        let Some(checkpoint) = stored_checkpoint(&db, stored_id)? else {
-            return Ok(ViewsCheck::NothingStored);
-        };
-        if folded_event_in(store, checkpoint).await?.is_none() {
-            return Ok(ViewsCheck::AnotherLog {
-                checkpoint: checkpoint.position,
-            });
-        }
-        let (folded, _, _) = fold_from_zero(store, Some(checkpoint.position), |_| {}).await?;
+        let (folded, _, _) = fold_from_zero(store, Some(checkpoint), |_| {}).await?;
         let mut statement = db.prepare(VIEW_ROWS_QUERY)?;
         let mut unlike = Vec::new();
         for view in ViewName::ALL {
@@ -494,10 +509,23 @@ impl Projector {
                 unlike.push(view);
             }
         }
-        Ok(ViewsCheck::Compared {
-            checkpoint: checkpoint.position,
-            unlike,
-        })
+        Ok(ViewsCheck::Compared { checkpoint, unlike })
+    }
+
+    /// Where the views stored in `data_dir` stand against the log, without loading them or
+    /// taking their lock: an operator may ask beside a running `ledger serve`.
+    pub async fn stored_standing(
+        data_dir: &Path,
+        store: &dyn EventStore,
+    ) -> Result<StoredViews, ProjectionError> {
+        let path = data_dir.join(READ_MODEL_FILE_NAME);
+        if !path.exists() {
+            return Ok(StoredViews::Nothing);
+        }
+        let db = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        // A service's save holds the file for a moment; wait for it rather than fail.
+        db.busy_timeout(STANDING_BUSY_TIMEOUT)?;
+        standing(&db, store).await
     }
 
     /// Folds the whole log into new views and stores them in place of the stored ones, which
@@ -671,6 +699,33 @@ fn store_fresh(
             .map_err(io)?;
     }
     open_database(path)
+}
+
+/// How long a look at the stored views waits for a service's save to let go of the file.
+const STANDING_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn standing(db: &Connection, store: &dyn EventStore) -> Result<StoredViews, ProjectionError> {
+    let schema: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let stored_id = match schema {
+        0 => return Ok(StoredViews::Nothing),
+        7 => "NULL",
+        READ_MODEL_SCHEMA_VERSION => "event_id",
+        newer if newer > READ_MODEL_SCHEMA_VERSION => {
+            return Ok(StoredViews::NewerLayout { schema: newer })
+        }
+        older => return Ok(StoredViews::OlderLayout { schema: older }),
+    };
+    let Some(checkpoint) = stored_checkpoint(db, stored_id)? else {
+        return Ok(StoredViews::Nothing);
+    };
+    Ok(match folded_event_in(store, checkpoint).await? {
+        Some(_) => StoredViews::FoldedUpTo {
+            checkpoint: checkpoint.position,
+        },
+        None => StoredViews::AnotherLog {
+            checkpoint: checkpoint.position,
+        },
+    })
 }
 
 /// The checkpoint stored with the views, its event id read from `id_column` (`NULL` for a

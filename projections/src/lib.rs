@@ -13,8 +13,8 @@ pub mod rows;
 pub mod views;
 
 pub use engine::{
-    PendingSave, Progress, ProjectionError, Projector, Saver, ViewsCheck, READ_MODEL_FILE_NAME,
-    READ_MODEL_LOCK_FILE_NAME, SAVE_EVERY_EVENTS, SAVE_INTERVAL,
+    PendingSave, Progress, ProjectionError, Projector, Saver, StoredViews, ViewsCheck,
+    READ_MODEL_FILE_NAME, READ_MODEL_LOCK_FILE_NAME, SAVE_EVERY_EVENTS, SAVE_INTERVAL,
 };
 pub use fact::{Fact, FactError};
 pub use views::completion::{CompletionRate, CompletionView, RateFigures};

@@ -1,5 +1,5 @@
-//! The log's tools: verify, history, rebuild, export, import, replay, simulate and copy, each
-//! over the embedded store the configuration names.
+//! The log's tools: verify, history, inspect, rebuild, export, import, replay, simulate and
+//! copy, each over the embedded store the configuration names.
 
 use crate::{counted, StoreArgs};
 use anyhow::Context;
@@ -104,6 +104,103 @@ pub(crate) fn run_history(
         print!("{}", ledger_replay::history::render(&history));
     }
     Ok(())
+}
+
+pub(crate) fn run_inspect(json: bool, args: &StoreArgs) -> anyhow::Result<()> {
+    let data_dir = args.config()?.data_dir;
+    let store = args.open_existing()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let inspection = runtime.block_on(ledger_replay::inspect::inspect(&data_dir, &store));
+    store.close();
+    let inspection = inspection.with_context(|| format!("inspecting {}", data_dir.display()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&inspection)?);
+    } else {
+        print!("{}", render_inspection(&inspection));
+    }
+    Ok(())
+}
+
+fn render_inspection(inspection: &ledger_replay::inspect::Inspection) -> String {
+    use ledger_projections::StoredViews;
+    use std::fmt::Write;
+    let log = &inspection.log;
+    let instant =
+        |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut out = String::new();
+    let _ = match (log.first, log.last) {
+        (Some(first), Some(last)) => writeln!(
+            out,
+            "log       {} at positions {} to {}, recorded {} to {}",
+            crate::counted(log.events, "event"),
+            first.position,
+            last.position,
+            instant(first.recorded_at),
+            instant(last.recorded_at)
+        ),
+        _ => writeln!(out, "log       empty"),
+    };
+    let categories: Vec<String> = log
+        .streams_by_category
+        .iter()
+        .map(|(category, count)| format!("{category} {count}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "streams   {}{}",
+        log.streams,
+        if categories.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", categories.join(", "))
+        }
+    );
+    if let (Some(data), Some(metadata)) = (
+        log.data_bytes.checked_div(log.events),
+        log.metadata_bytes.checked_div(log.events),
+    ) {
+        let _ = writeln!(
+            out,
+            "payload   {} of data and {} of metadata an event on average",
+            indicatif::HumanBytes(data),
+            indicatif::HumanBytes(metadata)
+        );
+    }
+    let views = match (inspection.views, inspection.views_behind) {
+        (StoredViews::FoldedUpTo { checkpoint }, behind) => format!(
+            "folded up to position {checkpoint}, {} behind the log",
+            crate::counted(behind.unwrap_or(0), "event")
+        ),
+        (StoredViews::Nothing, _) => {
+            "none stored: `ledger serve` folds them at its start, `ledger rebuild` at once".to_owned()
+        }
+        (StoredViews::OlderLayout { schema }, _) => format!(
+            "an older layout (schema {schema}): the next `ledger serve` folds them again"
+        ),
+        (StoredViews::NewerLayout { schema }, _) => format!(
+            "written by a newer binary (schema {schema}): this one cannot read them; `ledger rebuild` replaces them"
+        ),
+        (StoredViews::AnotherLog { checkpoint }, _) => format!(
+            "folded from another log (this one holds another event at their checkpoint {checkpoint}, or none): the next `ledger serve` folds them again"
+        ),
+    };
+    let _ = writeln!(out, "views     {views}");
+    let files: Vec<String> = inspection
+        .files
+        .iter()
+        .map(|file| format!("{} {}", file.name, indicatif::HumanBytes(file.bytes)))
+        .collect();
+    let _ = writeln!(out, "files     {}", files.join(", "));
+    if !log.events_by_type.is_empty() {
+        let _ = writeln!(out, "events by type");
+        let mut types: Vec<(&String, &u64)> = log.events_by_type.iter().collect();
+        types.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        let width = types.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+        for (name, count) in types {
+            let _ = writeln!(out, "  {name:<width$}  {count:>10}");
+        }
+    }
+    out
 }
 
 pub(crate) fn run_rebuild(

@@ -3,6 +3,7 @@
 mod bench;
 mod config;
 mod history;
+mod inspect;
 mod rebuild;
 mod simulate;
 mod support;

@@ -675,6 +675,50 @@ impl Starting {
 }
 
 /// A data directory holding one order of `buyer`'s, its service stopped.
+/// An operator asks what a live data directory holds without stopping its service: the log,
+/// and the views as far as the service has stored them, catching up as it saves.
+#[tokio::test]
+async fn inspect_beside_a_running_service_sees_its_log_and_its_stored_views_catch_up() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "10.00").await;
+    server.act(&seller, order, "confirm", json!({})).await;
+    let head = server.log_head().await.expect("two events");
+    let data_dir = server.dir.path().join("data");
+    let inspect = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .args([
+                "inspect".as_ref(),
+                "--json".as_ref(),
+                "--data-dir".as_ref(),
+                data_dir.as_os_str(),
+            ])
+            .env_remove("LEDGER_DATA_DIR")
+            .output()
+            .expect("ledger inspect");
+        assert!(output.status.success(), "{}", printed(&output));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("JSON")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let seen = inspect();
+        assert_eq!(seen["log"]["events"], head + 1, "{seen}");
+        assert_eq!(seen["log"]["events_by_type"]["OrderConfirmed"], 1, "{seen}");
+        if seen["views"]["checkpoint"] == head && seen["views_behind"] == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service's views were never seen stored up to {head}: {seen}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Read only: the service goes on as before.
+    server
+        .act(&seller, order, "deliver", json!({"message": "done"}))
+        .await;
+}
+
 async fn stopped_with_an_order(buyer: &User) -> (TempDir, std::path::PathBuf, uuid::Uuid) {
     let server = Server::start();
     let order = server.place(buyer, &user("seller"), "10.00").await;

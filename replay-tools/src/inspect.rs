@@ -1,0 +1,153 @@
+//! `ledger inspect`: what a data directory holds, read without folding anything: the log's
+//! span in positions and time, its events by type and its streams by category, its files'
+//! sizes, and where the stored views stand against it.
+
+use chrono::{DateTime, Utc};
+use ledger_projections::{ProjectionError, Projector, StoredViews, READ_MODEL_FILE_NAME};
+use ledger_store::{
+    AllFrom, Direction, EventStore, RecordedEvent, StoreError, LOG_FILE_NAME, READ_EVENTS_MAX,
+};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error("reading the log")]
+    Log(#[from] StoreError),
+    #[error("reading the stored views")]
+    Views(#[from] ProjectionError),
+    #[error("{}", path.display())]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Inspection {
+    pub log: LogSummary,
+    pub views: StoredViews,
+    /// Events the stored views have yet to fold; none unless they are folded from this log.
+    pub views_behind: Option<u64>,
+    /// The data directory's files that exist, with their sizes.
+    pub files: Vec<DataFile>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LogSummary {
+    pub events: u64,
+    pub first: Option<Mark>,
+    pub last: Option<Mark>,
+    /// Streams, each counted at its first event (revisions start at 0).
+    pub streams: u64,
+    /// A stream's category is its name up to the first `-`, as in `$ce-<category>`.
+    pub streams_by_category: BTreeMap<String, u64>,
+    pub events_by_type: BTreeMap<String, u64>,
+    pub data_bytes: u64,
+    pub metadata_bytes: u64,
+}
+
+/// An event's place in `$all` and in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Mark {
+    pub position: u64,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DataFile {
+    pub name: String,
+    pub bytes: u64,
+}
+
+/// The files a data directory of the embedded store may hold, log first.
+const DATA_FILE_SUFFIXES: [&str; 2] = ["", "-wal"];
+
+pub async fn inspect(data_dir: &Path, store: &dyn EventStore) -> Result<Inspection, InspectError> {
+    // The views first: a service folding meanwhile then leaves them behind the log read
+    // after, never ahead of it.
+    let views = Projector::stored_standing(data_dir, store).await?;
+    let log = summarize(store).await?;
+    let views_behind = match (views, log.last) {
+        (StoredViews::FoldedUpTo { checkpoint }, Some(last)) => {
+            Some(last.position.saturating_sub(checkpoint))
+        }
+        _ => None,
+    };
+    let mut files = Vec::new();
+    for base in [LOG_FILE_NAME, READ_MODEL_FILE_NAME] {
+        for suffix in DATA_FILE_SUFFIXES {
+            let name = format!("{base}{suffix}");
+            let path = data_dir.join(&name);
+            match std::fs::metadata(&path) {
+                Ok(metadata) => files.push(DataFile {
+                    name,
+                    bytes: metadata.len(),
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(InspectError::File { path, source }),
+            }
+        }
+    }
+    Ok(Inspection {
+        log,
+        views,
+        views_behind,
+        files,
+    })
+}
+
+/// Counts the whole log page by page; events are looked at, never decoded.
+pub async fn summarize(store: &dyn EventStore) -> Result<LogSummary, StoreError> {
+    let mut summary = LogSummary::default();
+    let mut from = 0;
+    loop {
+        let page = store
+            .read_all(
+                AllFrom::Position(from),
+                Direction::Forwards,
+                READ_EVENTS_MAX,
+            )
+            .await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        from = last.position + 1;
+        for event in &page {
+            summary.count(event);
+        }
+    }
+    Ok(summary)
+}
+
+impl LogSummary {
+    fn count(&mut self, event: &RecordedEvent) {
+        let mark = Mark {
+            position: event.position,
+            recorded_at: event.recorded_at,
+        };
+        self.first.get_or_insert(mark);
+        self.last = Some(mark);
+        self.events += 1;
+        self.data_bytes += event.data.len() as u64;
+        self.metadata_bytes += event.metadata.len() as u64;
+        add_one(&mut self.events_by_type, &event.event_type);
+        if event.revision == 0 {
+            self.streams += 1;
+            let name = event.stream.as_str();
+            let category = name.split_once('-').map_or(name, |(category, _)| category);
+            add_one(&mut self.streams_by_category, category);
+        }
+    }
+}
+
+/// Counts without allocating a key for each event: there are few distinct ones.
+fn add_one(counts: &mut BTreeMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(count) => *count += 1,
+        None => {
+            counts.insert(key.to_owned(), 1);
+        }
+    }
+}
