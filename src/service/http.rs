@@ -35,6 +35,12 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// subscription) counts as in flight, however long it runs.
 const IDLE_TIMEOUT: Duration = HEADER_READ_TIMEOUT;
 
+/// How long what the service sent may stay unacknowledged, or unread behind a full window,
+/// before the kernel gives up on the connection. Without it an HTTP/1 subscriber whose
+/// network vanished held its subscription for TCP's ~15 minutes of retries, and one that
+/// stopped reading held it for good. HTTP/2's pings find a vanished one in a similar time.
+const UNACKNOWLEDGED_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, lets requests
 /// in flight finish, and after `drain` closes the connections still open.
 pub async fn serve(
@@ -102,6 +108,11 @@ async fn serve_connection(
     };
     if !spoke {
         return;
+    }
+    if let Err(error) =
+        socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(UNACKNOWLEDGED_TIMEOUT))
+    {
+        tracing::debug!(%error, "no deadline on unacknowledged bytes for this connection");
     }
     let activity = Arc::new(Activity::new());
     let service = {

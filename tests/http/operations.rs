@@ -78,6 +78,74 @@ async fn metrics_count_the_subscribers_of_each_protocol_while_they_stay() {
     server.stop();
 }
 
+/// A subscriber over HTTP/1 that stops reading (or whose network vanished) is let go once
+/// what was sent to it has waited 30 s, not kept for good: each holds a subscription.
+#[tokio::test]
+async fn an_http1_subscriber_that_stops_reading_is_let_go() {
+    let dir = TempDir::new().expect("dir");
+    // Enough events to fill the service's send buffer (at most 4 MiB) and the client's.
+    let output = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args([
+            "simulate",
+            "--orders",
+            "2000",
+            "--concurrency",
+            "16",
+            "--quiet",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("ledger simulate");
+    assert!(output.status.success(), "{}", printed(&output));
+    let server = Server::start_in(dir);
+    let address: std::net::SocketAddr = server
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let stuck =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    stuck.set_recv_buffer_size(4096).expect("small window");
+    stuck.connect(&address.into()).expect("connect");
+    let request = format!(
+        "GET /streams/$all HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\r\n",
+        user("service").token
+    );
+    std::io::Write::write_all(&mut &stuck, request.as_bytes()).expect("request sent");
+
+    let subscribers = || async {
+        metric(
+            &metrics(&server).await,
+            "ledger_subscribers{protocol=\"sse\"}",
+        )
+    };
+    let waited = std::time::Instant::now();
+    while subscribers().await != Some(1.0) {
+        assert!(
+            waited.elapsed().as_secs() < 10,
+            "the subscriber never counted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    while subscribers().await != Some(0.0) {
+        assert!(
+            waited.elapsed().as_secs() < 90,
+            "a subscriber that reads nothing is still held after 90 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(
+        waited.elapsed().as_secs() >= 20,
+        "let go after {:?}: too soon for a deadline of 30 s",
+        waited.elapsed()
+    );
+    // Everyone else is served as before.
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    server.place(&buyer, &seller, "10.00").await;
+    drop(stuck);
+}
+
 #[tokio::test]
 async fn metrics_count_commands_by_type_and_outcome_and_time_appends() {
     let server = Server::start();
