@@ -73,6 +73,20 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<Box<dyn Subscription>, StoreError>;
 }
 
+/// The page of `$all` that starts at `position`: a forward scan's step.
+pub async fn read_all_page(
+    store: &dyn EventStore,
+    position: u64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    store
+        .read_all(
+            AllFrom::Position(position),
+            Direction::Forwards,
+            READ_EVENTS_MAX,
+        )
+        .await
+}
+
 /// Every event of `stream`, reading page after page; empty for a stream with no events.
 pub async fn read_whole_stream(
     store: &dyn EventStore,

@@ -12,7 +12,8 @@ use crate::rows::{PendingRows, RowChange, RowSink};
 use crate::{Fact, FactError, ViewName, Views};
 use ledger_domain::ORDER_STREAM_PREFIX;
 use ledger_store::{
-    AllFrom, Direction, EventStore, RecordedEvent, StoreError, SubscribeFrom, READ_EVENTS_MAX,
+    read_all_page, AllFrom, Direction, EventStore, RecordedEvent, StoreError, SubscribeFrom,
+    READ_EVENTS_MAX,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -424,13 +425,7 @@ impl Projector {
         let mut applied = 0;
         loop {
             let from = self.checkpoint.map_or(0, |c| c.position + 1);
-            let page = store
-                .read_all(
-                    AllFrom::Position(from),
-                    Direction::Forwards,
-                    READ_EVENTS_MAX,
-                )
-                .await?;
+            let page = read_all_page(store, from).await?;
             if page.is_empty() {
                 break;
             }
@@ -769,20 +764,6 @@ async fn folded_event_in(
     }))
 }
 
-/// A page of `$all` from `from`, read concurrently with whatever the caller does meanwhile.
-fn read_page(
-    store: &dyn EventStore,
-    from: u64,
-) -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send + '_>,
-> {
-    store.read_all(
-        AllFrom::Position(from),
-        Direction::Forwards,
-        READ_EVENTS_MAX,
-    )
-}
-
 /// Folds `$all` from its start (up to `until`) into `views` in three stages that run at
 /// once, each on its own thread: reading pages, decoding them, folding them. Folding must
 /// stay sequential; this keeps it busy while the other cores read and decode. The stages
@@ -802,7 +783,7 @@ async fn fold_log(
         let mut last = None;
         let mut from = 0;
         loop {
-            let mut page = read_page(store, from).await?;
+            let mut page = read_all_page(store, from).await?;
             if let Some(u) = until {
                 page.retain(|e| e.position <= u);
             }

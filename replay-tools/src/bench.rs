@@ -4,9 +4,8 @@
 
 use chrono::Utc;
 use ledger_store::{
-    configure_log_writer, AllFrom, Direction, EventData, EventStore, RecordedEvent, SqliteStore,
-    StoreError, StreamName, INDEX_FLUSH_ENTRIES_DEFAULT, INDEX_SLICE_ENTRIES_DEFAULT,
-    LOG_FILE_NAME, READ_EVENTS_MAX,
+    configure_log_writer, read_all_page, EventData, RecordedEvent, SqliteStore, StoreError,
+    StreamName, INDEX_FLUSH_ENTRIES_DEFAULT, INDEX_SLICE_ENTRIES_DEFAULT, LOG_FILE_NAME,
 };
 use std::path::Path;
 use std::time::Instant;
@@ -39,13 +38,7 @@ pub async fn rows_of(data_dir: &Path) -> Result<Vec<(StreamName, u64, EventData)
     let mut rows = Vec::new();
     let mut next = 0;
     loop {
-        let page = store
-            .read_all(
-                AllFrom::Position(next),
-                Direction::Forwards,
-                READ_EVENTS_MAX,
-            )
-            .await?;
+        let page = read_all_page(&store, next).await?;
         let Some(last) = page.last() else { break };
         next = last.position + 1;
         rows.extend(page.into_iter().map(RecordedEvent::into_event_data));

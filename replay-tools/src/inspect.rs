@@ -4,9 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use ledger_projections::{ProjectionError, Projector, StoredViews, READ_MODEL_FILE_NAME};
-use ledger_store::{
-    AllFrom, Direction, EventStore, RecordedEvent, StoreError, LOG_FILE_NAME, READ_EVENTS_MAX,
-};
+use ledger_store::{read_all_page, EventStore, RecordedEvent, StoreError, LOG_FILE_NAME};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -103,13 +101,7 @@ pub async fn summarize(store: &dyn EventStore) -> Result<LogSummary, StoreError>
     let mut summary = LogSummary::default();
     let mut from = 0;
     loop {
-        let page = store
-            .read_all(
-                AllFrom::Position(from),
-                Direction::Forwards,
-                READ_EVENTS_MAX,
-            )
-            .await?;
+        let page = read_all_page(store, from).await?;
         let Some(last) = page.last() else {
             break;
         };

@@ -8,9 +8,9 @@
 
 use chrono::{DateTime, Utc};
 use ledger_store::{
-    AllFrom, Append, AppendResult, Direction, EventData, EventStore, ExpectedRevision,
-    InvalidInput, RecordedEvent, StoreError, StreamFrom, StreamName, APPEND_EVENTS_MAX,
-    READ_EVENTS_MAX,
+    read_all_page, AllFrom, Append, AppendResult, Direction, EventData, EventStore,
+    ExpectedRevision, InvalidInput, RecordedEvent, StoreError, StreamFrom, StreamName,
+    APPEND_EVENTS_MAX, READ_EVENTS_MAX,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -117,15 +117,7 @@ pub async fn export(
     };
     loop {
         let page = match &selection.stream {
-            None => {
-                store
-                    .read_all(
-                        AllFrom::Position(next),
-                        Direction::Forwards,
-                        READ_EVENTS_MAX,
-                    )
-                    .await?
-            }
+            None => read_all_page(store, next).await?,
             Some(stream) => match store
                 .read_stream(
                     stream,
@@ -517,13 +509,7 @@ pub async fn copy(
     let mut skip_through: Option<u64> = copied_already.then_some(start);
     let mut first_copied = None;
     loop {
-        let page = source
-            .read_all(
-                AllFrom::Position(cursor),
-                Direction::Forwards,
-                READ_EVENTS_MAX,
-            )
-            .await?;
+        let page = read_all_page(source, cursor).await?;
         let fresh: Vec<RecordedEvent> = page
             .into_iter()
             .filter(|e| skip_through.is_none_or(|s| e.position > s))

@@ -4,7 +4,7 @@
 
 use ledger_domain::{check_event, Currency, MoneyMovement, OrderState};
 use ledger_projections::{Account, Fact, Views};
-use ledger_store::{AllFrom, Direction, EventStore, StoreError, READ_EVENTS_MAX};
+use ledger_store::{read_all_page, EventStore, StoreError};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -66,13 +66,7 @@ pub async fn verify(store: &dyn EventStore) -> Result<Report, StoreError> {
     let mut paid_in: BTreeMap<Currency, Decimal> = BTreeMap::new();
     let mut next_position = 0;
     loop {
-        let page = store
-            .read_all(
-                AllFrom::Position(next_position),
-                Direction::Forwards,
-                READ_EVENTS_MAX,
-            )
-            .await?;
+        let page = read_all_page(store, next_position).await?;
         if page.is_empty() {
             break;
         }

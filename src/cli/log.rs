@@ -212,14 +212,10 @@ pub(crate) fn run_rebuild(
     let store = args.open_existing()?;
     let data_dir = args.config()?.data_dir;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    let last = runtime
-        .block_on(store.read_all(
-            ledger_store::AllFrom::End,
-            ledger_store::Direction::Backwards,
-            1,
-        ))
-        .context("reading the log")?;
-    let total = last.first().map_or(0, |e| e.position + 1);
+    let total = runtime
+        .block_on(store.last_position())
+        .context("reading the log")?
+        .map_or(0, |last| last + 1);
     let bar = if quiet {
         indicatif::ProgressBar::hidden()
     } else {
@@ -440,13 +436,9 @@ pub(crate) fn run_simulate(
     let store = std::sync::Arc::new(args.open_to_write()?);
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let existing = runtime
-        .block_on(store.read_all(
-            ledger_store::AllFrom::Start,
-            ledger_store::Direction::Forwards,
-            1,
-        ))
+        .block_on(store.last_position())
         .context("reading the log")?;
-    if !existing.is_empty() {
+    if existing.is_some() {
         anyhow::bail!(
             "{} already holds events; simulate into an empty data directory",
             config.data_dir.display()
