@@ -1,11 +1,14 @@
 //! `ledger export` and `ledger import`: the log as JSON lines, one event a line, then a
 //! trailer with the count and a SHA-256 of every line before it.
 //!
-//! Data and metadata travel byte for byte, so the export of an import equals the original.
+//! Data and metadata travel byte for byte, so the export of an import equals the original:
+//! as JSON where they are JSON on one line (every event the ledger writes), else as base64
+//! (another application's bytes, or JSON spread over lines, which would break the file's).
 //! An import checks the whole file before it writes anything, keeps event ids, streams,
 //! order and recorded instants, and appends with the expected revisions the file gives, so
 //! importing the same file again appends nothing (the store recognises the event ids).
 
+use base64::Engine;
 use chrono::{DateTime, Utc};
 use ledger_store::{
     read_all_page, AllFrom, Append, AppendResult, Direction, EventData, EventStore,
@@ -39,8 +42,6 @@ pub enum TransferError {
     NotACopy { position: u64 },
     #[error("{stream} at revision {revision} holds another event than the export's: the store and the export's source have different histories")]
     Diverges { stream: String, revision: u64 },
-    #[error("event at position {position} has data or metadata that is not JSON")]
-    NotJson { position: u64 },
     #[error("reading or writing the file: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -58,19 +59,77 @@ struct Line {
     event_type: String,
     schema_version: Option<u32>,
     data: Box<RawValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data_encoding: Option<Encoding>,
     metadata: Box<RawValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metadata_encoding: Option<Encoding>,
     recorded_at: DateTime<Utc>,
+}
+
+/// How bytes that cannot go into a line as JSON are written instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Encoding {
+    Base64,
+}
+
+/// Why a line does not give an event.
+#[derive(Debug, thiserror::Error)]
+enum LineError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    #[error("{field} is not base64: {detail}")]
+    NotBase64 { field: &'static str, detail: String },
+}
+
+/// Data or metadata as a line holds it: the JSON itself when the bytes are JSON on one line,
+/// else their base64 as a string.
+fn payload_of(bytes: &[u8]) -> Result<(Box<RawValue>, Option<Encoding>), serde_json::Error> {
+    let one_line_json = std::str::from_utf8(bytes)
+        .ok()
+        .filter(|text| !text.contains('\n'))
+        .and_then(|text| RawValue::from_string(text.to_owned()).ok())
+        // Whitespace around the JSON is not kept by `RawValue`: such bytes go as base64.
+        .filter(|json| json.get().len() == bytes.len());
+    if let Some(json) = one_line_json {
+        return Ok((json, None));
+    }
+    let base64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+    Ok((
+        serde_json::value::to_raw_value(&base64)?,
+        Some(Encoding::Base64),
+    ))
+}
+
+/// The bytes a line's data or metadata stand for.
+fn bytes_of(
+    field: &'static str,
+    raw: &RawValue,
+    encoding: Option<Encoding>,
+) -> Result<Vec<u8>, LineError> {
+    match encoding {
+        None => Ok(raw.get().as_bytes().to_vec()),
+        Some(Encoding::Base64) => {
+            let not_base64 = |detail: String| LineError::NotBase64 { field, detail };
+            let text: String =
+                serde_json::from_str(raw.get()).map_err(|e| not_base64(e.to_string()))?;
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|e| not_base64(e.to_string()))
+        }
+    }
 }
 
 impl Line {
     /// The event to append, and where.
-    fn into_event(self) -> Result<(StreamName, u64, EventData), InvalidInput> {
+    fn into_event(self) -> Result<(StreamName, u64, EventData), LineError> {
         let stream = StreamName::new(&self.stream)?;
         let event = EventData {
             event_id: self.event_id,
             event_type: self.event_type,
-            data: self.data.get().as_bytes().to_vec(),
-            metadata: self.metadata.get().as_bytes().to_vec(),
+            data: bytes_of("data", &self.data, self.data_encoding)?,
+            metadata: bytes_of("metadata", &self.metadata, self.metadata_encoding)?,
             recorded_at: Some(self.recorded_at),
         };
         Ok((stream, self.revision, event))
@@ -143,7 +202,8 @@ pub async fn export(
             if selection.to.is_some_and(|to| recorded.position > to) {
                 return finish(out, hasher, exported);
             }
-            let mut line = serde_json::to_vec(&line_of(recorded)?).map_err(std::io::Error::from)?;
+            let line = line_of(recorded).map_err(std::io::Error::from)?;
+            let mut line = serde_json::to_vec(&line).map_err(std::io::Error::from)?;
             line.push(b'\n');
             hasher.update(&line);
             out.write_all(&line)?;
@@ -169,15 +229,7 @@ fn finish(
     Ok(exported)
 }
 
-fn line_of(recorded: &RecordedEvent) -> Result<Line, TransferError> {
-    let raw = |bytes: &[u8]| {
-        String::from_utf8(bytes.to_vec())
-            .ok()
-            .and_then(|text| RawValue::from_string(text).ok())
-            .ok_or(TransferError::NotJson {
-                position: recorded.position,
-            })
-    };
+fn line_of(recorded: &RecordedEvent) -> Result<Line, serde_json::Error> {
     #[derive(Deserialize)]
     struct Version {
         schema_version: Option<u32>,
@@ -185,6 +237,8 @@ fn line_of(recorded: &RecordedEvent) -> Result<Line, TransferError> {
     let schema_version = serde_json::from_slice::<Version>(&recorded.metadata)
         .ok()
         .and_then(|v| v.schema_version);
+    let (data, data_encoding) = payload_of(&recorded.data)?;
+    let (metadata, metadata_encoding) = payload_of(&recorded.metadata)?;
     Ok(Line {
         stream: recorded.stream.to_string(),
         revision: recorded.revision,
@@ -192,8 +246,10 @@ fn line_of(recorded: &RecordedEvent) -> Result<Line, TransferError> {
         event_id: recorded.event_id,
         event_type: recorded.event_type.clone(),
         schema_version,
-        data: raw(&recorded.data)?,
-        metadata: raw(&recorded.metadata)?,
+        data,
+        data_encoding,
+        metadata,
+        metadata_encoding,
         recorded_at: recorded.recorded_at,
     })
 }
@@ -335,6 +391,14 @@ pub fn recorded(
     }
 }
 
+/// Whether a stream is one the ledger writes: named like an order's. The others are another
+/// application's (appended through the EventStoreDB protocol), kept and passed on as they are.
+pub fn is_the_ledgers(stream: &StreamName) -> bool {
+    stream
+        .as_str()
+        .starts_with(ledger_domain::ORDER_STREAM_PREFIX)
+}
+
 /// Why this binary cannot read an event.
 #[derive(Debug, thiserror::Error)]
 pub enum Unreadable {
@@ -349,7 +413,11 @@ pub enum Unreadable {
 /// Whether this binary reads the event as the views and the pipeline will. The log keeps what
 /// it is given for good: an event no one can read would stop the views at its position, and
 /// its order could take no command, however often the service restarts.
+/// Another application's streams are passed by: the views never read them.
 pub fn readable(recorded: &RecordedEvent) -> Result<(), Unreadable> {
+    if !is_the_ledgers(&recorded.stream) {
+        return Ok(());
+    }
     ledger_projections::Fact::decode(recorded)?;
     ledger_commands::codec::decode_metadata(recorded)?;
     Ok(())
@@ -442,7 +510,10 @@ async fn feed(appender: &mut Appender<'_>, input: impl BufRead) -> Result<(), Tr
             line: index as u64 + 1,
             detail: e.to_string(),
         })?;
-        let (stream, revision, event) = line.into_event().map_err(StoreError::from)?;
+        let (stream, revision, event) = line.into_event().map_err(|e| TransferError::BadLine {
+            line: index as u64 + 1,
+            detail: e.to_string(),
+        })?;
         appender.push(stream, revision, event).await?;
     }
     Ok(())
@@ -776,5 +847,42 @@ impl<'a> Appender<'a> {
             in_flight.await?;
         }
         Ok(self.appended)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bytes_of, payload_of, Encoding};
+    use proptest::prelude::*;
+
+    /// What a line carries must give back the very bytes, and stay on its one line.
+    fn round_trip(bytes: &[u8]) -> Option<Encoding> {
+        let (raw, encoding) = payload_of(bytes).expect("payload");
+        assert!(!raw.get().contains('\n'), "{raw}");
+        assert_eq!(bytes_of("data", &raw, encoding).expect("bytes"), bytes);
+        encoding
+    }
+
+    #[test]
+    fn json_on_one_line_goes_as_itself_and_other_bytes_as_base64() {
+        assert_eq!(round_trip(br#"{"a":[1,"x"]}"#), None);
+        assert_eq!(round_trip(br#"{ "a" :	1 }"#), None);
+        assert_eq!(round_trip(b"{\n  \"a\": 1\n}"), Some(Encoding::Base64));
+        assert_eq!(round_trip(b" {} "), Some(Encoding::Base64));
+        assert_eq!(round_trip(b"plain text"), Some(Encoding::Base64));
+        assert_eq!(round_trip(&[0xff, 0x00]), Some(Encoding::Base64));
+        assert_eq!(round_trip(b""), Some(Encoding::Base64));
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_come_back_as_they_went(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            round_trip(&bytes);
+        }
+
+        #[test]
+        fn any_text_comes_back_as_it_went(text in "\\PC*") {
+            round_trip(text.as_bytes());
+        }
     }
 }

@@ -77,12 +77,6 @@ pub(super) async fn start(
 fn written_by_a_ledger(stream: &StreamName, events: &[EventData]) -> Result<(), String> {
     use ledger_projections::FactError;
     use ledger_replay::transfer::{readable, recorded, Unreadable};
-    if !stream
-        .as_str()
-        .starts_with(ledger_domain::ORDER_STREAM_PREFIX)
-    {
-        return Ok(());
-    }
     for (index, event) in events.iter().enumerate() {
         // Where and when the store will record it is no part of the check.
         let why = match readable(&recorded(stream.clone(), 0, 0, event.clone())) {

@@ -10,6 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use ledger_store::{
@@ -47,8 +48,8 @@ pub struct StreamQuery {
 
 /// One recorded event as subscribers receive it. Described as another application's event
 /// (appended through the EventStoreDB protocol): data and metadata as appended, JSON where
-/// they are JSON and a string otherwise. An order's event has the same fields, typed: an
-/// OrderStreamEvent.
+/// they are JSON, a string where they are UTF-8 text, and base64 otherwise. An order's event
+/// has the same fields, typed: an OrderStreamEvent.
 #[derive(Serialize, ToSchema)]
 #[schema(as = OtherStreamEvent)]
 pub(super) struct Delivered<'a> {
@@ -62,30 +63,48 @@ pub(super) struct Delivered<'a> {
     recorded_at: DateTime<Utc>,
     #[schema(value_type = Value)]
     data: Payload<'a>,
+    /// `base64` when the data are not UTF-8: `data` is then their standard base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "base64")]
+    data_encoding: Option<&'static str>,
     #[schema(value_type = Value)]
     metadata: Payload<'a>,
+    /// As `data_encoding`, for the metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "base64")]
+    metadata_encoding: Option<&'static str>,
 }
 
 /// Data or metadata as stored: JSON written through as it is (checked, not rebuilt: each
-/// subscriber encodes every event), anything else as a string.
+/// subscriber encodes every event), other text as a string, other bytes as base64, so that
+/// what a subscriber gets is what was appended, byte for byte.
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Payload<'a> {
     Json(&'a RawValue),
-    Text(std::borrow::Cow<'a, str>),
+    Text(&'a str),
+    Base64(String),
 }
 
 impl<'a> Payload<'a> {
     fn of(bytes: &'a [u8]) -> Payload<'a> {
-        match serde_json::from_slice(bytes) {
-            Ok(json) => Payload::Json(json),
-            Err(_) => Payload::Text(String::from_utf8_lossy(bytes)),
+        if let Ok(json) = serde_json::from_slice(bytes) {
+            return Payload::Json(json);
         }
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Payload::Text(text),
+            Err(_) => Payload::Base64(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        }
+    }
+
+    fn encoding(&self) -> Option<&'static str> {
+        matches!(self, Payload::Base64(_)).then_some("base64")
     }
 }
 
 impl<'a> Delivered<'a> {
     fn of(event: &'a RecordedEvent) -> Delivered<'a> {
+        let (data, metadata) = (Payload::of(&event.data), Payload::of(&event.metadata));
         Delivered {
             stream: event.stream.as_str(),
             revision: event.revision,
@@ -93,8 +112,10 @@ impl<'a> Delivered<'a> {
             event_id: event.event_id,
             event_type: &event.event_type,
             recorded_at: event.recorded_at,
-            data: Payload::of(&event.data),
-            metadata: Payload::of(&event.metadata),
+            data_encoding: data.encoding(),
+            data,
+            metadata_encoding: metadata.encoding(),
+            metadata,
         }
     }
 }
@@ -504,11 +525,14 @@ mod tests {
     }
 
     #[test]
-    fn data_is_sent_as_stored_when_json_and_as_a_string_otherwise() {
+    fn data_is_sent_as_stored_when_json_as_a_string_when_text_and_as_base64_otherwise() {
         let json = super::Payload::of(br#"{"b":1,"a":[true,null]}"#);
-        let text = super::Payload::of(b"not json {");
-        let sent = serde_json::to_string(&(json, text)).expect("serialise");
-        assert_eq!(sent, r#"[{"b":1,"a":[true,null]},"not json {"]"#);
+        let text = super::Payload::of("not json { é".as_bytes());
+        let bytes = super::Payload::of(&[0xff, 0x00, b'a']);
+        let encodings = [&json, &text, &bytes].map(super::Payload::encoding);
+        assert_eq!(encodings, [None, None, Some("base64")]);
+        let sent = serde_json::to_string(&(json, text, bytes)).expect("serialise");
+        assert_eq!(sent, r#"[{"b":1,"a":[true,null]},"not json { é","/wBh"]"#);
     }
 
     #[test]

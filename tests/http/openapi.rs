@@ -366,6 +366,17 @@ async fn what_a_subscription_sends_has_the_shape_the_document_describes() {
         }
     }
     assert_eq!((events.len(), others), (9, 2), "{events:?}");
+    // Bytes that are not UTF-8 arrive as they were appended, in base64, and say so.
+    let blob = events
+        .iter()
+        .find(|event| event.event_type == "Blob")
+        .expect("the binary event");
+    assert_eq!(
+        (&blob.data["data"], &blob.data["data_encoding"]),
+        (&json!("/wA="), &json!("base64")),
+        "{:#}",
+        blob.data
+    );
     server.stop();
 }
 
