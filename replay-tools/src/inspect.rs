@@ -25,11 +25,27 @@ pub enum InspectError {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Inspection {
     pub log: LogSummary,
-    pub views: StoredViews,
+    pub views: ViewsSeen,
     /// Events the stored views have yet to fold; none unless they are folded from this log.
     pub views_behind: Option<u64>,
     /// The data directory's files that exist, with their sizes.
     pub files: Vec<DataFile>,
+}
+
+/// The stored views as found: a damaged file is part of what a data directory holds, not a
+/// reason to say nothing of its log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ViewsSeen {
+    Read(StoredViews),
+    Unreadable(UnreadableViews),
+}
+
+/// A views file that cannot be read (damaged, or not a database): `ledger rebuild` replaces it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename = "unreadable")]
+pub struct UnreadableViews {
+    pub detail: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -65,11 +81,17 @@ const DATA_FILE_SUFFIXES: [&str; 2] = ["", "-wal"];
 pub async fn inspect(data_dir: &Path, store: &dyn EventStore) -> Result<Inspection, InspectError> {
     // The views first: a service folding meanwhile then leaves them behind the log read
     // after, never ahead of it.
-    let views = Projector::stored_standing(data_dir, store).await?;
+    let views = match Projector::stored_standing(data_dir, store).await {
+        Ok(views) => ViewsSeen::Read(views),
+        Err(ProjectionError::Database(error)) => ViewsSeen::Unreadable(UnreadableViews {
+            detail: error.to_string(),
+        }),
+        Err(other) => return Err(other.into()),
+    };
     let log = summarize(store).await?;
-    let views_behind = match (views, log.last) {
-        (StoredViews::FoldedUpTo { checkpoint }, Some(last)) => {
-            Some(last.position.saturating_sub(checkpoint))
+    let views_behind = match (&views, log.last) {
+        (ViewsSeen::Read(StoredViews::FoldedUpTo { checkpoint }), Some(last)) => {
+            Some(last.position.saturating_sub(*checkpoint))
         }
         _ => None,
     };

@@ -130,6 +130,7 @@ pub(crate) fn run_inspect(json: bool, args: &StoreArgs) -> anyhow::Result<()> {
 
 fn render_inspection(inspection: &ledger_replay::inspect::Inspection) -> String {
     use ledger_projections::StoredViews;
+    use ledger_replay::inspect::ViewsSeen;
     use std::fmt::Write;
     let log = &inspection.log;
     let instant =
@@ -173,21 +174,25 @@ fn render_inspection(inspection: &ledger_replay::inspect::Inspection) -> String 
             indicatif::HumanBytes(metadata)
         );
     }
-    let views = match (inspection.views, inspection.views_behind) {
-        (StoredViews::FoldedUpTo { checkpoint }, behind) => format!(
-            "folded up to position {checkpoint}, {} behind the log",
-            crate::counted(behind.unwrap_or(0), "event")
+    let views = match &inspection.views {
+        ViewsSeen::Unreadable(unreadable) => format!(
+            "cannot be read ({}): `ledger rebuild` folds them again from the log",
+            unreadable.detail
         ),
-        (StoredViews::Nothing, _) => {
+        ViewsSeen::Read(StoredViews::FoldedUpTo { checkpoint }) => format!(
+            "folded up to position {checkpoint}, {} behind the log",
+            crate::counted(inspection.views_behind.unwrap_or(0), "event")
+        ),
+        ViewsSeen::Read(StoredViews::Nothing) => {
             "none stored: `ledger serve` folds them at its start, `ledger rebuild` at once".to_owned()
         }
-        (StoredViews::OlderLayout { schema }, _) => format!(
+        ViewsSeen::Read(StoredViews::OlderLayout { schema }) => format!(
             "an older layout (schema {schema}): the next `ledger serve` folds them again"
         ),
-        (StoredViews::NewerLayout { schema }, _) => format!(
+        ViewsSeen::Read(StoredViews::NewerLayout { schema }) => format!(
             "written by a newer binary (schema {schema}): this one cannot read them; `ledger rebuild` replaces them"
         ),
-        (StoredViews::AnotherLog { checkpoint }, _) => format!(
+        ViewsSeen::Read(StoredViews::AnotherLog { checkpoint }) => format!(
             "folded from another log (this one holds another event at their checkpoint {checkpoint}, or none): the next `ledger serve` folds them again"
         ),
     };

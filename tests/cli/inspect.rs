@@ -113,7 +113,7 @@ fn a_simulated_marketplace_is_counted_stream_by_stream_and_type_by_type() {
 }
 
 #[tokio::test]
-async fn views_of_another_log_or_of_a_newer_binary_are_named_as_such() {
+async fn views_of_another_log_of_a_newer_binary_or_damaged_are_named_as_such() {
     let dir = tempfile::tempdir().expect("dir");
     closed_order(dir.path()).await;
     let other = tempfile::tempdir().expect("dir");
@@ -140,6 +140,18 @@ async fn views_of_another_log_or_of_a_newer_binary_are_named_as_such() {
         line(&text, "views ").contains("written by a newer binary (schema 99)"),
         "{text}"
     );
+
+    // Damaged views are named, and the log is still counted.
+    std::fs::write(dir.path().join("views.sqlite"), b"damaged").expect("damage");
+    let text = inspect(dir.path());
+    assert!(
+        line(&text, "views ").contains("cannot be read (") && text.contains("ledger rebuild"),
+        "{text}"
+    );
+    assert!(line(&text, "log ").contains("4 events"), "{text}");
+    let json = inspect_json(dir.path());
+    assert_eq!(json["views"]["state"], "unreadable", "{json}");
+    assert!(json["views"]["detail"].is_string(), "{json}");
 }
 
 #[test]
