@@ -207,17 +207,15 @@ async fn subscribe_all_through(
     system: Option<SystemStream>,
 ) -> Result<Response, ApiError> {
     let from = start(last_event_id(headers)?, query.from.as_deref())?;
+    // Refused before a subscription is opened for it: the log only grows.
+    held(Key::Position, from, log_head(&state).await?)?;
     let subscription = state
         .store
         .subscribe_all(from)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let head = state
-        .store
-        .last_position()
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    held(Key::Position, from, head)?;
+    // Read once subscribed: every event up to it reaches the subscriber before `caught-up`.
+    let head = log_head(&state).await?;
     let handover = Handover::new(Key::Position, head, from);
     Ok(sse(
         state,
@@ -262,11 +260,7 @@ async fn subscribe_stream(
     })?;
     let from = match last_event_id(&headers)? {
         Some(last_position) => {
-            let log_head = state
-                .store
-                .last_position()
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let log_head = log_head(&state).await?;
             held(Key::Position, SubscribeFrom::After(last_position), log_head)?;
             // The SSE id is a position; the stream resumes after the last revision at or
             // before it.
@@ -280,23 +274,37 @@ async fn subscribe_stream(
         }
         None => start(None, query.from.as_deref())?,
     };
+    held(Key::Revision, from, stream_head(&state, &name).await?)?;
     let subscription = state
         .store
         .subscribe_stream(&name, from)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let head = match state
-        .store
-        .read_stream(&name, StreamFrom::End, Direction::Backwards, 1)
-        .await
-    {
-        Ok(last) => last.first().map(|event| event.revision),
-        Err(StoreError::StreamNotFound(_)) => None,
-        Err(e) => return Err(ApiError::internal(e.to_string())),
-    };
-    held(Key::Revision, from, head)?;
+    let head = stream_head(&state, &name).await?;
     let handover = Handover::new(Key::Revision, head, from);
     Ok(sse(state, subscription, handover, None, query.type_prefix))
+}
+
+/// The log's last position; none while it is empty.
+async fn log_head(state: &AppState) -> Result<Option<u64>, ApiError> {
+    state
+        .store
+        .last_position()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// The stream's last revision; none while it has no event.
+async fn stream_head(state: &AppState, name: &StreamName) -> Result<Option<u64>, ApiError> {
+    match state
+        .store
+        .read_stream(name, StreamFrom::End, Direction::Backwards, 1)
+        .await
+    {
+        Ok(last) => Ok(last.first().map(|event| event.revision)),
+        Err(StoreError::StreamNotFound(_)) => Ok(None),
+        Err(e) => Err(ApiError::internal(e.to_string())),
+    }
 }
 
 /// A subscription resumes only after an event the log (or stream) holds, as KurrentDB's
