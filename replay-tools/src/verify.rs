@@ -3,9 +3,10 @@
 //! never negative and zero in terminal states, money conserved, the trial balance zero.
 //! Other applications' streams hold no order: only their positions are checked.
 
+use crate::transfer::is_the_ledgers;
 use ledger_domain::{check_event, Currency, MoneyMovement, OrderState};
-use ledger_projections::{Account, Fact, Views};
-use ledger_store::{read_all_page, EventStore, StoreError};
+use ledger_projections::{Account, Fact, FactError, Views};
+use ledger_store::{read_all_page, EventStore, RecordedEvent, StoreError, StreamName};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -62,71 +63,155 @@ impl Report {
     }
 }
 
+/// Pages handed from one stage to the next at a time, as in a rebuild.
+const STAGE_QUEUE_PAGES: usize = 4;
+
+/// An event and, for the ledger's streams, what the views read of it.
+type Decoded = Vec<(RecordedEvent, Option<Result<Fact, FactError>>)>;
+
+/// Reads, decodes and checks the log in three stages that run at once, as a rebuild folds
+/// it: checking must go in order, and on one thread it waited for the other two.
 pub async fn verify(store: &dyn EventStore) -> Result<Report, StoreError> {
-    let mut report = Report::default();
-    let mut orders: HashMap<String, (u64, OrderState)> = HashMap::new();
-    let mut views = Views::default();
-    let mut paid_in: BTreeMap<Currency, Decimal> = BTreeMap::new();
-    let mut next_position = 0;
-    let mut others = 0;
-    loop {
-        let page = read_all_page(store, next_position).await?;
-        if page.is_empty() {
-            break;
+    let (pages_out, mut pages_in) =
+        tokio::sync::mpsc::channel::<Vec<RecordedEvent>>(STAGE_QUEUE_PAGES);
+    let (decoded_out, mut decoded_in) = tokio::sync::mpsc::channel::<Decoded>(STAGE_QUEUE_PAGES);
+    let reading = async move {
+        let mut from = 0;
+        loop {
+            let page = read_all_page(store, from).await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            from = last.position + 1;
+            if pages_out.send(page).await.is_err() {
+                break;
+            }
         }
-        for recorded in &page {
-            report.events += 1;
-            let stream = recorded.stream.to_string();
-            let at = || Some((stream.clone(), recorded.revision));
-            let mut violation = |problem: String| {
-                report.violation(Violation {
-                    at: at(),
-                    position: Some(recorded.position),
-                    problem,
-                })
-            };
-            if recorded.position != next_position {
-                violation(format!("position gap: expected {next_position}"));
+        Ok::<_, StoreError>(())
+    };
+    let decoding = async move {
+        while let Some(page) = pages_in.recv().await {
+            let decoded = off_the_runtime(move || {
+                page.into_iter()
+                    .map(|recorded| {
+                        let fact =
+                            is_the_ledgers(&recorded.stream).then(|| Fact::decode(&recorded));
+                        (recorded, fact)
+                    })
+                    .collect::<Decoded>()
+            })
+            .await?;
+            if decoded_out.send(decoded).await.is_err() {
+                break;
             }
-            next_position = recorded.position + 1;
-            if !crate::transfer::is_the_ledgers(&recorded.stream) {
-                others += 1;
-                continue;
-            }
-            let (expected_revision, state) = orders.entry(stream.clone()).or_default();
-            if recorded.revision != *expected_revision {
-                violation(format!(
-                    "revision gap: expected revision {expected_revision}"
-                ));
-            }
-            *expected_revision = recorded.revision + 1;
-            let fact = match Fact::decode(recorded) {
-                Ok(fact) => fact,
-                Err(error) => {
-                    violation(format!("unreadable: {error}"));
-                    continue;
+        }
+        Ok::<_, StoreError>(())
+    };
+    let checking = async {
+        let mut checker = Checker::new();
+        while let Some(page) = decoded_in.recv().await {
+            checker = off_the_runtime(move || {
+                for (recorded, fact) in page {
+                    checker.check(&recorded, fact);
                 }
-            };
-            if let Err(illegal) = check_event(state, &fact.event) {
-                violation(format!("illegal {}: {illegal}", fact.event.event_type()));
-            }
-            state.apply(&fact.event);
-            if let Some(MoneyMovement::PaidIn(money)) = fact.event.money_movement() {
-                *paid_in.entry(money.currency()).or_default() += money.amount();
-            }
-            views.apply(&fact);
+                checker
+            })
+            .await?;
+        }
+        Ok::<_, StoreError>(checker)
+    };
+    let (read, decoded, checked) = tokio::join!(reading, decoding, checking);
+    read?;
+    decoded?;
+    Ok(checked?.finish())
+}
+
+async fn off_the_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Io(format!("a thread verifying the log stopped: {e}")))
+}
+
+/// What the check carries from one event to the next.
+struct Checker {
+    report: Report,
+    orders: HashMap<StreamName, (u64, OrderState)>,
+    views: Views,
+    paid_in: BTreeMap<Currency, Decimal>,
+    next_position: u64,
+}
+
+impl Checker {
+    fn new() -> Checker {
+        // Only the journal's and the wallets' balances are asked of the views: no change is
+        // tracked for a save, and no index they would otherwise keep is built.
+        let mut views = Views::unstored();
+        views.defer_indexes();
+        Checker {
+            report: Report::default(),
+            orders: HashMap::new(),
+            views,
+            paid_in: BTreeMap::new(),
+            next_position: 0,
         }
     }
-    report.orders = orders.len();
-    report.others = others;
-    check_the_books(&views, &orders, &paid_in, &mut report);
-    Ok(report)
+
+    fn check(&mut self, recorded: &RecordedEvent, fact: Option<Result<Fact, FactError>>) {
+        let report = &mut self.report;
+        report.events += 1;
+        let mut violation = |problem: String| {
+            report.violation(Violation {
+                at: Some((recorded.stream.to_string(), recorded.revision)),
+                position: Some(recorded.position),
+                problem,
+            })
+        };
+        if recorded.position != self.next_position {
+            violation(format!("position gap: expected {}", self.next_position));
+        }
+        self.next_position = recorded.position + 1;
+        // Another application's stream: its positions are all there is to check.
+        let Some(fact) = fact else {
+            report.others += 1;
+            return;
+        };
+        let (expected_revision, state) = self.orders.entry(recorded.stream.clone()).or_default();
+        if recorded.revision != *expected_revision {
+            violation(format!(
+                "revision gap: expected revision {expected_revision}"
+            ));
+        }
+        *expected_revision = recorded.revision + 1;
+        let fact = match fact {
+            Ok(fact) => fact,
+            Err(error) => {
+                violation(format!("unreadable: {error}"));
+                return;
+            }
+        };
+        if let Err(illegal) = check_event(state, &fact.event) {
+            violation(format!("illegal {}: {illegal}", fact.event.event_type()));
+        }
+        state.apply(&fact.event);
+        if let Some(MoneyMovement::PaidIn(money)) = fact.event.money_movement() {
+            *self.paid_in.entry(money.currency()).or_default() += money.amount();
+        }
+        self.views.apply(&fact);
+    }
+
+    fn finish(mut self) -> Report {
+        self.report.orders = self.orders.len();
+        check_the_books(&self.views, &self.orders, &self.paid_in, &mut self.report);
+        self.report
+    }
 }
 
 /// Conservation and the trial balance, over the whole log.
 fn check_the_books(
     views: &Views,
-    orders: &HashMap<String, (u64, OrderState)>,
+    orders: &HashMap<StreamName, (u64, OrderState)>,
     paid_in: &BTreeMap<Currency, Decimal>,
     report: &mut Report,
 ) {

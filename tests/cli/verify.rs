@@ -112,6 +112,56 @@ async fn a_revision_gap_is_named() {
     assert!(text.contains("position gap: expected 1"), "{text}");
 }
 
+/// A log longer than one page of reads (10,000 events) is verified whole, its stages handing
+/// pages on in order: a violation past the first page is named at its position.
+#[tokio::test]
+async fn a_log_of_several_pages_is_verified_whole() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data_dir = dir.path().to_string_lossy().to_string();
+    let (output, text) = ledger(&[
+        "simulate",
+        "--orders",
+        "4500",
+        "--concurrency",
+        "16",
+        "--quiet",
+        "--data-dir",
+        &data_dir,
+    ]);
+    assert!(output.status.success(), "{text}");
+    let (output, text) = verify(dir.path());
+    assert!(output.status.success(), "{text}");
+    let events: u64 = text
+        .split("verified ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no count: {text}"));
+    assert!(events > 20_000, "more than two pages: {text}");
+
+    let refund = Event::PartialRefundIssued(PartialRefundIssued {
+        amount: eur("10.00"),
+        reason: "no order".into(),
+        escrow_after: eur("0.00"),
+        by: seller(),
+        at: t0(),
+    });
+    append_raw(dir.path(), &[refund]).await;
+    let (output, text) = verify(dir.path());
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{} revision 0 (position {events}): illegal PartialRefundIssued",
+            stream()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("in {} events of ", events + 1)),
+        "{text}"
+    );
+}
+
 #[test]
 fn a_missing_log_is_a_clear_error_not_a_panic() {
     let dir = tempfile::tempdir().expect("dir");
