@@ -60,14 +60,11 @@ async fn inspect_counts_the_log_and_says_how_far_behind_the_views_are() {
     );
 
     // The log goes on without the views: inspect does not judge the events, only counts them.
-    let refund = Event::PartialRefundIssued(PartialRefundIssued {
-        amount: eur("10.00"),
-        reason: "after close".into(),
-        escrow_after: eur("0.00"),
-        by: seller(),
-        at: t0() + Duration::days(3),
-    });
-    append_raw(dir.path(), &[refund]).await;
+    append_raw(
+        dir.path(),
+        &[refund_of_ten("after close", t0() + Duration::days(3))],
+    )
+    .await;
     let text = inspect(dir.path());
     assert!(
         line(&text, "log ").contains("5 events at positions 0 to 4"),

@@ -86,6 +86,18 @@ pub fn closed_order_events() -> Vec<Event> {
     events
 }
 
+/// The seller's refund of 10.00 EUR leaving nothing in escrow, at `at`: illegal wherever the
+/// tests append it raw (after the close, or on an order never placed).
+pub fn refund_of_ten(reason: &str, at: DateTime<Utc>) -> Event {
+    Event::PartialRefundIssued(PartialRefundIssued {
+        amount: eur("10.00"),
+        reason: reason.into(),
+        escrow_after: eur("0.00"),
+        by: seller(),
+        at,
+    })
+}
+
 /// Appends events as they are, without the rules: how a broken history gets in.
 pub async fn append_raw(dir: &std::path::Path, events: &[Event]) {
     let store = SqliteStore::open(dir).expect("store");

@@ -28,14 +28,11 @@ async fn a_sound_history_verifies() {
 async fn a_refund_after_close_is_named_by_stream_and_revision() {
     let dir = tempfile::tempdir().expect("dir");
     closed_order(dir.path()).await;
-    let refund = Event::PartialRefundIssued(PartialRefundIssued {
-        amount: eur("10.00"),
-        reason: "after close".into(),
-        escrow_after: eur("0.00"),
-        by: seller(),
-        at: t0() + Duration::days(3),
-    });
-    append_raw(dir.path(), &[refund]).await;
+    append_raw(
+        dir.path(),
+        &[refund_of_ten("after close", t0() + Duration::days(3))],
+    )
+    .await;
     let (output, text) = verify(dir.path());
     assert!(!output.status.success(), "{text}");
     assert!(
@@ -139,14 +136,7 @@ async fn a_log_of_several_pages_is_verified_whole() {
         .unwrap_or_else(|| panic!("no count: {text}"));
     assert!(events > 20_000, "more than two pages: {text}");
 
-    let refund = Event::PartialRefundIssued(PartialRefundIssued {
-        amount: eur("10.00"),
-        reason: "no order".into(),
-        escrow_after: eur("0.00"),
-        by: seller(),
-        at: t0(),
-    });
-    append_raw(dir.path(), &[refund]).await;
+    append_raw(dir.path(), &[refund_of_ten("no order", t0())]).await;
     let (output, text) = verify(dir.path());
     assert!(!output.status.success(), "{text}");
     assert!(
