@@ -786,4 +786,21 @@ async fn another_applications_events_travel_byte_for_byte_and_are_passed_by_veri
     let (output, text) = ledger(&["replay", &file.to_string_lossy()]);
     assert!(output.status.success(), "{text}");
     assert!(text.contains("every invariant holds"), "{text}");
+
+    // A line whose base64 was damaged (and the trailer fixed) is refused before anything is
+    // written.
+    let damaged: Vec<String> = lines
+        .iter()
+        .map(|line| line.replace(r#""data":"/wB/""#, r#""data":"/w!/""#))
+        .collect();
+    assert_ne!(damaged, lines, "the binary event's line: {lines:?}");
+    write_resealed(&file, &damaged);
+    let fresh = dir.path().join("fresh");
+    let (output, text) = import(&file, &fresh, &[]);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("data is not base64") && text.contains("nothing was imported"),
+        "{text}"
+    );
+    assert!(!fresh.join(ledger_store::LOG_FILE_NAME).exists(), "{text}");
 }
