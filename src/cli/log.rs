@@ -322,23 +322,25 @@ pub(crate) fn run_import(
     args: &StoreArgs,
 ) -> anyhow::Result<()> {
     let export = ExportFile::open(file)?;
-    let count = ledger_replay::transfer::check(export.reader()?)
+    let progress = file_progress();
+    let count = ledger_replay::transfer::check(export.reader(&progress, "checking")?)
         .with_context(|| format!("{export} is not a sound export; nothing was imported"))?;
     let store = args.open_to_write()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let imported = runtime.block_on(async {
         let fit = if append {
-            let fit = ledger_replay::transfer::fits(&store, export.reader()?)
+            let fit = ledger_replay::transfer::fits(&store, export.reader(&progress, "comparing")?)
                 .await
                 .context("nothing was imported")?;
             Some(fit)
         } else {
             None
         };
-        ledger_replay::transfer::import(&store, export.reader()?, fit)
+        ledger_replay::transfer::import(&store, export.reader(&progress, "importing")?, fit)
             .await
             .context("importing")
     });
+    progress.finish_and_clear();
     store.close();
     let new = imported?;
     match count - new.min(count) {
@@ -376,11 +378,30 @@ impl ExportFile {
         })
     }
 
-    fn reader(&self) -> anyhow::Result<std::io::BufReader<std::fs::File>> {
-        std::fs::File::open(&self.path)
-            .map(std::io::BufReader::new)
-            .with_context(|| format!("opening {self}"))
+    /// The file from its start, each byte read moving `progress` on under `stage`: a file
+    /// of ten million events takes minutes to check and as long again to import.
+    fn reader(
+        &self,
+        progress: &indicatif::ProgressBar,
+        stage: &'static str,
+    ) -> anyhow::Result<std::io::BufReader<indicatif::ProgressBarIter<std::fs::File>>> {
+        let file = std::fs::File::open(&self.path).with_context(|| format!("opening {self}"))?;
+        let length = file.metadata().map(|m| m.len()).unwrap_or(0);
+        progress.reset();
+        progress.set_length(length);
+        progress.set_message(stage);
+        Ok(std::io::BufReader::new(progress.wrap_read(file)))
     }
+}
+
+/// A bar of the bytes of an export read, shown on a terminal only (as indicatif's are).
+fn file_progress() -> indicatif::ProgressBar {
+    indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:9} {bar:40} {bytes}/{total_bytes}  {bytes_per_sec}  eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    )
 }
 
 impl std::fmt::Display for ExportFile {
@@ -397,7 +418,8 @@ pub(crate) fn run_replay(
     keep: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
     let export = ExportFile::open(file)?;
-    let count = ledger_replay::transfer::check(export.reader()?)
+    let progress = file_progress();
+    let count = ledger_replay::transfer::check(export.reader(&progress, "checking")?)
         .with_context(|| format!("{export} is not a sound export"))?;
     let scratch = tempfile::tempdir().context("creating a scratch directory")?;
     let dir = keep.unwrap_or_else(|| scratch.path().to_path_buf());
@@ -411,12 +433,15 @@ pub(crate) fn run_replay(
         .with_context(|| format!("creating a store in {}", dir.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let replayed = runtime.block_on(async {
-        ledger_replay::transfer::import(&store, export.reader()?, None).await?;
+        ledger_replay::transfer::import(&store, export.reader(&progress, "importing")?, None)
+            .await?;
+        progress.finish_and_clear();
         let (projector, _) =
             ledger_projections::Projector::rebuild_all(&dir, &store, |_| {}).await?;
         let report = ledger_replay::verify::verify(&store).await?;
         anyhow::Ok((projector, report))
     });
+    progress.finish_and_clear();
     store.close();
     let (projector, report) = replayed.context("replaying")?;
     println!(
