@@ -71,7 +71,11 @@ type Decoded = Vec<(RecordedEvent, Option<Result<Fact, FactError>>)>;
 
 /// Reads, decodes and checks the log in three stages that run at once, as a rebuild folds
 /// it: checking must go in order, and on one thread it waited for the other two.
-pub async fn verify(store: &dyn EventStore) -> Result<Report, StoreError> {
+/// `on_progress` is told the events checked so far, a page at a time.
+pub async fn verify(
+    store: &dyn EventStore,
+    mut on_progress: impl FnMut(u64),
+) -> Result<Report, StoreError> {
     let (pages_out, mut pages_in) =
         tokio::sync::mpsc::channel::<Vec<RecordedEvent>>(STAGE_QUEUE_PAGES);
     let (decoded_out, mut decoded_in) = tokio::sync::mpsc::channel::<Decoded>(STAGE_QUEUE_PAGES);
@@ -117,6 +121,7 @@ pub async fn verify(store: &dyn EventStore) -> Result<Report, StoreError> {
                 checker
             })
             .await?;
+            on_progress(checker.report.events);
         }
         Ok::<_, StoreError>(checker)
     };

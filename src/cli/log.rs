@@ -5,11 +5,22 @@ use crate::{counted, StoreArgs};
 use anyhow::Context;
 
 pub(crate) fn run_verify(check_views: bool, args: &StoreArgs) -> anyhow::Result<()> {
+    use ledger_store::EventStore;
     let store = args.open_existing()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let total = runtime
+        .block_on(store.last_position())
+        .context("reading the event log")?
+        .map_or(0, |last| last + 1);
+    let progress = events_progress(total, false);
+    progress.set_message("verifying");
     let report = runtime
-        .block_on(ledger_replay::verify::verify(&store))
-        .context("reading the event log")?;
+        .block_on(ledger_replay::verify::verify(&store, |checked| {
+            progress.set_position(checked)
+        }))
+        .context("reading the event log");
+    progress.finish_and_clear();
+    let report = report?;
     let views = if check_views {
         let data_dir = args.config()?.data_dir;
         let check = runtime.block_on(ledger_projections::Projector::check_stored(
@@ -228,16 +239,8 @@ pub(crate) fn run_rebuild(
         .block_on(store.last_position())
         .context("reading the log")?
         .map_or(0, |last| last + 1);
-    let bar = if quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(total).with_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} events  {per_sec}  eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        )
-    };
+    let bar = events_progress(total, quiet);
+    bar.set_message("rebuilding");
     let started = std::time::Instant::now();
     let on_progress = |applied| bar.set_position(applied);
     let progress = runtime
@@ -394,6 +397,20 @@ impl ExportFile {
     }
 }
 
+/// A bar of the events of the log gone through; like indicatif's others, drawn only on a
+/// terminal.
+fn events_progress(total: u64, quiet: bool) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    indicatif::ProgressBar::new(total).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:9} {bar:40} {pos}/{len} events  {per_sec}  eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    )
+}
+
 /// A bar of the bytes of an export read, shown on a terminal only (as indicatif's are).
 fn file_progress() -> indicatif::ProgressBar {
     indicatif::ProgressBar::new(0).with_style(
@@ -436,9 +453,17 @@ pub(crate) fn run_replay(
         ledger_replay::transfer::import(&store, export.reader(&progress, "importing")?, None)
             .await?;
         progress.finish_and_clear();
-        let (projector, _) =
-            ledger_projections::Projector::rebuild_all(&dir, &store, |_| {}).await?;
-        let report = ledger_replay::verify::verify(&store).await?;
+        let events = events_progress(count, false);
+        events.set_message("rebuilding");
+        let (projector, _) = ledger_projections::Projector::rebuild_all(&dir, &store, |folded| {
+            events.set_position(folded)
+        })
+        .await?;
+        events.reset();
+        events.set_message("verifying");
+        let report =
+            ledger_replay::verify::verify(&store, |checked| events.set_position(checked)).await?;
+        events.finish_and_clear();
         anyhow::Ok((projector, report))
     });
     progress.finish_and_clear();
