@@ -5,14 +5,9 @@ use crate::{counted, StoreArgs};
 use anyhow::Context;
 
 pub(crate) fn run_verify(check_views: bool, args: &StoreArgs) -> anyhow::Result<()> {
-    use ledger_store::EventStore;
     let store = args.open_existing()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    let total = runtime
-        .block_on(store.last_position())
-        .context("reading the event log")?
-        .map_or(0, |last| last + 1);
-    let progress = events_progress(total, false);
+    let progress = events_progress(events_in(&runtime, &store)?, false);
     progress.set_message("verifying");
     let report = runtime
         .block_on(ledger_replay::verify::verify(&store, |checked| {
@@ -231,15 +226,10 @@ pub(crate) fn run_rebuild(
     quiet: bool,
     args: &StoreArgs,
 ) -> anyhow::Result<()> {
-    use ledger_store::EventStore;
     let store = args.open_existing()?;
     let data_dir = args.config()?.data_dir;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    let total = runtime
-        .block_on(store.last_position())
-        .context("reading the log")?
-        .map_or(0, |last| last + 1);
-    let bar = events_progress(total, quiet);
+    let bar = events_progress(events_in(&runtime, &store)?, quiet);
     bar.set_message("rebuilding");
     let started = std::time::Instant::now();
     let on_progress = |applied| bar.set_position(applied);
@@ -395,6 +385,18 @@ impl ExportFile {
         progress.set_message(stage);
         Ok(std::io::BufReader::new(progress.wrap_read(file)))
     }
+}
+
+/// How many events the log holds: the length of a bar that goes through it.
+fn events_in(
+    runtime: &tokio::runtime::Runtime,
+    store: &ledger_store::SqliteStore,
+) -> anyhow::Result<u64> {
+    use ledger_store::EventStore;
+    Ok(runtime
+        .block_on(store.last_position())
+        .context("reading the log")?
+        .map_or(0, |last| last + 1))
 }
 
 /// A bar of the events of the log gone through; like indicatif's others, drawn only on a
