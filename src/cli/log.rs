@@ -287,10 +287,23 @@ pub(crate) fn run_export(
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let whole_log = stream.is_none();
     let selection = ledger_replay::transfer::Selection { from, to, stream };
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // The bytes written so far, on a terminal, when the export goes elsewhere: ten million
+    // events are 8 GB and a minute's work.
+    let progress = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new_spinner().with_style(
+            indicatif::ProgressStyle::with_template(
+                "exporting {spinner} {bytes} written  {bytes_per_sec}  {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        )
+    };
+    let mut out = std::io::BufWriter::new(progress.wrap_write(std::io::stdout().lock()));
     let exported = runtime.block_on(ledger_replay::transfer::export(
         &store, &selection, &mut out,
     ));
+    progress.finish_and_clear();
     store.close();
     let exported = exported.context("exporting")?;
     let count = exported.events;
