@@ -87,6 +87,31 @@ pub async fn read_all_page(
         .await
 }
 
+/// `$all` read forwards a page at a time: the cursor of a scan of the whole log.
+pub struct AllPages<'a> {
+    store: &'a dyn EventStore,
+    next: u64,
+}
+
+impl<'a> AllPages<'a> {
+    pub fn from(store: &'a dyn EventStore, position: u64) -> AllPages<'a> {
+        AllPages {
+            store,
+            next: position,
+        }
+    }
+
+    /// The next page; none once the log has no more.
+    pub async fn next(&mut self) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
+        let page = read_all_page(self.store, self.next).await?;
+        let Some(last) = page.last() else {
+            return Ok(None);
+        };
+        self.next = last.position + 1;
+        Ok(Some(page))
+    }
+}
+
 /// Every event of `stream`, reading page after page; empty for a stream with no events.
 pub async fn read_whole_stream(
     store: &dyn EventStore,

@@ -12,8 +12,8 @@ use crate::rows::{PendingRows, RowChange, RowSink};
 use crate::{Fact, FactError, ViewName, Views};
 use ledger_domain::ORDER_STREAM_PREFIX;
 use ledger_store::{
-    read_all_page, AllFrom, Direction, EventStore, RecordedEvent, StoreError, SubscribeFrom,
-    READ_EVENTS_MAX,
+    read_all_page, AllFrom, AllPages, Direction, EventStore, RecordedEvent, StoreError,
+    SubscribeFrom, READ_EVENTS_MAX,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -781,9 +781,8 @@ async fn fold_log(
         tokio::sync::mpsc::channel::<(Vec<Fact>, u64)>(STAGE_QUEUE_PAGES);
     let reading = async move {
         let mut last = None;
-        let mut from = 0;
-        loop {
-            let mut page = read_all_page(store, from).await?;
+        let mut pages = AllPages::from(store, 0);
+        while let Some(mut page) = pages.next().await? {
             if let Some(u) = until {
                 page.retain(|e| e.position <= u);
             }
@@ -791,11 +790,9 @@ async fn fold_log(
                 break;
             };
             last = Some(end);
-            let end = end.position;
-            if pages_out.send(page).await.is_err() || until.is_some_and(|u| end >= u) {
+            if pages_out.send(page).await.is_err() || until.is_some_and(|u| end.position >= u) {
                 break;
             }
-            from = end + 1;
         }
         Ok::<_, ProjectionError>(last)
     };

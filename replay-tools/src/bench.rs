@@ -4,8 +4,8 @@
 
 use chrono::Utc;
 use ledger_store::{
-    configure_log_writer, read_all_page, EventData, RecordedEvent, SqliteStore, StoreError,
-    StreamName, INDEX_FLUSH_ENTRIES_DEFAULT, INDEX_SLICE_ENTRIES_DEFAULT, LOG_FILE_NAME,
+    configure_log_writer, AllPages, EventData, RecordedEvent, SqliteStore, StoreError, StreamName,
+    INDEX_FLUSH_ENTRIES_DEFAULT, INDEX_SLICE_ENTRIES_DEFAULT, LOG_FILE_NAME,
 };
 use std::path::Path;
 use std::time::Instant;
@@ -36,11 +36,8 @@ impl Throughput {
 pub async fn rows_of(data_dir: &Path) -> Result<Vec<(StreamName, u64, EventData)>, BenchError> {
     let store = SqliteStore::open(data_dir)?;
     let mut rows = Vec::new();
-    let mut next = 0;
-    loop {
-        let page = read_all_page(&store, next).await?;
-        let Some(last) = page.last() else { break };
-        next = last.position + 1;
+    let mut pages = AllPages::from(&store, 0);
+    while let Some(page) = pages.next().await? {
         rows.extend(page.into_iter().map(RecordedEvent::into_event_data));
     }
     store.close();

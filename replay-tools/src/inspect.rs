@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use ledger_projections::{ProjectionError, Projector, StoredViews, READ_MODEL_FILE_NAME};
-use ledger_store::{read_all_page, EventStore, RecordedEvent, StoreError, LOG_FILE_NAME};
+use ledger_store::{AllPages, EventStore, RecordedEvent, StoreError, LOG_FILE_NAME};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -121,13 +121,8 @@ pub async fn inspect(data_dir: &Path, store: &dyn EventStore) -> Result<Inspecti
 /// Counts the whole log page by page; events are looked at, never decoded.
 pub async fn summarize(store: &dyn EventStore) -> Result<LogSummary, StoreError> {
     let mut summary = LogSummary::default();
-    let mut from = 0;
-    loop {
-        let page = read_all_page(store, from).await?;
-        let Some(last) = page.last() else {
-            break;
-        };
-        from = last.position + 1;
+    let mut pages = AllPages::from(store, 0);
+    while let Some(page) = pages.next().await? {
         for event in &page {
             summary.count(event);
         }

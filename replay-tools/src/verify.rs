@@ -6,7 +6,7 @@
 use crate::transfer::is_the_ledgers;
 use ledger_domain::{check_event, Currency, MoneyMovement, OrderState};
 use ledger_projections::{Account, Fact, FactError, Views};
-use ledger_store::{read_all_page, EventStore, RecordedEvent, StoreError, StreamName};
+use ledger_store::{AllPages, EventStore, RecordedEvent, StoreError, StreamName};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -80,13 +80,8 @@ pub async fn verify(
         tokio::sync::mpsc::channel::<Vec<RecordedEvent>>(STAGE_QUEUE_PAGES);
     let (decoded_out, mut decoded_in) = tokio::sync::mpsc::channel::<Decoded>(STAGE_QUEUE_PAGES);
     let reading = async move {
-        let mut from = 0;
-        loop {
-            let page = read_all_page(store, from).await?;
-            let Some(last) = page.last() else {
-                break;
-            };
-            from = last.position + 1;
+        let mut pages = AllPages::from(store, 0);
+        while let Some(page) = pages.next().await? {
             if pages_out.send(page).await.is_err() {
                 break;
             }
