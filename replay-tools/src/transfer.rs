@@ -83,17 +83,24 @@ enum LineError {
     NotBase64 { field: &'static str, detail: String },
 }
 
+/// The bytes as JSON, when a format made of lines (an export, Server-Sent Events) can carry
+/// them as they are: JSON with no line break in it and nothing around it (`RawValue` would
+/// drop the whitespace). Anything else travels as base64, so that what arrives is exactly
+/// what was appended, and text is never mistaken for a JSON string.
+pub fn json_on_one_line(bytes: &[u8]) -> Option<&RawValue> {
+    if bytes.iter().any(|&byte| byte == b'\n' || byte == b'\r') {
+        return None;
+    }
+    serde_json::from_slice::<&RawValue>(bytes)
+        .ok()
+        .filter(|json| json.get().len() == bytes.len())
+}
+
 /// Data or metadata as a line holds it: the JSON itself when the bytes are JSON on one line,
 /// else their base64 as a string.
 fn payload_of(bytes: &[u8]) -> Result<(Box<RawValue>, Option<Encoding>), serde_json::Error> {
-    let one_line_json = std::str::from_utf8(bytes)
-        .ok()
-        .filter(|text| !text.contains('\n'))
-        .and_then(|text| RawValue::from_string(text.to_owned()).ok())
-        // Whitespace around the JSON is not kept by `RawValue`: such bytes go as base64.
-        .filter(|json| json.get().len() == bytes.len());
-    if let Some(json) = one_line_json {
-        return Ok((json, None));
+    if let Some(json) = json_on_one_line(bytes) {
+        return Ok((json.to_owned(), None));
     }
     let base64 = base64::engine::general_purpose::STANDARD.encode(bytes);
     Ok((
@@ -858,7 +865,7 @@ mod tests {
     /// What a line carries must give back the very bytes, and stay on its one line.
     fn round_trip(bytes: &[u8]) -> Option<Encoding> {
         let (raw, encoding) = payload_of(bytes).expect("payload");
-        assert!(!raw.get().contains('\n'), "{raw}");
+        assert!(!raw.get().contains(['\n', '\r']), "{raw}");
         assert_eq!(bytes_of("data", &raw, encoding).expect("bytes"), bytes);
         encoding
     }
@@ -867,7 +874,9 @@ mod tests {
     fn json_on_one_line_goes_as_itself_and_other_bytes_as_base64() {
         assert_eq!(round_trip(br#"{"a":[1,"x"]}"#), None);
         assert_eq!(round_trip(br#"{ "a" :	1 }"#), None);
+        assert_eq!(round_trip(br#""a JSON string""#), None);
         assert_eq!(round_trip(b"{\n  \"a\": 1\n}"), Some(Encoding::Base64));
+        assert_eq!(round_trip(b"{\r\"a\":1}"), Some(Encoding::Base64));
         assert_eq!(round_trip(b" {} "), Some(Encoding::Base64));
         assert_eq!(round_trip(b"plain text"), Some(Encoding::Base64));
         assert_eq!(round_trip(&[0xff, 0x00]), Some(Encoding::Base64));

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use ledger_replay::transfer::json_on_one_line;
 use ledger_store::{
     read_whole_stream, Direction, RecordedEvent, StoreError, StreamFrom, StreamName, SubscribeFrom,
     Subscription,
@@ -63,7 +64,7 @@ pub(super) struct Delivered<'a> {
     recorded_at: DateTime<Utc>,
     #[schema(value_type = Value)]
     data: Payload<'a>,
-    /// `base64` when the data are not UTF-8: `data` is then their standard base64.
+    /// `base64` when the data are not JSON on one line: `data` is then their standard base64.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "base64")]
     data_encoding: Option<&'static str>,
@@ -76,24 +77,20 @@ pub(super) struct Delivered<'a> {
 }
 
 /// Data or metadata as stored: JSON written through as it is (checked, not rebuilt: each
-/// subscriber encodes every event), other text as a string, other bytes as base64, so that
+/// subscriber encodes every event), anything else as base64, as an export writes it, so that
 /// what a subscriber gets is what was appended, byte for byte.
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Payload<'a> {
     Json(&'a RawValue),
-    Text(&'a str),
     Base64(String),
 }
 
 impl<'a> Payload<'a> {
     fn of(bytes: &'a [u8]) -> Payload<'a> {
-        if let Ok(json) = serde_json::from_slice(bytes) {
-            return Payload::Json(json);
-        }
-        match std::str::from_utf8(bytes) {
-            Ok(text) => Payload::Text(text),
-            Err(_) => Payload::Base64(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        match json_on_one_line(bytes) {
+            Some(json) => Payload::Json(json),
+            None => Payload::Base64(base64::engine::general_purpose::STANDARD.encode(bytes)),
         }
     }
 
@@ -533,14 +530,24 @@ mod tests {
     }
 
     #[test]
-    fn data_is_sent_as_stored_when_json_as_a_string_when_text_and_as_base64_otherwise() {
-        let json = super::Payload::of(br#"{"b":1,"a":[true,null]}"#);
-        let text = super::Payload::of("not json { é".as_bytes());
-        let bytes = super::Payload::of(&[0xff, 0x00, b'a']);
-        let encodings = [&json, &text, &bytes].map(super::Payload::encoding);
-        assert_eq!(encodings, [None, None, Some("base64")]);
-        let sent = serde_json::to_string(&(json, text, bytes)).expect("serialise");
-        assert_eq!(sent, r#"[{"b":1,"a":[true,null]},"not json { é","/wBh"]"#);
+    fn data_is_sent_as_stored_when_json_on_one_line_and_as_base64_otherwise() {
+        let payloads = [
+            &br#"{"b":1,"a":[true,null]}"#[..],
+            br#""a JSON string""#,
+            "not json { é".as_bytes(),
+            b"\"text in quotes",
+            b"{\r\n  \"a\": 1\r\n}",
+            &[0xff, 0x00, b'a'],
+        ]
+        .map(super::Payload::of);
+        let encodings = payloads.each_ref().map(super::Payload::encoding);
+        let base64 = Some("base64");
+        assert_eq!(encodings, [None, None, base64, base64, base64, base64]);
+        let sent = serde_json::to_string(&payloads).expect("serialise");
+        assert_eq!(
+            sent,
+            r#"[{"b":1,"a":[true,null]},"a JSON string","bm90IGpzb24geyDDqQ==","InRleHQgaW4gcXVvdGVz","ew0KICAiYSI6IDENCn0=","/wBh"]"#
+        );
     }
 
     #[test]

@@ -335,8 +335,9 @@ async fn what_a_subscription_sends_has_the_shape_the_document_describes() {
         .await
         .expect("appended");
     let binary = eventstore::EventData::binary("Blob", vec![0xff, 0x00].into());
+    let text = eventstore::EventData::binary("Note", b"\"quoted\" text".to_vec().into());
     appender
-        .append_to_stream("invoice-1", &Default::default(), binary)
+        .append_to_stream("invoice-1", &Default::default(), vec![binary, text])
         .await
         .expect("appended");
 
@@ -365,18 +366,21 @@ async fn what_a_subscription_sends_has_the_shape_the_document_describes() {
             panic!("{mismatch}\nsent: {:#}", event.data);
         }
     }
-    assert_eq!((events.len(), others), (9, 2), "{events:?}");
-    // Bytes that are not UTF-8 arrive as they were appended, in base64, and say so.
-    let blob = events
-        .iter()
-        .find(|event| event.event_type == "Blob")
-        .expect("the binary event");
-    assert_eq!(
-        (&blob.data["data"], &blob.data["data_encoding"]),
-        (&json!("/wA="), &json!("base64")),
-        "{:#}",
-        blob.data
-    );
+    assert_eq!((events.len(), others), (10, 3), "{events:?}");
+    // Bytes that are not JSON arrive as they were appended, in base64, and say so: text too,
+    // which as a string could not be told from JSON's.
+    for (event_type, base64) in [("Blob", "/wA="), ("Note", "InF1b3RlZCIgdGV4dA==")] {
+        let sent = events
+            .iter()
+            .find(|event| event.event_type == event_type)
+            .expect(event_type);
+        assert_eq!(
+            (&sent.data["data"], &sent.data["data_encoding"]),
+            (&json!(base64), &json!("base64")),
+            "{:#}",
+            sent.data
+        );
+    }
     server.stop();
 }
 
