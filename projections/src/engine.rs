@@ -191,16 +191,9 @@ fn store_checkpoint(
 /// What the stored views are against the log (`Projector::check_stored`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ViewsCheck {
-    NothingStored,
-    /// Views of a layout this binary no longer reads; its next start folds them again.
-    OlderLayout {
-        schema: i64,
-    },
-    /// The log holds another event at the views' checkpoint, or none: they were folded
-    /// from another log, and the next catch-up folds them again.
-    AnotherLog {
-        checkpoint: u64,
-    },
+    /// Not compared with the log: none stored, an older layout (the next start folds them
+    /// again), or folded from another log (the next catch-up folds them again).
+    NotCompared(StoredViews),
     /// Each view compared with a fold of the log up to the checkpoint; `unlike` lists those
     /// that differ (none, if the stored views are what the log folds to).
     Compared {
@@ -478,21 +471,17 @@ impl Projector {
     ) -> Result<ViewsCheck, ProjectionError> {
         let path = data_dir.join(READ_MODEL_FILE_NAME);
         if !path.exists() {
-            return Ok(ViewsCheck::NothingStored);
+            return Ok(ViewsCheck::NotCompared(StoredViews::Nothing));
         }
         // Held throughout, so that no service writes the views while they are read.
         let _writer_lock = lock_views(data_dir)?;
         let db = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let checkpoint = match standing(&db, store).await? {
-            StoredViews::Nothing => return Ok(ViewsCheck::NothingStored),
-            StoredViews::OlderLayout { schema } => return Ok(ViewsCheck::OlderLayout { schema }),
+            StoredViews::FoldedUpTo { checkpoint } => checkpoint,
             StoredViews::NewerLayout { schema } => {
                 return Err(ProjectionError::NewerSchema(schema))
             }
-            StoredViews::AnotherLog { checkpoint } => {
-                return Ok(ViewsCheck::AnotherLog { checkpoint })
-            }
-            StoredViews::FoldedUpTo { checkpoint } => checkpoint,
+            other => return Ok(ViewsCheck::NotCompared(other)),
         };
         let (folded, _, _) = fold_from_zero(store, Some(checkpoint), |_| {}).await?;
         let mut statement = db.prepare(VIEW_ROWS_QUERY)?;

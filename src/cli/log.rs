@@ -3,6 +3,7 @@
 
 use crate::{counted, StoreArgs};
 use anyhow::Context;
+use ledger_projections::StoredViews;
 
 pub(crate) fn run_verify(check_views: bool, args: &StoreArgs) -> anyhow::Result<()> {
     let store = args.open_existing()?;
@@ -65,23 +66,9 @@ pub(crate) fn run_verify(check_views: bool, args: &StoreArgs) -> anyhow::Result<
 fn say_how_the_views_stand(check: &ledger_projections::ViewsCheck) -> bool {
     use ledger_projections::ViewsCheck;
     match check {
-        ViewsCheck::NothingStored => {
-            println!("no views are stored: the service folds them at its next start");
-            true
-        }
-        ViewsCheck::OlderLayout { schema } => {
-            println!(
-                "the stored views are of an older layout (schema {schema}), which the service \
-                 drops and folds again at its next start"
-            );
-            false
-        }
-        ViewsCheck::AnotherLog { checkpoint } => {
-            println!(
-                "the stored views were folded from another log: this one holds another event \
-                 at their checkpoint {checkpoint}, or none"
-            );
-            false
+        ViewsCheck::NotCompared(standing) => {
+            println!("views: {}", standing_in_words(standing, None));
+            matches!(standing, StoredViews::Nothing)
         }
         ViewsCheck::Compared { checkpoint, unlike } => {
             for view in unlike {
@@ -97,6 +84,31 @@ fn say_how_the_views_stand(check: &ledger_projections::ViewsCheck) -> bool {
             }
             unlike.is_empty()
         }
+    }
+}
+
+/// Where stored views stand and what comes of it, as `inspect` and `verify --views` say it.
+fn standing_in_words(standing: &StoredViews, behind: Option<u64>) -> String {
+    match standing {
+        StoredViews::FoldedUpTo { checkpoint } => match behind {
+            Some(behind) => format!(
+                "folded up to position {checkpoint}, {} behind the log",
+                crate::counted(behind, "event")
+            ),
+            None => format!("folded up to position {checkpoint}"),
+        },
+        StoredViews::Nothing => {
+            "none stored: `ledger serve` folds them at its start, `ledger rebuild` at once".to_owned()
+        }
+        StoredViews::OlderLayout { schema } => format!(
+            "an older layout (schema {schema}): the next `ledger serve` folds them again"
+        ),
+        StoredViews::NewerLayout { schema } => format!(
+            "written by a newer binary (schema {schema}): this one cannot read them; `ledger rebuild` replaces them"
+        ),
+        StoredViews::AnotherLog { checkpoint } => format!(
+            "folded from another log (this one holds another event at their checkpoint {checkpoint}, or none): the next `ledger serve` folds them again"
+        ),
     }
 }
 
@@ -135,7 +147,6 @@ pub(crate) fn run_inspect(json: bool, args: &StoreArgs) -> anyhow::Result<()> {
 }
 
 fn render_inspection(inspection: &ledger_replay::inspect::Inspection) -> String {
-    use ledger_projections::StoredViews;
     use ledger_replay::inspect::ViewsSeen;
     use std::fmt::Write;
     let log = &inspection.log;
@@ -185,22 +196,9 @@ fn render_inspection(inspection: &ledger_replay::inspect::Inspection) -> String 
             "cannot be read ({}): `ledger rebuild` folds them again from the log",
             unreadable.detail
         ),
-        ViewsSeen::Read(StoredViews::FoldedUpTo { checkpoint }) => format!(
-            "folded up to position {checkpoint}, {} behind the log",
-            crate::counted(inspection.views_behind.unwrap_or(0), "event")
-        ),
-        ViewsSeen::Read(StoredViews::Nothing) => {
-            "none stored: `ledger serve` folds them at its start, `ledger rebuild` at once".to_owned()
+        ViewsSeen::Read(standing) => {
+            standing_in_words(standing, Some(inspection.views_behind.unwrap_or(0)))
         }
-        ViewsSeen::Read(StoredViews::OlderLayout { schema }) => format!(
-            "an older layout (schema {schema}): the next `ledger serve` folds them again"
-        ),
-        ViewsSeen::Read(StoredViews::NewerLayout { schema }) => format!(
-            "written by a newer binary (schema {schema}): this one cannot read them; `ledger rebuild` replaces them"
-        ),
-        ViewsSeen::Read(StoredViews::AnotherLog { checkpoint }) => format!(
-            "folded from another log (this one holds another event at their checkpoint {checkpoint}, or none): the next `ledger serve` folds them again"
-        ),
     };
     let _ = writeln!(out, "views     {views}");
     let files: Vec<String> = inspection

@@ -177,7 +177,7 @@ fn verify_with_views_compares_the_stored_views_with_the_log() {
     simulated(&ours, "20", "42");
     let (output, text) = verify_views(&ours);
     assert!(output.status.success(), "{text}");
-    assert!(text.contains("no views are stored"), "{text}");
+    assert!(text.contains("views: none stored"), "{text}");
     let views = ledger_projections::READ_MODEL_FILE_NAME;
     assert!(!ours.join(views).exists(), "verify created the views' file");
 
