@@ -82,8 +82,10 @@ async fn order_summary(
     State(state): State<AppState>,
     caller: Principal,
     ApiPath(id): ApiPath<Uuid>,
+    query: Result<Query<NoQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let order = visible_order(&state, &caller, OrderId(id), STAFF_SEEING_ORDERS)?;
+    query.map_err(bad_query)?;
     let etag = order
         .events
         .checked_sub(1)
@@ -97,6 +99,7 @@ async fn order_summary(
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// The order as it stood at this instant (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
@@ -204,12 +207,20 @@ fn history_error(error: HistoryError) -> ApiError {
     }
 }
 
+/// A parameter a read does not take is refused, never passed over: `/orders/{id}?at=` (the
+/// history's `at`) or `/journal?to=` answered as if unasked would look like an answer to it.
 fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
     ApiError::bad_request("invalid_query", rejection.body_text())
 }
 
+/// The query of a read that takes no parameters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoQuery {}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     buyer: Option<Uuid>,
     seller: Option<Uuid>,
@@ -318,8 +329,10 @@ pub struct EscrowTotals {
 async fn escrow_totals(
     State(state): State<AppState>,
     caller: Principal,
+    query: Result<Query<NoQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<EscrowTotals>, ApiError> {
     caller.require_role(STAFF_SEEING_ORDERS)?;
+    query.map_err(bad_query)?;
     let now = state.clock.now();
     let (totals, aging) = state.views(|v| (v.escrow.totals(), v.escrow.aging(now)))?;
     let currencies = totals
@@ -345,6 +358,7 @@ async fn escrow_totals(
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AgeQuery {
     min_age_days: Option<i64>,
     /// At most this many, the next page named in `Link`; all of them when absent.
@@ -443,6 +457,7 @@ pub struct WalletResponse {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct StatementQuery {
     /// First `$all` position of the statement lines.
     from: Option<u64>,
@@ -529,7 +544,9 @@ async fn completion_rate(
     State(state): State<AppState>,
     _caller: Principal,
     ApiPath(id): ApiPath<Uuid>,
+    query: Result<Query<NoQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<CompletionRate>, ApiError> {
+    query.map_err(bad_query)?;
     let now = state.clock.now();
     let days = state.policy.completion_rate_recent_days;
     Ok(Json(
@@ -554,8 +571,10 @@ async fn review_window(
     State(state): State<AppState>,
     caller: Principal,
     ApiPath(id): ApiPath<Uuid>,
+    query: Result<Query<NoQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ReviewWindowResponse>, ApiError> {
     visible_order(&state, &caller, OrderId(id), STAFF_SEEING_HISTORY)?;
+    query.map_err(bad_query)?;
     let window = state
         .views(|v| v.reviews.window(OrderId(id)).cloned())?
         .ok_or_else(|| {
@@ -574,6 +593,7 @@ async fn review_window(
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct JournalQuery {
     /// First `$all` position.
     from: Option<u64>,
@@ -681,6 +701,7 @@ pub struct TrialBalance {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct TrialBalanceQuery {
     /// `all` (the default): every account; `control`: one line per control account
     /// (`payments`, `escrow` for every order's, `wallet` for every user's, `commission`).

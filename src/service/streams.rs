@@ -38,6 +38,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// `$all`, `$ce-…` and `$et-…`: the first position to send; a stream: the first
     /// revision; `end`: only what commits from now on. Ignored when `Last-Event-ID` is sent.
@@ -49,8 +50,8 @@ pub struct StreamQuery {
 
 /// One recorded event as subscribers receive it. Described as another application's event
 /// (appended through the EventStoreDB protocol): data and metadata as appended, JSON where
-/// they are JSON, a string where they are UTF-8 text, and base64 otherwise. An order's event
-/// has the same fields, typed: an OrderStreamEvent.
+/// they are JSON on one line, and base64 otherwise. An order's event has the same fields,
+/// typed: an OrderStreamEvent.
 #[derive(Serialize, ToSchema)]
 #[schema(as = OtherStreamEvent)]
 pub(super) struct Delivered<'a> {

@@ -424,3 +424,64 @@ async fn a_body_that_stops_halfway_is_answered_408_and_appends_nothing() {
     assert!(reply.contains("\"code\":\"body_timeout\""), "{reply}");
     assert_eq!(server.log_head().await, None, "nothing appended");
 }
+
+/// A parameter a read does not take is refused, by name, never answered as if it were not
+/// there: `/orders/{id}?at=` would show the order as it is now, `/journal?to=` the whole
+/// journal, each looking like an answer to what was asked.
+#[tokio::test]
+async fn a_parameter_a_read_does_not_take_is_refused_by_name() {
+    let server = Server::start();
+    let (buyer, seller, mediator) = (user("buyer"), user("seller"), user("mediator"));
+    let (finance, service) = (user("finance"), user("service"));
+    let order = server.place(&buyer, &seller, "100.00").await;
+    let reads = [
+        (
+            &mediator,
+            format!("/orders/{order}"),
+            "at=2026-01-01T00:00:00Z",
+        ),
+        (&mediator, format!("/orders/{order}/history"), "revison=0"),
+        (
+            &mediator,
+            format!("/orders/{order}/review-window"),
+            "at=2026-01-01T00:00:00Z",
+        ),
+        (&finance, "/orders".to_owned(), "status=Placed"),
+        (&finance, "/escrow".to_owned(), "currency=EUR"),
+        (&finance, "/escrow/orders".to_owned(), "min_age=30"),
+        (&finance, format!("/wallets/{}", buyer.id), "to=3"),
+        (
+            &buyer,
+            format!("/sellers/{}/completion-rate", seller.id),
+            "days=30",
+        ),
+        (&finance, "/journal".to_owned(), "to=2026-11-30T23:59:59Z"),
+        (
+            &finance,
+            "/trial-balance".to_owned(),
+            "as_of=2026-11-30T23:59:59Z",
+        ),
+        (&service, "/streams/$all".to_owned(), "type=OrderPlaced"),
+        (&service, format!("/streams/order-{order}"), "position=0"),
+    ];
+    for (who, path, parameter) in reads {
+        if !path.starts_with("/streams/") {
+            let plain = server.get(who, &path).await;
+            assert!(
+                plain.status != StatusCode::BAD_REQUEST,
+                "{path}: {}",
+                plain.body
+            );
+        }
+        let reply = server.get(who, &format!("{path}?{parameter}")).await;
+        reply.problem(StatusCode::BAD_REQUEST, "invalid_query");
+        let name = parameter.split('=').next().unwrap_or_default();
+        assert!(
+            reply.body["detail"]
+                .as_str()
+                .is_some_and(|detail| detail.contains(&format!("`{name}`"))),
+            "{path}?{parameter}: {}",
+            reply.body
+        );
+    }
+}
