@@ -575,3 +575,37 @@ async fn a_wal_that_fills_slowly_is_copied_in_small_rounds() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// A store that has stopped is one file: its WAL copied in and gone, so that the log is
+/// whole in `events.sqlite` for whoever copies the data directory's files afterwards.
+#[tokio::test]
+async fn a_closed_store_leaves_its_log_in_one_file() {
+    let (store, dir) = fresh().await;
+    for name in ["order-a", "order-b"] {
+        store
+            .append(&stream(name), ExpectedRevision::NoStream, events(3))
+            .await
+            .expect("append");
+    }
+    let read = store
+        .read_all(AllFrom::Start, Direction::Forwards, 100)
+        .await
+        .expect("read");
+    assert_eq!(read.len(), 6);
+    drop(store);
+    let wal = dir.path().join("events.sqlite-wal");
+    assert!(!wal.exists(), "{} is left", wal.display());
+
+    let copy = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(
+        dir.path().join("events.sqlite"),
+        copy.path().join("events.sqlite"),
+    )
+    .expect("copy the log's file alone");
+    let reopened = SqliteStore::open(copy.path()).expect("open the copy");
+    let again = reopened
+        .read_all(AllFrom::Start, Direction::Forwards, 100)
+        .await
+        .expect("read the copy");
+    assert_eq!(again, read);
+}

@@ -215,12 +215,7 @@ impl SqliteStore {
 
     /// Stops taking appends, lets the writer commit what it holds, and waits for it.
     pub fn close(&self) {
-        let sender = self.inner.appends.lock().ok().and_then(|mut s| s.take());
-        drop(sender);
-        let handle = self.inner.writer.lock().ok().and_then(|mut w| w.take());
-        if let Some(handle) = handle {
-            let _ = handle.join();
-        }
+        self.inner.stop_writing();
         // Another store may now write the log.
         if let Ok(mut lock) = self.inner.writer_lock.lock() {
             lock.take();
@@ -256,14 +251,26 @@ impl SqliteStore {
     }
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
+impl Inner {
+    fn stop_writing(&self) {
+        // The idle readers close first, so that the writer's connection is the log's last:
+        // SQLite then copies the WAL into the database and deletes it, and a stopped store is
+        // one file. A read-only connection closing last would leave the log in the WAL.
+        if let Ok(mut readers) = self.readers.lock() {
+            readers.clear();
+        }
         if let Ok(mut sender) = self.appends.lock() {
             sender.take();
         }
         if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
             let _ = handle.join();
         }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_writing();
     }
 }
 
