@@ -6,6 +6,7 @@ use ledger_commands::{decode, stream_for, DecodeError};
 use ledger_domain::{evolve, Actor, Event, MoneyMovement, OrderId, OrderState, Status};
 use ledger_store::{read_whole_stream, EventStore, StoreError};
 use serde::Serialize;
+use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -45,6 +46,12 @@ pub struct Entry {
     /// How the event moved money, in words; none if it moved none.
     pub money_effect: Option<String>,
     pub status_after: Option<Status>,
+    /// The command that appended the event (an idempotency key's, or a fresh one): the
+    /// events one command appended share it.
+    pub command_id: Uuid,
+    /// The caller's `X-Correlation-Id` (a checkout, a support ticket), or the command id:
+    /// what ties the event to the request outside the ledger.
+    pub correlation_id: Uuid,
     pub event: Event,
 }
 
@@ -73,7 +80,7 @@ pub async fn history(
     let mut entries = Vec::new();
     let mut state = OrderState::new();
     for recorded in recorded {
-        let (event, _) = decode(&recorded)?;
+        let (event, metadata) = decode(&recorded)?;
         let within = match cutoff {
             Cutoff::Now => true,
             Cutoff::At(instant) => event.at() <= instant,
@@ -91,6 +98,8 @@ pub async fn history(
             event_type: event.event_type(),
             money_effect: money_effect(&event),
             status_after: state.status(),
+            command_id: metadata.command_id,
+            correlation_id: metadata.correlation_id,
             event,
         });
     }

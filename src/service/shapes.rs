@@ -399,6 +399,11 @@ pub struct EntryShape {
     money_effect: Option<String>,
     #[schema(schema_with = nullable_status_schema, required = true)]
     status_after: Option<String>,
+    /// The command that appended the event (the idempotency key's, or a fresh one): the
+    /// events one command appended share it.
+    command_id: Uuid,
+    /// `X-Correlation-Id` as the command was sent, or the command id.
+    correlation_id: Uuid,
     event: EventShape,
 }
 

@@ -103,3 +103,56 @@ async fn an_instant_still_to_come_shows_the_order_as_it_stands_now() {
     assert_eq!(then["order"]["status"], "InProgress", "{then}");
     assert_eq!(then["order"]["late"], false, "{then}");
 }
+
+/// Each entry names the command that appended it and the caller's correlation id, so that a
+/// mediator can tie an event to the request behind it (a checkout, a support ticket).
+#[tokio::test]
+async fn each_entry_names_its_command_and_the_callers_correlation_id() {
+    let server = Server::start();
+    let (buyer, seller, mediator) = (user("buyer"), user("seller"), user("mediator"));
+    let order = server.place(&buyer, &seller, "200.00").await;
+    server.act(&seller, order, "confirm", json!({})).await;
+    server
+        .act(&seller, order, "deliver", json!({ "message": "done" }))
+        .await;
+    server
+        .act(&buyer, order, "dispute", json!({ "reason": "not done" }))
+        .await;
+    let ticket = uuid::Uuid::new_v4();
+    let split = server
+        .client()
+        .post(server.url(&format!("/orders/{order}/dispute/resolve")));
+    let split = split
+        .bearer_auth(&mediator.token)
+        .header("X-Correlation-Id", ticket.to_string())
+        .json(&json!({ "outcome": "split", "refund": "50.00", "note": "half done" }));
+    server.send(split).await.ok();
+
+    let history = server
+        .get(&mediator, &format!("/orders/{order}/history"))
+        .await
+        .ok();
+    let entries = history["entries"].as_array().expect("entries");
+    let ids = |field: &str| -> Vec<String> {
+        entries
+            .iter()
+            .map(|entry| entry[field].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let (commands, correlations) = (ids("command_id"), ids("correlation_id"));
+    // Placed, confirmed, delivered, disputed: a command each; the split's three events
+    // (resolved, refunded, closed) one command.
+    assert_eq!(commands.len(), 7, "{history:#}");
+    let distinct: std::collections::BTreeSet<&String> = commands.iter().collect();
+    assert_eq!(distinct.len(), 5, "{commands:?}");
+    assert!(
+        commands[4..].iter().all(|id| *id == commands[4]),
+        "{commands:?}"
+    );
+    // Without the header, the correlation id is the command's own.
+    assert_eq!(correlations[..4], commands[..4]);
+    assert!(
+        correlations[4..].iter().all(|id| *id == ticket.to_string()),
+        "{correlations:?}"
+    );
+}
