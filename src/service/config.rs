@@ -92,17 +92,12 @@ impl ServiceConfig {
 /// ledger would run on the default the operator meant to change: its log in `./data`.
 /// Variables are not checked: other programs' `LEDGER_*` may share the environment.
 pub fn check_file_keys(file: Option<&Path>) -> anyhow::Result<()> {
+    warn_of_unknown_variables();
     let path = file.unwrap_or(Path::new(CONFIG_FILE_DEFAULT));
     let keys: figment::value::Dict = Figment::from(Toml::file(path))
         .extract()
         .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-    // The keys as the derived `Deserialize`s name them: the list cannot drift from the code.
-    use serde_aux::serde_introspection::serde_introspect;
-    let known = [
-        serde_introspect::<ledger_store::StoreConfig>(),
-        serde_introspect::<ServiceConfig>(),
-    ]
-    .concat();
+    let known = top_level_keys();
     let unknown: Vec<&str> = keys
         .keys()
         .map(String::as_str)
@@ -120,4 +115,106 @@ pub fn check_file_keys(file: Option<&Path>) -> anyhow::Result<()> {
         unknown.join("`, `"),
         known.join(", ")
     )
+}
+
+/// The keys as the derived `Deserialize`s name them: the list cannot drift from the code.
+fn top_level_keys() -> Vec<&'static str> {
+    use serde_aux::serde_introspection::serde_introspect;
+    [
+        serde_introspect::<ledger_store::StoreConfig>(),
+        serde_introspect::<ServiceConfig>(),
+    ]
+    .concat()
+}
+
+/// `LEDGER_*` variables that the tests read, not the configuration.
+const TEST_VARIABLES: [&str; 2] = ["LEDGER_CRASH_CYCLES", "LEDGER_ESDB_URL"];
+
+/// The `LEDGER_*` variables among `names` that name no setting: `LEDGER_DATA_DIRR` would
+/// leave the data directory at its default without a word. A warning, not a refusal, since
+/// an environment carries variables for other programs too.
+pub fn unknown_variables<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    use serde_aux::serde_introspection::serde_introspect;
+    let (top, policy) = (top_level_keys(), serde_introspect::<Policy>());
+    names
+        .into_iter()
+        .filter(|name| {
+            let prefixed = name.len() > ENV_PREFIX.len()
+                && name.is_char_boundary(ENV_PREFIX.len())
+                && name[..ENV_PREFIX.len()].eq_ignore_ascii_case(ENV_PREFIX);
+            if !prefixed || TEST_VARIABLES.contains(name) {
+                return false;
+            }
+            // As `Env::prefixed(..).split("__")` reads them: lowercased, `__` nesting.
+            let key = name[ENV_PREFIX.len()..].to_ascii_lowercase();
+            match key.split_once("__") {
+                Some(("policy", field)) => !policy.contains(&field),
+                Some(_) => true,
+                None => !top.contains(&key.as_str()),
+            }
+        })
+        .collect()
+}
+
+fn warn_of_unknown_variables() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        let names: Vec<String> = std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect();
+        let unknown = unknown_variables(names.iter().map(String::as_str));
+        if unknown.is_empty() {
+            return;
+        }
+        let mut settings: Vec<String> = top_level_keys()
+            .iter()
+            .filter(|key| **key != "policy")
+            .map(|key| format!("{ENV_PREFIX}{}", key.to_ascii_uppercase()))
+            .collect();
+        settings.sort_unstable();
+        let policy: Vec<String> = serde_aux::serde_introspection::serde_introspect::<Policy>()
+            .iter()
+            .map(|field| field.to_ascii_uppercase())
+            .collect();
+        eprintln!(
+            "warning: {} {} no setting and {} ignored (a typo?); the settings are {}, and \
+             {ENV_PREFIX}POLICY__ with one of {}",
+            unknown.join(", "),
+            if unknown.len() == 1 { "names" } else { "name" },
+            if unknown.len() == 1 { "is" } else { "are" },
+            settings.join(", "),
+            policy.join(", ")
+        );
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unknown_variables;
+
+    #[test]
+    fn a_ledger_variable_that_names_no_setting_is_told_apart() {
+        let names = [
+            "LEDGER_DATA_DIR",
+            "ledger_jwt_secret",
+            "LEDGER_POLICY__COMMISSION_RATE",
+            "LEDGER_CRASH_CYCLES",
+            "PATH",
+            "LEDGER_",
+            "LEDGER_DATA_DIRR",
+            "LEDGER_POLICY__COMISSION_RATE",
+            "LEDGER_POLICY",
+            "LEDGER_STORE__PATH",
+            "ledger_listn",
+        ];
+        assert_eq!(
+            unknown_variables(names),
+            [
+                "LEDGER_DATA_DIRR",
+                "LEDGER_POLICY__COMISSION_RATE",
+                "LEDGER_STORE__PATH",
+                "ledger_listn"
+            ]
+        );
+    }
 }

@@ -78,3 +78,32 @@ async fn a_configuration_key_nothing_reads_is_refused_by_every_command() {
     assert!(output.status.success(), "{text}");
     assert!(text.contains("exported 4 events"), "{text}");
 }
+
+/// A `LEDGER_*` variable that names no setting is named in a warning, where it would
+/// otherwise leave a default in place unseen; a variable spelt right is taken, and no
+/// warning given.
+#[tokio::test]
+async fn a_ledger_variable_that_names_no_setting_is_warned_of() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("log");
+    closed_order(&log).await;
+    let run = |variable: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .args(["export", "--data-dir", &log.to_string_lossy()])
+            .env_remove("LEDGER_STORE")
+            .env_remove("LEDGER_DATA_DIR")
+            .env(variable, dir.path().join("elsewhere"))
+            .output()
+            .expect("run ledger");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = run("LEDGER_DATA_DIRR");
+    assert!(
+        stderr.contains("warning: LEDGER_DATA_DIRR names no setting and is ignored (a typo?)")
+            && stderr.contains("LEDGER_DATA_DIR,"),
+        "{stderr}"
+    );
+    let stderr = run("LEDGER_JWT_SECRET");
+    assert!(!stderr.contains("warning"), "{stderr}");
+}
