@@ -6,7 +6,7 @@
 //! from the log with the first outcome; `If-Match` becomes the expected revision.
 
 use super::auth::Principal;
-use super::problem::{ApiError, ApiPath, JsonBody, Problem, STORAGE_FULL};
+use super::problem::{ApiError, ApiPath, JsonBody, NoQueryString, Problem, STORAGE_FULL};
 use super::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -432,6 +432,7 @@ pub struct PlaceBody {
 async fn place(
     State(state): State<AppState>,
     caller: Principal,
+    _no_query: NoQueryString,
     headers: HeaderMap,
     JsonBody(body): JsonBody<PlaceBody>,
 ) -> Result<Response, ApiError> {
@@ -490,6 +491,7 @@ macro_rules! simple_command {
         async fn $name(
             State(state): State<AppState>,
             caller: Principal,
+            _no_query: NoQueryString,
             headers: HeaderMap,
             ApiPath(id): ApiPath<Uuid>,
             JsonBody(body): JsonBody<EmptyBody>,
@@ -510,6 +512,7 @@ macro_rules! reason_command {
         async fn $name(
             State(state): State<AppState>,
             caller: Principal,
+            _no_query: NoQueryString,
             headers: HeaderMap,
             ApiPath(id): ApiPath<Uuid>,
             JsonBody(body): JsonBody<ReasonBody>,
@@ -595,6 +598,7 @@ pub struct DeliverBody {
 async fn deliver(
     State(state): State<AppState>,
     caller: Principal,
+    _no_query: NoQueryString,
     headers: HeaderMap,
     ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<DeliverBody>,
@@ -621,6 +625,7 @@ pub struct AcceptRevisionBody {
 async fn accept_revision(
     State(state): State<AppState>,
     caller: Principal,
+    _no_query: NoQueryString,
     headers: HeaderMap,
     ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<AcceptRevisionBody>,
@@ -652,6 +657,7 @@ pub struct ExtraBody {
 async fn buy_extra(
     State(state): State<AppState>,
     caller: Principal,
+    _no_query: NoQueryString,
     headers: HeaderMap,
     ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<ExtraBody>,
@@ -688,6 +694,7 @@ pub struct DeadlineBody {
 async fn extend_deadline(
     State(state): State<AppState>,
     caller: Principal,
+    _no_query: NoQueryString,
     headers: HeaderMap,
     ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<DeadlineBody>,
@@ -716,6 +723,7 @@ pub struct RefundBody {
 async fn partial_refund(
     State(state): State<AppState>,
     caller: Principal,
+    _no_query: NoQueryString,
     headers: HeaderMap,
     ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<RefundBody>,
@@ -759,6 +767,7 @@ pub struct ResolveBody {
 async fn resolve_dispute(
     State(state): State<AppState>,
     caller: Principal,
+    _no_query: NoQueryString,
     headers: HeaderMap,
     ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<ResolveBody>,
@@ -807,6 +816,7 @@ pub struct ReviewBody {
 async fn review(
     State(state): State<AppState>,
     caller: Principal,
+    _no_query: NoQueryString,
     headers: HeaderMap,
     ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<ReviewBody>,

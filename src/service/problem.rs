@@ -187,6 +187,35 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// A request whose input is all in its body, as a command's: a query string is refused, lest
+/// `POST …/refunds?dry_run=true` be taken as an option and refund for real.
+pub struct NoQueryString;
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoQueryString {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, ApiError> {
+        let Some(query) = parts.uri.query().filter(|query| !query.is_empty()) else {
+            return Ok(NoQueryString);
+        };
+        let names: Vec<String> = query
+            .split('&')
+            .filter_map(|pair| pair.split('=').next().filter(|name| !name.is_empty()))
+            .map(|name| format!("`{name}`"))
+            .collect();
+        Err(ApiError::bad_request(
+            "invalid_query",
+            format!(
+                "a command takes no query parameters, its input is the JSON body: {} given",
+                names.join(", ")
+            ),
+        ))
+    }
+}
+
 /// A path parameter, refused with a problem document when it does not parse.
 pub struct ApiPath<T>(pub T);
 

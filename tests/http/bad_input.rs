@@ -485,3 +485,48 @@ async fn a_parameter_a_read_does_not_take_is_refused_by_name() {
         );
     }
 }
+
+/// A command's input is its body: a query string is refused and nothing appended, lest
+/// `refunds?dry_run=true` be taken for an option and refund for real.
+#[tokio::test]
+async fn a_command_with_a_query_string_is_refused_and_appends_nothing() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "100.00").await;
+    server.act(&seller, order, "confirm", json!({})).await;
+    let head = server.log_head().await;
+    let refund = json!({ "amount": "10.00", "reason": "a discount" });
+    let reply = server
+        .post(
+            &seller,
+            &format!("/orders/{order}/refunds?dry_run=true"),
+            refund.clone(),
+        )
+        .await;
+    reply.problem(StatusCode::BAD_REQUEST, "invalid_query");
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("`dry_run`")),
+        "{}",
+        reply.body
+    );
+    let placing = json!({
+        "seller_id": seller.id, "title": "A logo", "price": "5.00", "currency": "EUR",
+        "delivery_days": 3
+    });
+    server
+        .post(&buyer, "/orders?currency=USD", placing)
+        .await
+        .problem(StatusCode::BAD_REQUEST, "invalid_query");
+    assert_eq!(server.log_head().await, head, "something was appended");
+    // Without it, the same command is taken.
+    let refunded = server
+        .post(&seller, &format!("/orders/{order}/refunds"), refund)
+        .await
+        .ok();
+    assert_eq!(
+        refunded["order"]["escrow_held"]["amount"], "90.00",
+        "{refunded}"
+    );
+}
