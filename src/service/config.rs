@@ -90,7 +90,8 @@ impl ServiceConfig {
 /// Refuses a top-level key of the configuration file that neither the store nor the service
 /// reads. A typo (`data-dir`, `timer_interval`) would otherwise pass in silence, and the
 /// ledger would run on the default the operator meant to change: its log in `./data`.
-/// Variables are not checked: other programs' `LEDGER_*` may share the environment.
+/// Variables are only warned of (`warn_of_unknown_variables`): other programs' `LEDGER_*` may
+/// share the environment.
 pub fn check_file_keys(file: Option<&Path>) -> anyhow::Result<()> {
     warn_of_unknown_variables();
     let path = file.unwrap_or(Path::new(CONFIG_FILE_DEFAULT));

@@ -187,8 +187,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// A request whose input is all in its body, as a command's: a query string is refused, lest
-/// `POST …/refunds?dry_run=true` be taken as an option and refund for real.
+/// A route that takes no query parameters refuses them rather than pass them over: a command,
+/// whose input is its body (`POST …/refunds?dry_run=true` would refund for real), or a read
+/// such as `/orders/{id}?at=…`, which would answer with the order as it is now.
 pub struct NoQueryString;
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoQueryString {
@@ -206,10 +207,16 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoQueryString {
             .filter_map(|pair| pair.split('=').next().filter(|name| !name.is_empty()))
             .map(|name| format!("`{name}`"))
             .collect();
+        let command = if parts.method == axum::http::Method::POST {
+            "; a command's input is its JSON body"
+        } else {
+            ""
+        };
         Err(ApiError::bad_request(
             "invalid_query",
             format!(
-                "a command takes no query parameters, its input is the JSON body: {} given",
+                "{} takes no query parameters ({} given){command}",
+                parts.uri.path(),
                 names.join(", ")
             ),
         ))

@@ -1,7 +1,7 @@
 //! The read routes: the views, and an order's history from its stream.
 
 use super::auth::{ApiRole, Principal};
-use super::problem::{ApiError, ApiPath, Problem};
+use super::problem::{ApiError, ApiPath, NoQueryString, Problem};
 use super::reports::{self, wants_csv, Report};
 use super::AppState;
 use axum::extract::{Query, State};
@@ -82,10 +82,9 @@ async fn order_summary(
     State(state): State<AppState>,
     caller: Principal,
     ApiPath(id): ApiPath<Uuid>,
-    query: Result<Query<NoQuery>, axum::extract::rejection::QueryRejection>,
+    _no_query: NoQueryString,
 ) -> Result<Response, ApiError> {
     let order = visible_order(&state, &caller, OrderId(id), STAFF_SEEING_ORDERS)?;
-    query.map_err(bad_query)?;
     let etag = order
         .events
         .checked_sub(1)
@@ -213,11 +212,6 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
     ApiError::bad_request("invalid_query", rejection.body_text())
 }
 
-/// The query of a read that takes no parameters.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoQuery {}
-
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -329,10 +323,9 @@ pub struct EscrowTotals {
 async fn escrow_totals(
     State(state): State<AppState>,
     caller: Principal,
-    query: Result<Query<NoQuery>, axum::extract::rejection::QueryRejection>,
+    _no_query: NoQueryString,
 ) -> Result<Json<EscrowTotals>, ApiError> {
     caller.require_role(STAFF_SEEING_ORDERS)?;
-    query.map_err(bad_query)?;
     let now = state.clock.now();
     let (totals, aging) = state.views(|v| (v.escrow.totals(), v.escrow.aging(now)))?;
     let currencies = totals
@@ -544,9 +537,8 @@ async fn completion_rate(
     State(state): State<AppState>,
     _caller: Principal,
     ApiPath(id): ApiPath<Uuid>,
-    query: Result<Query<NoQuery>, axum::extract::rejection::QueryRejection>,
+    _no_query: NoQueryString,
 ) -> Result<Json<CompletionRate>, ApiError> {
-    query.map_err(bad_query)?;
     let now = state.clock.now();
     let days = state.policy.completion_rate_recent_days;
     Ok(Json(
@@ -571,10 +563,9 @@ async fn review_window(
     State(state): State<AppState>,
     caller: Principal,
     ApiPath(id): ApiPath<Uuid>,
-    query: Result<Query<NoQuery>, axum::extract::rejection::QueryRejection>,
+    _no_query: NoQueryString,
 ) -> Result<Json<ReviewWindowResponse>, ApiError> {
     visible_order(&state, &caller, OrderId(id), STAFF_SEEING_HISTORY)?;
-    query.map_err(bad_query)?;
     let window = state
         .views(|v| v.reviews.window(OrderId(id)).cloned())?
         .ok_or_else(|| {

@@ -213,7 +213,8 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Stops taking appends, lets the writer commit what it holds, and waits for it.
+    /// Stops taking appends, lets the writer commit what it holds, and waits for it; the log
+    /// is then one file. Reads still work, on connections opened anew.
     pub fn close(&self) {
         self.inner.stop_writing();
         // Another store may now write the log.
