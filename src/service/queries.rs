@@ -319,12 +319,14 @@ pub struct EscrowTotals {
 
 /// What escrow holds, per currency, with its aging.
 #[utoipa::path(get, path = "/escrow", tag = "queries",
-    responses((status = 200, body = EscrowTotals), (status = "4XX", body = Problem)))]
+    responses((status = 200, content((EscrowTotals = "application/json"), (String = "text/csv"))),
+        (status = "4XX", body = Problem)))]
 async fn escrow_totals(
     State(state): State<AppState>,
     caller: Principal,
+    headers: HeaderMap,
     _no_query: NoQueryString,
-) -> Result<Json<EscrowTotals>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require_role(STAFF_SEEING_ORDERS)?;
     let now = state.clock.now();
     let (totals, aging) = state.views(|v| (v.escrow.totals(), v.escrow.aging(now)))?;
@@ -345,8 +347,26 @@ async fn escrow_totals(
                 }
             },
         })
-        .collect();
-    Ok(Json(EscrowTotals { currencies }))
+        .collect::<Vec<_>>();
+    if !wants_csv(&headers) {
+        return Ok(Json(EscrowTotals { currencies }).into_response());
+    }
+    let report = Report {
+        filename: "escrow.csv",
+        header: &["currency", "held", "0-7", "8-30", "31-90", "over-90"],
+        next_page: None,
+    };
+    report.render(currencies.iter().map(|c| {
+        let aging = &c.aging;
+        (
+            c.currency.to_string(),
+            c.held,
+            aging.up_to_7_days,
+            aging.up_to_30_days,
+            aging.up_to_90_days,
+            aging.over_90_days,
+        )
+    }))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -249,6 +249,42 @@ async fn a_wallet_statement_and_the_orders_holding_escrow_as_csv() {
     assert_eq!(report.rows[0]["order_id"], holding.to_string());
     assert_eq!(report.rows[0]["held"], "25.50");
     assert_eq!(report.rows[0]["age_days"], "0");
+
+    // The totals, a row per currency with its aging, as the JSON gives them.
+    let totals = server.get(&finance, "/escrow").await.ok();
+    let report = csv(&server, &finance, "/escrow", "text/csv").await;
+    assert_eq!(
+        report.header,
+        ["currency", "held", "0-7", "8-30", "31-90", "over-90"]
+    );
+    let rows: Vec<Vec<String>> = report
+        .rows
+        .iter()
+        .map(|row| {
+            report
+                .header
+                .iter()
+                .map(|column| row[column].clone())
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows, [["EUR", "25.50", "25.50", "0.00", "0.00", "0.00"]]);
+    let eur = &totals["currencies"][0];
+    assert_eq!(
+        [
+            &eur["currency"],
+            &eur["held"],
+            &eur["aging"]["0-7"],
+            &eur["aging"]["over-90"]
+        ],
+        [
+            &json!("EUR"),
+            &json!("25.50"),
+            &json!("25.50"),
+            &json!("0.00")
+        ],
+        "{totals}"
+    );
 }
 
 #[tokio::test]
