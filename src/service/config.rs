@@ -177,15 +177,27 @@ fn warn_of_unknown_variables() {
             .iter()
             .map(|field| field.to_ascii_uppercase())
             .collect();
-        eprintln!(
-            "warning: {} {} no setting and {} ignored (a typo?); the settings are {}, and \
-             {ENV_PREFIX}POLICY__ with one of {}",
-            unknown.join(", "),
-            if unknown.len() == 1 { "names" } else { "name" },
-            if unknown.len() == 1 { "is" } else { "are" },
+        let settings = format!(
+            "{}, and {ENV_PREFIX}POLICY__ with one of {}",
             settings.join(", "),
             policy.join(", ")
         );
+        // The service logs it as it logs the rest (JSON with `--log-format json`); the tools,
+        // which log nothing, write it to stderr.
+        if tracing::dispatcher::has_been_set() {
+            tracing::warn!(
+                variables = %unknown.join(", "),
+                %settings,
+                "LEDGER_* variables that name no setting are ignored (a typo?)"
+            );
+        } else {
+            eprintln!(
+                "warning: {} {} no setting and {} ignored (a typo?); the settings are {settings}",
+                unknown.join(", "),
+                if unknown.len() == 1 { "names" } else { "name" },
+                if unknown.len() == 1 { "is" } else { "are" },
+            );
+        }
     });
 }
 

@@ -106,4 +106,30 @@ async fn a_ledger_variable_that_names_no_setting_is_warned_of() {
     );
     let stderr = run("LEDGER_JWT_SECRET");
     assert!(!stderr.contains("warning"), "{stderr}");
+
+    // The service logs it as it logs the rest: JSON with `--log-format json`.
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args([
+            "serve",
+            "--dev",
+            "--log-format",
+            "json",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("served"))
+        .env("LEDGER_DATA_DIRR", dir.path().join("elsewhere"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = std::io::BufReader::new(serve.stderr.take().expect("stderr"));
+    let first = std::io::BufRead::lines(stderr).next();
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let line = first.expect("a log line").expect("text");
+    let logged: serde_json::Value = serde_json::from_str(&line).expect(&line);
+    assert_eq!(logged["level"], "WARN", "{line}");
+    assert_eq!(logged["fields"]["variables"], "LEDGER_DATA_DIRR", "{line}");
 }
