@@ -26,7 +26,7 @@ pub use ids::{Actor, OrderId, Party, Role, UserId};
 pub use money::{
     Currency, Money, MoneyError, NotPayable, AMOUNT_MAJOR_UNITS_MAX, AMOUNT_TEXT_CHARS_MAX,
 };
-pub use naming::{order_of_stream, order_stream_name, ORDER_STREAM_PREFIX};
+pub use naming::{is_order_stream, order_of_stream, order_stream_name, ORDER_STREAM_PREFIX};
 pub use policy::*;
 pub use rejection::Rejection;
 pub use state::{evolve, CancellationRequest, Extra, Order, OrderState, Review, Status};

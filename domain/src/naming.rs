@@ -19,6 +19,12 @@ pub fn order_stream_name(order: OrderId) -> String {
     name
 }
 
+/// Whether a stream is named like an order's: the ledger's own. The others are another
+/// application's (appended through the EventStoreDB protocol), which the views pass by.
+pub fn is_order_stream(stream: &str) -> bool {
+    stream.starts_with(ORDER_STREAM_PREFIX)
+}
+
 pub fn order_of_stream(stream: &str) -> Option<OrderId> {
     let id = stream.strip_prefix(ORDER_STREAM_PREFIX)?;
     uuid::Uuid::parse_str(id).ok().map(OrderId)

@@ -28,6 +28,6 @@ pub use sqlite::{
     INDEX_SLICE_ENTRIES_DEFAULT, LIVE_FEED_BATCHES_DEFAULT, LOG_FILE_NAME,
 };
 pub use sqlite::{try_lock_file, LOG_LOCK_FILE_NAME};
-pub use store::{read_all_page, read_whole_stream, AllPages, EventStore, Subscription};
+pub use store::{fold_all, read_all_page, read_whole_stream, AllPages, EventStore, Subscription};
 pub use subscription::CATCH_UP_PAGE_EVENTS;
 pub use types::*;

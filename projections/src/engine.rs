@@ -10,10 +10,10 @@
 
 use crate::rows::{PendingRows, RowChange, RowSink};
 use crate::{Fact, FactError, ViewName, Views};
-use ledger_domain::ORDER_STREAM_PREFIX;
+use ledger_domain::is_order_stream;
 use ledger_store::{
-    read_all_page, AllFrom, AllPages, Direction, EventStore, RecordedEvent, StoreError,
-    SubscribeFrom, READ_EVENTS_MAX,
+    read_all_page, AllFrom, Direction, EventStore, RecordedEvent, StoreError, SubscribeFrom,
+    READ_EVENTS_MAX,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -325,7 +325,7 @@ impl Projector {
             {
                 continue;
             }
-            if recorded.stream.as_str().starts_with(ORDER_STREAM_PREFIX) {
+            if is_order_stream(recorded.stream.as_str()) {
                 match Fact::decode(recorded) {
                     Ok(fact) => self.views.apply(&fact),
                     Err(error) => {
@@ -753,71 +753,36 @@ async fn folded_event_in(
     }))
 }
 
-/// Folds `$all` from its start (up to `until`) into `views` in three stages that run at
-/// once, each on its own thread: reading pages, decoding them, folding them. Folding must
-/// stay sequential; this keeps it busy while the other cores read and decode. The stages
-/// hand pages on through short queues, so each goes on as soon as it can: in lockstep (every
-/// stage waiting at each page for the slowest) a third of a core stayed idle.
+/// Folds `$all` from its start (up to `until`) into `views`, reading, decoding and folding
+/// at once (`ledger_store::fold_all`).
 async fn fold_log(
     store: &dyn EventStore,
     until: Option<u64>,
-    mut views: Views,
+    views: Views,
     on_progress: &mut impl FnMut(u64),
 ) -> Result<(Views, Option<Checkpoint>, u64), ProjectionError> {
-    let (pages_out, mut pages_in) =
-        tokio::sync::mpsc::channel::<Vec<RecordedEvent>>(STAGE_QUEUE_PAGES);
-    let (facts_out, mut facts_in) =
-        tokio::sync::mpsc::channel::<(Vec<Fact>, u64)>(STAGE_QUEUE_PAGES);
-    let reading = async move {
-        let mut last = None;
-        let mut pages = AllPages::from(store, 0);
-        while let Some(mut page) = pages.next().await? {
-            if let Some(u) = until {
-                page.retain(|e| e.position <= u);
-            }
-            let Some(end) = page.last().map(Checkpoint::of) else {
-                break;
-            };
-            last = Some(end);
-            if pages_out.send(page).await.is_err() || until.is_some_and(|u| end.position >= u) {
-                break;
-            }
-        }
-        Ok::<_, ProjectionError>(last)
+    let mut applied = 0;
+    let mut counted = |folded| {
+        applied = folded;
+        on_progress(folded);
     };
-    let decoding = async move {
-        while let Some(page) = pages_in.recv().await {
-            let facts = tokio::task::spawn_blocking(move || {
-                decode_page(&page).map(|facts| (facts, page.len() as u64))
-            })
-            .await
-            .map_err(|e| join_failed(&e))??;
-            if facts_out.send(facts).await.is_err() {
-                break;
+    let (views, last) = ledger_store::fold_all(
+        store,
+        until,
+        views,
+        |page| decode_page(&page).map_err(ProjectionError::from),
+        |views, facts: Vec<Fact>| {
+            for fact in &facts {
+                views.apply(fact);
             }
-        }
-        Ok::<_, ProjectionError>(())
-    };
-    let folding = async {
-        let mut applied = 0;
-        while let Some((facts, events)) = facts_in.recv().await {
-            views = tokio::task::spawn_blocking(move || {
-                for fact in &facts {
-                    views.apply(fact);
-                }
-                views
-            })
-            .await
-            .map_err(|e| join_failed(&e))?;
-            applied += events;
-            on_progress(applied);
-        }
-        Ok::<_, ProjectionError>((views, applied))
-    };
-    let (last, decoded, folded) = tokio::join!(reading, decoding, folding);
-    decoded?;
-    let last = last?;
-    let (views, applied) = folded?;
+        },
+        &mut counted,
+    )
+    .await?;
+    let last = last.map(|(position, event_id)| Checkpoint {
+        position,
+        event_id: Some(event_id),
+    });
     Ok((views, last, applied))
 }
 
@@ -855,9 +820,6 @@ fn settle_journal(path: &Path) -> Result<(), ProjectionError> {
 /// the channel is no cost.
 const REBUILD_ROWS_PER_CHUNK: usize = 1_024;
 const REBUILD_CHUNK_BYTES: usize = 1 << 20;
-
-/// Pages a rebuild's stage may run ahead of the next one.
-const STAGE_QUEUE_PAGES: usize = 4;
 
 /// Rows of one view on their way to the inserter, their keys and values each in one buffer:
 /// with two allocations a row, made by a serialiser and freed by the inserter, freeing was
@@ -930,14 +892,10 @@ impl RowSink for RowChunks<'_> {
     }
 }
 
-fn join_failed(error: &tokio::task::JoinError) -> ProjectionError {
-    ProjectionError::Store(StoreError::Io(format!("a rebuild stage failed: {error}")))
-}
-
 /// A page's order events, decoded in order.
 fn decode_page(page: &[RecordedEvent]) -> Result<Vec<Fact>, FactError> {
     page.iter()
-        .filter(|e| e.stream.as_str().starts_with(ORDER_STREAM_PREFIX))
+        .filter(|e| is_order_stream(e.stream.as_str()))
         .map(Fact::decode)
         .collect()
 }

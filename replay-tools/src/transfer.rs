@@ -398,14 +398,6 @@ pub fn recorded(
     }
 }
 
-/// Whether a stream is one the ledger writes: named like an order's. The others are another
-/// application's (appended through the EventStoreDB protocol), kept and passed on as they are.
-pub fn is_the_ledgers(stream: &StreamName) -> bool {
-    stream
-        .as_str()
-        .starts_with(ledger_domain::ORDER_STREAM_PREFIX)
-}
-
 /// Why this binary cannot read an event.
 #[derive(Debug, thiserror::Error)]
 pub enum Unreadable {
@@ -422,7 +414,7 @@ pub enum Unreadable {
 /// its order could take no command, however often the service restarts.
 /// Another application's streams are passed by: the views never read them.
 pub fn readable(recorded: &RecordedEvent) -> Result<(), Unreadable> {
-    if !is_the_ledgers(&recorded.stream) {
+    if !ledger_domain::is_order_stream(recorded.stream.as_str()) {
         return Ok(());
     }
     ledger_projections::Fact::decode(recorded)?;

@@ -3,10 +3,9 @@
 //! never negative and zero in terminal states, money conserved, the trial balance zero.
 //! Other applications' streams hold no order: only their positions are checked.
 
-use crate::transfer::is_the_ledgers;
-use ledger_domain::{check_event, Currency, MoneyMovement, OrderState};
+use ledger_domain::{check_event, is_order_stream, Currency, MoneyMovement, OrderState};
 use ledger_projections::{Account, Fact, FactError, Views};
-use ledger_store::{AllPages, EventStore, RecordedEvent, StoreError, StreamName};
+use ledger_store::{fold_all, EventStore, RecordedEvent, StoreError, StreamName};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -63,75 +62,40 @@ impl Report {
     }
 }
 
-/// Pages handed from one stage to the next at a time, as in a rebuild.
-const STAGE_QUEUE_PAGES: usize = 4;
-
 /// An event and, for the ledger's streams, what the views read of it.
 type Decoded = Vec<(RecordedEvent, Option<Result<Fact, FactError>>)>;
 
-/// Reads, decodes and checks the log in three stages that run at once, as a rebuild folds
-/// it: checking must go in order, and on one thread it waited for the other two.
-/// `on_progress` is told the events checked so far, a page at a time.
+/// Reads, decodes and checks the log at once, as a rebuild folds it
+/// (`ledger_store::fold_all`): checking must go in order, and on one thread it waited for
+/// the other two. `on_progress` is told the events checked so far, a page at a time.
 pub async fn verify(
     store: &dyn EventStore,
     mut on_progress: impl FnMut(u64),
 ) -> Result<Report, StoreError> {
-    let (pages_out, mut pages_in) =
-        tokio::sync::mpsc::channel::<Vec<RecordedEvent>>(STAGE_QUEUE_PAGES);
-    let (decoded_out, mut decoded_in) = tokio::sync::mpsc::channel::<Decoded>(STAGE_QUEUE_PAGES);
-    let reading = async move {
-        let mut pages = AllPages::from(store, 0);
-        while let Some(page) = pages.next().await? {
-            if pages_out.send(page).await.is_err() {
-                break;
-            }
-        }
-        Ok::<_, StoreError>(())
-    };
-    let decoding = async move {
-        while let Some(page) = pages_in.recv().await {
-            let decoded = off_the_runtime(move || {
+    let (checker, _) = fold_all(
+        store,
+        None,
+        Checker::new(),
+        |page| {
+            Ok::<_, StoreError>(
                 page.into_iter()
                     .map(|recorded| {
-                        let fact =
-                            is_the_ledgers(&recorded.stream).then(|| Fact::decode(&recorded));
+                        let fact = is_order_stream(recorded.stream.as_str())
+                            .then(|| Fact::decode(&recorded));
                         (recorded, fact)
                     })
-                    .collect::<Decoded>()
-            })
-            .await?;
-            if decoded_out.send(decoded).await.is_err() {
-                break;
+                    .collect::<Decoded>(),
+            )
+        },
+        |checker, page| {
+            for (recorded, fact) in page {
+                checker.check(&recorded, fact);
             }
-        }
-        Ok::<_, StoreError>(())
-    };
-    let checking = async {
-        let mut checker = Checker::new();
-        while let Some(page) = decoded_in.recv().await {
-            checker = off_the_runtime(move || {
-                for (recorded, fact) in page {
-                    checker.check(&recorded, fact);
-                }
-                checker
-            })
-            .await?;
-            on_progress(checker.report.events);
-        }
-        Ok::<_, StoreError>(checker)
-    };
-    let (read, decoded, checked) = tokio::join!(reading, decoding, checking);
-    read?;
-    decoded?;
-    Ok(checked?.finish())
-}
-
-async fn off_the_runtime<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| StoreError::Io(format!("a thread verifying the log stopped: {e}")))
+        },
+        &mut on_progress,
+    )
+    .await?;
+    Ok(checker.finish())
 }
 
 /// What the check carries from one event to the next.

@@ -76,9 +76,9 @@ pub(super) async fn start(
 /// application's, and the views pass them by.
 fn written_by_a_ledger(stream: &StreamName, events: &[EventData]) -> Result<(), String> {
     use ledger_projections::FactError;
-    use ledger_replay::transfer::{is_the_ledgers, readable, recorded, Unreadable};
+    use ledger_replay::transfer::{readable, recorded, Unreadable};
     // `readable` passes them by too, but only after each event is copied for it.
-    if !is_the_ledgers(stream) {
+    if !ledger_domain::is_order_stream(stream.as_str()) {
         return Ok(());
     }
     for (index, event) in events.iter().enumerate() {
