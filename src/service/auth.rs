@@ -51,11 +51,14 @@ impl ApiRole {
     }
 }
 
+/// What a token says. `iat` is optional (RFC 7519): tokens from another issuer often omit it,
+/// and nothing here depends on when a token was issued, only on `exp` and `nbf`.
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: Uuid,
     role: ApiRole,
-    iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
     exp: i64,
 }
 
@@ -123,7 +126,7 @@ impl TokenKeys {
         let claims = Claims {
             sub,
             role,
-            iat: issued_at.timestamp(),
+            iat: Some(issued_at.timestamp()),
             exp: expires_at.timestamp(),
         };
         Ok(jsonwebtoken::encode(
@@ -133,7 +136,7 @@ impl TokenKeys {
         )?)
     }
 
-    pub(super) fn verify(&self, token: &str) -> Result<Principal, jsonwebtoken::errors::Error> {
+    pub(super) fn verify(&self, token: &str) -> Result<Principal, TokenRefused> {
         // As jsonwebtoken with no leeway: a token is refused once `exp` is in the past.
         let now = jsonwebtoken::get_current_timestamp();
         let still_valid = |exp: i64| u64::try_from(exp).is_ok_and(|exp| exp >= now);
@@ -148,8 +151,11 @@ impl TokenKeys {
         }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)?.claims;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(TokenRefused)?
+            .claims;
         let principal = Principal {
             user: UserId(claims.sub),
             role: claims.role,
@@ -160,6 +166,36 @@ impl TokenKeys {
         Ok(principal)
     }
 }
+
+/// Why a token was refused, in words a client's developer can act on (jsonwebtoken's own
+/// names, such as `ImmatureSignature`, say little to them).
+#[derive(Debug)]
+pub struct TokenRefused(jsonwebtoken::errors::Error);
+
+impl std::fmt::Display for TokenRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use jsonwebtoken::errors::ErrorKind;
+        match self.0.kind() {
+            ErrorKind::ExpiredSignature => f.write_str("it has expired (`exp` is past)"),
+            ErrorKind::ImmatureSignature => f.write_str("it is not valid yet (`nbf` is ahead)"),
+            ErrorKind::InvalidSignature => {
+                f.write_str("its signature does not match the configured secret")
+            }
+            ErrorKind::InvalidAlgorithm => f.write_str("it is not signed with HS256"),
+            ErrorKind::InvalidAudience => {
+                f.write_str("it names an audience (`aud`), and this service is not one")
+            }
+            ErrorKind::MissingRequiredClaim(claim) => write!(f, "it has no `{claim}` claim"),
+            ErrorKind::Json(e) => write!(f, "its header or claims do not fit: {e}"),
+            ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Utf8(_) => {
+                f.write_str("it is not a JWT (three base64url parts joined by dots)")
+            }
+            _ => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl std::error::Error for TokenRefused {}
 
 /// Who is calling, from a verified token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! a caller who may not is answered 403; one who may is never answered 401 or 403 (the rules
 //! of the order's state may still refuse it with another status).
 
-use crate::support::{command_routes, user, Sender, Server, User};
+use crate::support::{command_routes, user, Sender, Server, User, SECRET};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -315,5 +315,50 @@ async fn the_bearer_scheme_is_read_whatever_its_case() {
     ] {
         let reply = server.send(with(refused.clone())).await;
         reply.problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+    }
+}
+
+/// Tokens from another issuer follow RFC 7519, not `ledger token`: `iat` may be missing, and
+/// `nbf` ahead means not yet. A refusal says what is wrong with the token in words.
+#[tokio::test]
+async fn a_token_is_judged_by_its_signature_sub_role_exp_and_nbf_alone() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "10.00").await;
+    let path = format!("/orders/{order}");
+    let now = chrono::Utc::now().timestamp();
+    let signed = |claims: Value| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .expect("token")
+    };
+    let read_with = |token: String| server.client().get(server.url(&path)).bearer_auth(token);
+    let claims = json!({"sub": buyer.id, "role": "buyer", "exp": now + 600});
+    let reply = server.send(read_with(signed(claims.clone()))).await;
+    assert_eq!(reply.ok()["order_id"], order.to_string(), "no `iat`");
+    let mut valid_since = claims.clone();
+    valid_since["nbf"] = json!(now - 60);
+    let reply = server.send(read_with(signed(valid_since))).await;
+    assert_eq!(reply.ok()["order_id"], order.to_string(), "`nbf` past");
+
+    let mut not_yet = claims.clone();
+    not_yet["nbf"] = json!(now + 300);
+    let mut expired = claims.clone();
+    expired["exp"] = json!(now - 120);
+    let mut no_exp = claims;
+    no_exp.as_object_mut().expect("claims").remove("exp");
+    for (token, words) in [
+        (signed(not_yet), "not valid yet"),
+        (signed(expired), "expired"),
+        (signed(no_exp), "`exp`"),
+        ("not-a-token".to_owned(), "not a JWT"),
+    ] {
+        let reply = server.send(read_with(token)).await;
+        let detail = reply.body["detail"].as_str().unwrap_or_default().to_owned();
+        reply.problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+        assert!(detail.contains(words), "{words}: {detail}");
     }
 }
