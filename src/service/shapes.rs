@@ -434,7 +434,8 @@ pub struct CompletionRateShape {
 pub struct RateFiguresShape {
     completed: u64,
     counted_cancellations: u64,
-    /// completed / (completed + counted_cancellations), a decimal string; null with neither.
+    /// completed / (completed + counted_cancellations), a decimal string at four places
+    /// ("0.6667"); null with neither.
     #[schema(required = true)]
     rate: Option<String>,
 }

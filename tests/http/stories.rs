@@ -66,6 +66,7 @@ async fn a_refused_revision_then_the_buyer_closes_pays_the_seller_less_commissio
         .ok();
     assert_eq!(rate["all_time"]["completed"], 1, "{rate}");
     assert_eq!(rate["all_time"]["counted_cancellations"], 0, "{rate}");
+    assert_eq!(rate["all_time"]["rate"], "1.0000", "{rate}");
     server.assert_books_balance().await;
 }
 
@@ -151,7 +152,7 @@ async fn a_late_order_cancelled_by_the_buyer_refunds_in_full_and_counts_against_
         .await
         .ok();
     assert_eq!(rate["all_time"]["counted_cancellations"], 1, "{rate}");
-    assert_eq!(rate["all_time"]["rate"], "0", "{rate}");
+    assert_eq!(rate["all_time"]["rate"], "0.0000", "{rate}");
     server.assert_books_balance().await;
 }
 

@@ -132,7 +132,28 @@ fn figures(completed: usize, cancelled: usize) -> RateFigures {
         completed: completed as u64,
         counted_cancellations: cancelled as u64,
         rate: (total > 0).then(|| {
-            (Decimal::from(completed as u64) / Decimal::from(total as u64)).round_dp(RATE_DECIMALS)
+            let mut rate = (Decimal::from(completed as u64) / Decimal::from(total as u64))
+                .round_dp(RATE_DECIMALS);
+            // Always written at the same places ("0.0000", "0.6667", "1.0000"), as amounts are.
+            rate.rescale(RATE_DECIMALS);
+            rate
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_is_written_at_four_places_whatever_its_value() {
+        let written = |completed, cancelled| {
+            serde_json::to_value(figures(completed, cancelled).rate).expect("json")
+        };
+        assert_eq!(written(2, 1), "0.6667");
+        assert_eq!(written(2, 3), "0.4000");
+        assert_eq!(written(0, 3), "0.0000");
+        assert_eq!(written(5, 0), "1.0000");
+        assert_eq!(written(0, 0), serde_json::Value::Null);
     }
 }
