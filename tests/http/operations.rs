@@ -1127,3 +1127,43 @@ fn http2_get(
         .body(http_body_util::Empty::new())
         .expect("request")
 }
+
+/// With `--log-format json` a tick's counts are fields of their own, so that a log store can
+/// sum and filter on them.
+#[tokio::test]
+async fn the_timers_log_what_they_did_as_fields_of_json() {
+    let dir = TempDir::new().expect("temp dir");
+    let server = Server::start_with(dir, &["--dev", "--log-format", "json"]);
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "10.00").await;
+    server
+        .advance(server.now().await + chrono::Duration::days(4))
+        .await;
+    server
+        .wait_for_order(&buyer, order, |o| o["status"] == "Cancelled")
+        .await;
+    let fired = 'polled: {
+        for _ in 0..100 {
+            let log = std::fs::read_to_string(server.dir.path().join("serve.log")).expect("log");
+            let tick = log
+                .lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .find(|line| line["fields"]["message"] == "timers fired");
+            if let Some(tick) = tick {
+                break 'polled tick["fields"].clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!(
+            "no tick logged: {}",
+            crate::support::log_of(server.dir.path())
+        );
+    };
+    assert_eq!(
+        (fired["fired"].as_u64(), fired["already_fired"].as_u64()),
+        (Some(1), Some(0)),
+        "{fired}"
+    );
+    assert_eq!(fired["moved_on"].as_u64(), Some(0), "{fired}");
+    assert_eq!(fired["refused"].as_u64(), Some(0), "{fired}");
+}
