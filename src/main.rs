@@ -74,7 +74,7 @@ enum Commands {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// An order's timeline: instant, actor, event, money effect, state after.
+    /// An order's timeline: instant, actor, event, state after, money effect, what it said.
     History {
         /// The order's id (a UUID).
         order: uuid::Uuid,

@@ -3,7 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use ledger_commands::{decode, stream_for, DecodeError};
-use ledger_domain::{evolve, Actor, Event, MoneyMovement, OrderId, OrderState, Status};
+use ledger_domain::{
+    evolve, Actor, Event, ExtraKind, MoneyMovement, OrderConfirmed, OrderId, OrderState,
+    Resolution, RevisionAccepted, Status,
+};
 use ledger_store::{read_whole_stream, EventStore, StoreError};
 use serde::Serialize;
 use uuid::Uuid;
@@ -123,6 +126,97 @@ fn money_effect(event: &Event) -> Option<String> {
     })
 }
 
+/// What the event says besides money: the parties' words (quoted, as they wrote them), the
+/// deadlines it set and why an order ended. A mediator reads the dispute from these.
+fn details(event: &Event) -> Option<String> {
+    let when = |at: &DateTime<Utc>| at.format(INSTANT_SHOWN).to_string();
+    let quoted = |text: &str| format!("\"{}\"", printable(text));
+    Some(match event {
+        Event::OrderPlaced(e) => format!(
+            "{}, {} days to deliver, confirm by {}",
+            quoted(&e.title),
+            e.delivery_days,
+            when(&e.confirm_by)
+        ),
+        Event::OrderConfirmed(OrderConfirmed { due_at, .. })
+        | Event::RevisionAccepted(RevisionAccepted { due_at, .. }) => {
+            format!("due {}", when(due_at))
+        }
+        Event::OrderDelivered(e) => format!(
+            "delivery {}{}{}: {}",
+            e.delivery_number,
+            if e.redelivery { ", a redelivery" } else { "" },
+            if e.late { ", late" } else { "" },
+            quoted(&e.message)
+        ),
+        Event::RevisionRequested(e) => quoted(&e.reason),
+        Event::RevisionRefused(e) => format!(
+            "{}; the buyer decides by {}",
+            quoted(&e.reason),
+            when(&e.decision_deadline)
+        ),
+        Event::ExtraPurchased(e) => format!(
+            "{} {}, {} more days, due {}",
+            match e.kind {
+                ExtraKind::Option => "option",
+                ExtraKind::CustomOffer => "custom offer",
+            },
+            quoted(&e.description),
+            e.extra_days,
+            when(&e.due_at)
+        ),
+        Event::DeadlineExtended(e) => {
+            format!("due {}, was {}", when(&e.due_at), when(&e.previous_due_at))
+        }
+        Event::CancellationRequested(e) => {
+            format!("asked by the {}: {}", e.requested_by, quoted(&e.reason))
+        }
+        Event::CancellationWithdrawn(_) => return None,
+        Event::PartialRefundIssued(e) => quoted(&e.reason),
+        Event::DisputeOpened(e) => format!("by the {}: {}", e.opened_by, quoted(&e.reason)),
+        Event::DisputeResolved(e) => format!(
+            "{}: {}",
+            match &e.resolution {
+                Resolution::Release => "release everything to the seller".to_owned(),
+                Resolution::Refund => "refund everything to the buyer".to_owned(),
+                Resolution::Split { refund } => format!("split, {refund} to the buyer"),
+            },
+            quoted(&e.note)
+        ),
+        Event::OrderClosed(e) => format!(
+            "{}; reviews before {}",
+            name_in_json(&e.cause),
+            when(&e.review_closes_at)
+        ),
+        Event::OrderCancelled(e) => format!(
+            "{}{}: {}",
+            name_in_json(&e.cause),
+            if e.counts_against_seller {
+                ", counts against the seller"
+            } else {
+                ""
+            },
+            quoted(&e.reason)
+        ),
+        Event::ReviewLeft(e) => match &e.comment {
+            Some(comment) => format!("rated {}: {}", e.rating, quoted(comment)),
+            None => format!("rated {}", e.rating),
+        },
+    })
+}
+
+/// A cause as the JSON and the CSV reports name it (`dispute_split`), so that one word finds it
+/// in all of them.
+fn name_in_json(value: &impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
+    }
+}
+
+/// Instants in the text timeline: to the second, in UTC as everywhere in the ledger.
+const INSTANT_SHOWN: &str = "%Y-%m-%d %H:%M:%S";
+
 /// Text from the log as a terminal may show it: control characters escaped (`\u{1b}`), the
 /// rest as written. Commands refuse them now, but older or imported events may hold an
 /// escape sequence, which a terminal would obey.
@@ -154,14 +248,16 @@ pub fn render(history: &History) -> String {
             .money_effect
             .as_deref()
             .map_or(String::new(), |m| format!("  [{m}]"));
+        let details = details(&e.event).map_or(String::new(), |d| format!("  {d}"));
         out.push_str(&format!(
-            "{:>4}  {}  {:<46} {:<22} -> {}{}\n",
+            "{:>4}  {}  {:<46} {:<22} -> {}{}{}\n",
             e.revision,
-            e.at.format("%Y-%m-%d %H:%M:%S"),
+            e.at.format(INSTANT_SHOWN),
             format!("{} {}", e.actor.role, e.actor.user_id),
             e.event_type,
             status,
             money,
+            details,
         ));
     }
     if let Some(order) = history.state.order() {

@@ -127,3 +127,97 @@ async fn a_revision_the_order_has_not_reached_is_refused_not_answered_with_today
         "{text}"
     );
 }
+
+/// A mediator settling a dispute reads the parties' words and the deadlines in the timeline,
+/// not only who acted and what money moved.
+#[tokio::test]
+async fn the_timeline_gives_each_events_words_and_deadlines() {
+    use ledger_commands::{CommandHandler, CommandRequest};
+    let dir = tempfile::tempdir().expect("dir");
+    let store = std::sync::Arc::new(ledger_store::SqliteStore::open(dir.path()).expect("store"));
+    let handler = CommandHandler::new(store.clone(), Policy::default());
+    let mediator = Actor::new(Role::Mediator, UserId(uuid::Uuid::from_u128(3)));
+    let hour = |h: i64| t0() + Duration::hours(h);
+    let mut commands = closed_order_commands()[..2].to_vec();
+    commands.extend([
+        Command::PartialRefund {
+            by: seller(),
+            at: hour(2),
+            amount: eur("10.00"),
+            reason: "the font came late".into(),
+        },
+        Command::Deliver {
+            by: seller(),
+            at: hour(3),
+            message: "logo.svg attached".into(),
+        },
+        Command::RequestRevision {
+            by: buyer(),
+            at: hour(4),
+            reason: "the blue is off".into(),
+        },
+        Command::RefuseRevision {
+            by: seller(),
+            at: hour(5),
+            reason: "out of scope".into(),
+        },
+        Command::OpenDispute {
+            by: buyer(),
+            at: hour(6),
+            reason: "not what I ordered".into(),
+        },
+        Command::ResolveDispute {
+            by: mediator,
+            at: hour(7),
+            resolution: Resolution::Split {
+                refund: eur("30.00"),
+            },
+            note: "half the work is usable".into(),
+        },
+    ]);
+    for command in commands {
+        let request = CommandRequest::new(uuid::Uuid::new_v4(), ORDER, command);
+        handler.handle(request).await.expect("accepted");
+    }
+    store.close();
+
+    let (output, text) = history(dir.path(), &[]);
+    assert!(output.status.success(), "{text}");
+    let line = |event: &str| {
+        text.lines()
+            .find(|l| l.contains(event))
+            .unwrap_or_else(|| panic!("no {event}: {text}"))
+            .to_owned()
+    };
+    assert!(
+        line("OrderConfirmed").ends_with("due 2026-03-05 10:00:00"),
+        "{text}"
+    );
+    assert!(
+        line("PartialRefundIssued")
+            .ends_with("[10.00 EUR refunded to the buyer]  \"the font came late\""),
+        "{text}"
+    );
+    assert!(
+        line("OrderDelivered").ends_with("delivery 1: \"logo.svg attached\""),
+        "{text}"
+    );
+    assert!(
+        line("RevisionRefused")
+            .ends_with("\"out of scope\"; the buyer decides by 2026-03-09 14:00:00"),
+        "{text}"
+    );
+    assert!(
+        line("DisputeOpened").ends_with("by the buyer: \"not what I ordered\""),
+        "{text}"
+    );
+    assert!(
+        line("DisputeResolved")
+            .ends_with("split, 30.00 EUR to the buyer: \"half the work is usable\""),
+        "{text}"
+    );
+    assert!(
+        line("OrderClosed").ends_with("dispute_split; reviews before 2026-09-03 00:00:00"),
+        "{text}"
+    );
+}
