@@ -243,7 +243,7 @@ async fn list_orders(
     State(state): State<AppState>,
     caller: Principal,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<OrderPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
     let mut filter = OrderFilter {
         buyer: query.buyer.map(UserId),
@@ -271,11 +271,26 @@ async fn list_orders(
     }
     let now = state.clock.now();
     let limit = query.limit.unwrap_or(ORDER_PAGE_SIZE_DEFAULT);
-    let page = state.views(|v| {
+    let page: OrderPage = state.views(|v| {
         v.orders
             .list(&filter, query.cursor.map(OrderId), limit, now)
     })?;
-    Ok(Json(page))
+    // The filters as asked (a party's own is implied again), so the link reads the same list.
+    let next_page = page.next_cursor.map(|cursor| {
+        let mut next = format!("/orders?cursor={cursor}&limit={limit}");
+        let asked = [
+            ("buyer", query.buyer.map(|u| u.to_string())),
+            ("seller", query.seller.map(|u| u.to_string())),
+            ("state", filter.status.map(|s| format!("{s:?}"))),
+        ];
+        for (name, value) in asked {
+            if let Some(value) = value {
+                next.push_str(&format!("&{name}={value}"));
+            }
+        }
+        next
+    });
+    Ok(reports::json_page(page, next_page.as_deref()))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -659,27 +674,28 @@ async fn journal(
         }
     }
     let (postings, next_from) = state.views(|v| v.journal.postings(from, period, limit))?;
+    let next_page = next_from.map(|from| {
+        let mut next = format!("/journal?from={from}&limit={limit}");
+        for (name, at) in [("after", period.after), ("until", period.until)] {
+            if let Some(at) = at {
+                next.push_str(&format!("&{name}={}", reports::instant(at)));
+            }
+        }
+        next
+    });
     if !wants_csv(&headers) {
-        return Ok(Json(JournalPage {
+        let page = JournalPage {
             postings,
             next_from,
-        })
-        .into_response());
+        };
+        return Ok(reports::json_page(page, next_page.as_deref()));
     }
     let report = Report {
         filename: "journal.csv",
         header: &[
             "position", "order_id", "at", "debit", "credit", "amount", "currency", "memo",
         ],
-        next_page: next_from.map(|from| {
-            let mut next = format!("/journal?from={from}&limit={limit}");
-            for (name, at) in [("after", period.after), ("until", period.until)] {
-                if let Some(at) = at {
-                    next.push_str(&format!("&{name}={}", reports::instant(at)));
-                }
-            }
-            next
-        }),
+        next_page,
     };
     report.render(postings.iter().map(|p| {
         (

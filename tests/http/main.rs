@@ -7,6 +7,7 @@ mod bench;
 mod escrow;
 mod eventstoredb;
 mod history;
+mod lists;
 mod openapi;
 mod operations;
 mod reports;

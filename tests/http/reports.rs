@@ -140,16 +140,20 @@ async fn the_journal_as_csv_is_the_json_journal_row_for_row_and_pages_by_link() 
     }
     assert_eq!(rows, report.rows);
 
-    // The JSON journal pages the same way: every posting once.
+    // The JSON journal pages the same way, by `next_from` or by the same `Link` as the CSV
+    // (a generic RFC 8288 client follows it): every posting once.
     let mut paged = Vec::new();
     let mut from = Some(0);
     while let Some(position) = from {
         let page = server
             .get(&finance, &format!("/journal?from={position}&limit=1"))
-            .await
-            .ok();
+            .await;
+        let link = page.next_page();
+        let page = page.ok();
         paged.extend(page["postings"].as_array().cloned().unwrap_or_default());
         from = page["next_from"].as_u64();
+        let expected = from.map(|from| format!("/journal?from={from}&limit=1"));
+        assert_eq!(link, expected, "{page}");
     }
     assert_eq!(paged, postings);
 }
