@@ -42,10 +42,22 @@ pub enum TransferError {
     NotACopy { position: u64 },
     #[error("{stream} at revision {revision} holds another event than the export's: the store and the export's source have different histories")]
     Diverges { stream: String, revision: u64 },
+    /// Asked by name, a stream the log lacks is a mistyped name, not an empty export.
+    #[error("the log holds no stream `{stream}`{}", order_stream_hint(stream))]
+    NoSuchStream { stream: String },
     #[error("reading or writing the file: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// An order id given where its stream's name was meant.
+fn order_stream_hint(stream: &str) -> &'static str {
+    if uuid::Uuid::parse_str(stream).is_ok() {
+        " (an order's stream is named `order-<id>`)"
+    } else {
+        ""
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -193,6 +205,11 @@ pub async fn export(
                 )
                 .await
             {
+                Err(StoreError::StreamNotFound(_)) if next == 0 => {
+                    return Err(TransferError::NoSuchStream {
+                        stream: stream.to_string(),
+                    })
+                }
                 Err(StoreError::StreamNotFound(_)) => Vec::new(),
                 other => other?,
             },

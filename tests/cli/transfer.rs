@@ -509,9 +509,23 @@ async fn an_export_can_be_limited_to_positions_or_one_stream() {
     let stream = ledger_domain::order_stream_name(ORDER);
     let one = String::from_utf8(export(&log, &["--stream", &stream])).expect("utf8");
     assert_eq!(one.lines().count(), 5);
-    let none = String::from_utf8(export(&log, &["--stream", "order-elsewhere"])).expect("utf8");
-    assert!(none.starts_with("{\"count\":0,"), "{none}");
     let log_dir = log.to_string_lossy();
+    // A stream the log lacks is a mistyped name: an error, not an empty export to keep.
+    for (name, words) in [
+        (
+            "order-elsewhere",
+            "the log holds no stream `order-elsewhere`",
+        ),
+        (
+            &ORDER.0.to_string(),
+            "(an order's stream is named `order-<id>`)",
+        ),
+    ] {
+        let (output, text) = ledger(&["export", "--data-dir", &log_dir, "--stream", name]);
+        assert_eq!(output.status.code(), Some(1), "{text}");
+        assert!(text.contains(words), "{text}");
+        assert!(output.stdout.is_empty(), "no export, not even a trailer");
+    }
     let (output, text) = ledger(&["export", "--data-dir", &log_dir, "--from", "2", "--to", "1"]);
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("--to 1 is before --from 2"), "{text}");
