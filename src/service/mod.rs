@@ -182,7 +182,8 @@ pub fn router(state: AppState, dev: bool, body_limit: usize) -> axum::Router {
         })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(ops::record_request))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Its own failure line knows no path or cause: `ops::record_request` writes that one.
+        .layer(tower_http::trace::TraceLayer::new_for_http().on_failure(()))
         .with_state(state)
 }
 

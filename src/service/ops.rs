@@ -1,7 +1,7 @@
 //! What operators poll: health, readiness, Prometheus metrics; and, in `--dev` only, the clock.
 
 use super::auth::Principal;
-use super::problem::{ApiError, JsonBody};
+use super::problem::{ApiError, FailureCause, JsonBody};
 use super::AppState;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -106,8 +106,24 @@ pub async fn record_request(request: Request, next: Next) -> Response {
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let uri = request.uri().clone();
+    let correlation = request.headers().get("x-correlation-id").cloned();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
+    if response.status().is_server_error() && route != "/readyz" {
+        // One line per failed request, with what an operator searches by: the path (which
+        // order), the caller's correlation id, and the cause the client was not sent.
+        let cause = response.extensions().get::<FailureCause>();
+        tracing::error!(
+            %method,
+            path = uri.path(),
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1e3,
+            correlation_id = correlation.as_ref().and_then(|c| c.to_str().ok()),
+            cause = cause.map(|c| c.0.as_str()),
+            "request failed"
+        );
+    }
     let status = response.status().as_u16().to_string();
     metrics::counter!("ledger_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);

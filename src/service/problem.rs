@@ -33,7 +33,15 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
+    /// What went wrong inside, for the operator: logged with the request it failed
+    /// (`ops::record_request`), never sent.
+    cause: Option<String>,
 }
+
+/// A failed request's inner cause, handed from the error to the request's log line in the
+/// response's extensions, where the method, path and correlation id are known.
+#[derive(Clone, Debug)]
+pub struct FailureCause(pub String);
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
@@ -41,7 +49,13 @@ impl ApiError {
             status,
             code,
             detail: detail.into(),
+            cause: None,
         }
+    }
+
+    fn caused_by(mut self, cause: impl Into<String>) -> ApiError {
+        self.cause = Some(cause.into());
+        self
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> ApiError {
@@ -62,8 +76,12 @@ impl ApiError {
 
     pub fn internal(detail: impl Into<String>) -> ApiError {
         let detail = detail.into();
-        tracing::error!(%detail, "internal error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            detail.clone(),
+        )
+        .caused_by(detail)
     }
 
     pub fn problem(&self) -> Problem {
@@ -92,6 +110,9 @@ impl IntoResponse for ApiError {
         }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(cause) = self.cause {
+            response.extensions_mut().insert(FailureCause(cause));
         }
         response
     }
@@ -133,14 +154,12 @@ impl From<CommandError> for ApiError {
             ),
             // Not the client's fault, and nothing was written: the same request succeeds
             // once an operator has made room, so it is told to come back, not that it broke.
-            CommandError::Store(ledger_store::StoreError::Full(detail)) => {
-                tracing::error!(%detail, "the disk holding the log is full");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    STORAGE_FULL,
-                    "the disk holding the log is full: nothing was written; send the same request again later",
-                )
-            }
+            CommandError::Store(ledger_store::StoreError::Full(detail)) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                STORAGE_FULL,
+                "the disk holding the log is full: nothing was written; send the same request again later",
+            )
+            .caused_by(format!("the disk holding the log is full: {detail}")),
             other => ApiError::internal(other.to_string()),
         }
     }

@@ -471,6 +471,31 @@ async fn an_event_the_views_cannot_read_stops_them_before_it_and_readyz_names_it
     );
     assert_eq!(metric(&text, "ledger_views_stopped"), Some(1.0), "{text}");
 
+    // A command on that order cannot be decided: the failure is logged once, with the path,
+    // the caller's correlation id and the cause.
+    let correlation = uuid::Uuid::new_v4();
+    let confirm = server
+        .client()
+        .post(server.url(&format!("/orders/{order}/confirm")))
+        .bearer_auth(&seller.token)
+        .header("X-Correlation-Id", correlation.to_string())
+        .json(&json!({}));
+    let reply = server.send(confirm).await;
+    assert!(reply.status.is_server_error(), "{}", reply.body);
+    let log = crate::support::log_of(server.dir.path());
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("request failed"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{log}");
+    assert!(
+        failed[0].contains(&format!("path=\"/orders/{order}/confirm\""))
+            && failed[0].contains(&format!("correlation_id=\"{correlation}\""))
+            && failed[0].contains("cause=\"event at position 1 has unreadable metadata"),
+        "{}",
+        failed[0]
+    );
+
     // A restart with the same binary starts, and stops its views at the same event.
     let server = eventstoredb::restart(server);
     stopped_at_the_teleport(&server, 2).await;
