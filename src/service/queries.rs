@@ -238,7 +238,8 @@ fn parse_status(text: &str) -> Result<Status, ApiError> {
 
 /// Orders by buyer, seller and state, a page at a time. Buyers and sellers see their own.
 #[utoipa::path(get, path = "/orders", tag = "queries", params(ListQuery),
-    responses((status = 200, body = super::shapes::OrderPageShape), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = super::shapes::OrderPageShape, headers(("Link" = String, description = "The next page, `<path>; rel=\"next\"` (RFC 8288); absent on the last"))),
+        (status = "4XX", body = Problem)))]
 async fn list_orders(
     State(state): State<AppState>,
     caller: Principal,
@@ -415,7 +416,8 @@ fn parse_holding_cursor(text: &str) -> Result<(DateTime<Utc>, OrderId), ApiError
 
 /// Orders holding escrow for at least `min_age_days`, oldest first.
 #[utoipa::path(get, path = "/escrow/orders", tag = "queries", params(AgeQuery),
-    responses((status = 200, content((Vec<super::shapes::AgedHoldingShape> = "application/json"), (String = "text/csv"))),
+    responses((status = 200, content((Vec<super::shapes::AgedHoldingShape> = "application/json"), (String = "text/csv")),
+            headers(("Link" = String, description = "The next page, `<path>; rel=\"next\"` (RFC 8288); absent on the last"))),
         (status = "4XX", body = Problem)))]
 async fn escrow_orders(
     State(state): State<AppState>,
@@ -497,7 +499,8 @@ pub struct StatementQuery {
 /// A user's wallet credit: balance and statement, per currency.
 #[utoipa::path(get, path = "/wallets/{user_id}", tag = "queries",
     params(("user_id" = Uuid, Path, description = "user id"), StatementQuery),
-    responses((status = 200, content((WalletResponse = "application/json"), (String = "text/csv"))),
+    responses((status = 200, content((WalletResponse = "application/json"), (String = "text/csv")),
+            headers(("Link" = String, description = "The next page, `<path>; rel=\"next\"` (RFC 8288); absent on the last"))),
         (status = "4XX", body = Problem)))]
 async fn wallet(
     State(state): State<AppState>,
@@ -646,7 +649,8 @@ pub struct JournalPage {
 
 /// The double-entry journal: a balanced posting for every money movement, from a position.
 #[utoipa::path(get, path = "/journal", tag = "queries", params(JournalQuery),
-    responses((status = 200, content((JournalPage = "application/json"), (String = "text/csv"))),
+    responses((status = 200, content((JournalPage = "application/json"), (String = "text/csv")),
+            headers(("Link" = String, description = "The next page, `<path>; rel=\"next\"` (RFC 8288); absent on the last"))),
         (status = "4XX", body = Problem)))]
 async fn journal(
     State(state): State<AppState>,

@@ -65,6 +65,16 @@ async fn the_openapi_document_lists_the_headers_every_command_reads_and_answers_
     // A read order gives the revision to match.
     let summary = &document["paths"]["/orders/{id}"]["get"]["responses"]["200"];
     assert!(summary["headers"]["ETag"].is_object(), "{summary}");
+    // Every paged read names its next page in `Link`.
+    for path in [
+        "/orders",
+        "/escrow/orders",
+        "/wallets/{user_id}",
+        "/journal",
+    ] {
+        let page = &document["paths"][path]["get"]["responses"]["200"];
+        assert!(page["headers"]["Link"].is_object(), "GET {path}: {page}");
+    }
 }
 
 #[tokio::test]
