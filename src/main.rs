@@ -137,7 +137,7 @@ enum Commands {
         /// Orders to run to their end.
         #[arg(long, default_value_t = 1_000)]
         orders: u64,
-        /// The same seed gives the same log.
+        /// The same seed gives the same events (their ids and recorded instants aside).
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Simulations side by side, with seeds derived from `--seed`: many times faster, and
