@@ -5,7 +5,7 @@
 //! stores opaque events and knows nothing of orders. [`SqliteStore`] is the embedded default;
 //! [`EventStoreDbStore`] keeps the log in an EventStoreDB / KurrentDB cluster; [`node::Node`]
 //! serves the EventStoreDB client protocol over any backend; [`StoreConfig`] says which store
-//! to use. With the `conformance` feature, [`conformance`]
+//! to use. With the `conformance` feature, `conformance`
 //! holds the behaviour every backend must show.
 
 mod config;

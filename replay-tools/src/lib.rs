@@ -1,4 +1,4 @@
-//! Developer and operator tooling behind the `ledger` CLI: [`bench`] (durable command
+//! Developer and operator tooling behind the `ledger` CLI: [`bench`](mod@bench) (durable command
 //! throughput and its raw-SQLite ceiling, view rebuilds), [`bench_grpc`] (the EventStoreDB
 //! protocol next to the store in process), [`verify`] (every invariant of DOMAIN.md over the
 //! whole log), [`history`], [`inspect`] (what a data directory holds), [`transfer`] (export,

@@ -5,7 +5,9 @@
     clippy::all,
     clippy::pedantic,
     missing_docs,
-    unreachable_pub
+    unreachable_pub,
+    // The .proto files' comments link in protobuf's syntax, which rustdoc cannot resolve.
+    rustdoc::broken_intra_doc_links
 )]
 
 pub mod event_store {
