@@ -378,6 +378,43 @@ async fn filtered_subscriptions_send_only_matches_and_checkpoints() {
     );
 }
 
+/// The KurrentDB clients (Python's `kurrentdbclient` reads `$all` with it by default) leave
+/// system events out with a negative look-ahead, which EventStoreDB's .NET expressions have.
+#[tokio::test]
+async fn a_filter_regex_may_look_ahead_as_the_clients_default_one_does() {
+    let (address, _guard) = start_node().await;
+    let official = official(address);
+    for kind in ["Kept", "$Metadata", "Result", "PersistentConfig1", "Kept"] {
+        let event = eventstore::EventData::json(kind, &serde_json::json!({})).expect("e");
+        official
+            .append_to_stream("order-a", &Default::default(), event)
+            .await
+            .expect("append");
+    }
+    let filter = eventstore::SubscriptionFilter::on_event_type()
+        .regex(r"^(?!(\$.+$|PersistentConfig\d+$|Result$))")
+        .max(1);
+    let mut subscription = official
+        .subscribe_to_all(&eventstore::SubscribeToAllOptions::default().filter(filter))
+        .await;
+    let mut kept = Vec::new();
+    while kept.len() < 2 {
+        let event = tokio::time::timeout(WAIT, subscription.next_subscription_event())
+            .await
+            .expect("in time")
+            .expect("event");
+        if let eventstore::SubscriptionEvent::EventAppeared(e) = event {
+            let recorded = e.get_original_event();
+            kept.push((recorded.event_type.clone(), recorded.position.commit));
+        }
+    }
+    assert_eq!(
+        kept,
+        [("Kept".to_owned(), 0), ("Kept".to_owned(), 4)],
+        "system-looking types left out, in order"
+    );
+}
+
 #[tokio::test]
 async fn methods_the_node_does_not_serve_answer_unimplemented() {
     let (address, _guard) = start_node().await;

@@ -11,7 +11,7 @@ use super::convert::{self, UuidFormat};
 use super::proto::event_store::client::streams::{self, read_req, read_resp, ReadResp};
 use crate::types::*;
 use crate::{EventStore, StoreError};
-use regex::Regex;
+use fancy_regex::Regex;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -52,19 +52,29 @@ struct Filter {
 
 enum Matcher {
     Prefixes(Vec<String>),
+    /// With look-around, as EventStoreDB's .NET expressions have: the clients' default filter
+    /// that leaves out system events is `^(?!\$)`-shaped.
     Regex(Regex),
 }
 
 impl Filter {
-    fn matches(&self, event: &RecordedEvent) -> bool {
+    fn matches(&self, event: &RecordedEvent) -> Result<bool, Stop> {
         let subject = if self.on_stream {
             event.stream.as_str()
         } else {
             &event.event_type
         };
         match &self.matcher {
-            Matcher::Prefixes(prefixes) => prefixes.iter().any(|p| subject.starts_with(p.as_str())),
-            Matcher::Regex(regex) => regex.is_match(subject),
+            Matcher::Prefixes(prefixes) => {
+                Ok(prefixes.iter().any(|p| subject.starts_with(p.as_str())))
+            }
+            // Only a pattern that backtracks past fancy-regex's limit fails here; the read
+            // ends with the reason rather than pass an event over unseen.
+            Matcher::Regex(regex) => regex.is_match(subject).map_err(|e| {
+                Stop::Failed(convert::invalid_argument(format!(
+                    "the filter regex cannot be matched against {subject:?}: {e}"
+                )))
+            }),
         }
     }
 }
@@ -178,8 +188,10 @@ impl ReadPlan {
             };
             let full = page.len() == max;
             for event in &page {
-                if !self.filter.as_ref().is_none_or(|f| f.matches(event)) {
-                    continue;
+                if let Some(filter) = &self.filter {
+                    if !filter.matches(event)? {
+                        continue;
+                    }
                 }
                 self.send_event(replies, event).await?;
                 remaining -= 1;
@@ -354,7 +366,7 @@ impl ReadPlan {
         let Some(filter) = &self.filter else {
             return self.send_event(replies, event).await;
         };
-        if filter.matches(event) {
+        if filter.matches(event)? {
             self.send_event(replies, event).await?;
         }
         *looked_at += 1;
