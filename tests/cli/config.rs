@@ -37,35 +37,8 @@ async fn a_configuration_key_nothing_reads_is_refused_by_every_command() {
     }
 
     // The service refuses to start, before it opens any store.
-    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
-        .args([
-            "serve",
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            &typo_text,
-        ])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = serve.try_wait().expect("wait") {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = serve.kill();
-            panic!("serve started despite the unknown key");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut serve.stderr.take().expect("stderr"), &mut stderr)
-        .expect("stderr");
-    assert!(!status.success() && stderr.contains(TYPO), "{stderr}");
+    let stderr = refused_start(dir.path(), &["--config", &typo_text]);
+    assert!(stderr.contains(TYPO), "{stderr}");
     assert!(!dir.path().join("data").exists(), "no store was created");
 
     // Spelt right, the same file is read.
@@ -132,4 +105,50 @@ async fn a_ledger_variable_that_names_no_setting_is_warned_of() {
     let logged: serde_json::Value = serde_json::from_str(&line).expect(&line);
     assert_eq!(logged["level"], "WARN", "{line}");
     assert_eq!(logged["fields"]["variables"], "LEDGER_DATA_DIRR", "{line}");
+}
+
+/// `ledger serve --dev` in `dir` with `args`, which must stop at its start (within 30 s, not
+/// serve): its standard error.
+fn refused_start(dir: &std::path::Path, args: &[&str]) -> String {
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = serve.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = serve.kill();
+            panic!("serve started despite the configuration");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut serve.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert!(!status.success(), "{stderr}");
+    stderr
+}
+
+/// TOML's trap: a key written after a `[[grpc_users]]` entry belongs to that entry. Taken
+/// there without a word, `grpc_anonymous_read = true` did nothing; a user's unknown key is
+/// refused as the file's are.
+#[test]
+fn a_key_a_grpc_user_does_not_take_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("ledger.toml"),
+        "[[grpc_users]]\nusername = \"subscriber\"\npassword = \"pw\"\n\
+         grpc_anonymous_read = true\n",
+    )
+    .expect("config");
+    let stderr = refused_start(dir.path(), &[]);
+    assert!(stderr.contains("found `grpc_anonymous_read`"), "{stderr}");
+    assert!(!dir.path().join("data").exists(), "no store was created");
 }

@@ -72,6 +72,7 @@ pub fn parse_authorization(header: Option<&str>) -> Result<Option<Credentials>, 
 
 /// A user of the node, from configuration (`[[grpc_users]]`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NodeUser {
     pub username: String,
     /// Never printed.
