@@ -32,6 +32,9 @@ pub struct ServiceConfig {
     pub grpc_listen: Option<SocketAddr>,
     /// Who may use the EventStoreDB protocol with basic credentials (`[[grpc_users]]`).
     pub grpc_users: Vec<ledger_store::node::NodeUser>,
+    /// Calls with no credentials may read and subscribe (never append): for clients that send
+    /// credentials only over TLS, which the node does not speak, on a network you trust.
+    pub grpc_anonymous_read: bool,
 }
 
 impl Default for ServiceConfig {
@@ -45,6 +48,7 @@ impl Default for ServiceConfig {
             policy: Policy::default(),
             grpc_listen: None,
             grpc_users: Vec::new(),
+            grpc_anonymous_read: false,
         }
     }
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 struct LedgerNodeAuth {
     keys: TokenKeys,
     users: BasicUsers,
+    anonymous_read: bool,
 }
 
 impl NodeAuth for LedgerNodeAuth {
@@ -35,6 +36,15 @@ impl NodeAuth for LedgerNodeAuth {
                     )),
                 }
             }
+            None if self.anonymous_read && matches!(access, Access::Read) => Ok(()),
+            // Some clients (Python's kurrentdbclient) send credentials only over TLS, and so
+            // send none here though they were given some: say why they are refused.
+            None => Err(Denied::Unauthenticated(
+                "credentials required: a [[grpc_users]] user's or a bearer token; a client \
+                 that sends credentials only over TLS sends none to this plaintext node \
+                 (`grpc_anonymous_read = true` lets calls without credentials read)"
+                    .to_owned(),
+            )),
             other => self.users.authorize(other, access),
         }
     }
@@ -46,6 +56,7 @@ pub(super) async fn start(
     store: Arc<dyn EventStore>,
     keys: &TokenKeys,
     users: &[NodeUser],
+    anonymous_read: bool,
     state: AppState,
 ) -> anyhow::Result<(
     SocketAddr,
@@ -58,6 +69,7 @@ pub(super) async fn start(
     let auth = LedgerNodeAuth {
         keys: keys.clone(),
         users: BasicUsers::new(users.to_vec()),
+        anonymous_read,
     };
     let node = Node::new(store, Arc::new(auth), advertised(bound))
         .with_append_check(Arc::new(written_by_a_ledger));
@@ -144,6 +156,7 @@ mod tests {
             LedgerNodeAuth {
                 keys: keys.clone(),
                 users,
+                anonymous_read: false,
             },
             keys,
         )

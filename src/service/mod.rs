@@ -304,6 +304,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
                 Arc::clone(&store),
                 &keys,
                 &config.grpc_users,
+                config.grpc_anonymous_read,
                 state.clone(),
             )
             .await?,

@@ -375,41 +375,10 @@ async fn a_service_runs_on_an_eventstoredb_log() {
 /// Bearer tokens of the HTTP API work on the protocol too: `service` reads, a buyer may not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_tokens_read_the_protocol_by_role() {
-    use ledger_store::node::proto::event_store::client::streams::{
-        read_req, streams_client::StreamsClient, ReadReq,
-    };
-    use ledger_store::node::proto::event_store::client::Empty;
     let server = start();
     server.place(&user("buyer"), &user("seller"), "10.00").await;
-    let address = server
-        .grpc
-        .as_deref()
-        .and_then(|u| u.strip_prefix("esdb://"))
-        .and_then(|u| u.split('?').next())
-        .expect("address")
-        .to_owned();
-    let mut client = StreamsClient::connect(format!("http://{address}"))
-        .await
-        .expect("connect");
-    let read = |token: &str| {
-        use read_req::options::{all_options::AllOption, AllOptions, CountOption, StreamOption};
-        let mut request = tonic::Request::new(ReadReq {
-            options: Some(read_req::Options {
-                stream_option: Some(StreamOption::All(AllOptions {
-                    all_option: Some(AllOption::Start(Empty {})),
-                })),
-                read_direction: 0,
-                resolve_links: false,
-                count_option: Some(CountOption::Count(10)),
-                filter_option: None,
-                uuid_option: None,
-                control_option: None,
-            }),
-        });
-        let value = format!("Bearer {token}").parse().expect("header");
-        request.metadata_mut().insert("authorization", value);
-        request
-    };
+    let mut client = raw_streams(&server).await;
+    let read = |token: &str| read_all_request(Some(&format!("Bearer {token}")));
     let mut events = client
         .read(read(&user("service").token))
         .await
@@ -424,5 +393,97 @@ async fn api_tokens_read_the_protocol_by_role() {
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
     let forged = client.read(read("not-a-token")).await.expect_err("refused");
     assert_eq!(forged.code(), tonic::Code::Unauthenticated);
+    server.stop();
+}
+
+type RawStreams =
+    ledger_store::node::proto::event_store::client::streams::streams_client::StreamsClient<
+        tonic::transport::Channel,
+    >;
+
+/// A client of the protocol's own messages, which sends exactly the metadata it is given.
+async fn raw_streams(server: &Server) -> RawStreams {
+    let address = server
+        .grpc
+        .as_deref()
+        .and_then(|u| u.strip_prefix("esdb://"))
+        .and_then(|u| u.split('?').next())
+        .expect("address")
+        .to_owned();
+    RawStreams::connect(format!("http://{address}"))
+        .await
+        .expect("connect")
+}
+
+/// The first ten events of `$all`, with this `authorization` metadata, or none.
+fn read_all_request(
+    authorization: Option<&str>,
+) -> tonic::Request<ledger_store::node::proto::event_store::client::streams::ReadReq> {
+    use ledger_store::node::proto::event_store::client::streams::{read_req, ReadReq};
+    use ledger_store::node::proto::event_store::client::Empty;
+    use read_req::options::{all_options::AllOption, AllOptions, CountOption, StreamOption};
+    let mut request = tonic::Request::new(ReadReq {
+        options: Some(read_req::Options {
+            stream_option: Some(StreamOption::All(AllOptions {
+                all_option: Some(AllOption::Start(Empty {})),
+            })),
+            read_direction: 0,
+            resolve_links: false,
+            count_option: Some(CountOption::Count(10)),
+            filter_option: None,
+            uuid_option: None,
+            control_option: None,
+        }),
+    });
+    if let Some(value) = authorization {
+        let value = value.parse().expect("header");
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+/// Some clients (Python's kurrentdbclient) send credentials only over TLS, so none reach the
+/// plaintext node: the refusal says so, and `grpc_anonymous_read` lets such calls read, never
+/// append.
+#[tokio::test]
+async fn calls_without_credentials_read_only_where_the_configuration_allows() {
+    let server = start();
+    server.place(&user("buyer"), &user("seller"), "10.00").await;
+    let refused = raw_streams(&server)
+        .await
+        .read(read_all_request(None))
+        .await
+        .expect_err("no credentials");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    assert!(
+        refused.message().contains("grpc_anonymous_read"),
+        "{}",
+        refused.message()
+    );
+    server.stop();
+
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    std::fs::write(
+        dir.path().join("ledger.toml"),
+        "grpc_anonymous_read = true\n",
+    )
+    .expect("config");
+    let server = Server::start_with(dir, &["--dev", "--grpc-listen", "127.0.0.1:0"]);
+    server.place(&user("buyer"), &user("seller"), "10.00").await;
+    let mut events = raw_streams(&server)
+        .await
+        .read(read_all_request(None))
+        .await
+        .expect("reads without credentials")
+        .into_inner();
+    let first = events.message().await.expect("reply").expect("an event");
+    assert!(first.content.is_some());
+    let anonymous = client(&server, "esdb", "");
+    let event = eventstore::EventData::binary("Forged", vec![1u8].into());
+    let append = anonymous
+        .append_to_stream("other-stream", &Default::default(), event)
+        .await;
+    assert!(append.is_err(), "{append:?}");
+    assert_eq!(server.log_head().await, Some(0), "nothing was appended");
     server.stop();
 }
