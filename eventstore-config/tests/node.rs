@@ -249,6 +249,28 @@ async fn unknown_streams_and_wrong_expected_revisions_answer_as_eventstoredb() {
         }
         other => panic!("expected WrongExpectedVersion, got {other:?}"),
     }
+    // A stream's metadata (`$$…`) and the system streams (`$et-…`) are not stored: reads of
+    // them answer not found, as a node without server projections does, and a client takes
+    // that as no metadata. A subscription to one could never deliver, and is refused.
+    for reserved in ["$$order-w", "$et-Tested", "$ce-order"] {
+        let mut read = client
+            .read_stream(reserved, &Default::default())
+            .await
+            .expect("read");
+        let answer = read.next().await;
+        assert!(
+            matches!(answer, Err(eventstore::Error::ResourceNotFound)),
+            "{reserved}: {answer:?}"
+        );
+    }
+    let mut subscription = client
+        .subscribe_to_stream("$et-Tested", &Default::default())
+        .await;
+    let refused = tokio::time::timeout(WAIT, subscription.next()).await;
+    assert!(
+        matches!(refused, Ok(Err(_))),
+        "a subscription to a reserved stream: {refused:?}"
+    );
     assert_eq!(count_all(address).await, 1);
 }
 

@@ -187,6 +187,12 @@ impl streams_server::Streams for Node {
         request: Request<streams::ReadReq>,
     ) -> Result<Response<Self::ReadStream>, Status> {
         self.authorize(&request, Access::Read)?;
+        if let Some(not_found) = read::of_a_reserved_stream(request.get_ref())? {
+            let reply = Ok(streams::ReadResp {
+                content: Some(not_found),
+            });
+            return Ok(Response::new(Box::pin(tokio_stream::iter([reply]))));
+        }
         let plan = read::ReadPlan::new(request.into_inner())?;
         let permit = if plan.is_subscription() {
             let permit = Arc::clone(&self.subscriptions.permits)

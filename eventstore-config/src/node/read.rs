@@ -79,6 +79,39 @@ impl Filter {
     }
 }
 
+/// A read of a stream whose name starts with `$` (`$$order-…`, a stream's metadata; `$et-…`,
+/// `$ce-…`): the store holds none, so a counted read answers `StreamNotFound`, as a
+/// KurrentDB node without server projections does (clients read a stream's metadata so, and
+/// take not-found as none). A subscription to one could never deliver: it is refused.
+pub(super) fn of_a_reserved_stream(
+    request: &streams::ReadReq,
+) -> Result<Option<read_resp::Content>, Status> {
+    use read_req::options::{CountOption, StreamOption};
+    let Some(options) = &request.options else {
+        return Ok(None);
+    };
+    let Some(StreamOption::Stream(stream)) = &options.stream_option else {
+        return Ok(None);
+    };
+    let Some(identifier) = &stream.stream_identifier else {
+        return Ok(None);
+    };
+    if !identifier.stream_name.starts_with(b"$") {
+        return Ok(None);
+    }
+    match options.count_option {
+        Some(CountOption::Subscription(_)) => Err(convert::invalid_argument(
+            "no stream whose name starts with `$` is stored here: system streams come from \
+             server projections, which this node does not run; filter `$all` instead",
+        )),
+        _ => Ok(Some(read_resp::Content::StreamNotFound(
+            read_resp::StreamNotFound {
+                stream_identifier: Some(identifier.clone()),
+            },
+        ))),
+    }
+}
+
 impl ReadPlan {
     pub(super) fn is_subscription(&self) -> bool {
         self.count.is_none()
