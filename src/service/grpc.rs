@@ -1,7 +1,8 @@
 //! The EventStoreDB client protocol beside the HTTP API (`--grpc-listen`): the same log, the
-//! same tokens. Bearer tokens of the `service` and `mediator` roles may read and subscribe;
-//! appending is for configured basic users with `append = true` only, because events appended
-//! there do not pass the domain's rules.
+//! same tokens. Bearer tokens of the `service` and `mediator` roles may read and subscribe,
+//! and, with `grpc_anonymous_read`, calls without credentials; appending is for configured
+//! basic users with `append = true` only, because events appended there do not pass the
+//! domain's rules.
 
 use super::auth::{ApiRole, TokenKeys};
 use super::AppState;
