@@ -76,6 +76,12 @@ pub(super) async fn start(
         .with_append_check(Arc::new(written_by_a_ledger));
     let _ = state.grpc_subscriptions.set(node.subscriptions());
     tracing::info!(address = %bound, "serving the EventStoreDB protocol");
+    if anonymous_read {
+        tracing::warn!(
+            address = %bound,
+            "calls without credentials may read the log there (grpc_anonymous_read)"
+        );
+    }
     let task = tokio::spawn(node.serve(listener, async move { state.shutting_down().await }));
     Ok((bound, task))
 }

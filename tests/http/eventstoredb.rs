@@ -485,5 +485,10 @@ async fn calls_without_credentials_read_only_where_the_configuration_allows() {
         .await;
     assert!(append.is_err(), "{append:?}");
     assert_eq!(server.log_head().await, Some(0), "nothing was appended");
+    let log = crate::support::log_of(server.dir.path());
+    assert!(
+        log.contains("calls without credentials may read the log there"),
+        "the operator is told: {log}"
+    );
     server.stop();
 }
