@@ -278,18 +278,14 @@ async fn list_orders(
     })?;
     // The filters as asked (a party's own is implied again), so the link reads the same list.
     let next_page = page.next_cursor.map(|cursor| {
-        let mut next = format!("/orders?cursor={cursor}&limit={limit}");
-        let asked = [
-            ("buyer", query.buyer.map(|u| u.to_string())),
-            ("seller", query.seller.map(|u| u.to_string())),
-            ("state", filter.status.map(|s| format!("{s:?}"))),
-        ];
-        for (name, value) in asked {
-            if let Some(value) = value {
-                next.push_str(&format!("&{name}={value}"));
-            }
-        }
-        next
+        reports::with_parameters(
+            format!("/orders?cursor={cursor}&limit={limit}"),
+            [
+                ("buyer", query.buyer.map(|u| u.to_string())),
+                ("seller", query.seller.map(|u| u.to_string())),
+                ("state", filter.status.map(|s| format!("{s:?}"))),
+            ],
+        )
     });
     Ok(reports::json_page(page, next_page.as_deref()))
 }
@@ -679,13 +675,13 @@ async fn journal(
     }
     let (postings, next_from) = state.views(|v| v.journal.postings(from, period, limit))?;
     let next_page = next_from.map(|from| {
-        let mut next = format!("/journal?from={from}&limit={limit}");
-        for (name, at) in [("after", period.after), ("until", period.until)] {
-            if let Some(at) = at {
-                next.push_str(&format!("&{name}={}", reports::instant(at)));
-            }
-        }
-        next
+        reports::with_parameters(
+            format!("/journal?from={from}&limit={limit}"),
+            [
+                ("after", period.after.map(reports::instant)),
+                ("until", period.until.map(reports::instant)),
+            ],
+        )
     });
     if !wants_csv(&headers) {
         let page = JournalPage {

@@ -107,6 +107,20 @@ fn csv_failed(error: csv::Error) -> ApiError {
 }
 
 /// Instants as in the JSON reads (RFC 3339, UTC).
+/// The path of a next page: `path` with `&name=value` for each parameter that was given, so
+/// that the page after reads the same list.
+pub fn with_parameters<'a>(
+    mut path: String,
+    parameters: impl IntoIterator<Item = (&'a str, Option<String>)>,
+) -> String {
+    for (name, value) in parameters {
+        if let Some(value) = value {
+            path.push_str(&format!("&{name}={value}"));
+        }
+    }
+    path
+}
+
 pub fn instant(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }

@@ -19,12 +19,9 @@ async fn follow(server: &Server, who: &User, path: &str) -> (Vec<String>, usize)
             (None, None) => {}
             _ => panic!("`Link` and `next_cursor` disagree: {next:?}, {page}"),
         }
-        let orders = page["orders"].as_array().cloned().unwrap_or_default();
-        ids.extend(
-            orders
-                .iter()
-                .map(|o| o["order_id"].as_str().unwrap_or_default().to_owned()),
-        );
+        ids.extend(order_ids(
+            page["orders"].as_array().map_or(&[][..], Vec::as_slice),
+        ));
         pages += 1;
         assert!(pages < 100, "the pages never end: {path}");
     }
