@@ -45,6 +45,46 @@ impl Default for EventStoreDbOptions {
     }
 }
 
+/// Reads the files a connection string names as the client will: the client unwraps them in
+/// a task of its own, where a missing or malformed one would panic and leave only "Connection
+/// is closed" to say why.
+fn check_tls_files(settings: &es::ClientSettings) -> Result<(), StoreError> {
+    use crate::node::tls::{pem_certificates, pem_private_key};
+    use std::path::Path;
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+    let unusable = |parameter: &str, path: &str, reason: String| {
+        StoreError::Io(format!(
+            "the EventStoreDB connection string's {parameter} `{path}` cannot be used: {reason}"
+        ))
+    };
+    let mut roots = RootCertStore::empty();
+    if let Some(path) = settings.tls_ca_file() {
+        let certificates =
+            pem_certificates(Path::new(path)).map_err(|e| unusable("tlsCaFile", path, e))?;
+        for certificate in certificates {
+            roots
+                .add(certificate)
+                .map_err(|e| unusable("tlsCaFile", path, e.to_string()))?;
+        }
+    }
+    if let Some((certificate, key)) = settings.user_certificate() {
+        let chain = pem_certificates(Path::new(certificate))
+            .map_err(|e| unusable("userCertFile", certificate, e))?;
+        let key_der =
+            pem_private_key(Path::new(key)).map_err(|e| unusable("userKeyFile", key, e))?;
+        let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|builder| {
+                builder
+                    .with_root_certificates(roots)
+                    .with_client_auth_cert(chain, key_der)
+            })
+            .map_err(|e| unusable("userCertFile", certificate, e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// An [`EventStore`] on an EventStoreDB or KurrentDB server or cluster.
 #[derive(Clone)]
 pub struct EventStoreDbStore {
@@ -63,6 +103,7 @@ impl EventStoreDbStore {
         let settings: es::ClientSettings = url.parse().map_err(|_| {
             StoreError::Io("the EventStoreDB connection string does not parse".to_owned())
         })?;
+        check_tls_files(&settings)?;
         let client = es::Client::new(settings)
             .map_err(|e| StoreError::Io(format!("starting the EventStoreDB client: {e}")))?;
         let store = EventStoreDbStore { client, options };

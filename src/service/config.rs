@@ -6,10 +6,11 @@ use super::auth::TokenKeys;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use ledger_domain::Policy;
+use ledger_store::node::NodeTls;
 use ledger_store::{CONFIG_FILE_DEFAULT, ENV_PREFIX};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Largest request body accepted; commands are small, so anything larger is a mistake.
 pub const BODY_LIMIT_BYTES_DEFAULT: usize = 64 * 1024;
@@ -35,6 +36,9 @@ pub struct ServiceConfig {
     /// Calls with no credentials may read and subscribe (never append): for clients that send
     /// credentials only over TLS, which the node does not speak, on a network you trust.
     pub grpc_anonymous_read: bool,
+    /// The node's certificate chain and key (PEM): with them it speaks TLS only.
+    pub grpc_tls_cert: Option<PathBuf>,
+    pub grpc_tls_key: Option<PathBuf>,
 }
 
 impl Default for ServiceConfig {
@@ -49,6 +53,8 @@ impl Default for ServiceConfig {
             grpc_listen: None,
             grpc_users: Vec::new(),
             grpc_anonymous_read: false,
+            grpc_tls_cert: None,
+            grpc_tls_key: None,
         }
     }
 }
@@ -61,6 +67,27 @@ impl ServiceConfig {
             anyhow::anyhow!("no token secret: set jwt_secret in ledger.toml or LEDGER_JWT_SECRET")
         })?;
         Ok(TokenKeys::new(secret)?)
+    }
+
+    /// The node's TLS, read now so that a file that cannot serve stops the start before
+    /// anything listens.
+    pub fn grpc_tls(&self) -> anyhow::Result<Option<NodeTls>> {
+        let (certificate, key) = match (&self.grpc_tls_cert, &self.grpc_tls_key) {
+            (None, None) => return Ok(None),
+            (Some(certificate), Some(key)) => (certificate, key),
+            (Some(_), None) | (None, Some(_)) => anyhow::bail!(
+                "configuration: grpc_tls_cert and grpc_tls_key go together; only one is set"
+            ),
+        };
+        if self.grpc_listen.is_none() {
+            anyhow::bail!(
+                "configuration: grpc_tls_cert is set but the EventStoreDB protocol is not served \
+                 (set grpc_listen, or --grpc-listen)"
+            );
+        }
+        let tls = NodeTls::from_pem_files(certificate, key)
+            .map_err(|e| anyhow::anyhow!("configuration: grpc_tls_cert/grpc_tls_key: {e}"))?;
+        Ok(Some(tls))
     }
 
     pub fn load(file: Option<&Path>) -> anyhow::Result<ServiceConfig> {

@@ -7,7 +7,9 @@
 use super::auth::{ApiRole, TokenKeys};
 use super::AppState;
 use anyhow::Context;
-use ledger_store::node::{Access, BasicUsers, Credentials, Denied, Node, NodeAuth, NodeUser};
+use ledger_store::node::{
+    Access, BasicUsers, Credentials, Denied, Node, NodeAuth, NodeTls, NodeUser,
+};
 use ledger_store::{EventData, EventStore, StreamName};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ struct LedgerNodeAuth {
     keys: TokenKeys,
     users: BasicUsers,
     anonymous_read: bool,
+    tls: bool,
 }
 
 impl NodeAuth for LedgerNodeAuth {
@@ -38,12 +41,16 @@ impl NodeAuth for LedgerNodeAuth {
                 }
             }
             None if self.anonymous_read && matches!(access, Access::Read) => Ok(()),
+            None if self.tls => Err(Denied::Unauthenticated(
+                "credentials required: a [[grpc_users]] user's or a bearer token".to_owned(),
+            )),
             // Some clients (Python's kurrentdbclient) send credentials only over TLS, and so
             // send none here though they were given some: say why they are refused.
             None => Err(Denied::Unauthenticated(
                 "credentials required: a [[grpc_users]] user's or a bearer token; a client \
                  that sends credentials only over TLS sends none to this plaintext node \
-                 (`grpc_anonymous_read = true` lets calls without credentials read)"
+                 (give it grpc_tls_cert and grpc_tls_key, or `grpc_anonymous_read = true` to \
+                 let calls without credentials read)"
                     .to_owned(),
             )),
             other => self.users.authorize(other, access),
@@ -58,6 +65,7 @@ pub(super) async fn start(
     keys: &TokenKeys,
     users: &[NodeUser],
     anonymous_read: bool,
+    tls: Option<NodeTls>,
     state: AppState,
 ) -> anyhow::Result<(
     SocketAddr,
@@ -67,15 +75,20 @@ pub(super) async fn start(
         .await
         .with_context(|| format!("binding {address} for the EventStoreDB protocol"))?;
     let bound = listener.local_addr()?;
+    let speaks_tls = tls.is_some();
     let auth = LedgerNodeAuth {
         keys: keys.clone(),
         users: BasicUsers::new(users.to_vec()),
         anonymous_read,
+        tls: speaks_tls,
     };
-    let node = Node::new(store, Arc::new(auth), advertised(bound))
+    let mut node = Node::new(store, Arc::new(auth), advertised(bound))
         .with_append_check(Arc::new(written_by_a_ledger));
+    if let Some(tls) = tls {
+        node = node.with_tls(tls);
+    }
     let _ = state.grpc_subscriptions.set(node.subscriptions());
-    tracing::info!(address = %bound, "serving the EventStoreDB protocol");
+    tracing::info!(address = %bound, tls = speaks_tls, "serving the EventStoreDB protocol");
     if anonymous_read {
         tracing::warn!(
             address = %bound,
@@ -136,12 +149,14 @@ fn advertised(bound: SocketAddr) -> SocketAddr {
     }
 }
 
-pub(super) fn announce(address: SocketAddr) -> anyhow::Result<()> {
+/// The connection string's TLS is the client's default, so only plaintext is named.
+pub(super) fn announce(address: SocketAddr, tls: bool) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
+    let plaintext = if tls { "" } else { "?tls=false" };
     writeln!(
         out,
-        "ledger: EventStoreDB protocol on esdb://{}?tls=false",
+        "ledger: EventStoreDB protocol on esdb://{}{plaintext}",
         advertised(address)
     )?;
     out.flush()?;
@@ -164,6 +179,7 @@ mod tests {
                 keys: keys.clone(),
                 users,
                 anonymous_read: false,
+                tls: false,
             },
             keys,
         )

@@ -204,6 +204,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         ),
     };
     let keys = TokenKeys::new(&secret)?;
+    let grpc_tls = config.grpc_tls()?;
     let log = store_config
         .open_to_write()
         .await
@@ -305,6 +306,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
                 &keys,
                 &config.grpc_users,
                 config.grpc_anonymous_read,
+                grpc_tls,
                 state.clone(),
             )
             .await?,
@@ -312,7 +314,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         None => None,
     };
     if let (true, Some((address, _))) = (announce, &grpc) {
-        grpc::announce(*address)?;
+        grpc::announce(*address, config.grpc_tls_cert.is_some())?;
     }
 
     let app = router(state.clone(), dev, config.body_limit_bytes);

@@ -152,3 +152,97 @@ fn a_key_a_grpc_user_does_not_take_is_refused_at_start() {
     assert!(stderr.contains("found `grpc_anonymous_read`"), "{stderr}");
     assert!(!dir.path().join("data").exists(), "no store was created");
 }
+
+/// The node's TLS files are read before anything listens: a certificate without its key, a
+/// file that is not there, a key that is not the certificate's, or TLS for a node that is not
+/// served stops the start and names what is wrong.
+#[test]
+fn tls_files_that_cannot_serve_are_refused_at_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    let write_pair = |name: &str| {
+        let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("pair");
+        let (certificate, key) = (format!("{name}.pem"), format!("{name}.key"));
+        std::fs::write(dir.path().join(&certificate), pair.cert.pem()).expect("certificate");
+        std::fs::write(dir.path().join(&key), pair.signing_key.serialize_pem()).expect("key");
+        (certificate, key)
+    };
+    let (certificate, key) = write_pair("node");
+    let (_, other_key) = write_pair("other");
+    let listen = ["--grpc-listen", "127.0.0.1:0"];
+    let cases: [(&str, &[&str], String); 5] = [
+        (
+            "grpc_tls_cert only",
+            &listen,
+            format!("grpc_tls_cert = \"{certificate}\"\n"),
+        ),
+        (
+            "go together",
+            &listen,
+            format!("grpc_tls_key = \"{key}\"\n"),
+        ),
+        (
+            "the certificate file missing.pem",
+            &listen,
+            format!("grpc_tls_cert = \"missing.pem\"\ngrpc_tls_key = \"{key}\"\n"),
+        ),
+        (
+            "cannot serve TLS together",
+            &listen,
+            format!("grpc_tls_cert = \"{certificate}\"\ngrpc_tls_key = \"{other_key}\"\n"),
+        ),
+        (
+            "the EventStoreDB protocol is not served",
+            &[],
+            format!("grpc_tls_cert = \"{certificate}\"\ngrpc_tls_key = \"{key}\"\n"),
+        ),
+    ];
+    for (said, args, config) in cases {
+        std::fs::write(dir.path().join("ledger.toml"), &config).expect("config");
+        let stderr = refused_start(dir.path(), args);
+        let expected = if said == "grpc_tls_cert only" {
+            "go together"
+        } else {
+            said
+        };
+        assert!(stderr.contains(expected), "{config}: {stderr}");
+        assert!(
+            !dir.path().join("data").exists(),
+            "{config}: no store was created"
+        );
+    }
+}
+
+/// The EventStoreDB client reads a connection string's certificate files in a task of its
+/// own and panics there on one it cannot read; the service refuses them at start instead.
+#[test]
+fn a_connection_strings_certificate_file_that_cannot_be_read_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("not-pem.txt"), "not a certificate\n").expect("file");
+    for (parameters, said) in [
+        (
+            "tlsCaFile=missing.pem",
+            "tlsCaFile `missing.pem` cannot be used",
+        ),
+        ("tlsCaFile=not-pem.txt", "holds no PEM certificate"),
+        (
+            "userCertFile=not-pem.txt&userKeyFile=not-pem.txt",
+            "userCertFile `not-pem.txt` cannot be used",
+        ),
+    ] {
+        std::fs::write(
+            dir.path().join("ledger.toml"),
+            format!(
+                "store = \"eventstoredb\"\n\
+                 eventstoredb_url = \"esdb://ledger:secret@127.0.0.1:1?{parameters}\"\n"
+            ),
+        )
+        .expect("config");
+        let stderr = refused_start(dir.path(), &[]);
+        assert!(stderr.contains(said), "{parameters}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{parameters}: {stderr}");
+        assert!(
+            !stderr.contains("secret"),
+            "the password is never shown: {stderr}"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! `ledger serve --grpc-listen`: a subscriber written with the official `eventstore` client,
 //! not through our trait, reads an order's stream and follows `$all` live.
 
-use crate::support::{user, Server};
+use crate::support::{log_when, user, Server};
 use eventstore::{
     Client, ClientSettings, ReadStreamOptions, StreamPosition, SubscribeToAllOptions,
     SubscriptionFilter,
@@ -136,6 +136,20 @@ async fn unknown_users_are_refused_and_readers_cannot_append() {
         "{append:?}"
     );
     assert_eq!(server.log_head().await, None, "nothing was appended");
+
+    // A client that expects TLS, as connection strings do by default, is told nothing but a
+    // closed connection: the node's log says why.
+    let url = server.grpc.as_deref().expect("grpc address");
+    let expecting_tls = format!(
+        "{}&maxDiscoverAttempts=2",
+        url.replace("tls=false", "tls=true")
+    )
+    .replacen("esdb://", "esdb://subscriber:pw@", 1);
+    refused_read(&Client::new(expecting_tls.parse().expect("connection string")).expect("client"))
+        .await;
+    let began = "a client began a TLS handshake; this node speaks plaintext";
+    let log = log_when(server.dir.path(), |log| log.contains(began)).await;
+    assert!(log.contains(began), "{log}");
     server.stop();
 }
 
@@ -490,5 +504,100 @@ async fn calls_without_credentials_read_only_where_the_configuration_allows() {
         log.contains("calls without credentials may read the log there"),
         "the operator is told: {log}"
     );
+    server.stop();
+}
+
+/// A CA, and a node certificate it signed for `localhost` and `127.0.0.1`, written into `dir`
+/// as `ca.pem`, `node.pem` and `node.key`.
+fn certificates(dir: &std::path::Path) {
+    let mut authority = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA");
+    authority.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    authority
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "ledger test CA");
+    let authority_key = rcgen::KeyPair::generate().expect("CA key");
+    let authority =
+        rcgen::CertifiedIssuer::self_signed(authority, authority_key).expect("CA certificate");
+    let node_key = rcgen::KeyPair::generate().expect("node key");
+    let node = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("node")
+        .signed_by(&node_key, &authority)
+        .expect("node certificate");
+    std::fs::write(dir.join("ca.pem"), authority.pem()).expect("ca.pem");
+    std::fs::write(dir.join("node.pem"), node.pem()).expect("node.pem");
+    std::fs::write(dir.join("node.key"), node_key.serialize_pem()).expect("node.key");
+}
+
+/// The first read of `client`, which must fail (within `WAIT`).
+async fn refused_read(client: &Client) -> eventstore::Error {
+    let options = eventstore::ReadAllOptions::default();
+    let read = async {
+        match client.read_all(&options).await {
+            Err(error) => error,
+            Ok(mut read) => read.next().await.expect_err("refused"),
+        }
+    };
+    tokio::time::timeout(WAIT, read).await.expect("in time")
+}
+
+/// With a certificate the node speaks TLS, as EventStoreDB's connection strings expect by
+/// default, and credentials travel over it; a plaintext client, or one that does not trust the
+/// certificate, is refused, and the log says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_certificate_the_node_speaks_tls_and_takes_credentials_over_it() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    certificates(dir.path());
+    std::fs::write(
+        dir.path().join("ledger.toml"),
+        "grpc_tls_cert = \"node.pem\"\ngrpc_tls_key = \"node.key\"\n\n\
+         [[grpc_users]]\nusername = \"subscriber\"\npassword = \"pw\"\n",
+    )
+    .expect("config");
+    let ca = dir.path().join("ca.pem");
+    let server = Server::start_with(dir, &["--dev", "--grpc-listen", "127.0.0.1:0"]);
+    let announced = server.grpc.clone().expect("grpc address");
+    assert!(!announced.contains("tls=false"), "{announced}");
+    let order = server.place(&user("buyer"), &user("seller"), "10.00").await;
+    let trusting = |scheme: &str, credentials: &str| {
+        let url = format!("{announced}?tlsCaFile={}", ca.display());
+        let url = url.replacen("esdb://", &format!("{scheme}://{credentials}"), 1);
+        Client::new(url.parse().expect("connection string")).expect("client")
+    };
+
+    for scheme in ["esdb", "esdb+discover"] {
+        let reader = trusting(scheme, "subscriber:pw@");
+        let mut read = reader
+            .read_stream(
+                format!("order-{order}").as_str(),
+                &ReadStreamOptions::default(),
+            )
+            .await
+            .expect("read over TLS");
+        let first = read.next().await.expect("next").expect("an event");
+        assert_eq!(first.get_original_event().event_type, "OrderPlaced");
+    }
+    let refused = refused_read(&trusting("esdb", "subscriber:wrong@")).await;
+    assert!(
+        matches!(refused, eventstore::Error::AccessDenied),
+        "credentials are checked over TLS: {refused}"
+    );
+
+    let plaintext = format!("{announced}?tls=false&maxDiscoverAttempts=2").replacen(
+        "esdb://",
+        "esdb://subscriber:pw@",
+        1,
+    );
+    let plaintext = Client::new(plaintext.parse().expect("connection string")).expect("client");
+    refused_read(&plaintext).await;
+    let distrusting = format!("{announced}?maxDiscoverAttempts=2").replacen(
+        "esdb://",
+        "esdb://subscriber:pw@",
+        1,
+    );
+    let distrusting = Client::new(distrusting.parse().expect("connection string")).expect("client");
+    refused_read(&distrusting).await;
+    let failed = |log: &str| log.matches("a client's TLS handshake failed").count() >= 2;
+    let log = log_when(server.dir.path(), failed).await;
+    assert!(failed(&log), "the operator is told: {log}");
     server.stop();
 }

@@ -364,6 +364,19 @@ pub fn printed(output: &std::process::Output) -> String {
     )
 }
 
+/// The service's log once `wanted` holds of it (it is written as the service goes on, so a
+/// line may follow the reply it explains), or the log as it is after 10 s.
+pub async fn log_when(dir: &Path, wanted: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let log = log_of(dir);
+        if wanted(&log) || std::time::Instant::now() > deadline {
+            return log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 pub fn log_of(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
 }

@@ -3,6 +3,7 @@
 //! for the first bytes, with no deadline of their own: a client that connects and sends
 //! nothing would hold its connection for as long as it liked.
 
+use super::tls::{NodeStream, NodeTls};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -38,12 +39,16 @@ pub async fn spoke_in_time(stream: &TcpStream) -> bool {
     )
 }
 
-/// Accepts on `listener` and yields each connection once its client has spoken in time,
-/// with Nagle off: small frames (an append's options, then its
-/// events) must not wait. The task accepts until it is aborted.
+/// The first byte of a TLS handshake record: what a client sends that expects TLS.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Accepts on `listener` and yields each connection once its client has spoken in time (and,
+/// with `tls`, finished its handshake in time), with Nagle off: small frames (an append's
+/// options, then its events) must not wait. The task accepts until it is aborted.
 pub(super) fn spoken_connections(
     listener: TcpListener,
-) -> (ReceiverStream<std::io::Result<TcpStream>>, JoinHandle<()>) {
+    tls: Option<NodeTls>,
+) -> (ReceiverStream<std::io::Result<NodeStream>>, JoinHandle<()>) {
     let (spoken, incoming) = mpsc::channel(SPOKEN_QUEUE_CONNECTIONS);
     let accepting = tokio::spawn(async move {
         loop {
@@ -57,6 +62,7 @@ pub(super) fn spoken_connections(
                 }
             };
             let spoken = spoken.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
                 if !spoke_in_time(&stream).await {
                     return;
@@ -64,9 +70,45 @@ pub(super) fn spoken_connections(
                 if let Err(error) = stream.set_nodelay(true) {
                     tracing::warn!(%error, "cannot set TCP_NODELAY");
                 }
-                let _ = spoken.send(Ok(stream)).await;
+                if let Some(stream) = secured(stream, tls.as_ref()).await {
+                    let _ = spoken.send(Ok(stream)).await;
+                }
             });
         }
     });
     (ReceiverStream::new(incoming), accepting)
+}
+
+/// The connection as the node speaks it, or `None` (said in the log) when the client and the
+/// node disagree on TLS: the client only sees its connection closed.
+async fn secured(stream: TcpStream, tls: Option<&NodeTls>) -> Option<NodeStream> {
+    let peer = stream.peer_addr().ok();
+    let Some(tls) = tls else {
+        let mut first = [0; 1];
+        if matches!(stream.peek(&mut first).await, Ok(1)) && first[0] == TLS_HANDSHAKE_RECORD {
+            tracing::info!(
+                ?peer,
+                "a client began a TLS handshake; this node speaks plaintext \
+                 (give it a certificate, or connect with tls=false)"
+            );
+            return None;
+        }
+        return Some(NodeStream::Plain(stream));
+    };
+    match tokio::time::timeout(FIRST_BYTES_TIMEOUT, tls.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            tracing::info!(
+                ?peer,
+                %error,
+                "a client's TLS handshake failed (a client with tls=false, or one that does \
+                 not trust the node's certificate?)"
+            );
+            None
+        }
+        Err(_) => {
+            tracing::info!(?peer, "a client did not finish its TLS handshake in time");
+            None
+        }
+    }
 }

@@ -18,9 +18,11 @@ mod auth;
 mod convert;
 pub mod proto;
 mod read;
+pub(crate) mod tls;
 
 pub use accept::{spoke_in_time, FIRST_BYTES_TIMEOUT};
 pub use auth::{parse_authorization, Access, BasicUsers, Credentials, Denied, NodeAuth, NodeUser};
+pub use tls::{NodeTls, TlsError};
 
 use crate::EventStore;
 use proto::event_store::client::gossip::{self, gossip_server};
@@ -65,6 +67,8 @@ pub struct Node {
     closing: tokio::sync::watch::Receiver<bool>,
     /// One permit per open subscription.
     subscriptions: OpenSubscriptions,
+    /// Plaintext without.
+    tls: Option<NodeTls>,
 }
 
 /// How many subscriptions a node has open, for its owner's metrics.
@@ -101,7 +105,14 @@ impl Node {
             instance_id: uuid::Uuid::new_v4(),
             closing: tokio::sync::watch::channel(false).1,
             subscriptions: OpenSubscriptions::new(SUBSCRIPTIONS_MAX_DEFAULT),
+            tls: None,
         }
+    }
+
+    /// Speaks TLS with this certificate, and only TLS.
+    pub fn with_tls(mut self, tls: NodeTls) -> Node {
+        self.tls = Some(tls);
+        self
     }
 
     /// Appends go through `check` first; a refused one writes nothing.
@@ -148,7 +159,7 @@ impl Node {
             shutdown.await;
             let _ = closing.send(true);
         };
-        let (incoming, accepting) = accept::spoken_connections(listener);
+        let (incoming, accepting) = accept::spoken_connections(listener, self.tls.clone());
         let served = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))

@@ -270,12 +270,12 @@ impl ReadPlan {
                 (AllOption::Start(_), false) => Some(Cursor::All(AllFrom::Start)),
                 (AllOption::End(_), false) | (AllOption::Start(_), true) => None,
                 (AllOption::End(_), true) => Some(Cursor::All(AllFrom::End)),
-                (AllOption::Position(p), false) => {
-                    Some(Cursor::All(AllFrom::Position(p.commit_position)))
-                }
-                (AllOption::Position(p), true) => p
-                    .commit_position
-                    .checked_sub(1)
+                (AllOption::Position(p), false) => Some(Cursor::All(
+                    convert::store_position(p.commit_position)
+                        .map_or(AllFrom::Start, AllFrom::Position),
+                )),
+                (AllOption::Position(p), true) => convert::store_position(p.commit_position)
+                    .and_then(|at| at.checked_sub(1))
                     .map(|before| Cursor::All(AllFrom::Position(before))),
             },
         })
@@ -335,14 +335,17 @@ impl ReadPlan {
             Target::Stream(_, RevisionOption::Start(_)) | Target::All(AllOption::Start(_)) => None,
             Target::Stream(_, RevisionOption::Revision(r)) => Some(*r),
             Target::All(AllOption::Position(p)) => {
+                let Some(after) = convert::store_position(p.commit_position) else {
+                    return Ok(None);
+                };
                 let head = store.last_position().await.map_err(failed)?;
-                if head.is_none_or(|head| p.commit_position > head) {
+                if head.is_none_or(|head| after > head) {
                     return Err(Stop::Failed(convert::invalid_position(
                         p.commit_position,
                         head,
                     )));
                 }
-                Some(p.commit_position)
+                Some(after)
             }
             Target::Stream(stream, RevisionOption::End(_)) => {
                 match store
@@ -405,8 +408,8 @@ impl ReadPlan {
         *looked_at += 1;
         if looked_at.is_multiple_of(filter.checkpoint_interval) {
             let checkpoint = read_resp::Checkpoint {
-                commit_position: event.position,
-                prepare_position: event.position,
+                commit_position: convert::wire_position(event.position),
+                prepare_position: convert::wire_position(event.position),
             };
             send(replies, read_resp::Content::Checkpoint(checkpoint)).await?;
         }
