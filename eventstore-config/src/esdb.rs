@@ -45,6 +45,35 @@ impl Default for EventStoreDbOptions {
     }
 }
 
+/// What the client puts into a URI or a header with `unwrap`: a host that makes no URI, or a
+/// `connectionName` that is no header value, would panic at the first call.
+fn check_names(settings: &es::ClientSettings) -> Result<(), StoreError> {
+    use tonic::codegen::http::Uri;
+    for endpoint in settings.hosts() {
+        if format!("http://{}:{}", endpoint.host, endpoint.port)
+            .parse::<Uri>()
+            .is_err()
+        {
+            return Err(StoreError::Io(format!(
+                "the EventStoreDB connection string's host `{}` is not a host name or address",
+                endpoint.host.escape_debug()
+            )));
+        }
+    }
+    // The client keeps the name to itself; its serialised settings show it.
+    let settings = serde_json::to_value(settings).unwrap_or_default();
+    if let Some(name) = settings.get("connection_name").and_then(|n| n.as_str()) {
+        if tonic::metadata::AsciiMetadataValue::try_from(name).is_err() {
+            return Err(StoreError::Io(format!(
+                "the EventStoreDB connection string's connectionName `{}` cannot be sent in a \
+                 header: visible ASCII only",
+                name.escape_debug()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Reads the files a connection string names as the client will: the client unwraps them in
 /// a task of its own, where a missing or malformed one would panic and leave only "Connection
 /// is closed" to say why.
@@ -103,6 +132,7 @@ impl EventStoreDbStore {
         let settings: es::ClientSettings = url.parse().map_err(|_| {
             StoreError::Io("the EventStoreDB connection string does not parse".to_owned())
         })?;
+        check_names(&settings)?;
         check_tls_files(&settings)?;
         let client = es::Client::new(settings)
             .map_err(|e| StoreError::Io(format!("starting the EventStoreDB client: {e}")))?;

@@ -213,9 +213,10 @@ fn tls_files_that_cannot_serve_are_refused_at_start() {
 }
 
 /// The EventStoreDB client reads a connection string's certificate files in a task of its
-/// own and panics there on one it cannot read; the service refuses them at start instead.
+/// own and panics there on one it cannot read, and panics on a host or a connection name it
+/// cannot send; the service refuses them at start instead.
 #[test]
-fn a_connection_strings_certificate_file_that_cannot_be_read_is_refused_at_start() {
+fn a_connection_strings_file_or_name_the_client_cannot_use_is_refused_at_start() {
     let dir = tempfile::tempdir().expect("dir");
     std::fs::write(dir.path().join("not-pem.txt"), "not a certificate\n").expect("file");
     for (parameters, said) in [
@@ -227,6 +228,10 @@ fn a_connection_strings_certificate_file_that_cannot_be_read_is_refused_at_start
         (
             "userCertFile=not-pem.txt&userKeyFile=not-pem.txt",
             "userCertFile `not-pem.txt` cannot be used",
+        ),
+        (
+            "connectionName=a%0Ab",
+            "connectionName `a\\nb` cannot be sent",
         ),
     ] {
         std::fs::write(
