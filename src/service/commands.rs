@@ -210,13 +210,15 @@ fn correlation_id(headers: &HeaderMap) -> Result<Option<Uuid>, ApiError> {
 struct CommandHeaders {
     /// Makes the command safe to retry (1 to 255 characters): the same key answers with the
     /// first response; with another body, 409.
-    #[param(rename = "Idempotency-Key")]
+    #[param(rename = "Idempotency-Key", value_type = String, required = false, min_length = 1,
+        max_length = 255)]
     idempotency_key: Option<String>,
     /// The revision the order must be at, e.g. `"3"` (412 if it moved on); `*` sets none.
-    #[param(rename = "If-Match", value_type = Option<String>, example = "\"3\"")]
+    #[param(rename = "If-Match", value_type = String, required = false,
+        pattern = r#"^(\*|(W/)?"[0-9]+"|[0-9]+)$"#, example = "\"3\"")]
     expected_revision: Option<u64>,
     /// Written into the events' metadata; the command id otherwise.
-    #[param(rename = "X-Correlation-Id")]
+    #[param(rename = "X-Correlation-Id", value_type = Uuid, required = false)]
     correlation_id: Option<Uuid>,
 }
 
@@ -408,11 +410,16 @@ fn call<'a>(
 #[serde(deny_unknown_fields)]
 pub struct PlaceBody {
     pub seller_id: Uuid,
+    /// One line.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub title: String,
     /// A decimal string at most at the currency's minor unit, e.g. "120.00".
+    #[schema(max_length = 32, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub price: String,
     /// ISO 4217, e.g. "EUR".
+    #[schema(pattern = r"^[A-Z]{3}$")]
     pub currency: String,
+    #[schema(minimum = 1, maximum = 365)]
     pub delivery_days: u32,
     /// Chosen by the client to place idempotently; made by the service otherwise.
     pub order_id: Option<Uuid>,
@@ -420,15 +427,18 @@ pub struct PlaceBody {
 
 /// Places an order and pays its price into escrow.
 #[utoipa::path(post, path = "/orders", tag = "commands", request_body = PlaceBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe key; without \
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1,
+        max_length = 255,
+        description = "retry-safe key; without \
         `order_id`, a retry lands on the same order"),
-        ("X-Correlation-Id" = Option<Uuid>, Header, description = "written into the events' metadata")),
+        ("X-Correlation-Id" = Option<Uuid>, Header, nullable = false,
+            description = "written into the events' metadata")),
     responses((status = 201, body = CommandResponse, description = "The order is placed and \
             its price held in escrow", headers(
             ("Location" = String, description = "The new order's path"),
             ("ETag" = String, description = "The order's revision, quoted: send it back as If-Match"),
             ("Idempotent-Replayed" = Option<String>, description = "`true` on a retry answered from the log"))),
-        (status = "4XX", body = Problem)))]
+        (status = "4XX", response = Problem)))]
 async fn place(
     State(state): State<AppState>,
     caller: Principal,
@@ -475,6 +485,7 @@ async fn place(
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
     pub reason: String,
 }
 
@@ -487,7 +498,7 @@ macro_rules! simple_command {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "commands",
             params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
-            responses((status = 200, response = CommandResponse), (status = "4XX", body = Problem)))]
+            responses((status = 200, response = CommandResponse), (status = "4XX", response = Problem)))]
         async fn $name(
             State(state): State<AppState>,
             caller: Principal,
@@ -508,7 +519,7 @@ macro_rules! reason_command {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "commands", request_body = ReasonBody,
             params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
-            responses((status = 200, response = CommandResponse), (status = "4XX", body = Problem)))]
+            responses((status = 200, response = CommandResponse), (status = "4XX", response = Problem)))]
         async fn $name(
             State(state): State<AppState>,
             caller: Principal,
@@ -588,13 +599,14 @@ reason_command!(
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliverBody {
+    #[schema(max_length = 2000)]
     pub message: String,
 }
 
 /// The seller delivers.
 #[utoipa::path(post, path = "/orders/{id}/deliver", tag = "commands", request_body = DeliverBody,
     params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
-    responses((status = 200, response = CommandResponse), (status = "4XX", body = Problem)))]
+    responses((status = 200, response = CommandResponse), (status = "4XX", response = Problem)))]
 async fn deliver(
     State(state): State<AppState>,
     caller: Principal,
@@ -615,13 +627,14 @@ async fn deliver(
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptRevisionBody {
+    #[schema(minimum = 1, maximum = 365)]
     pub delivery_days: u32,
 }
 
 /// The seller accepts a revision request, with the days it will take.
 #[utoipa::path(post, path = "/orders/{id}/revision/accept", tag = "commands", request_body = AcceptRevisionBody,
     params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
-    responses((status = 200, response = CommandResponse), (status = "4XX", body = Problem)))]
+    responses((status = 200, response = CommandResponse), (status = "4XX", response = Problem)))]
 async fn accept_revision(
     State(state): State<AppState>,
     caller: Principal,
@@ -642,18 +655,21 @@ async fn accept_revision(
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtraBody {
-    #[schema(value_type = String, example = "option")]
+    #[schema(schema_with = super::shapes::extra_kind_schema, example = "option")]
     pub kind: ExtraKind,
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub description: String,
     /// In the order's currency.
+    #[schema(max_length = 32, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub price: String,
+    #[schema(minimum = 0, maximum = 365)]
     pub extra_days: u32,
 }
 
 /// The buyer buys an extra (an option or a custom offer), paid into escrow.
 #[utoipa::path(post, path = "/orders/{id}/extras", tag = "commands", request_body = ExtraBody,
     params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
-    responses((status = 200, response = CommandResponse), (status = "4XX", body = Problem)))]
+    responses((status = 200, response = CommandResponse), (status = "4XX", response = Problem)))]
 async fn buy_extra(
     State(state): State<AppState>,
     caller: Principal,
@@ -690,7 +706,7 @@ pub struct DeadlineBody {
 /// The buyer moves the deadline later.
 #[utoipa::path(post, path = "/orders/{id}/deadline", tag = "commands", request_body = DeadlineBody,
     params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
-    responses((status = 200, response = CommandResponse), (status = "4XX", body = Problem)))]
+    responses((status = 200, response = CommandResponse), (status = "4XX", response = Problem)))]
 async fn extend_deadline(
     State(state): State<AppState>,
     caller: Principal,
@@ -712,14 +728,16 @@ async fn extend_deadline(
 #[serde(deny_unknown_fields)]
 pub struct RefundBody {
     /// In the order's currency; less than what escrow holds.
+    #[schema(max_length = 32, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub amount: String,
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
     pub reason: String,
 }
 
 /// The seller refunds part of what escrow holds.
 #[utoipa::path(post, path = "/orders/{id}/refunds", tag = "commands", request_body = RefundBody,
     params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
-    responses((status = 200, response = CommandResponse), (status = "4XX", body = Problem)))]
+    responses((status = 200, response = CommandResponse), (status = "4XX", response = Problem)))]
 async fn partial_refund(
     State(state): State<AppState>,
     caller: Principal,
@@ -756,14 +774,16 @@ pub enum ResolveOutcome {
 pub struct ResolveBody {
     pub outcome: ResolveOutcome,
     /// For `split` only: what goes back to the buyer.
+    #[schema(max_length = 32, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub refund: Option<String>,
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
     pub note: String,
 }
 
 /// A mediator settles the dispute.
 #[utoipa::path(post, path = "/orders/{id}/dispute/resolve", tag = "commands", request_body = ResolveBody,
     params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
-    responses((status = 200, response = CommandResponse), (status = "4XX", body = Problem)))]
+    responses((status = 200, response = CommandResponse), (status = "4XX", response = Problem)))]
 async fn resolve_dispute(
     State(state): State<AppState>,
     caller: Principal,
@@ -804,15 +824,16 @@ async fn resolve_dispute(
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
-    /// 1 to 5.
+    #[schema(minimum = 1, maximum = 5)]
     pub rating: u8,
+    #[schema(max_length = 2000)]
     pub comment: Option<String>,
 }
 
 /// The buyer reviews a closed order, within the review window.
 #[utoipa::path(post, path = "/orders/{id}/review", tag = "commands", request_body = ReviewBody,
     params(("id" = Uuid, Path, description = "order id"), CommandHeaders),
-    responses((status = 200, response = CommandResponse), (status = "4XX", body = Problem)))]
+    responses((status = 200, response = CommandResponse), (status = "4XX", response = Problem)))]
 async fn review(
     State(state): State<AppState>,
     caller: Principal,

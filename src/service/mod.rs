@@ -128,7 +128,7 @@ pub struct ServeOptions {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Order Ledger", description = "An event-sourced escrow ledger for a freelance marketplace. See docs/api.md."),
-    components(schemas(problem::Problem), responses(commands::CommandResponse)),
+    components(schemas(problem::Problem), responses(commands::CommandResponse, problem::Problem)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -152,6 +152,34 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Any operation that answers a problem may also answer a 5xx one: 503 while the service
+/// starts, when the log's disk is full or the store does not answer, 500 for an event it cannot
+/// read. A fact of the service, not of each route, so it is added here.
+struct ServerProblems;
+
+impl utoipa::Modify for ServerProblems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Ref, RefOr};
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                if responses.contains_key("4XX") {
+                    responses.insert(
+                        "5XX".to_owned(),
+                        RefOr::Ref(Ref::from_response_name("Problem")),
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// The router with every route, and the OpenAPI document describing exactly those routes.
 pub fn router(state: AppState, dev: bool, body_limit: usize) -> axum::Router {
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -162,7 +190,9 @@ pub fn router(state: AppState, dev: bool, body_limit: usize) -> axum::Router {
     if dev {
         api = api.merge(ops::dev_routes());
     }
-    let (router, openapi) = api.split_for_parts();
+    let (router, mut openapi) = api.split_for_parts();
+    // Modifiers of `ApiDoc` run before the routes are merged in: this one needs them.
+    utoipa::Modify::modify(&ServerProblems, &mut openapi);
     let openapi = Arc::new(openapi);
     router
         .route(

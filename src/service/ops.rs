@@ -249,7 +249,7 @@ pub struct ClockBody {
 
 /// `--dev` only: what the service's clock reads.
 #[utoipa::path(get, path = "/dev/clock", tag = "development",
-    responses((status = 200, body = ClockBody), (status = "4XX", body = super::problem::Problem)))]
+    responses((status = 200, body = ClockBody), (status = "4XX", response = super::problem::Problem)))]
 async fn get_clock(State(state): State<AppState>, _caller: Principal) -> Json<ClockBody> {
     Json(ClockBody {
         now: state.clock.now(),
@@ -258,7 +258,7 @@ async fn get_clock(State(state): State<AppState>, _caller: Principal) -> Json<Cl
 
 /// `--dev` only: moves the service's clock forward, for lateness, auto-close and review windows.
 #[utoipa::path(post, path = "/dev/clock", tag = "development", request_body = ClockBody,
-    responses((status = 200, body = ClockBody), (status = "4XX", body = super::problem::Problem)))]
+    responses((status = 200, body = ClockBody), (status = "4XX", response = super::problem::Problem)))]
 async fn set_clock(
     State(state): State<AppState>,
     _caller: Principal,

@@ -28,6 +28,28 @@ pub struct Problem {
     pub code: String,
 }
 
+/// The media type of every error answer (RFC 9457 §3).
+pub const PROBLEM_MEDIA_TYPE: &str = "application/problem+json";
+
+/// Documented as what it is sent as, so that a client generated from the document, or one that
+/// checks the content type, reads errors as problems.
+impl<'s> utoipa::ToResponse<'s> for Problem {
+    fn response() -> (
+        &'s str,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    ) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let content = ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build();
+        let response = ResponseBuilder::new()
+            .description("An RFC 9457 problem document; `code` says what went wrong")
+            .content(PROBLEM_MEDIA_TYPE, content)
+            .build();
+        ("Problem", response.into())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -102,7 +124,7 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
+            HeaderValue::from_static(PROBLEM_MEDIA_TYPE),
         );
         if self.status == StatusCode::PAYLOAD_TOO_LARGE {
             // The rest of the body was never read: the connection cannot carry another request.

@@ -77,7 +77,7 @@ fn visible_order(
     responses((status = 200, body = super::shapes::OrderSummaryShape, headers(
             ("ETag" = String, description = "The revision of the order shown, quoted: send it \
                 back as If-Match to act only on the order as read"))),
-        (status = "4XX", body = Problem)))]
+        (status = "4XX", response = Problem)))]
 async fn order_summary(
     State(state): State<AppState>,
     caller: Principal,
@@ -148,7 +148,7 @@ pub struct HistoryResponse {
 /// Every event of the order, and the order as it stood at an instant or revision.
 #[utoipa::path(get, path = "/orders/{id}/history", tag = "queries",
     params(("id" = Uuid, Path, description = "order id"), HistoryQuery),
-    responses((status = 200, body = HistoryResponse), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = HistoryResponse), (status = "4XX", response = Problem)))]
 async fn order_history(
     State(state): State<AppState>,
     caller: Principal,
@@ -218,8 +218,8 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
 pub struct ListQuery {
     buyer: Option<Uuid>,
     seller: Option<Uuid>,
-    /// `placed`, `in_progress`, `delivered`, `revision_requested`, `revision_refused`,
-    /// `in_dispute`, `closed` or `cancelled`.
+    // The states, listed by the schema (a doc comment here would not be shown beside it).
+    #[param(schema_with = super::shapes::state_query_schema)]
     state: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<Uuid>,
@@ -239,7 +239,7 @@ fn parse_status(text: &str) -> Result<Status, ApiError> {
 /// Orders by buyer, seller and state, a page at a time. Buyers and sellers see their own.
 #[utoipa::path(get, path = "/orders", tag = "queries", params(ListQuery),
     responses((status = 200, body = super::shapes::OrderPageShape, headers(("Link" = String, description = "The next page, `<path>; rel=\"next\"` (RFC 8288); absent on the last"))),
-        (status = "4XX", body = Problem)))]
+        (status = "4XX", response = Problem)))]
 async fn list_orders(
     State(state): State<AppState>,
     caller: Principal,
@@ -332,7 +332,7 @@ pub struct EscrowTotals {
 /// What escrow holds, per currency, with its aging.
 #[utoipa::path(get, path = "/escrow", tag = "queries",
     responses((status = 200, content((EscrowTotals = "application/json"), (String = "text/csv"))),
-        (status = "4XX", body = Problem)))]
+        (status = "4XX", response = Problem)))]
 async fn escrow_totals(
     State(state): State<AppState>,
     caller: Principal,
@@ -414,7 +414,7 @@ fn parse_holding_cursor(text: &str) -> Result<(DateTime<Utc>, OrderId), ApiError
 #[utoipa::path(get, path = "/escrow/orders", tag = "queries", params(AgeQuery),
     responses((status = 200, content((Vec<super::shapes::AgedHoldingShape> = "application/json"), (String = "text/csv")),
             headers(("Link" = String, description = "The next page, `<path>; rel=\"next\"` (RFC 8288); absent on the last"))),
-        (status = "4XX", body = Problem)))]
+        (status = "4XX", response = Problem)))]
 async fn escrow_orders(
     State(state): State<AppState>,
     caller: Principal,
@@ -497,7 +497,7 @@ pub struct StatementQuery {
     params(("user_id" = Uuid, Path, description = "user id"), StatementQuery),
     responses((status = 200, content((WalletResponse = "application/json"), (String = "text/csv")),
             headers(("Link" = String, description = "The next page, `<path>; rel=\"next\"` (RFC 8288); absent on the last"))),
-        (status = "4XX", body = Problem)))]
+        (status = "4XX", response = Problem)))]
 async fn wallet(
     State(state): State<AppState>,
     caller: Principal,
@@ -566,7 +566,7 @@ async fn wallet(
 /// A seller's completion rate, all time and over the recent window, with the counts behind it.
 #[utoipa::path(get, path = "/sellers/{id}/completion-rate", tag = "queries",
     params(("id" = Uuid, Path, description = "seller's user id")),
-    responses((status = 200, body = super::shapes::CompletionRateShape), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = super::shapes::CompletionRateShape), (status = "4XX", response = Problem)))]
 async fn completion_rate(
     State(state): State<AppState>,
     _caller: Principal,
@@ -592,7 +592,7 @@ pub struct ReviewWindowResponse {
 /// The order's review window: opens at close, ends 6 calendar months later.
 #[utoipa::path(get, path = "/orders/{id}/review-window", tag = "queries",
     params(("id" = Uuid, Path, description = "order id")),
-    responses((status = 200, body = ReviewWindowResponse), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = ReviewWindowResponse), (status = "4XX", response = Problem)))]
 async fn review_window(
     State(state): State<AppState>,
     caller: Principal,
@@ -647,7 +647,7 @@ pub struct JournalPage {
 #[utoipa::path(get, path = "/journal", tag = "queries", params(JournalQuery),
     responses((status = 200, content((JournalPage = "application/json"), (String = "text/csv")),
             headers(("Link" = String, description = "The next page, `<path>; rel=\"next\"` (RFC 8288); absent on the last"))),
-        (status = "4XX", body = Problem)))]
+        (status = "4XX", response = Problem)))]
 async fn journal(
     State(state): State<AppState>,
     caller: Principal,
@@ -732,7 +732,7 @@ pub struct TrialBalance {
 pub struct TrialBalanceQuery {
     /// `all` (the default): every account; `control`: one line per control account
     /// (`payments`, `escrow` for every order's, `wallet` for every user's, `commission`).
-    #[param(value_type = Option<String>, example = "control")]
+    #[param(value_type = AccountLevel, inline, required = false, example = "control")]
     accounts: Option<AccountLevel>,
     /// The books as they stood at this instant (RFC 3339): the postings made at or before
     /// it, e.g. a month's end. Without it, now.
@@ -741,7 +741,7 @@ pub struct TrialBalanceQuery {
     at: Option<DateTime<Utc>>,
 }
 
-#[derive(Clone, Copy, Default, Deserialize)]
+#[derive(Clone, Copy, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum AccountLevel {
     #[default]
@@ -752,7 +752,7 @@ enum AccountLevel {
 /// The trial balance of the journal.
 #[utoipa::path(get, path = "/trial-balance", tag = "queries", params(TrialBalanceQuery),
     responses((status = 200, content((TrialBalance = "application/json"), (String = "text/csv"))),
-        (status = "4XX", body = Problem)))]
+        (status = "4XX", response = Problem)))]
 async fn trial_balance(
     State(state): State<AppState>,
     caller: Principal,

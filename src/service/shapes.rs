@@ -544,8 +544,24 @@ fn one_party_schema() -> RefOr<Schema> {
     names_of(&[Party::Buyer, Party::Seller], false)
 }
 
-fn extra_kind_schema() -> RefOr<Schema> {
+pub(super) fn extra_kind_schema() -> RefOr<Schema> {
     names_of(&[ExtraKind::Option, ExtraKind::CustomOffer], false)
+}
+
+/// The states `GET /orders?state=` takes, as its description writes them (`in_progress`).
+pub(super) fn state_query_schema() -> RefOr<Schema> {
+    let snake_case = |status: &Status| {
+        let mut name = String::new();
+        for (index, character) in format!("{status:?}").chars().enumerate() {
+            if character.is_ascii_uppercase() && index > 0 {
+                name.push('_');
+            }
+            name.push(character.to_ascii_lowercase());
+        }
+        name
+    };
+    let names: Vec<String> = Status::ALL.iter().map(snake_case).collect();
+    names_of(&names, false)
 }
 
 fn close_cause_schema() -> RefOr<Schema> {

@@ -185,7 +185,7 @@ impl SystemStream {
 #[utoipa::path(get, path = "/streams/$all", tag = "streams", params(StreamQuery,
         ("Last-Event-ID" = Option<u64>, Header, description = "resume after this position")),
     responses((status = 200, description = STREAM_ANSWER, content_type = "text/event-stream", body = super::shapes::StreamEventShape),
-        (status = "4XX", body = Problem)))]
+        (status = "4XX", response = Problem)))]
 async fn subscribe_all(
     State(state): State<AppState>,
     caller: Principal,
@@ -230,7 +230,7 @@ async fn subscribe_all_through(
         ("stream" = String, Path, description = "stream name, e.g. order-<uuid>, or $ce-<category>, $et-<event type>"), StreamQuery,
         ("Last-Event-ID" = Option<u64>, Header, description = "resume after this position")),
     responses((status = 200, description = STREAM_ANSWER, content_type = "text/event-stream", body = super::shapes::StreamEventShape),
-        (status = "4XX", body = Problem)))]
+        (status = "4XX", response = Problem)))]
 async fn subscribe_stream(
     State(state): State<AppState>,
     caller: Principal,

@@ -156,7 +156,8 @@ fn request(server: &Server, method: &str, path: &str) -> reqwest::RequestBuilder
 }
 
 /// A client generated from the document is told of every answer it can get: each operation
-/// that refuses a request without a token documents its problem answers.
+/// that refuses a request without a token documents its problem answers, as the media type
+/// they are sent as (`application/problem+json`).
 #[tokio::test]
 async fn every_operation_that_refuses_a_missing_token_documents_its_problems() {
     let server = Server::start();
@@ -170,9 +171,20 @@ async fn every_operation_that_refuses_a_missing_token_documents_its_problems() {
                 .expect("request");
             if response.status() == StatusCode::UNAUTHORIZED {
                 let responses = &operation["responses"];
+                let mut documented = responses
+                    .get("4XX")
+                    .or(responses.get("401"))
+                    .unwrap_or_else(|| {
+                        panic!("{method} {path} answers 401 but documents only {responses}")
+                    });
+                if let Some(component) = documented["$ref"].as_str() {
+                    let name = component.trim_start_matches("#/components/responses/");
+                    documented = &document["components"]["responses"][name];
+                }
+                let sent = response.headers()["content-type"].to_str().expect("type");
                 assert!(
-                    responses.get("4XX").or(responses.get("401")).is_some(),
-                    "{method} {path} answers 401 but documents only {responses}"
+                    documented["content"].get(sent).is_some(),
+                    "{method} {path} answers 401 as {sent}, documented as {documented}"
                 );
             }
         }
@@ -579,4 +591,132 @@ fn names(document: &Value, schema: &Value) -> Vec<String> {
         }
     }
     found
+}
+
+/// A client that validates against the document refuses what the service would refuse, and
+/// only that: the document's limits are the domain's constants, and a place at each limit is
+/// taken while one past it is refused.
+#[tokio::test]
+async fn the_documents_limits_are_the_services() {
+    use ledger_domain::*;
+    let server = Server::start();
+    let document = openapi(&server).await;
+    let schemas = &document["components"]["schemas"];
+    let text =
+        |chars: usize| -> Value { json!({ "minLength": 1, "maxLength": chars, "pattern": "\\S" }) };
+    let amount = json!({ "maxLength": AMOUNT_TEXT_CHARS_MAX, "pattern": "^[0-9]+(\\.[0-9]+)?$" });
+    let days = |min: u32, max: u32| json!({ "minimum": min, "maximum": max });
+    let expected = [
+        ("PlaceBody", "title", text(TITLE_CHARS_MAX)),
+        ("PlaceBody", "price", amount.clone()),
+        ("PlaceBody", "currency", json!({ "pattern": "^[A-Z]{3}$" })),
+        ("PlaceBody", "delivery_days", days(1, DELIVERY_DAYS_MAX)),
+        ("ReasonBody", "reason", text(REASON_CHARS_MAX)),
+        (
+            "DeliverBody",
+            "message",
+            json!({ "maxLength": REASON_CHARS_MAX }),
+        ),
+        (
+            "AcceptRevisionBody",
+            "delivery_days",
+            days(1, DELIVERY_DAYS_MAX),
+        ),
+        (
+            "ExtraBody",
+            "description",
+            text(EXTRA_DESCRIPTION_CHARS_MAX),
+        ),
+        ("ExtraBody", "price", amount.clone()),
+        ("ExtraBody", "extra_days", days(0, EXTRA_DAYS_MAX)),
+        ("RefundBody", "amount", amount.clone()),
+        ("RefundBody", "reason", text(REASON_CHARS_MAX)),
+        ("ResolveBody", "refund", amount),
+        ("ResolveBody", "note", text(REASON_CHARS_MAX)),
+        (
+            "ReviewBody",
+            "rating",
+            json!({ "minimum": RATING_MIN, "maximum": RATING_MAX }),
+        ),
+        (
+            "ReviewBody",
+            "comment",
+            json!({ "maxLength": REVIEW_COMMENT_CHARS_MAX }),
+        ),
+    ];
+    for (schema, property, keywords) in expected {
+        let documented = &schemas[schema]["properties"][property];
+        for (keyword, value) in keywords.as_object().expect("keywords") {
+            assert_eq!(
+                &documented[keyword], value,
+                "{schema}.{property}.{keyword}: {documented}"
+            );
+        }
+    }
+    let command_paths = command_routes()
+        .into_iter()
+        .map(|route| format!("/orders/{{id}}/{}", route.action))
+        .chain(["/orders".to_owned()]);
+    for path in command_paths {
+        let parameters = document["paths"][&path]["post"]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} has no parameters"));
+        let key = parameters
+            .iter()
+            .find(|p| p["name"] == "Idempotency-Key")
+            .expect("Idempotency-Key");
+        assert_eq!(key["schema"]["maxLength"], 255, "{path}");
+        assert_eq!(key["schema"]["minLength"], 1, "{path}");
+        for header in parameters.iter().filter(|p| p["in"] == "header") {
+            assert_eq!(
+                header["schema"]["type"], "string",
+                "a header is never null: {path} {header}"
+            );
+        }
+    }
+    assert_eq!(
+        schemas["ExtraBody"]["properties"]["kind"]["enum"],
+        json!(["option", "custom_offer"])
+    );
+
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let place = |title: String, days: u32| {
+        json!({ "seller_id": seller.id, "title": title, "price": "10.00",
+                "currency": "EUR", "delivery_days": days })
+    };
+    for (body, taken) in [
+        (place("t".repeat(TITLE_CHARS_MAX), DELIVERY_DAYS_MAX), true),
+        (place("t".repeat(TITLE_CHARS_MAX + 1), 1), false),
+        (place("t".to_owned(), DELIVERY_DAYS_MAX + 1), false),
+        (place("t".to_owned(), 0), false),
+        (place(" ".to_owned(), 1), false),
+    ] {
+        let reply = server.post(&buyer, "/orders", body.clone()).await;
+        assert_eq!(reply.status.is_success(), taken, "{body}: {}", reply.body);
+    }
+    let states = document["paths"]["/orders"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|p| p["name"] == "state")
+        .and_then(|p| p["schema"]["enum"].as_array().cloned())
+        .expect("the states listed");
+    assert_eq!(states.len(), 8, "{states:?}");
+    for state in states {
+        let state = state.as_str().expect("a name");
+        let reply = server.get(&buyer, &format!("/orders?state={state}")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{state}: {}", reply.body);
+    }
+    let key = "k".repeat(256);
+    let reply = server
+        .send(
+            server
+                .client()
+                .post(server.url("/orders"))
+                .bearer_auth(&buyer.token)
+                .header("Idempotency-Key", key)
+                .json(&place("t".to_owned(), 1)),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
 }
