@@ -140,7 +140,8 @@ fn written_by_a_ledger(stream: &StreamName, events: &[EventData]) -> Result<(), 
     Ok(())
 }
 
-/// What gossip tells clients to connect to: the bound address, or loopback for a wildcard.
+/// Where the service says the node is, at its start and to a gossip call whose connection does
+/// not say where it came in: the bound address, or loopback for a wildcard.
 fn advertised(bound: SocketAddr) -> SocketAddr {
     if bound.ip().is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], bound.port()))

@@ -601,3 +601,55 @@ async fn with_a_certificate_the_node_speaks_tls_and_takes_credentials_over_it() 
     assert!(failed(&log), "the operator is told: {log}");
     server.stop();
 }
+
+/// Gossip names the node where the client reached it: bound to every interface, it must not
+/// send a client on another network to loopback (its own machine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_names_the_address_each_client_reached() {
+    use ledger_store::node::proto::event_store::client::gossip::gossip_client::GossipClient;
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    std::fs::write(
+        dir.path().join("ledger.toml"),
+        "[[grpc_users]]\nusername = \"subscriber\"\npassword = \"pw\"\n",
+    )
+    .expect("config");
+    let server = Server::start_with(dir, &["--dev", "--grpc-listen", "0.0.0.0:0"]);
+    let announced = server.grpc.clone().expect("grpc address");
+    let port = announced
+        .trim_end_matches("?tls=false")
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_owned();
+    // Another address of this machine, as a client elsewhere would reach another interface.
+    let reached = format!("127.0.0.2:{port}");
+    let mut gossip = GossipClient::connect(format!("http://{reached}"))
+        .await
+        .expect("connect");
+    let members = gossip
+        .read(ledger_store::node::proto::event_store::client::Empty {})
+        .await
+        .expect("gossip")
+        .into_inner()
+        .members;
+    let endpoint = members[0].http_end_point.as_ref().expect("an endpoint");
+    assert_eq!(
+        format!("{}:{}", endpoint.address, endpoint.port),
+        reached,
+        "{members:?}"
+    );
+
+    let order = server.place(&user("buyer"), &user("seller"), "10.00").await;
+    let url = format!("esdb+discover://subscriber:pw@{reached}?tls=false");
+    let client = Client::new(url.parse().expect("connection string")).expect("client");
+    let mut read = client
+        .read_stream(
+            format!("order-{order}").as_str(),
+            &ReadStreamOptions::default(),
+        )
+        .await
+        .expect("read through discovery");
+    let first = read.next().await.expect("next").expect("an event");
+    assert_eq!(first.get_original_event().event_type, "OrderPlaced");
+    server.stop();
+}

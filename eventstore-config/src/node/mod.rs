@@ -60,7 +60,8 @@ pub struct Node {
     store: Arc<dyn EventStore>,
     auth: Arc<dyn NodeAuth>,
     append_check: Option<AppendCheck>,
-    /// What gossip tells clients to connect to.
+    /// What gossip tells a client to connect to when its connection does not say where it
+    /// came in.
     advertised: SocketAddr,
     instance_id: uuid::Uuid,
     /// Turns true when the node shuts down: subscriptions end, so that connections close.
@@ -299,10 +300,11 @@ impl server_features_server::ServerFeatures for Node {
 
 #[tonic::async_trait]
 impl gossip_server::Gossip for Node {
-    async fn read(
-        &self,
-        _request: Request<Empty>,
-    ) -> Result<Response<gossip::ClusterInfo>, Status> {
+    /// The node is where the client reached it: a node bound to every interface answers
+    /// each client with the address of the one it came in on, which other clients on that
+    /// network can reach too, where `advertised` would be loopback.
+    async fn read(&self, request: Request<Empty>) -> Result<Response<gossip::ClusterInfo>, Status> {
+        let reached = request.local_addr().unwrap_or(self.advertised);
         let member = gossip::MemberInfo {
             instance_id: Some(convert::uuid_to_proto(
                 self.instance_id,
@@ -312,8 +314,8 @@ impl gossip_server::Gossip for Node {
             state: gossip::member_info::VNodeState::Leader as i32,
             is_alive: true,
             http_end_point: Some(gossip::EndPoint {
-                address: self.advertised.ip().to_string(),
-                port: u32::from(self.advertised.port()),
+                address: reached.ip().to_string(),
+                port: u32::from(reached.port()),
             }),
         };
         Ok(Response::new(gossip::ClusterInfo {
