@@ -35,6 +35,17 @@ pub fn client(server: &Server, scheme: &str, credentials: &str) -> Client {
     Client::new(settings).expect("client")
 }
 
+/// The type of the first event of `order`'s stream, read through `client`.
+async fn first_event_type(client: &Client, order: uuid::Uuid) -> String {
+    let stream = format!("order-{order}");
+    let mut read = client
+        .read_stream(stream.as_str(), &ReadStreamOptions::default())
+        .await
+        .expect("read");
+    let first = read.next().await.expect("next").expect("an event");
+    first.get_original_event().event_type.clone()
+}
+
 fn types(events: &[eventstore::ResolvedEvent]) -> Vec<String> {
     events
         .iter()
@@ -98,15 +109,7 @@ async fn discovery_through_gossip_finds_the_node() {
     let server = start();
     let order = server.place(&user("buyer"), &user("seller"), "10.00").await;
     let client = client(&server, "esdb+discover", "subscriber:pw@");
-    let mut read = client
-        .read_stream(
-            format!("order-{order}").as_str(),
-            &ReadStreamOptions::default(),
-        )
-        .await
-        .expect("read through discovery");
-    let first = read.next().await.expect("next").expect("an event");
-    assert_eq!(first.get_original_event().event_type, "OrderPlaced");
+    assert_eq!(first_event_type(&client, order).await, "OrderPlaced");
     server.stop();
 }
 
@@ -566,15 +569,7 @@ async fn with_a_certificate_the_node_speaks_tls_and_takes_credentials_over_it() 
 
     for scheme in ["esdb", "esdb+discover"] {
         let reader = trusting(scheme, "subscriber:pw@");
-        let mut read = reader
-            .read_stream(
-                format!("order-{order}").as_str(),
-                &ReadStreamOptions::default(),
-            )
-            .await
-            .expect("read over TLS");
-        let first = read.next().await.expect("next").expect("an event");
-        assert_eq!(first.get_original_event().event_type, "OrderPlaced");
+        assert_eq!(first_event_type(&reader, order).await, "OrderPlaced");
     }
     let refused = refused_read(&trusting("esdb", "subscriber:wrong@")).await;
     assert!(
@@ -642,14 +637,6 @@ async fn gossip_names_the_address_each_client_reached() {
     let order = server.place(&user("buyer"), &user("seller"), "10.00").await;
     let url = format!("esdb+discover://subscriber:pw@{reached}?tls=false");
     let client = Client::new(url.parse().expect("connection string")).expect("client");
-    let mut read = client
-        .read_stream(
-            format!("order-{order}").as_str(),
-            &ReadStreamOptions::default(),
-        )
-        .await
-        .expect("read through discovery");
-    let first = read.next().await.expect("next").expect("an event");
-    assert_eq!(first.get_original_event().event_type, "OrderPlaced");
+    assert_eq!(first_event_type(&client, order).await, "OrderPlaced");
     server.stop();
 }

@@ -143,10 +143,6 @@ pub(super) fn invalid_argument(message: impl Into<String>) -> Status {
     status
 }
 
-/// A subscription to `$all` from past the log's end, answered as KurrentDB answers it
-/// (`Unknown`, "Trying to read from an invalid position."), with what the log holds: such a
-/// checkpoint comes from another log or from before a restore, and going on from it would
-/// skip the events that take those places.
 /// A store position as clients see it: one more. The store's first event is at 0, and clients
 /// take a commit position of 0 for "before everything", as it is on KurrentDB, whose log
 /// starts with records of its own: a subscription "after 0" would pass the first event by.
@@ -159,7 +155,12 @@ pub(super) fn store_position(wire_position: u64) -> Option<u64> {
     wire_position.checked_sub(1)
 }
 
-/// `position` and `head` as the client sees them.
+/// A subscription to `$all` from past the log's end, answered as KurrentDB answers it
+/// (`Unknown`, "Trying to read from an invalid position."), with what the log holds: such a
+/// checkpoint comes from another log or from before a restore, and going on from it would
+/// skip the events that take those places.
+///
+/// `position` is as the client sent it, `head` the store's own.
 pub(super) fn invalid_position(position: u64, head: Option<u64>) -> Status {
     let holds = match head {
         Some(head) => format!("the log's last position is {}", wire_position(head)),
