@@ -111,8 +111,8 @@ fn success(result: AppendResult) -> AppendResp {
                 result.next_expected_revision,
             )),
             position_option: Some(PositionOption::Position(append_resp::Position {
-                commit_position: convert::wire_position(result.position),
-                prepare_position: convert::wire_position(result.position),
+                commit_position: result.position,
+                prepare_position: result.position,
             })),
         })),
     }
@@ -386,8 +386,8 @@ fn batch_success(result: AppendResult) -> batch_append_resp::Success {
             result.next_expected_revision,
         )),
         position_option: Some(PositionOption::Position(shared::AllStreamPosition {
-            commit_position: convert::wire_position(result.position),
-            prepare_position: convert::wire_position(result.position),
+            commit_position: result.position,
+            prepare_position: result.position,
         })),
     }
 }

@@ -126,14 +126,14 @@ pub(super) fn read_event(
             id: Some(uuid_to_proto(event.event_id, format)),
             stream_identifier: Some(stream_identifier(&event.stream)),
             stream_revision: event.revision,
-            prepare_position: wire_position(event.position),
-            commit_position: wire_position(event.position),
+            prepare_position: event.position,
+            commit_position: event.position,
             metadata,
             custom_metadata: Bytes::copy_from_slice(&event.metadata),
             data: Bytes::copy_from_slice(&event.data),
         }),
         link: None,
-        position: Some(Position::CommitPosition(wire_position(event.position))),
+        position: Some(Position::CommitPosition(event.position)),
     }
 }
 
@@ -143,27 +143,13 @@ pub(super) fn invalid_argument(message: impl Into<String>) -> Status {
     status
 }
 
-/// A store position as clients see it: one more. The store's first event is at 0, and clients
-/// take a commit position of 0 for "before everything", as it is on KurrentDB, whose log
-/// starts with records of its own: a subscription "after 0" would pass the first event by.
-pub(super) fn wire_position(store_position: u64) -> u64 {
-    store_position + 1
-}
-
-/// The store position a client's commit position names, or `None` for 0, before everything.
-pub(super) fn store_position(wire_position: u64) -> Option<u64> {
-    wire_position.checked_sub(1)
-}
-
 /// A subscription to `$all` from past the log's end, answered as KurrentDB answers it
 /// (`Unknown`, "Trying to read from an invalid position."), with what the log holds: such a
 /// checkpoint comes from another log or from before a restore, and going on from it would
 /// skip the events that take those places.
-///
-/// `position` is as the client sent it, `head` the store's own.
 pub(super) fn invalid_position(position: u64, head: Option<u64>) -> Status {
     let holds = match head {
-        Some(head) => format!("the log's last position is {}", wire_position(head)),
+        Some(head) => format!("the log's last position is {head}"),
         None => "the log is empty".to_owned(),
     };
     Status::unknown(format!(

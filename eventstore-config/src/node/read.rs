@@ -270,12 +270,12 @@ impl ReadPlan {
                 (AllOption::Start(_), false) => Some(Cursor::All(AllFrom::Start)),
                 (AllOption::End(_), false) | (AllOption::Start(_), true) => None,
                 (AllOption::End(_), true) => Some(Cursor::All(AllFrom::End)),
-                (AllOption::Position(p), false) => Some(Cursor::All(
-                    convert::store_position(p.commit_position)
-                        .map_or(AllFrom::Start, AllFrom::Position),
-                )),
-                (AllOption::Position(p), true) => convert::store_position(p.commit_position)
-                    .and_then(|at| at.checked_sub(1))
+                (AllOption::Position(p), false) => {
+                    Some(Cursor::All(AllFrom::Position(p.commit_position)))
+                }
+                (AllOption::Position(p), true) => p
+                    .commit_position
+                    .checked_sub(1)
                     .map(|before| Cursor::All(AllFrom::Position(before))),
             },
         })
@@ -334,18 +334,21 @@ impl ReadPlan {
         Ok(match &self.target {
             Target::Stream(_, RevisionOption::Start(_)) | Target::All(AllOption::Start(_)) => None,
             Target::Stream(_, RevisionOption::Revision(r)) => Some(*r),
+            // On KurrentDB no event of a user's is at commit position 0 (its log starts with
+            // records of its own), so clients resume "after 0" to start from the beginning
+            // (Python's `subscribe_to_all(commit_position=0)`). The store's first event is at
+            // 0: it is sent too, once more to a subscriber that saw it, rather than never to
+            // one that did not.
+            Target::All(AllOption::Position(p)) if p.commit_position == 0 => None,
             Target::All(AllOption::Position(p)) => {
-                let Some(after) = convert::store_position(p.commit_position) else {
-                    return Ok(None);
-                };
                 let head = store.last_position().await.map_err(failed)?;
-                if head.is_none_or(|head| after > head) {
+                if head.is_none_or(|head| p.commit_position > head) {
                     return Err(Stop::Failed(convert::invalid_position(
                         p.commit_position,
                         head,
                     )));
                 }
-                Some(after)
+                Some(p.commit_position)
             }
             Target::Stream(stream, RevisionOption::End(_)) => {
                 match store
@@ -408,8 +411,8 @@ impl ReadPlan {
         *looked_at += 1;
         if looked_at.is_multiple_of(filter.checkpoint_interval) {
             let checkpoint = read_resp::Checkpoint {
-                commit_position: convert::wire_position(event.position),
-                prepare_position: convert::wire_position(event.position),
+                commit_position: event.position,
+                prepare_position: event.position,
             };
             send(replies, read_resp::Content::Checkpoint(checkpoint)).await?;
         }
