@@ -132,6 +132,27 @@ async fn read_events(
     caught_up
 }
 
+/// Reads replies until `CaughtUp`; an event before it fails the test, with `said`.
+async fn caught_up_with_no_more_events(
+    replies: &mut tonic::Streaming<
+        ledger_store::node::proto::event_store::client::streams::ReadResp,
+    >,
+    said: &str,
+) {
+    loop {
+        let reply = tokio::time::timeout(WAIT, replies.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("reply");
+        match reply.content {
+            Some(read_resp::Content::CaughtUp(_)) => return,
+            Some(read_resp::Content::Event(e)) => panic!("{said}: {e:?}"),
+            _ => {}
+        }
+    }
+}
+
 async fn count_all(address: std::net::SocketAddr) -> usize {
     let client = official(address);
     let mut read = client
@@ -377,18 +398,8 @@ async fn after_position_0_comes_the_first_event_as_on_kurrentdb() {
             .expect("subscribe")
             .into_inner();
         let mut positions = Vec::new();
-        let mut caught_up = read_events(&mut subscription, &mut positions, expected.len()).await;
-        while !caught_up {
-            let reply = tokio::time::timeout(WAIT, subscription.next())
-                .await
-                .expect("in time")
-                .expect("open")
-                .expect("reply");
-            match reply.content {
-                Some(read_resp::Content::CaughtUp(_)) => caught_up = true,
-                Some(read_resp::Content::Event(e)) => panic!("after {after}, more: {e:?}"),
-                _ => {}
-            }
+        if !read_events(&mut subscription, &mut positions, expected.len()).await {
+            caught_up_with_no_more_events(&mut subscription, &format!("after {after}")).await;
         }
         assert_eq!(positions, expected, "after {after}");
     }
@@ -548,19 +559,7 @@ async fn a_subscription_from_past_the_end_of_the_log_is_refused() {
         .await
         .expect("subscribe")
         .into_inner();
-    let mut caught_up = false;
-    while !caught_up {
-        let reply = tokio::time::timeout(WAIT, at_the_end.next())
-            .await
-            .expect("in time")
-            .expect("open")
-            .expect("reply");
-        match reply.content {
-            Some(read_resp::Content::CaughtUp(_)) => caught_up = true,
-            Some(read_resp::Content::Event(e)) => panic!("nothing after 2: {e:?}"),
-            _ => {}
-        }
-    }
+    caught_up_with_no_more_events(&mut at_the_end, "nothing after 2").await;
 
     let mut past_the_end = client
         .read(subscribe_all(Some(3)))

@@ -13,14 +13,19 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// `ledger serve --dev` with the EventStoreDB protocol: `subscriber` reads, `ledger` appends.
 pub fn start() -> Server {
-    let dir = tempfile::TempDir::new().expect("temp dir");
-    std::fs::write(
-        dir.path().join("ledger.toml"),
+    start_configured(
+        tempfile::TempDir::new().expect("temp dir"),
         "[[grpc_users]]\nusername = \"subscriber\"\npassword = \"pw\"\n\n\
          [[grpc_users]]\nusername = \"ledger\"\npassword = \"pw\"\nappend = true\n",
+        "127.0.0.1:0",
     )
-    .expect("config");
-    Server::start_with(dir, &["--dev", "--grpc-listen", "127.0.0.1:0"])
+}
+
+/// `ledger serve --dev` in `dir` with `config` as its `ledger.toml`, serving the EventStoreDB
+/// protocol on `grpc_listen`.
+fn start_configured(dir: tempfile::TempDir, config: &str, grpc_listen: &str) -> Server {
+    std::fs::write(dir.path().join("ledger.toml"), config).expect("config");
+    Server::start_with(dir, &["--dev", "--grpc-listen", grpc_listen])
 }
 
 /// Stops `server` and starts it again on the same data directory and configuration.
@@ -479,13 +484,11 @@ async fn calls_without_credentials_read_only_where_the_configuration_allows() {
     );
     server.stop();
 
-    let dir = tempfile::TempDir::new().expect("temp dir");
-    std::fs::write(
-        dir.path().join("ledger.toml"),
+    let server = start_configured(
+        tempfile::TempDir::new().expect("temp dir"),
         "grpc_anonymous_read = true\n",
-    )
-    .expect("config");
-    let server = Server::start_with(dir, &["--dev", "--grpc-listen", "127.0.0.1:0"]);
+        "127.0.0.1:0",
+    );
     server.place(&user("buyer"), &user("seller"), "10.00").await;
     let mut events = raw_streams(&server)
         .await
@@ -550,14 +553,13 @@ async fn refused_read(client: &Client) -> eventstore::Error {
 async fn with_a_certificate_the_node_speaks_tls_and_takes_credentials_over_it() {
     let dir = tempfile::TempDir::new().expect("temp dir");
     certificates(dir.path());
-    std::fs::write(
-        dir.path().join("ledger.toml"),
+    let ca = dir.path().join("ca.pem");
+    let server = start_configured(
+        dir,
         "grpc_tls_cert = \"node.pem\"\ngrpc_tls_key = \"node.key\"\n\n\
          [[grpc_users]]\nusername = \"subscriber\"\npassword = \"pw\"\n",
-    )
-    .expect("config");
-    let ca = dir.path().join("ca.pem");
-    let server = Server::start_with(dir, &["--dev", "--grpc-listen", "127.0.0.1:0"]);
+        "127.0.0.1:0",
+    );
     let announced = server.grpc.clone().expect("grpc address");
     assert!(!announced.contains("tls=false"), "{announced}");
     let order = server.place(&user("buyer"), &user("seller"), "10.00").await;
@@ -602,13 +604,11 @@ async fn with_a_certificate_the_node_speaks_tls_and_takes_credentials_over_it() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gossip_names_the_address_each_client_reached() {
     use ledger_store::node::proto::event_store::client::gossip::gossip_client::GossipClient;
-    let dir = tempfile::TempDir::new().expect("temp dir");
-    std::fs::write(
-        dir.path().join("ledger.toml"),
+    let server = start_configured(
+        tempfile::TempDir::new().expect("temp dir"),
         "[[grpc_users]]\nusername = \"subscriber\"\npassword = \"pw\"\n",
-    )
-    .expect("config");
-    let server = Server::start_with(dir, &["--dev", "--grpc-listen", "0.0.0.0:0"]);
+        "0.0.0.0:0",
+    );
     let announced = server.grpc.clone().expect("grpc address");
     let port = announced
         .trim_end_matches("?tls=false")

@@ -1167,22 +1167,15 @@ async fn the_timers_log_what_they_did_as_fields_of_json() {
     server
         .wait_for_order(&buyer, order, |o| o["status"] == "Cancelled")
         .await;
-    let fired = 'polled: {
-        for _ in 0..100 {
-            let log = std::fs::read_to_string(server.dir.path().join("serve.log")).expect("log");
-            let tick = log
-                .lines()
-                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-                .find(|line| line["fields"]["message"] == "timers fired");
-            if let Some(tick) = tick {
-                break 'polled tick["fields"].clone();
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        panic!(
-            "no tick logged: {}",
-            crate::support::log_of(server.dir.path())
-        );
+    let tick = |log: &str| {
+        log.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|line| line["fields"]["message"] == "timers fired")
+    };
+    let log = crate::support::log_when(server.dir.path(), |log| tick(log).is_some()).await;
+    let fired = match tick(&log) {
+        Some(tick) => tick["fields"].clone(),
+        None => panic!("no tick logged: {log}"),
     };
     assert_eq!(
         (fired["fired"].as_u64(), fired["already_fired"].as_u64()),
