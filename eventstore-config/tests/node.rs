@@ -153,6 +153,17 @@ async fn caught_up_with_no_more_events(
     }
 }
 
+/// Appends `n` JSON events of type `Tested` to `stream`, in one append.
+async fn append_tested(client: &eventstore::Client, stream: &str, n: usize) {
+    let events: Vec<_> = (0..n)
+        .map(|i| eventstore::EventData::json("Tested", &serde_json::json!({ "i": i })).expect("e"))
+        .collect();
+    client
+        .append_to_stream(stream, &Default::default(), events)
+        .await
+        .expect("append");
+}
+
 async fn count_all(address: std::net::SocketAddr) -> usize {
     let client = official(address);
     let mut read = client
@@ -328,21 +339,7 @@ async fn a_subscription_dropped_mid_way_resumes_from_its_checkpoint_losing_nothi
     let (address, _guard) = start_node().await;
     let mut client = raw(address).await;
     let official = official(address);
-    let append = |n: usize| {
-        let official = official.clone();
-        async move {
-            let events: Vec<_> = (0..n)
-                .map(|i| {
-                    eventstore::EventData::json("Tested", &serde_json::json!({ "i": i }))
-                        .expect("e")
-                })
-                .collect();
-            official
-                .append_to_stream("order-s", &Default::default(), events)
-                .await
-                .expect("append");
-        }
-    };
+    let append = |n: usize| append_tested(&official, "order-s", n);
     append(5).await;
     let mut first = client
         .read(subscribe_all(None))
@@ -383,13 +380,7 @@ async fn a_subscription_dropped_mid_way_resumes_from_its_checkpoint_losing_nothi
 #[tokio::test]
 async fn after_position_0_comes_the_first_event_as_on_kurrentdb() {
     let (address, _guard) = start_node().await;
-    let events: Vec<_> = (0..3)
-        .map(|i| eventstore::EventData::json("Tested", &serde_json::json!({ "i": i })).expect("e"))
-        .collect();
-    official(address)
-        .append_to_stream("order-z", &Default::default(), events)
-        .await
-        .expect("append");
+    append_tested(&official(address), "order-z", 3).await;
     let mut client = raw(address).await;
     for (after, expected) in [(0, vec![0, 1, 2]), (1, vec![2])] {
         let mut subscription = client
@@ -546,13 +537,7 @@ async fn subscriptions_past_the_limit_are_refused_until_one_ends() {
 async fn a_subscription_from_past_the_end_of_the_log_is_refused() {
     let (address, _guard) = start_node().await;
     let mut client = raw(address).await;
-    let events: Vec<_> = (0..3)
-        .map(|i| eventstore::EventData::json("Tested", &serde_json::json!({ "i": i })).expect("e"))
-        .collect();
-    official(address)
-        .append_to_stream("order-p", &Default::default(), events)
-        .await
-        .expect("append");
+    append_tested(&official(address), "order-p", 3).await;
 
     let mut at_the_end = client
         .read(subscribe_all(Some(2)))
