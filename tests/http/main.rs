@@ -4,6 +4,7 @@
 mod authorization;
 mod bad_input;
 mod bench;
+mod compression;
 mod escrow;
 mod eventstoredb;
 mod history;
