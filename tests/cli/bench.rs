@@ -1,5 +1,5 @@
-//! `ledger bench http` and `bench commands`: the load they report is the load they were asked
-//! for.
+//! `ledger bench http`, `bench commands` and `bench rebuild`: the load they report is the load
+//! they were asked for.
 
 use crate::support::*;
 
@@ -123,4 +123,35 @@ fn the_pipeline_and_its_ceiling_are_measured_in_turn_round_after_round() {
         text.contains("2 producers / ceiling: median") && text.contains("of 2 rounds"),
         "{text}"
     );
+}
+
+#[test]
+fn a_rebuild_reads_its_log_warm_by_default_and_from_the_disk_when_asked() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let log_dir = scratch.path().join("log");
+    let log_dir = log_dir.to_string_lossy();
+    let rebuilt = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("rebuilt every view from "))
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|events| events.parse().ok())
+            .unwrap_or_else(|| panic!("no rebuild figure in:\n{text}"))
+    };
+    let (output, warm) = ledger(&["bench", "rebuild", "--events", "500", "--log-dir", &log_dir]);
+    assert!(output.status.success(), "{warm}");
+    assert!(warm.contains("read through once"), "{warm}");
+    let (output, cold) = ledger(&[
+        "bench",
+        "rebuild",
+        "--events",
+        "500",
+        "--log-dir",
+        &log_dir,
+        "--cold-log",
+    ]);
+    assert!(output.status.success(), "{cold}");
+    assert!(cold.contains("reusing the log"), "{cold}");
+    assert!(cold.contains("dropped from the page cache"), "{cold}");
+    assert!(rebuilt(&warm) >= 500, "{warm}");
+    assert_eq!(rebuilt(&cold), rebuilt(&warm), "{cold}");
 }
