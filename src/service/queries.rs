@@ -134,6 +134,42 @@ fn instant_in_query<'de, D: serde::Deserializer<'de>>(
         })
 }
 
+/// A `$all` position asked for in a query: at most `i64::MAX`, as the OpenAPI document's
+/// `int64` says (positions are the log's row ids). A larger one is a mistake, refused rather
+/// than read as "after the end".
+fn position_in_query<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    let largest = i64::MAX.unsigned_abs();
+    bounded_in_query(deserializer, largest, "past any position of a log")
+}
+
+/// A page's size asked for in a query: at most `i32::MAX`, as the document's `int32` says;
+/// every read clamps it far below that anyway.
+fn page_size_in_query<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<usize>, D::Error> {
+    let largest = i32::MAX.unsigned_abs();
+    let size = bounded_in_query(deserializer, u64::from(largest), "larger than any page")?;
+    Ok(size.map(|size| usize::try_from(size).unwrap_or(usize::MAX)))
+}
+
+/// What a generated client checks against a documented format, the service takes, and
+/// nothing past it.
+fn bounded_in_query<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    largest: u64,
+    past_it: &str,
+) -> Result<Option<u64>, D::Error> {
+    let number = u64::deserialize(deserializer)?;
+    if number > largest {
+        return Err(serde::de::Error::custom(format!(
+            "{number} is {past_it} (at most {largest})"
+        )));
+    }
+    Ok(Some(number))
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct HistoryResponse {
     order_id: Uuid,
@@ -223,6 +259,8 @@ pub struct ListQuery {
     state: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<Uuid>,
+    #[param(value_type = Option<i32>, minimum = 0)]
+    #[serde(default, deserialize_with = "page_size_in_query")]
     limit: Option<usize>,
 }
 
@@ -387,6 +425,8 @@ async fn escrow_totals(
 pub struct AgeQuery {
     min_age_days: Option<i64>,
     /// At most this many, the next page named in `Link`; all of them when absent.
+    #[param(value_type = Option<i32>, minimum = 0)]
+    #[serde(default, deserialize_with = "page_size_in_query")]
     limit: Option<usize>,
     /// Where the previous page ended, as its `Link` gives it.
     after: Option<String>,
@@ -486,9 +526,12 @@ pub struct WalletResponse {
 #[serde(deny_unknown_fields)]
 pub struct StatementQuery {
     /// First `$all` position of the statement lines.
+    #[serde(default, deserialize_with = "position_in_query")]
     from: Option<u64>,
     /// At most this many lines, the next page in `next_from` and `Link`; every line when
     /// absent.
+    #[param(value_type = Option<i32>, minimum = 0)]
+    #[serde(default, deserialize_with = "page_size_in_query")]
     limit: Option<usize>,
 }
 
@@ -621,7 +664,10 @@ async fn review_window(
 #[serde(deny_unknown_fields)]
 pub struct JournalQuery {
     /// First `$all` position.
+    #[serde(default, deserialize_with = "position_in_query")]
     from: Option<u64>,
+    #[param(value_type = Option<i32>, minimum = 0)]
+    #[serde(default, deserialize_with = "page_size_in_query")]
     limit: Option<usize>,
     /// Only postings made after this instant (RFC 3339), e.g. the end of last month.
     #[param(value_type = Option<String>, format = DateTime)]

@@ -720,3 +720,59 @@ async fn the_documents_limits_are_the_services() {
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
 }
+
+/// A generated client checks a query's integers against their documented format; the
+/// service must take every number the format allows and refuse those past it.
+#[tokio::test]
+async fn a_querys_positions_and_page_sizes_are_bounded_as_documented() {
+    let server = Server::start();
+    let document = openapi(&server).await;
+    let finance = user("finance");
+    let wallet = format!("/wallets/{}", finance.id);
+    let documented = |path: &str, name: &str| -> Value {
+        let template = if path == wallet {
+            "/wallets/{user_id}"
+        } else {
+            path
+        };
+        document["paths"][template]["get"]["parameters"]
+            .as_array()
+            .and_then(|parameters| parameters.iter().find(|p| p["name"] == name))
+            .map(|p| p["schema"].clone())
+            .unwrap_or_else(|| panic!("{path} documents no {name}"))
+    };
+    let bounds = [
+        ("from", "int64", u64::try_from(i64::MAX).expect("positive")),
+        ("limit", "int32", u64::try_from(i32::MAX).expect("positive")),
+    ];
+    let reads = [
+        ("/journal", &["from", "limit"][..]),
+        (&wallet, &["from", "limit"][..]),
+        ("/orders", &["limit"][..]),
+        ("/escrow/orders", &["limit"][..]),
+    ];
+    for (path, names) in reads {
+        for name in names {
+            let (_, format, largest) = bounds
+                .iter()
+                .find(|(bounded, _, _)| bounded == name)
+                .expect("a bound");
+            let schema = documented(path, name);
+            assert_eq!(schema["format"], *format, "{path} {name}: {schema}");
+            assert_eq!(schema["minimum"], 0, "{path} {name}: {schema}");
+            let reply = server
+                .get(&finance, &format!("{path}?{name}={largest}"))
+                .await;
+            assert_eq!(
+                reply.status,
+                StatusCode::OK,
+                "{path} {name}: {}",
+                reply.body
+            );
+            server
+                .get(&finance, &format!("{path}?{name}={}", largest + 1))
+                .await
+                .problem(StatusCode::BAD_REQUEST, "invalid_query");
+        }
+    }
+}
