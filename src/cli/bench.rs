@@ -485,30 +485,33 @@ fn run_rebuild_bench(
 /// machine's virtual disk a page read from the disk costs ~2 µs of kernel CPU: a log a tenth
 /// evicted (as a large build beside it does) made a rebuild a fifth slower.
 fn read_through(file: &std::path::Path) -> anyhow::Result<()> {
-    match std::fs::File::open(file) {
-        Ok(mut opened) => {
-            std::io::copy(&mut opened, &mut std::io::sink())
-                .with_context(|| format!("reading {}", file.display()))?;
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("opening {}", file.display())),
+    if let Some(mut opened) = open_if_present(file)? {
+        std::io::copy(&mut opened, &mut std::io::sink())
+            .with_context(|| format!("reading {}", file.display()))?;
     }
+    Ok(())
 }
 
 /// Asks the kernel to drop `file`'s pages from the page cache (`POSIX_FADV_DONTNEED`, which
 /// keeps dirty pages: hence the sync first).
 fn drop_from_page_cache(file: &std::path::Path) -> anyhow::Result<()> {
-    let opened = match std::fs::File::open(file) {
-        Ok(opened) => opened,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("opening {}", file.display())),
+    let Some(opened) = open_if_present(file)? else {
+        return Ok(());
     };
     opened
         .sync_all()
         .with_context(|| format!("syncing {}", file.display()))?;
     rustix::fs::fadvise(&opened, 0, None, rustix::fs::Advice::DontNeed)
         .with_context(|| format!("dropping {} from the page cache", file.display()))
+}
+
+/// The log's write-ahead file is there only while a store has it open or after a crash.
+fn open_if_present(file: &std::path::Path) -> anyhow::Result<Option<std::fs::File>> {
+    match std::fs::File::open(file) {
+        Ok(opened) => Ok(Some(opened)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("opening {}", file.display())),
+    }
 }
 
 /// CPU time per operation, for the benches' tables ("n/a" where `/proc` is not there).
