@@ -39,6 +39,9 @@ pub struct ServiceConfig {
     /// The node's certificate chain and key (PEM): with them it speaks TLS only.
     pub grpc_tls_cert: Option<PathBuf>,
     pub grpc_tls_key: Option<PathBuf>,
+    /// The HTTP API's certificate chain and key (PEM): with them it speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServiceConfig {
@@ -55,6 +58,8 @@ impl Default for ServiceConfig {
             grpc_anonymous_read: false,
             grpc_tls_cert: None,
             grpc_tls_key: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -87,6 +92,20 @@ impl ServiceConfig {
         }
         let tls = NodeTls::from_pem_files(certificate, key)
             .map_err(|e| anyhow::anyhow!("configuration: grpc_tls_cert/grpc_tls_key: {e}"))?;
+        Ok(Some(tls))
+    }
+
+    /// The HTTP API's TLS, read now for the same reason as the node's.
+    pub fn https(&self) -> anyhow::Result<Option<NodeTls>> {
+        let (certificate, key) = match (&self.tls_cert, &self.tls_key) {
+            (None, None) => return Ok(None),
+            (Some(certificate), Some(key)) => (certificate, key),
+            (Some(_), None) | (None, Some(_)) => {
+                anyhow::bail!("configuration: tls_cert and tls_key go together; only one is set")
+            }
+        };
+        let tls = NodeTls::https_from_pem_files(certificate, key)
+            .map_err(|e| anyhow::anyhow!("configuration: tls_cert/tls_key: {e}"))?;
         Ok(Some(tls))
     }
 

@@ -12,6 +12,7 @@ use axum::Router;
 use bytes::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
+use ledger_store::node::{NodeStream, NodeTls, FIRST_BYTES_TIMEOUT};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -41,11 +42,13 @@ const IDLE_TIMEOUT: Duration = HEADER_READ_TIMEOUT;
 /// stopped reading held it for good. HTTP/2's pings find a vanished one in a similar time.
 const UNACKNOWLEDGED_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, lets requests
-/// in flight finish, and after `drain` closes the connections still open.
+/// Serves `app` on `listener` (over TLS only, with `tls`) until `shutdown` resolves; then
+/// stops accepting, lets requests in flight finish, and after `drain` closes the connections
+/// still open.
 pub async fn serve(
     mut listener: TcpListener,
     app: Router,
+    tls: Option<NodeTls>,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
@@ -73,6 +76,7 @@ pub async fn serve(
         };
         connections.spawn(serve_connection(
             stream,
+            tls.clone(),
             builder.clone(),
             app.clone(),
             stopping.clone(),
@@ -96,6 +100,7 @@ pub async fn serve(
 
 async fn serve_connection(
     stream: TcpStream,
+    tls: Option<NodeTls>,
     builder: Builder<TokioExecutor>,
     app: Router,
     mut stopping: watch::Receiver<()>,
@@ -114,6 +119,23 @@ async fn serve_connection(
     {
         tracing::debug!(%error, "no deadline on unacknowledged bytes for this connection");
     }
+    let stream = match tls {
+        None => NodeStream::Plain(stream),
+        Some(tls) => {
+            let handshake = tokio::select! {
+                done = tokio::time::timeout(FIRST_BYTES_TIMEOUT, handshake(&tls, stream)) => done,
+                _ = stopping.changed() => return,
+            };
+            match handshake {
+                Ok(Some(stream)) => stream,
+                Ok(None) => return,
+                Err(_) => {
+                    tracing::info!("an HTTPS client did not finish its TLS handshake in time");
+                    return;
+                }
+            }
+        }
+    };
     let activity = Arc::new(Activity::new());
     let service = {
         let activity = Arc::clone(&activity);
@@ -147,6 +169,24 @@ async fn serve_connection(
         ended = connection.as_mut() => connection_ended(ended),
         () = activity.idle_for(IDLE_TIMEOUT) => {
             tracing::debug!("dropping a connection that did not close when asked");
+        }
+    }
+}
+
+/// A client's TLS handshake, or `None`, said in the log: a client speaking plain HTTP to an
+/// HTTPS port, or one that does not trust the certificate, sees only its connection closed.
+async fn handshake(tls: &NodeTls, stream: TcpStream) -> Option<NodeStream> {
+    let peer = stream.peer_addr().ok();
+    match tls.accept(stream).await {
+        Ok(stream) => Some(stream),
+        Err(error) => {
+            tracing::info!(
+                ?peer,
+                %error,
+                "an HTTPS client's TLS handshake failed (plain HTTP to this HTTPS port, or a \
+                 client that does not trust its certificate?)"
+            );
+            None
         }
     }
 }

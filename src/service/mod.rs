@@ -251,6 +251,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     };
     let keys = TokenKeys::new(&secret)?;
     let grpc_tls = config.grpc_tls()?;
+    let https = config.https()?;
+    let scheme = if https.is_some() { "https" } else { "http" };
     let log = store_config
         .open_to_write()
         .await
@@ -278,9 +280,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let metrics = ops::install_metrics();
     let progress = starting::StartProgress::new(Arc::clone(&store), metrics.clone());
-    let (listener, starting) = starting::serve(listener, progress.clone())?;
+    let (listener, starting) = starting::serve(listener, https.clone(), progress.clone())?;
     if announce {
-        starting::announce(address)?;
+        starting::announce(address, scheme)?;
     }
 
     let mut projector = match Projector::open(&data_dir) {
@@ -341,7 +343,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     starting.stop().await;
     tracing::info!(%address, dev, "listening");
     if announce {
-        announce_start(address, dev, &keys)?;
+        announce_start(address, scheme, dev, &keys)?;
     }
 
     let grpc = match config.grpc_listen {
@@ -373,7 +375,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         tracing::info!("shutting down: no new requests; finishing those in flight");
         let _ = shutdown_tx.send(true);
     });
-    http::serve(listener, app, graceful, HTTP_DRAIN).await;
+    http::serve(listener, app, https, graceful, HTTP_DRAIN).await;
 
     if let Some((_, node)) = grpc {
         // Subscriptions end at once; a client that keeps its connection open is not waited
@@ -389,10 +391,15 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn announce_start(address: SocketAddr, dev: bool, keys: &TokenKeys) -> anyhow::Result<()> {
+fn announce_start(
+    address: SocketAddr,
+    scheme: &str,
+    dev: bool,
+    keys: &TokenKeys,
+) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "ledger: listening on http://{address}")?;
+    writeln!(out, "ledger: listening on {scheme}://{address}")?;
     if dev {
         writeln!(
             out,

@@ -92,6 +92,7 @@ impl Starting {
 /// the service proper.
 pub(super) fn serve(
     listener: TcpListener,
+    tls: Option<ledger_store::node::NodeTls>,
     progress: StartProgress,
 ) -> std::io::Result<(TcpListener, Starting)> {
     let socket = listener.into_std()?;
@@ -111,18 +112,18 @@ pub(super) fn serve(
         let shutdown = async {
             let _ = stopped.await;
         };
-        super::http::serve(during_start, app, shutdown, STARTING_DRAIN).await;
+        super::http::serve(during_start, app, tls, shutdown, STARTING_DRAIN).await;
     });
     Ok((listener, Starting { stop, served }))
 }
 
 /// Says where the service will answer, before it can.
-pub(super) fn announce(address: SocketAddr) -> std::io::Result<()> {
+pub(super) fn announce(address: SocketAddr, scheme: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "ledger: starting on http://{address} (bringing the views up to date)"
+        "ledger: starting on {scheme}://{address} (bringing the views up to date)"
     )?;
     out.flush()
 }

@@ -153,9 +153,9 @@ fn a_key_a_grpc_user_does_not_take_is_refused_at_start() {
     assert!(!dir.path().join("data").exists(), "no store was created");
 }
 
-/// The node's TLS files are read before anything listens: a certificate without its key, a
-/// file that is not there, a key that is not the certificate's, or TLS for a node that is not
-/// served stops the start and names what is wrong.
+/// The TLS files, the node's and the HTTP API's, are read before anything listens: a
+/// certificate without its key, a file that is not there, a key that is not the certificate's,
+/// or TLS for a node that is not served stops the start and names what is wrong.
 #[test]
 fn tls_files_that_cannot_serve_are_refused_at_start() {
     let dir = tempfile::tempdir().expect("dir");
@@ -169,9 +169,9 @@ fn tls_files_that_cannot_serve_are_refused_at_start() {
     let (certificate, key) = write_pair("node");
     let (_, other_key) = write_pair("other");
     let listen = ["--grpc-listen", "127.0.0.1:0"];
-    let cases: [(&str, &[&str], String); 5] = [
+    let cases: [(&str, &[&str], String); 8] = [
         (
-            "grpc_tls_cert only",
+            "grpc_tls_cert and grpc_tls_key go together",
             &listen,
             format!("grpc_tls_cert = \"{certificate}\"\n"),
         ),
@@ -195,15 +195,26 @@ fn tls_files_that_cannot_serve_are_refused_at_start() {
             &[],
             format!("grpc_tls_cert = \"{certificate}\"\ngrpc_tls_key = \"{key}\"\n"),
         ),
+        // The HTTP API's own pair, refused the same ways.
+        (
+            "tls_cert and tls_key go together",
+            &[],
+            format!("tls_key = \"{key}\"\n"),
+        ),
+        (
+            "tls_cert/tls_key: the certificate file missing.pem",
+            &[],
+            format!("tls_cert = \"missing.pem\"\ntls_key = \"{key}\"\n"),
+        ),
+        (
+            "tls_cert/tls_key: the certificate and the key cannot serve TLS together",
+            &[],
+            format!("tls_cert = \"{certificate}\"\ntls_key = \"{other_key}\"\n"),
+        ),
     ];
-    for (said, args, config) in cases {
+    for (expected, args, config) in cases {
         std::fs::write(dir.path().join("ledger.toml"), &config).expect("config");
         let stderr = refused_start(dir.path(), args);
-        let expected = if said == "grpc_tls_cert only" {
-            "go together"
-        } else {
-            said
-        };
         assert!(stderr.contains(expected), "{config}: {stderr}");
         assert!(
             !dir.path().join("data").exists(),

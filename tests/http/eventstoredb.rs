@@ -515,7 +515,7 @@ async fn calls_without_credentials_read_only_where_the_configuration_allows() {
 
 /// A CA, and a node certificate it signed for `localhost` and `127.0.0.1`, written into `dir`
 /// as `ca.pem`, `node.pem` and `node.key`.
-fn certificates(dir: &std::path::Path) {
+pub fn certificates(dir: &std::path::Path) {
     let mut authority = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA");
     authority.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     authority

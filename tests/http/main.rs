@@ -8,6 +8,7 @@ mod compression;
 mod escrow;
 mod eventstoredb;
 mod history;
+mod https;
 mod lists;
 mod openapi;
 mod operations;

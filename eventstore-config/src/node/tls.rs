@@ -17,6 +17,7 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 
 /// What gRPC over TLS negotiates (RFC 7540 §3.3).
 const ALPN_HTTP2: &[u8] = b"h2";
+const ALPN_HTTP1: &[u8] = b"http/1.1";
 
 /// Why a node's certificate or key cannot be used; named so that the operator knows which file.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,16 @@ impl std::fmt::Debug for NodeTls {
 impl NodeTls {
     /// Reads a PEM certificate chain (the node's first, then its issuers) and a PEM private key.
     pub fn from_pem_files(certificate: &Path, key: &Path) -> Result<NodeTls, TlsError> {
+        NodeTls::serving(certificate, key, &[ALPN_HTTP2])
+    }
+
+    /// The same for an HTTP server that speaks both versions: ALPN offers HTTP/2, then
+    /// HTTP/1.1 (gRPC is HTTP/2 only).
+    pub fn https_from_pem_files(certificate: &Path, key: &Path) -> Result<NodeTls, TlsError> {
+        NodeTls::serving(certificate, key, &[ALPN_HTTP2, ALPN_HTTP1])
+    }
+
+    fn serving(certificate: &Path, key: &Path, alpn: &[&[u8]]) -> Result<NodeTls, TlsError> {
         let chain = pem_certificates(certificate).map_err(|reason| TlsError::Certificate {
             path: certificate.to_owned(),
             reason,
@@ -61,13 +72,14 @@ impl NodeTls {
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .map_err(|e| TlsError::Pair(e.to_string()))?;
-        config.alpn_protocols = vec![ALPN_HTTP2.to_vec()];
+        config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
         Ok(NodeTls {
             acceptor: TlsAcceptor::from(Arc::new(config)),
         })
     }
 
-    pub(super) async fn accept(&self, stream: TcpStream) -> io::Result<NodeStream> {
+    /// The server's side of a client's handshake; it has no deadline of its own.
+    pub async fn accept(&self, stream: TcpStream) -> io::Result<NodeStream> {
         let tls = self.acceptor.accept(stream).await?;
         Ok(NodeStream::Tls(Box::new(tls)))
     }

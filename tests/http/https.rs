@@ -1,0 +1,70 @@
+//! With a certificate the HTTP API speaks HTTPS only, on the same port; the starting answers
+//! too.
+
+use crate::eventstoredb::certificates;
+use crate::support::{log_when, user, Server};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn with_a_certificate_the_api_speaks_https_only() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    certificates(dir.path());
+    std::fs::write(
+        dir.path().join("ledger.toml"),
+        "tls_cert = \"node.pem\"\ntls_key = \"node.key\"\n",
+    )
+    .expect("config");
+    let ca = std::fs::read(dir.path().join("ca.pem")).expect("ca.pem");
+    let server = Server::start_with(dir, &["--dev"]);
+    let health = server.url("/healthz");
+    assert!(
+        health.starts_with("https://127.0.0.1:"),
+        "announced {health}"
+    );
+
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("a PEM CA"))
+        .build()
+        .expect("client");
+    let answer = trusting.get(&health).send().await.expect("health over TLS");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let placed = trusting
+        .post(server.url("/orders"))
+        .bearer_auth(&buyer.token)
+        .json(
+            &json!({ "seller_id": seller.id, "title": "A logo", "price": "120.00",
+                       "currency": "EUR", "delivery_days": 5 }),
+        )
+        .send()
+        .await
+        .expect("a command over TLS");
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    let placed: Value = placed.json().await.expect("an answer");
+    let order = placed["order_id"].as_str().expect("an order id");
+    let read: Value = trusting
+        .get(server.url(&format!("/orders/{order}")))
+        .bearer_auth(&seller.token)
+        .send()
+        .await
+        .expect("a read over TLS")
+        .json()
+        .await
+        .expect("a summary");
+    assert_eq!(read["status"], "Placed", "{read}");
+
+    let plain = health.replacen("https://", "http://", 1);
+    assert!(
+        reqwest::get(&plain).await.is_err(),
+        "plain HTTP on the HTTPS port is refused"
+    );
+    log_when(server.dir.path(), |log| {
+        log.contains("an HTTPS client's TLS handshake failed")
+    })
+    .await;
+    assert!(
+        server.client().get(&health).send().await.is_err(),
+        "a client that does not trust the certificate is refused"
+    );
+}
