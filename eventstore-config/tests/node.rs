@@ -8,6 +8,7 @@ use base64::Engine;
 use futures::StreamExt;
 use ledger_store::node::proto::event_store::client::streams::{
     append_req, read_req, read_resp, streams_client::StreamsClient, AppendReq, DeleteReq, ReadReq,
+    ReadResp,
 };
 use ledger_store::node::proto::event_store::client::{Empty, StreamIdentifier};
 use std::collections::HashMap;
@@ -108,19 +109,13 @@ fn subscribe_all(after: Option<u64>) -> Request<ReadReq> {
 
 /// Reads replies until `positions` holds `until` events; true if `CaughtUp` came by.
 async fn read_events(
-    replies: &mut tonic::Streaming<
-        ledger_store::node::proto::event_store::client::streams::ReadResp,
-    >,
+    replies: &mut tonic::Streaming<ReadResp>,
     positions: &mut Vec<u64>,
     until: usize,
 ) -> bool {
     let mut caught_up = false;
     while positions.len() < until {
-        let reply = tokio::time::timeout(WAIT, replies.next())
-            .await
-            .expect("in time")
-            .expect("open")
-            .expect("reply");
+        let reply = next_reply(replies).await;
         match reply.content {
             Some(read_resp::Content::Event(e)) => {
                 positions.push(e.event.expect("event").commit_position)
@@ -132,19 +127,19 @@ async fn read_events(
     caught_up
 }
 
+/// The next reply of a read or subscription, within `WAIT`.
+async fn next_reply(replies: &mut tonic::Streaming<ReadResp>) -> ReadResp {
+    tokio::time::timeout(WAIT, replies.next())
+        .await
+        .expect("in time")
+        .expect("open")
+        .expect("reply")
+}
+
 /// Reads replies until `CaughtUp`; an event before it fails the test, with `said`.
-async fn caught_up_with_no_more_events(
-    replies: &mut tonic::Streaming<
-        ledger_store::node::proto::event_store::client::streams::ReadResp,
-    >,
-    said: &str,
-) {
+async fn caught_up_with_no_more_events(replies: &mut tonic::Streaming<ReadResp>, said: &str) {
     loop {
-        let reply = tokio::time::timeout(WAIT, replies.next())
-            .await
-            .expect("in time")
-            .expect("open")
-            .expect("reply");
+        let reply = next_reply(replies).await;
         match reply.content {
             Some(read_resp::Content::CaughtUp(_)) => return,
             Some(read_resp::Content::Event(e)) => panic!("{said}: {e:?}"),

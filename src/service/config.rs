@@ -77,12 +77,10 @@ impl ServiceConfig {
     /// The node's TLS, read now so that a file that cannot serve stops the start before
     /// anything listens.
     pub fn grpc_tls(&self) -> anyhow::Result<Option<NodeTls>> {
-        let (certificate, key) = match (&self.grpc_tls_cert, &self.grpc_tls_key) {
-            (None, None) => return Ok(None),
-            (Some(certificate), Some(key)) => (certificate, key),
-            (Some(_), None) | (None, Some(_)) => anyhow::bail!(
-                "configuration: grpc_tls_cert and grpc_tls_key go together; only one is set"
-            ),
+        let names = ("grpc_tls_cert", "grpc_tls_key");
+        let Some((certificate, key)) = pem_pair(&self.grpc_tls_cert, &self.grpc_tls_key, names)?
+        else {
+            return Ok(None);
         };
         if self.grpc_listen.is_none() {
             anyhow::bail!(
@@ -97,12 +95,9 @@ impl ServiceConfig {
 
     /// The HTTP API's TLS, read now for the same reason as the node's.
     pub fn https(&self) -> anyhow::Result<Option<NodeTls>> {
-        let (certificate, key) = match (&self.tls_cert, &self.tls_key) {
-            (None, None) => return Ok(None),
-            (Some(certificate), Some(key)) => (certificate, key),
-            (Some(_), None) | (None, Some(_)) => {
-                anyhow::bail!("configuration: tls_cert and tls_key go together; only one is set")
-            }
+        let names = ("tls_cert", "tls_key");
+        let Some((certificate, key)) = pem_pair(&self.tls_cert, &self.tls_key, names)? else {
+            return Ok(None);
         };
         let tls = NodeTls::https_from_pem_files(certificate, key)
             .map_err(|e| anyhow::anyhow!("configuration: tls_cert/tls_key: {e}"))?;
@@ -249,6 +244,21 @@ fn warn_of_unknown_variables() {
             );
         }
     });
+}
+
+/// A certificate and its key, both set or neither: one alone is a mistake, named.
+fn pem_pair<'a>(
+    certificate: &'a Option<PathBuf>,
+    key: &'a Option<PathBuf>,
+    (certificate_name, key_name): (&str, &str),
+) -> anyhow::Result<Option<(&'a Path, &'a Path)>> {
+    match (certificate, key) {
+        (None, None) => Ok(None),
+        (Some(certificate), Some(key)) => Ok(Some((certificate, key))),
+        (Some(_), None) | (None, Some(_)) => anyhow::bail!(
+            "configuration: {certificate_name} and {key_name} go together; only one is set"
+        ),
+    }
 }
 
 #[cfg(test)]
