@@ -15,8 +15,14 @@ use hdrhistogram::Histogram;
 use http::HeaderValue;
 use http_body_util::{BodyExt, Full};
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use uuid::Uuid;
 
 use crate::service::auth::{ApiRole, TokenKeys};
@@ -65,6 +71,13 @@ pub struct Quantiles {
     pub p99: Duration,
 }
 
+/// What a run loaded, and each concurrency level's figures.
+pub struct LoadRun {
+    /// `http://host:port` or `https://host:port`.
+    pub url: String,
+    pub reports: Vec<LoadReport>,
+}
+
 impl LoadReport {
     pub fn per_second(&self) -> f64 {
         self.commands as f64 / self.elapsed.as_secs_f64()
@@ -87,29 +100,80 @@ impl Drop for Child {
 /// The service under load, and the child running it if this run started one: only a
 /// child's CPU time can be read.
 struct Service {
+    endpoint: Endpoint,
+    /// What the clients load, as `scheme://host:port`.
+    url: String,
+    child: Option<Child>,
+}
+
+/// Where the clients connect, and how: TCP, or TLS that trusts the service's issuer.
+#[derive(Clone)]
+struct Endpoint {
     /// `host:port`.
     address: String,
-    child: Option<Child>,
+    tls: Option<ClientTls>,
+}
+
+/// TLS trusting only the given issuer, as the client of a private service would.
+#[derive(Clone)]
+struct ClientTls {
+    connector: tokio_rustls::TlsConnector,
+    server_name: ServerName<'static>,
+}
+
+impl ClientTls {
+    /// Trusts the certificates in `authority` (PEM) and checks the service's against `host`.
+    fn trusting(authority: &[u8], host: &str) -> anyhow::Result<ClientTls> {
+        let mut roots = RootCertStore::empty();
+        for certificate in CertificateDer::pem_slice_iter(authority) {
+            roots.add(certificate.context("reading the issuer's certificates")?)?;
+        }
+        anyhow::ensure!(!roots.is_empty(), "the issuer's PEM holds no certificate");
+        // Named, not the process's default, as for the service's own TLS.
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // One request at a time on each connection, over TLS as over TCP.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Ok(ClientTls {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            server_name: ServerName::try_from(host.to_owned())?,
+        })
+    }
+}
+
+/// The service a run loads.
+pub enum Target {
+    /// A `ledger serve` started from this binary on a scratch store; with `https`, serving a
+    /// self-signed certificate made for the run, which the clients trust.
+    Started { https: bool },
+    /// One already running elsewhere.
+    Running(RunningService),
 }
 
 /// A service already running, to load instead of a child of this process: on a machine of its
 /// own, the clients no longer take its cores.
 pub struct RunningService {
-    /// `http://host:port`.
+    /// `http://host:port` or `https://host:port`.
     pub url: String,
     /// Minted with the service's own secret.
     pub keys: TokenKeys,
+    /// For an `https://` URL: the PEM certificate of the authority that issued the service's.
+    pub ca: Option<PathBuf>,
 }
 
 impl RunningService {
-    /// `host:port` of an `http://host[:port][/]` URL.
-    fn address(&self) -> anyhow::Result<String> {
+    /// Where an `http[s]://host[:port][/]` URL points.
+    fn endpoint(&self) -> anyhow::Result<Endpoint> {
         let uri: http::Uri = self.url.parse()?;
-        anyhow::ensure!(
-            uri.scheme_str() == Some("http"),
-            "{}: only http:// URLs can be loaded",
-            self.url
-        );
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => anyhow::bail!("{}: only http:// and https:// URLs can be loaded", self.url),
+        };
         anyhow::ensure!(
             matches!(uri.path(), "" | "/") && uri.query().is_none(),
             "{}: give the service's root, without a path",
@@ -118,47 +182,99 @@ impl RunningService {
         let authority = uri
             .authority()
             .ok_or_else(|| anyhow::anyhow!("{}: no host", self.url))?;
-        Ok(format!(
-            "{}:{}",
-            authority.host(),
-            authority.port_u16().unwrap_or(80)
-        ))
+        let host = authority.host();
+        let tls = match (https, &self.ca) {
+            (true, Some(ca)) => {
+                let issuer =
+                    std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+                Some(ClientTls::trusting(&issuer, host).with_context(|| ca.display().to_string())?)
+            }
+            (true, None) => anyhow::bail!(
+                "{}: name the authority that issued its certificate with --ca (PEM)",
+                self.url
+            ),
+            (false, Some(_)) => anyhow::bail!("{}: --ca is for an https:// URL", self.url),
+            (false, None) => None,
+        };
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        Ok(Endpoint {
+            address: format!("{host}:{port}"),
+            tls,
+        })
     }
 }
 
-fn start_server() -> anyhow::Result<Service> {
+fn start_server(https: bool) -> anyhow::Result<Service> {
     let dir = tempfile::tempdir()?;
-    let mut process = Command::new(std::env::current_exe()?)
+    let mut command = Command::new(std::env::current_exe()?);
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
+        // Where no `ledger.toml` of the caller's is read, and none of its TLS settings.
+        .current_dir(dir.path())
+        .env_remove("LEDGER_TLS_CERT")
+        .env_remove("LEDGER_TLS_KEY")
         .env("LEDGER_JWT_SECRET", SECRET)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
+        .stderr(Stdio::inherit());
+    let authority = if https {
+        Some(scratch_certificate(dir.path(), &mut command)?)
+    } else {
+        None
+    };
+    let mut process = command.spawn()?;
     let stdout = process
         .stdout
         .take()
         .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
     let mut lines = BufReader::new(stdout).lines();
-    let address = loop {
+    let url = loop {
         match lines.next() {
             Some(line) => {
-                if let Some(address) = line?.strip_prefix("ledger: listening on ") {
-                    break address.trim().trim_start_matches("http://").to_owned();
+                if let Some(url) = line?.strip_prefix("ledger: listening on ") {
+                    break url.trim().to_owned();
                 }
             }
             None => anyhow::bail!("ledger serve exited before listening"),
         }
     };
     std::thread::spawn(move || for _ in lines {});
+    let child = Some(Child { process, _dir: dir });
+    let address = match url.split_once("://") {
+        Some((scheme, address)) if scheme == if https { "https" } else { "http" } => address,
+        _ => anyhow::bail!("ledger serve announced {url}"),
+    };
+    let tls = match authority {
+        Some(authority) => Some(ClientTls::trusting(authority.as_bytes(), "127.0.0.1")?),
+        None => None,
+    };
+    let endpoint = Endpoint {
+        address: address.to_owned(),
+        tls,
+    };
     Ok(Service {
-        address,
-        child: Some(Child { process, _dir: dir }),
+        endpoint,
+        url,
+        child,
     })
 }
 
-/// Runs each concurrency level against one fresh server (or the `running` one), offering
+/// A self-signed certificate for 127.0.0.1, written into `dir` and given to the `service` to
+/// serve; its PEM, which the clients trust.
+fn scratch_certificate(dir: &Path, service: &mut Command) -> anyhow::Result<String> {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?;
+    let (certificate_path, key_path) = (dir.join("bench-cert.pem"), dir.join("bench-key.pem"));
+    std::fs::write(&certificate_path, cert.pem())?;
+    std::fs::write(&key_path, signing_key.serialize_pem())?;
+    service
+        .env("LEDGER_TLS_CERT", &certificate_path)
+        .env("LEDGER_TLS_KEY", &key_path);
+    Ok(cert.pem())
+}
+
+/// Runs each concurrency level against the `target` (a server started fresh, or one running), offering
 /// `rate` commands a second in all if given, else as many as the clients can send. The clients run `warmup`
 /// unmeasured first (connecting, the store's first pages), then `duration` measured.
 /// `stream_subscribers` SSE subscriptions, each to a stream of its own that no command
@@ -169,27 +285,32 @@ pub async fn run(
     duration: Duration,
     rate: Option<u32>,
     stream_subscribers: usize,
-    running: Option<RunningService>,
-) -> anyhow::Result<Vec<LoadReport>> {
+    target: Target,
+) -> anyhow::Result<LoadRun> {
     if rate == Some(0) {
         anyhow::bail!("a rate must be at least one command a second");
     }
-    let (server, keys) = match running {
-        Some(running) => {
-            let address = running.address()?;
-            accepts_tokens(&address, &running.keys)
+    let (server, keys) = match target {
+        Target::Running(running) => {
+            let endpoint = running.endpoint()?;
+            accepts_tokens(&endpoint, &running.keys)
                 .await
                 .with_context(|| format!("loading {}", running.url))?;
-            let child = None;
-            (Service { address, child }, running.keys)
+            let (url, child) = (running.url, None);
+            let service = Service {
+                endpoint,
+                url,
+                child,
+            };
+            (service, running.keys)
         }
-        None => (start_server()?, TokenKeys::new(SECRET)?),
+        Target::Started { https } => (start_server(https)?, TokenKeys::new(SECRET)?),
     };
     // Held, unread, until every level is measured.
     let mut subscriptions = Vec::with_capacity(stream_subscribers);
     let token = bearer(&keys, ApiRole::Service, Uuid::new_v4())?;
     for _ in 0..stream_subscribers {
-        let mut connection = Connection::open(&server.address).await?;
+        let mut connection = Connection::open(&server.endpoint).await?;
         let stream = format!("/streams/order-{}", Uuid::new_v4());
         subscriptions.push(connection.get(stream, Some(&token)).await?);
     }
@@ -208,7 +329,7 @@ pub async fn run(
                 next: first_slot + interval.mul_f64(client_index as f64 / clients as f64),
                 interval,
             });
-            let connection = Connection::open(&server.address).await?;
+            let connection = Connection::open(&server.endpoint).await?;
             let buyer = Uuid::new_v4();
             let seller = Uuid::new_v4();
             let buyer_token = bearer(&keys, ApiRole::Buyer, buyer)?;
@@ -224,7 +345,7 @@ pub async fn run(
         // `CpuSince` reads this process for `None`: a service elsewhere is not timed.
         let service_cpu = service_pid.map(|pid| CpuSince::start(Some(pid)));
         let client_cpu = CpuSince::start(None);
-        let metrics_before = scrape_metrics(&server.address).await;
+        let metrics_before = scrape_metrics(&server.endpoint).await;
         let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
         let (mut commands, mut failures) = (0, 0);
         for task in tasks {
@@ -235,7 +356,7 @@ pub async fn run(
         }
         let service_cpu_seconds = service_cpu.and_then(|cpu| cpu.spent());
         let client_cpu_seconds = client_cpu.spent();
-        let inside = match (metrics_before, scrape_metrics(&server.address).await) {
+        let inside = match (metrics_before, scrape_metrics(&server.endpoint).await) {
             (Ok(before), Ok(after)) => InsideTheService::between(&before, &after),
             _ => None,
         };
@@ -255,13 +376,16 @@ pub async fn run(
             inside,
         });
     }
-    Ok(reports)
+    Ok(LoadRun {
+        url: server.url,
+        reports,
+    })
 }
 
 /// Refuses early, with the reason, a service that would refuse every command: one that does
 /// not answer, or whose secret is not the one the tokens are minted from.
-async fn accepts_tokens(address: &str, keys: &TokenKeys) -> anyhow::Result<()> {
-    let mut connection = Connection::open(address)
+async fn accepts_tokens(endpoint: &Endpoint, keys: &TokenKeys) -> anyhow::Result<()> {
+    let mut connection = Connection::open(endpoint)
         .await
         .context("connecting to the service")?;
     let token = bearer(keys, ApiRole::Buyer, Uuid::new_v4())?;
@@ -277,8 +401,8 @@ async fn accepts_tokens(address: &str, keys: &TokenKeys) -> anyhow::Result<()> {
 }
 
 /// The service's `/metrics` page.
-async fn scrape_metrics(address: &str) -> anyhow::Result<String> {
-    let mut connection = Connection::open(address).await?;
+async fn scrape_metrics(endpoint: &Endpoint) -> anyhow::Result<String> {
+    let mut connection = Connection::open(endpoint).await?;
     let response = connection.get("/metrics".to_owned(), None).await?;
     let body = response.into_body().collect().await?.to_bytes();
     Ok(String::from_utf8(body.to_vec())?)
@@ -439,16 +563,30 @@ struct Connection {
 }
 
 impl Connection {
-    async fn open(address: &str) -> anyhow::Result<Connection> {
-        let stream = tokio::net::TcpStream::connect(address).await?;
+    async fn open(endpoint: &Endpoint) -> anyhow::Result<Connection> {
+        let stream = tokio::net::TcpStream::connect(&endpoint.address).await?;
         stream.set_nodelay(true)?;
+        let sender = match &endpoint.tls {
+            None => Connection::handshake(stream).await?,
+            Some(tls) => {
+                let server_name = tls.server_name.clone();
+                let stream = tls.connector.connect(server_name, stream).await?;
+                Connection::handshake(stream).await?
+            }
+        };
+        Ok(Connection {
+            sender,
+            host: HeaderValue::from_str(&endpoint.address)?,
+        })
+    }
+
+    async fn handshake(
+        stream: impl AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    ) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
         let (sender, connection) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
         tokio::spawn(connection);
-        Ok(Connection {
-            sender,
-            host: HeaderValue::from_str(address)?,
-        })
+        Ok(sender)
     }
 
     /// A GET whose answer must succeed; its body is left to the caller, to read or to hold

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Subcommand;
 use ledger_replay::bench;
-use order_ledger::bench_http::RunningService;
+use order_ledger::bench_http::{LoadRun, RunningService, Target};
 use order_ledger::service::config::ServiceConfig;
 
 #[derive(Subcommand)]
@@ -52,11 +52,20 @@ pub(crate) enum BenchCommand {
         /// following one order): what they cost the commands.
         #[arg(long, default_value_t = 0)]
         stream_subscribers: usize,
-        /// Load the service already running at this `http://host:port` instead of one started
-        /// here on a scratch store (its orders stay in its log). Tokens are minted from the
-        /// configured `jwt_secret`, as `ledger token` does; its CPU is not measured.
+        /// Start the service with HTTPS (a self-signed certificate made for the run, which
+        /// the clients trust): what TLS costs each command.
+        #[arg(long, conflicts_with = "url")]
+        https: bool,
+        /// Load the service already running at this `http://host:port` (or `https://`, with
+        /// `--ca`) instead of one started here on a scratch store (its orders stay in its log).
+        /// Tokens are minted from the configured `jwt_secret`, as `ledger token` does; its CPU
+        /// is not measured.
         #[arg(long)]
         url: Option<String>,
+        /// For an `https://` URL: the PEM certificate of the authority that issued the
+        /// service's, the one the clients trust.
+        #[arg(long, requires = "url")]
+        ca: Option<std::path::PathBuf>,
         /// Configuration file whose `jwt_secret` mints the tokens for `--url` (default:
         /// `ledger.toml` if present; `LEDGER_*` variables override).
         #[arg(long, requires = "url")]
@@ -110,23 +119,25 @@ pub(crate) fn run(command: BenchCommand) -> anyhow::Result<()> {
             warmup,
             rate,
             stream_subscribers,
+            https,
             url,
+            ca,
             config,
         } => {
-            let running = match url {
+            let target = match url {
                 Some(url) => {
                     let keys = ServiceConfig::load(config.as_deref())?.minting_keys()?;
                     println!("against the service at {url}: its CPU is not measured\n");
-                    Some(RunningService { url, keys })
+                    Target::Running(RunningService { url, keys, ca })
                 }
-                None => None,
+                None => Target::Started { https },
             };
             run_http_bench(
                 &clients,
                 (warmup, seconds),
                 rate,
                 stream_subscribers,
-                running,
+                target,
             )
         }
         BenchCommand::Grpc {
@@ -159,17 +170,21 @@ fn run_http_bench(
     (warmup, seconds): (u64, u64),
     rate: Option<u32>,
     stream_subscribers: usize,
-    running: Option<RunningService>,
+    target: Target,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
-    let reports = runtime.block_on(order_ledger::bench_http::run(
+    let started = matches!(target, Target::Started { .. });
+    let LoadRun { url, reports } = runtime.block_on(order_ledger::bench_http::run(
         clients,
         std::time::Duration::from_secs(warmup),
         std::time::Duration::from_secs(seconds),
         rate,
         stream_subscribers,
-        running,
+        target,
     ))?;
+    if started {
+        println!("a `ledger serve` started here on a scratch store, at {url}\n");
+    }
     if stream_subscribers > 0 {
         println!("with {stream_subscribers} idle SSE subscribers, each to a stream of its own\n");
     }

@@ -1,6 +1,9 @@
 //! `ledger bench http --url`: the load goes to a service already running, with tokens minted
-//! from its secret; a secret it does not share is refused before any load.
+//! from its secret; a secret it does not share is refused before any load. An HTTPS service
+//! is loaded trusting the authority named with `--ca`; `--https` starts one that serves a
+//! certificate made for the run.
 
+use crate::eventstoredb::certificates;
 use crate::support::*;
 use std::process::Command;
 
@@ -64,6 +67,108 @@ async fn a_running_service_takes_the_load_when_the_tokens_are_minted_from_its_se
         "{text}"
     );
 
-    let (ok, text) = bench_http(&["--url", "https://localhost:1/"], SECRET, scratch.path());
-    assert!(!ok && text.contains("only http://"), "{text}");
+    let (ok, text) = bench_http(&["--url", "ftp://localhost:1/"], SECRET, scratch.path());
+    assert!(!ok && text.contains("only http:// and https://"), "{text}");
+}
+
+/// The figures of the row for `clients` clients: commands/s and failures.
+fn load_row(text: &str, clients: usize) -> (f64, u64) {
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&format!("| {clients} |")))
+        .unwrap_or_else(|| panic!("no row for {clients} clients in:\n{text}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    (
+        cells[3].parse().expect("commands/s"),
+        cells[8].parse().expect("failures"),
+    )
+}
+
+#[tokio::test]
+async fn an_https_service_is_loaded_trusting_the_authority_named() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    certificates(dir.path());
+    std::fs::write(
+        dir.path().join("ledger.toml"),
+        "tls_cert = \"node.pem\"\ntls_key = \"node.key\"\n",
+    )
+    .expect("config");
+    let ca = dir.path().join("ca.pem").to_string_lossy().into_owned();
+    let server = Server::start_with(dir, &["--dev"]);
+    assert!(server.base.starts_with("https://"), "{}", server.base);
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let load = |extra: &[&str]| {
+        let mut args = vec!["--url", server.base.as_str()];
+        args.extend_from_slice(extra);
+        args.extend([
+            "--clients",
+            "2",
+            "--seconds",
+            "1",
+            "--warmup",
+            "0",
+            "--rate",
+            "20",
+        ]);
+        bench_http(&args, SECRET, scratch.path())
+    };
+
+    let (ok, text) = load(&[]);
+    assert!(!ok && text.contains("--ca"), "{text}");
+
+    let (ok, text) = load(&["--ca", &ca]);
+    assert!(ok, "{text}");
+    let (commands, failed) = load_row(&text, 2);
+    assert!(commands > 0.0, "{text}");
+    assert_eq!(failed, 0, "{text}");
+    // Its /metrics were read over HTTPS too.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("| 2 |") && l.ends_with(" ms |") && l.contains('%')),
+        "{text}"
+    );
+
+    // A certificate that did not issue the service's is not trusted.
+    let stranger = tempfile::tempdir().expect("temp dir");
+    certificates(stranger.path());
+    let stranger_ca = stranger.path().join("ca.pem");
+    let (ok, text) = load(&["--ca", &stranger_ca.to_string_lossy()]);
+    assert!(!ok, "{text}");
+}
+
+#[test]
+fn a_started_service_is_loaded_over_https_when_asked() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    // The caller's own configuration is not the scratch service's.
+    std::fs::write(
+        scratch.path().join("ledger.toml"),
+        "tls_cert = \"missing.pem\"\ntls_key = \"missing.key\"\n",
+    )
+    .expect("config");
+    let args = [
+        "--clients",
+        "2",
+        "--seconds",
+        "1",
+        "--warmup",
+        "0",
+        "--rate",
+        "20",
+    ];
+    let (ok, text) = bench_http(&[&["--https"], &args[..]].concat(), SECRET, scratch.path());
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("started here on a scratch store, at https://127.0.0.1:"),
+        "{text}"
+    );
+    let (commands, failed) = load_row(&text, 2);
+    assert!(commands > 0.0, "{text}");
+    assert_eq!(failed, 0, "{text}");
+
+    let (ok, text) = bench_http(&args, SECRET, scratch.path());
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("started here on a scratch store, at http://127.0.0.1:"),
+        "{text}"
+    );
 }
