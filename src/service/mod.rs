@@ -242,14 +242,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         announce,
     } = options;
     let data_dir = store_config.data_dir.clone();
-    let secret = match (&config.jwt_secret, dev) {
-        (Some(secret), _) => secret.clone(),
-        (None, true) => random_secret(),
-        (None, false) => anyhow::bail!(
-            "no token secret: set jwt_secret in ledger.toml or LEDGER_JWT_SECRET, or run with --dev"
-        ),
-    };
-    let keys = TokenKeys::new(&secret)?;
+    let keys = token_keys(config.jwt_secret.as_deref(), dev)?;
     let grpc_tls = config.grpc_tls()?;
     let https = config.https()?;
     let scheme = if https.is_some() { "https" } else { "http" };
@@ -285,35 +278,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         starting::announce(address, scheme)?;
     }
 
-    let mut projector = match Projector::open(&data_dir) {
-        Ok(projector) => projector,
-        Err(error @ ProjectionError::InUse(_)) => {
-            return Err(anyhow::Error::new(error).context("opening the views"))
-        }
-        Err(error) => {
-            return Err(anyhow::Error::new(error).context(format!(
-                "the views cannot be opened (they hold nothing the log does not: \
-                 `ledger rebuild --data-dir {}` folds them again)",
-                data_dir.display()
-            )))
-        }
-    };
-    progress.views_opened_at(projector.checkpoint());
-    match projector.catch_up(&*store, progress.reporter()).await {
-        Ok(progress) => {
-            tracing::info!(
-                applied = progress.applied,
-                checkpoint = progress.checkpoint,
-                "views caught up"
-            );
-        }
-        // The views stop just before an event they cannot read, at a start as while running:
-        // commands are still answered, and the follower meets the event again and reports it.
-        Err(ProjectionError::Fact(error)) => {
-            tracing::error!(%error, checkpoint = projector.checkpoint(), "the views stopped");
-        }
-        Err(error) => return Err(error).context("bringing the views up to date"),
-    }
+    let projector = views_up_to_date(&data_dir, &*store, &progress).await?;
     let (folded_tx, folded) = watch::channel(projector.checkpoint());
     let projector = Arc::new(Mutex::new(projector));
     let (shutdown_tx, shutdown) = watch::channel(false);
@@ -389,6 +354,58 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     projection.await.context("the projection task")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The configured secret, or with `--dev` a random one; a service that anyone could mint
+/// tokens for is refused.
+fn token_keys(configured: Option<&str>, dev: bool) -> anyhow::Result<TokenKeys> {
+    let secret = match (configured, dev) {
+        (Some(secret), _) => secret.to_owned(),
+        (None, true) => random_secret(),
+        (None, false) => anyhow::bail!(
+            "no token secret: set jwt_secret in ledger.toml or LEDGER_JWT_SECRET, or run with --dev"
+        ),
+    };
+    Ok(TokenKeys::new(&secret)?)
+}
+
+/// Opens the stored views and folds what the log gained since their checkpoint (all of it,
+/// the first time). Views that cannot be opened stop the start, naming the way out.
+async fn views_up_to_date(
+    data_dir: &std::path::Path,
+    store: &dyn EventStore,
+    progress: &starting::StartProgress,
+) -> anyhow::Result<Projector> {
+    let mut projector = match Projector::open(data_dir) {
+        Ok(projector) => projector,
+        Err(error @ ProjectionError::InUse(_)) => {
+            return Err(anyhow::Error::new(error).context("opening the views"))
+        }
+        Err(error) => {
+            return Err(anyhow::Error::new(error).context(format!(
+                "the views cannot be opened (they hold nothing the log does not: \
+                 `ledger rebuild --data-dir {}` folds them again)",
+                data_dir.display()
+            )))
+        }
+    };
+    progress.views_opened_at(projector.checkpoint());
+    match projector.catch_up(store, progress.reporter()).await {
+        Ok(progress) => {
+            tracing::info!(
+                applied = progress.applied,
+                checkpoint = progress.checkpoint,
+                "views caught up"
+            );
+        }
+        // The views stop just before an event they cannot read, at a start as while running:
+        // commands are still answered, and the follower meets the event again and reports it.
+        Err(ProjectionError::Fact(error)) => {
+            tracing::error!(%error, checkpoint = projector.checkpoint(), "the views stopped");
+        }
+        Err(error) => return Err(error).context("bringing the views up to date"),
+    }
+    Ok(projector)
 }
 
 fn announce_start(
