@@ -384,6 +384,57 @@ impl ToSchema for StreamEventShape {
     }
 }
 
+/// The `data` of a subscription's one `caught-up` event: the last event there was when the
+/// subscriber connected, `null` if there was none.
+#[derive(ToSchema)]
+#[schema(as = CaughtUp)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum CaughtUpShape {
+    /// On `$all`, `$ce-…` and `$et-…`: its `$all` position.
+    #[schema(title = "CaughtUpAtPosition")]
+    AtPosition {
+        #[schema(required = true)]
+        position: Option<u64>,
+    },
+    /// On one stream: its revision.
+    #[schema(title = "CaughtUpAtRevision")]
+    AtRevision {
+        #[schema(required = true)]
+        revision: Option<u64>,
+    },
+}
+
+/// The `data` of every SSE event of a subscription: a StreamEvent, or for the one `caught-up`
+/// event a CaughtUp.
+pub struct SubscriptionDataShape;
+
+impl utoipa::PartialSchema for SubscriptionDataShape {
+    fn schema() -> RefOr<Schema> {
+        utoipa::openapi::schema::AnyOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name(
+                StreamEventShape::name(),
+            ))
+            .item(utoipa::openapi::Ref::from_schema_name(CaughtUpShape::name()))
+            .description(Some(
+                "The `caught-up` event's data is a CaughtUp; every other event's, a StreamEvent",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for SubscriptionDataShape {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "SubscriptionData".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        use utoipa::PartialSchema;
+        schemas.push((StreamEventShape::name().into(), StreamEventShape::schema()));
+        StreamEventShape::schemas(schemas);
+        schemas.push((CaughtUpShape::name().into(), CaughtUpShape::schema()));
+    }
+}
+
 /// One event of an order's timeline (`ledger_replay::history::Entry`).
 #[derive(ToSchema)]
 #[schema(as = HistoryEntry)]

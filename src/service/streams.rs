@@ -26,7 +26,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// What a subscription answers, beside the events' shape.
-const STREAM_ANSWER: &str = "Server-Sent Events, one per event: `id` its `$all` position, `event` its type, `data` a StreamEvent. Once the events there were at the start are sent, one `caught-up` event with no `id`, whose `data` is `{\"position\": <the last position then>}` (`{\"revision\": …}` on one stream; `null` if there was none); live events follow. A comment line every 15 s.";
+const STREAM_ANSWER: &str = "Server-Sent Events, one per event: `id` its `$all` position, `event` its type, `data` a StreamEvent. Once the events there were at the start are sent, one `caught-up` event with no `id`, whose `data` is a CaughtUp: `{\"position\": <the last position then>}` (`{\"revision\": …}` on one stream; `null` if there was none); live events follow. A comment line every 15 s.";
 
 const READERS: &[ApiRole] = &[ApiRole::Service, ApiRole::Mediator];
 
@@ -184,7 +184,7 @@ impl SystemStream {
 /// `$all`, catch-up then live.
 #[utoipa::path(get, path = "/streams/$all", tag = "streams", params(StreamQuery,
         ("Last-Event-ID" = Option<u64>, Header, description = "resume after this position")),
-    responses((status = 200, description = STREAM_ANSWER, content_type = "text/event-stream", body = super::shapes::StreamEventShape),
+    responses((status = 200, description = STREAM_ANSWER, content_type = "text/event-stream", body = super::shapes::SubscriptionDataShape),
         (status = "4XX", response = Problem)))]
 async fn subscribe_all(
     State(state): State<AppState>,
@@ -229,7 +229,7 @@ async fn subscribe_all_through(
 #[utoipa::path(get, path = "/streams/{stream}", tag = "streams", params(
         ("stream" = String, Path, description = "stream name, e.g. order-<uuid>, or $ce-<category>, $et-<event type>"), StreamQuery,
         ("Last-Event-ID" = Option<u64>, Header, description = "resume after this position")),
-    responses((status = 200, description = STREAM_ANSWER, content_type = "text/event-stream", body = super::shapes::StreamEventShape),
+    responses((status = 200, description = STREAM_ANSWER, content_type = "text/event-stream", body = super::shapes::SubscriptionDataShape),
         (status = "4XX", response = Problem)))]
 async fn subscribe_stream(
     State(state): State<AppState>,

@@ -329,7 +329,8 @@ async fn what_the_service_sends_has_the_shape_the_document_describes() {
 
 /// A subscriber's client is generated from the document too: each event a subscription sends
 /// is a StreamEvent, an order's as an OrderStreamEvent (its data typed by its type, the
-/// ledger's metadata) and another application's as an OtherStreamEvent.
+/// ledger's metadata) and another application's as an OtherStreamEvent; the `caught-up`
+/// announcement is a CaughtUp, on `$all` as on one stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_subscription_sends_has_the_shape_the_document_describes() {
     let server = crate::eventstoredb::start();
@@ -365,19 +366,29 @@ async fn what_a_subscription_sends_has_the_shape_the_document_describes() {
 
     let mut subscriber =
         crate::streams::Subscriber::connect(&server, &user("service"), "/streams/$all", None).await;
-    let (events, _) = subscriber.catch_up().await;
-    let mut answer = &document["paths"]["/streams/$all"]["get"]["responses"]["200"];
-    if let Some(component) = answer["$ref"].as_str() {
-        answer = resolve(&document, component);
-    }
-    let schema = &answer["content"]["text/event-stream"]["schema"];
-    assert_eq!(schema["$ref"], "#/components/schemas/StreamEvent");
+    let (events, caught_up) = subscriber.catch_up().await;
+    let schema = subscription_data(&document, "/streams/$all");
+    let announcement = json!({"$ref": "#/components/schemas/CaughtUp"});
+    let stream_event = json!({"$ref": "#/components/schemas/StreamEvent"});
+    let at = "caught-up on $all";
+    conforms(&document, schema, &caught_up, at)
+        .and(conforms(&document, &announcement, &caught_up, at))
+        .unwrap_or_else(|mismatch| panic!("{mismatch}\nsent: {caught_up:#}"));
     let as_the_ledger_writes = json!({"$ref": "#/components/schemas/OrderStreamEvent"});
     let as_appended = json!({"$ref": "#/components/schemas/OtherStreamEvent"});
     let mut others = 0;
     for event in &events {
         let at = format!("event {} ({})", event.id, event.event_type);
-        let described = conforms(&document, schema, &event.data, &at);
+        let described = conforms(&document, schema, &event.data, &at).and(conforms(
+            &document,
+            &stream_event,
+            &event.data,
+            &at,
+        ));
+        assert!(
+            conforms(&document, &announcement, &event.data, &at).is_err(),
+            "{at} is not a CaughtUp"
+        );
         let as_its_stream = if event.data["stream"] == "invoice-1" {
             others += 1;
             conforms(&document, &as_appended, &event.data, &at)
@@ -389,6 +400,28 @@ async fn what_a_subscription_sends_has_the_shape_the_document_describes() {
         }
     }
     assert_eq!((events.len(), others), (10, 3), "{events:?}");
+    assert_eq!(caught_up, json!({"position": events[9].id}));
+    // One stream's announcement counts by revision; a stream with no events yet names none.
+    let stream = format!("/streams/order-{order}");
+    for (path, said) in [
+        (
+            stream.as_str(),
+            json!({"revision": events.len() - others - 1}),
+        ),
+        (
+            "/streams/order-00000000-0000-0000-0000-000000000001",
+            json!({"revision": null}),
+        ),
+    ] {
+        let mut subscriber =
+            crate::streams::Subscriber::connect(&server, &user("service"), path, None).await;
+        let (_, caught_up) = subscriber.catch_up().await;
+        assert_eq!(caught_up, said, "{path}");
+        let schema = subscription_data(&document, "/streams/{stream}");
+        conforms(&document, schema, &caught_up, path)
+            .and(conforms(&document, &announcement, &caught_up, path))
+            .unwrap_or_else(|mismatch| panic!("{mismatch}\nsent: {caught_up:#}"));
+    }
     // Bytes that are not JSON arrive as they were appended, in base64, and say so: text too,
     // which as a string could not be told from JSON's.
     for (event_type, base64) in [("Blob", "/wA="), ("Note", "InF1b3RlZCIgdGV4dA==")] {
@@ -445,6 +478,17 @@ fn resolve<'a>(document: &'a Value, reference: &str) -> &'a Value {
 /// Whether `value` has the shape `schema` gives it: each field sent is described and each
 /// required one sent, a map's values each as described; an object described without
 /// properties is not looked into.
+/// The schema of every SSE event's `data` on `path`: a SubscriptionData.
+fn subscription_data<'a>(document: &'a Value, path: &str) -> &'a Value {
+    let mut answer = &document["paths"][path]["get"]["responses"]["200"];
+    if let Some(component) = answer["$ref"].as_str() {
+        answer = resolve(document, component);
+    }
+    let schema = &answer["content"]["text/event-stream"]["schema"];
+    assert_eq!(schema["$ref"], "#/components/schemas/SubscriptionData");
+    schema
+}
+
 fn conforms(document: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     if let Some(reference) = schema["$ref"].as_str() {
         return conforms(document, resolve(document, reference), value, at);
