@@ -406,6 +406,38 @@ fn call<'a>(
     }
 }
 
+/// A count of days or stars. The document calls it an `integer`, which in JSON Schema takes
+/// `5.0` too (a client's float that holds a whole number): it is read as `5`, and so is the
+/// same command sent again with `5`. `5.5`, a negative or a count too large is refused.
+fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::{Error, Unexpected};
+    /// 2^64: every whole float from 0 below it is a `u64` exactly.
+    const PAST_U64: f64 = 18_446_744_073_709_551_616.0;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let whole = match (number.as_u64(), number.as_f64()) {
+        (Some(whole), _) => whole,
+        (None, Some(float)) if float.fract() == 0.0 && (0.0..PAST_U64).contains(&float) => {
+            float as u64
+        }
+        (None, float) => {
+            let unexpected = match number.as_i64() {
+                Some(negative) => Unexpected::Signed(negative),
+                None => Unexpected::Float(float.unwrap_or(f64::NAN)),
+            };
+            return Err(D::Error::invalid_value(
+                unexpected,
+                &"a whole number, not negative",
+            ));
+        }
+    };
+    T::try_from(whole)
+        .map_err(|_| D::Error::invalid_value(Unexpected::Unsigned(whole), &"a smaller count"))
+}
+
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceBody {
@@ -420,6 +452,7 @@ pub struct PlaceBody {
     #[schema(pattern = r"^[A-Z]{3}$")]
     pub currency: String,
     #[schema(minimum = 1, maximum = 365)]
+    #[serde(deserialize_with = "whole_number")]
     pub delivery_days: u32,
     /// Chosen by the client to place idempotently; made by the service otherwise.
     pub order_id: Option<Uuid>,
@@ -628,6 +661,7 @@ async fn deliver(
 #[serde(deny_unknown_fields)]
 pub struct AcceptRevisionBody {
     #[schema(minimum = 1, maximum = 365)]
+    #[serde(deserialize_with = "whole_number")]
     pub delivery_days: u32,
 }
 
@@ -663,6 +697,7 @@ pub struct ExtraBody {
     #[schema(max_length = 32, pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub price: String,
     #[schema(minimum = 0, maximum = 365)]
+    #[serde(deserialize_with = "whole_number")]
     pub extra_days: u32,
 }
 
@@ -825,6 +860,7 @@ async fn resolve_dispute(
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
     #[schema(minimum = 1, maximum = 5)]
+    #[serde(deserialize_with = "whole_number")]
     pub rating: u8,
     #[schema(max_length = 2000)]
     pub comment: Option<String>,

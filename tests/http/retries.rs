@@ -204,3 +204,56 @@ async fn etag_of(server: &Server, who: &User, order: uuid::Uuid) -> String {
         .map(str::to_owned)
         .expect("an ETag")
 }
+
+/// The document types days and ratings as JSON Schema's `integer`, which takes `5.0`: a client
+/// whose numbers are floats places the order one sending `5` would, a retry with either is the
+/// same command, and `2.5` days is no count at all.
+#[tokio::test]
+async fn whole_numbers_written_as_floats_are_those_numbers() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let place = |key: &'static str, days: serde_json::Value| {
+        server.send(
+            server
+                .client()
+                .post(server.url("/orders"))
+                .bearer_auth(&buyer.token)
+                .header("Idempotency-Key", key)
+                .json(
+                    &json!({"seller_id": seller.id, "title": "t", "price": "5.00",
+                              "currency": "EUR", "delivery_days": days}),
+                ),
+        )
+    };
+    let first = place("floats-1", json!(5.0)).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(first.body["events"][0]["data"]["delivery_days"], json!(5));
+    let head = server.log_head().await;
+    let again = place("floats-1", json!(5)).await;
+    assert_eq!((again.status, &again.body), (first.status, &first.body));
+    place("floats-2", json!(2.5))
+        .await
+        .problem(StatusCode::BAD_REQUEST, "malformed_body");
+    place("floats-3", json!(-1.0))
+        .await
+        .problem(StatusCode::BAD_REQUEST, "malformed_body");
+    assert_eq!(server.log_head().await, head, "nothing more appended");
+
+    let order: uuid::Uuid = first.body["order_id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("an order id");
+    server.act(&seller, order, "confirm", json!({})).await;
+    server
+        .act(&seller, order, "deliver", json!({"message": "m"}))
+        .await;
+    server.act(&buyer, order, "close", json!({})).await;
+    let reviewed = server
+        .act(&buyer, order, "review", json!({"rating": 4.0}))
+        .await;
+    assert_eq!(
+        reviewed["events"][0]["data"]["rating"],
+        json!(4),
+        "{reviewed}"
+    );
+}
