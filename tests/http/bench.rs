@@ -4,8 +4,21 @@
 //! certificate made for the run.
 
 use crate::eventstoredb::certificates;
+use crate::https::start_https;
 use crate::support::*;
 use std::process::Command;
+
+/// Two clients for one second, at 20 commands a second: enough to see the load go through.
+const SHORT_LOAD: [&str; 8] = [
+    "--clients",
+    "2",
+    "--seconds",
+    "1",
+    "--warmup",
+    "0",
+    "--rate",
+    "20",
+];
 
 /// `ledger bench http ARGS` with `secret` configured; whether it succeeded, and its output.
 fn bench_http(args: &[&str], secret: &str, dir: &std::path::Path) -> (bool, String) {
@@ -23,18 +36,7 @@ fn bench_http(args: &[&str], secret: &str, dir: &std::path::Path) -> (bool, Stri
 async fn a_running_service_takes_the_load_when_the_tokens_are_minted_from_its_secret() {
     let server = Server::start();
     let scratch = tempfile::tempdir().expect("temp dir");
-    let load = [
-        "--url",
-        server.base.as_str(),
-        "--clients",
-        "2",
-        "--seconds",
-        "1",
-        "--warmup",
-        "0",
-        "--rate",
-        "20",
-    ];
+    let load = [&["--url", server.base.as_str()], &SHORT_LOAD[..]].concat();
 
     let (ok, text) = bench_http(&load, "not-the-service-secret", scratch.path());
     assert!(!ok, "{text}");
@@ -47,13 +49,9 @@ async fn a_running_service_takes_the_load_when_the_tokens_are_minted_from_its_se
 
     let (ok, text) = bench_http(&load, SECRET, scratch.path());
     assert!(ok, "{text}");
-    let row = text
-        .lines()
-        .find(|l| l.starts_with("| 2 | 20 |"))
-        .unwrap_or_else(|| panic!("no row for 2 clients at 20/s in:\n{text}"));
-    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    let commands: f64 = cells[3].parse().expect("commands/s");
-    assert!(commands > 0.0, "{text}");
+    let cells = load_row(&text, 2);
+    assert_eq!(cells[2], "20", "offered: {text}");
+    assert!(commands_per_second(&cells) > 0.0, "{text}");
     assert_eq!(cells[8], "0", "no command failed: {text}");
     assert_eq!(cells[9], "n/a", "a service elsewhere is not timed: {text}");
     // The orders are in the running service's log, and its own timings were read.
@@ -71,45 +69,27 @@ async fn a_running_service_takes_the_load_when_the_tokens_are_minted_from_its_se
     assert!(!ok && text.contains("only http:// and https://"), "{text}");
 }
 
-/// The figures of the row for `clients` clients: commands/s and failures.
-fn load_row(text: &str, clients: usize) -> (f64, u64) {
+/// The cells of the table's row for `clients` clients (the first, `cells[0]`, is empty).
+fn load_row(text: &str, clients: usize) -> Vec<&str> {
     let row = text
         .lines()
         .find(|l| l.starts_with(&format!("| {clients} |")))
         .unwrap_or_else(|| panic!("no row for {clients} clients in:\n{text}"));
-    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    (
-        cells[3].parse().expect("commands/s"),
-        cells[8].parse().expect("failures"),
-    )
+    row.split('|').map(str::trim).collect()
+}
+
+fn commands_per_second(cells: &[&str]) -> f64 {
+    cells[3].parse().expect("commands/s")
 }
 
 #[tokio::test]
 async fn an_https_service_is_loaded_trusting_the_authority_named() {
-    let dir = tempfile::TempDir::new().expect("temp dir");
-    certificates(dir.path());
-    std::fs::write(
-        dir.path().join("ledger.toml"),
-        "tls_cert = \"node.pem\"\ntls_key = \"node.key\"\n",
-    )
-    .expect("config");
-    let ca = dir.path().join("ca.pem").to_string_lossy().into_owned();
-    let server = Server::start_with(dir, &["--dev"]);
+    let (server, ca) = start_https();
+    let ca = ca.to_string_lossy().into_owned();
     assert!(server.base.starts_with("https://"), "{}", server.base);
     let scratch = tempfile::tempdir().expect("temp dir");
     let load = |extra: &[&str]| {
-        let mut args = vec!["--url", server.base.as_str()];
-        args.extend_from_slice(extra);
-        args.extend([
-            "--clients",
-            "2",
-            "--seconds",
-            "1",
-            "--warmup",
-            "0",
-            "--rate",
-            "20",
-        ]);
+        let args = [&["--url", server.base.as_str()], extra, &SHORT_LOAD[..]].concat();
         bench_http(&args, SECRET, scratch.path())
     };
 
@@ -118,9 +98,9 @@ async fn an_https_service_is_loaded_trusting_the_authority_named() {
 
     let (ok, text) = load(&["--ca", &ca]);
     assert!(ok, "{text}");
-    let (commands, failed) = load_row(&text, 2);
-    assert!(commands > 0.0, "{text}");
-    assert_eq!(failed, 0, "{text}");
+    let cells = load_row(&text, 2);
+    assert!(commands_per_second(&cells) > 0.0, "{text}");
+    assert_eq!(cells[8], "0", "no command failed: {text}");
     // Its /metrics were read over HTTPS too.
     assert!(
         text.lines()
@@ -145,27 +125,18 @@ fn a_started_service_is_loaded_over_https_when_asked() {
         "tls_cert = \"missing.pem\"\ntls_key = \"missing.key\"\n",
     )
     .expect("config");
-    let args = [
-        "--clients",
-        "2",
-        "--seconds",
-        "1",
-        "--warmup",
-        "0",
-        "--rate",
-        "20",
-    ];
-    let (ok, text) = bench_http(&[&["--https"], &args[..]].concat(), SECRET, scratch.path());
+    let https = [&["--https"], &SHORT_LOAD[..]].concat();
+    let (ok, text) = bench_http(&https, SECRET, scratch.path());
     assert!(ok, "{text}");
     assert!(
         text.contains("started here on a scratch store, at https://127.0.0.1:"),
         "{text}"
     );
-    let (commands, failed) = load_row(&text, 2);
-    assert!(commands > 0.0, "{text}");
-    assert_eq!(failed, 0, "{text}");
+    let cells = load_row(&text, 2);
+    assert!(commands_per_second(&cells) > 0.0, "{text}");
+    assert_eq!(cells[8], "0", "no command failed: {text}");
 
-    let (ok, text) = bench_http(&args, SECRET, scratch.path());
+    let (ok, text) = bench_http(&SHORT_LOAD, SECRET, scratch.path());
     assert!(ok, "{text}");
     assert!(
         text.contains("started here on a scratch store, at http://127.0.0.1:"),

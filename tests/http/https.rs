@@ -6,8 +6,8 @@ use crate::support::{log_when, user, Server};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-#[tokio::test]
-async fn with_a_certificate_the_api_speaks_https_only() {
+/// A service with `tls_cert` and `tls_key` from a test CA, and that CA's certificate file.
+pub fn start_https() -> (Server, std::path::PathBuf) {
     let dir = tempfile::TempDir::new().expect("temp dir");
     certificates(dir.path());
     std::fs::write(
@@ -15,8 +15,14 @@ async fn with_a_certificate_the_api_speaks_https_only() {
         "tls_cert = \"node.pem\"\ntls_key = \"node.key\"\n",
     )
     .expect("config");
-    let ca = std::fs::read(dir.path().join("ca.pem")).expect("ca.pem");
-    let server = Server::start_with(dir, &["--dev"]);
+    let ca = dir.path().join("ca.pem");
+    (Server::start_with(dir, &["--dev"]), ca)
+}
+
+#[tokio::test]
+async fn with_a_certificate_the_api_speaks_https_only() {
+    let (server, ca) = start_https();
+    let ca = std::fs::read(ca).expect("ca.pem");
     let health = server.url("/healthz");
     assert!(
         health.starts_with("https://127.0.0.1:"),
