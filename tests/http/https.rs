@@ -1,9 +1,9 @@
-//! With a certificate the HTTP API speaks HTTPS only, on the same port; the starting answers
-//! too.
+//! With a certificate the HTTP API speaks HTTPS only, on the same port, HTTP/2 or HTTP/1.1 as
+//! the client offers; the starting answers too.
 
 use crate::eventstoredb::certificates;
 use crate::support::{log_when, user, Server};
-use reqwest::StatusCode;
+use reqwest::{StatusCode, Version};
 use serde_json::{json, Value};
 
 /// A service with `tls_cert` and `tls_key` from a test CA, and that CA's certificate file.
@@ -29,36 +29,74 @@ async fn with_a_certificate_the_api_speaks_https_only() {
         "announced {health}"
     );
 
-    let trusting = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("a PEM CA"))
-        .build()
-        .expect("client");
-    let answer = trusting.get(&health).send().await.expect("health over TLS");
-    assert_eq!(answer.status(), StatusCode::OK);
-    let (buyer, seller) = (user("buyer"), user("seller"));
-    let placed = trusting
-        .post(server.url("/orders"))
-        .bearer_auth(&buyer.token)
-        .json(
-            &json!({ "seller_id": seller.id, "title": "A logo", "price": "120.00",
-                       "currency": "EUR", "delivery_days": 5 }),
-        )
-        .send()
-        .await
-        .expect("a command over TLS");
-    assert_eq!(placed.status(), StatusCode::CREATED);
-    let placed: Value = placed.json().await.expect("an answer");
-    let order = placed["order_id"].as_str().expect("an order id");
-    let read: Value = trusting
-        .get(server.url(&format!("/orders/{order}")))
-        .bearer_auth(&seller.token)
-        .send()
-        .await
-        .expect("a read over TLS")
-        .json()
-        .await
-        .expect("a summary");
-    assert_eq!(read["status"], "Placed", "{read}");
+    // ALPN gives a client that offers HTTP/2 (curl, browsers) HTTP/2, and one that offers
+    // only HTTP/1.1 that; commands, reads and event streams go over either.
+    let trusting = |builder: reqwest::ClientBuilder| {
+        let authority = reqwest::Certificate::from_pem(&ca).expect("a PEM CA");
+        builder
+            .add_root_certificate(authority)
+            .build()
+            .expect("client")
+    };
+    let clients = [
+        (trusting(reqwest::Client::builder()), Version::HTTP_2),
+        (
+            trusting(reqwest::Client::builder().http1_only()),
+            Version::HTTP_11,
+        ),
+    ];
+    let (buyer, seller, service) = (user("buyer"), user("seller"), user("service"));
+    for (client, version) in &clients {
+        let answer = client.get(&health).send().await.expect("health over TLS");
+        assert_eq!(
+            (answer.status(), answer.version()),
+            (StatusCode::OK, *version)
+        );
+        let placed = client
+            .post(server.url("/orders"))
+            .bearer_auth(&buyer.token)
+            .json(
+                &json!({ "seller_id": seller.id, "title": "A logo", "price": "120.00",
+                           "currency": "EUR", "delivery_days": 5 }),
+            )
+            .send()
+            .await
+            .expect("a command over TLS");
+        assert_eq!(
+            (placed.status(), placed.version()),
+            (StatusCode::CREATED, *version)
+        );
+        let placed: Value = placed.json().await.expect("an answer");
+        let order = placed["order_id"].as_str().expect("an order id");
+        let read: Value = client
+            .get(server.url(&format!("/orders/{order}")))
+            .bearer_auth(&seller.token)
+            .send()
+            .await
+            .expect("a read over TLS")
+            .json()
+            .await
+            .expect("a summary");
+        assert_eq!(read["status"], "Placed", "{read}");
+
+        let mut stream = client
+            .get(server.url(&format!("/streams/order-{order}")))
+            .bearer_auth(&service.token)
+            .send()
+            .await
+            .expect("a subscription over TLS");
+        assert_eq!(stream.version(), *version);
+        let mut sent = String::new();
+        while !sent.contains("event: caught-up") {
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.chunk())
+                .await
+                .expect("the stream goes on")
+                .expect("a chunk")
+                .expect("not ended");
+            sent.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        assert!(sent.contains("event: OrderPlaced"), "{sent}");
+    }
 
     let plain = health.replacen("https://", "http://", 1);
     assert!(
