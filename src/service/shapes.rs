@@ -388,7 +388,7 @@ impl ToSchema for StreamEventShape {
 /// subscriber connected, `null` if there was none.
 #[derive(ToSchema)]
 #[schema(as = CaughtUp)]
-#[serde(untagged, deny_unknown_fields)]
+#[serde(untagged)]
 pub enum CaughtUpShape {
     /// On `$all`, `$ce-…` and `$et-…`: its `$all` position.
     #[schema(title = "CaughtUpAtPosition")]
