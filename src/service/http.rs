@@ -131,6 +131,7 @@ async fn serve_connection(
                 Ok(None) => return,
                 Err(_) => {
                     tracing::info!("an HTTPS client did not finish its TLS handshake in time");
+                    handshake_failed("timeout");
                     return;
                 }
             }
@@ -186,9 +187,16 @@ async fn handshake(tls: &NodeTls, stream: TcpStream) -> Option<NodeStream> {
                 "an HTTPS client's TLS handshake failed (plain HTTP to this HTTPS port, or a \
                  client that does not trust its certificate?)"
             );
+            handshake_failed("refused");
             None
         }
     }
+}
+
+/// Counted, so that clients that cannot reach the API (a certificate they do not trust, plain
+/// HTTP to the HTTPS port) show on a dashboard and not only in the log.
+fn handshake_failed(reason: &'static str) {
+    metrics::counter!("ledger_tls_handshakes_failed_total", "reason" => reason).increment(1);
 }
 
 fn connection_ended<E: std::fmt::Display>(ended: Result<(), E>) {

@@ -52,6 +52,10 @@ fn describe_metrics() {
         "Orders read and folded from the log because the state cache did not hold them, or to check a refusal"
     );
     metrics::describe_counter!(
+        "ledger_tls_handshakes_failed_total",
+        "HTTPS connections closed before a request: the TLS handshake failed (`refused`) or did not finish in time (`timeout`)"
+    );
+    metrics::describe_counter!(
         "ledger_http_requests_total",
         "HTTP requests answered, by method, route and status"
     );

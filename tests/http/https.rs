@@ -111,4 +111,28 @@ async fn with_a_certificate_the_api_speaks_https_only() {
         server.client().get(&health).send().await.is_err(),
         "a client that does not trust the certificate is refused"
     );
+    // Both show on the metrics, for a dashboard to see clients that cannot get in.
+    let (client, _) = &clients[0];
+    let refused = || async {
+        let metrics = client
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics over TLS")
+            .text()
+            .await
+            .expect("a page");
+        metrics
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix(r#"ledger_tls_handshakes_failed_total{reason="refused"} "#)
+            })
+            .and_then(|count| count.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while refused().await < 2.0 {
+        assert!(std::time::Instant::now() < deadline, "two refusals counted");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
