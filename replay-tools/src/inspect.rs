@@ -75,8 +75,9 @@ pub struct DataFile {
     pub bytes: u64,
 }
 
-/// The files a data directory of the embedded store may hold, log first.
-const DATA_FILE_SUFFIXES: [&str; 2] = ["", "-wal"];
+/// What follows a SQLite file's name in the names of the files it is kept in (the database,
+/// then its write-ahead log), for the log's and the views' alike.
+pub const DATA_FILE_SUFFIXES: [&str; 2] = ["", "-wal"];
 
 pub async fn inspect(data_dir: &Path, store: &dyn EventStore) -> Result<Inspection, InspectError> {
     // The views first: a service folding meanwhile then leaves them behind the log read

@@ -430,10 +430,8 @@ fn run_rebuild_bench(
             started.elapsed().as_secs_f64()
         );
     }
-    let log_files = [
-        log_file.clone(),
-        log_dir.join(format!("{}-wal", ledger_store::LOG_FILE_NAME)),
-    ];
+    let log_files = ledger_replay::inspect::DATA_FILE_SUFFIXES
+        .map(|suffix| log_dir.join(format!("{}{suffix}", ledger_store::LOG_FILE_NAME)));
     let log_bytes: u64 = log_files
         .iter()
         .map(|file| std::fs::metadata(file).map_or(0, |m| m.len()))

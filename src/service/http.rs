@@ -12,7 +12,7 @@ use axum::Router;
 use bytes::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use ledger_store::node::{NodeStream, NodeTls, FIRST_BYTES_TIMEOUT};
+use ledger_store::node::{HandshakeFailed, NodeStream, NodeTls};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -122,18 +122,14 @@ async fn serve_connection(
     let stream = match tls {
         None => NodeStream::Plain(stream),
         Some(tls) => {
+            let peer = stream.peer_addr().ok();
             let handshake = tokio::select! {
-                done = tokio::time::timeout(FIRST_BYTES_TIMEOUT, handshake(&tls, stream)) => done,
+                done = tls.accept_in_time(stream) => done,
                 _ = stopping.changed() => return,
             };
             match handshake {
-                Ok(Some(stream)) => stream,
-                Ok(None) => return,
-                Err(_) => {
-                    tracing::info!("an HTTPS client did not finish its TLS handshake in time");
-                    handshake_failed("timeout");
-                    return;
-                }
+                Ok(stream) => stream,
+                Err(failure) => return handshake_failed(peer, failure),
             }
         }
     };
@@ -174,28 +170,28 @@ async fn serve_connection(
     }
 }
 
-/// A client's TLS handshake, or `None`, said in the log: a client speaking plain HTTP to an
-/// HTTPS port, or one that does not trust the certificate, sees only its connection closed.
-async fn handshake(tls: &NodeTls, stream: TcpStream) -> Option<NodeStream> {
-    let peer = stream.peer_addr().ok();
-    match tls.accept(stream).await {
-        Ok(stream) => Some(stream),
-        Err(error) => {
+/// Said in the log, as a client speaking plain HTTP to an HTTPS port, or one that does not
+/// trust the certificate, sees only its connection closed; and counted, so that such clients
+/// show on a dashboard too.
+fn handshake_failed(peer: Option<std::net::SocketAddr>, failure: HandshakeFailed) {
+    let reason = match failure {
+        HandshakeFailed::Refused(error) => {
             tracing::info!(
                 ?peer,
                 %error,
                 "an HTTPS client's TLS handshake failed (plain HTTP to this HTTPS port, or a \
                  client that does not trust its certificate?)"
             );
-            handshake_failed("refused");
-            None
+            "refused"
         }
-    }
-}
-
-/// Counted, so that clients that cannot reach the API (a certificate they do not trust, plain
-/// HTTP to the HTTPS port) show on a dashboard and not only in the log.
-fn handshake_failed(reason: &'static str) {
+        HandshakeFailed::TimedOut => {
+            tracing::info!(
+                ?peer,
+                "an HTTPS client did not finish its TLS handshake in time"
+            );
+            "timeout"
+        }
+    };
     metrics::counter!("ledger_tls_handshakes_failed_total", "reason" => reason).increment(1);
 }
 

@@ -3,7 +3,7 @@
 //! for the first bytes, with no deadline of their own: a client that connects and sends
 //! nothing would hold its connection for as long as it liked.
 
-use super::tls::{NodeStream, NodeTls};
+use super::tls::{HandshakeFailed, NodeStream, NodeTls};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -95,9 +95,9 @@ async fn secured(stream: TcpStream, tls: Option<&NodeTls>) -> Option<NodeStream>
         }
         return Some(NodeStream::Plain(stream));
     };
-    match tokio::time::timeout(FIRST_BYTES_TIMEOUT, tls.accept(stream)).await {
-        Ok(Ok(stream)) => Some(stream),
-        Ok(Err(error)) => {
+    match tls.accept_in_time(stream).await {
+        Ok(stream) => Some(stream),
+        Err(HandshakeFailed::Refused(error)) => {
             tracing::info!(
                 ?peer,
                 %error,
@@ -106,7 +106,7 @@ async fn secured(stream: TcpStream, tls: Option<&NodeTls>) -> Option<NodeStream>
             );
             None
         }
-        Err(_) => {
+        Err(HandshakeFailed::TimedOut) => {
             tracing::info!(?peer, "a client did not finish its TLS handshake in time");
             None
         }

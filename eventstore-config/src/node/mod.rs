@@ -22,7 +22,7 @@ pub(crate) mod tls;
 
 pub use accept::{spoke_in_time, FIRST_BYTES_TIMEOUT};
 pub use auth::{parse_authorization, Access, BasicUsers, Credentials, Denied, NodeAuth, NodeUser};
-pub use tls::{NodeStream, NodeTls, TlsError};
+pub use tls::{HandshakeFailed, NodeStream, NodeTls, TlsError};
 
 use crate::EventStore;
 use proto::event_store::client::gossip::{self, gossip_server};

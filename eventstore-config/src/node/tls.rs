@@ -1,6 +1,7 @@
 //! TLS for the node. EventStoreDB's connection strings default to TLS, and some clients
 //! (Python's `kurrentdbclient`) send credentials only over it.
 
+use super::accept::FIRST_BYTES_TIMEOUT;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -28,6 +29,16 @@ pub enum TlsError {
     Key { path: PathBuf, reason: String },
     #[error("the certificate and the key cannot serve TLS together: {0}")]
     Pair(String),
+}
+
+/// Why a client's TLS handshake gave no connection: the client sees only its connection
+/// closed, so the server says which in its log.
+#[derive(Debug)]
+pub enum HandshakeFailed {
+    /// Plaintext to a TLS port, or a client that does not trust the certificate.
+    Refused(io::Error),
+    /// Not finished within `FIRST_BYTES_TIMEOUT`.
+    TimedOut,
 }
 
 /// The node's certificate chain and key, ready to accept TLS connections.
@@ -78,10 +89,14 @@ impl NodeTls {
         })
     }
 
-    /// The server's side of a client's handshake; it has no deadline of its own.
-    pub async fn accept(&self, stream: TcpStream) -> io::Result<NodeStream> {
-        let tls = self.acceptor.accept(stream).await?;
-        Ok(NodeStream::Tls(Box::new(tls)))
+    /// The server's side of a client's handshake, within `FIRST_BYTES_TIMEOUT`: a client that
+    /// connects and stops halfway through it does not hold its connection.
+    pub async fn accept_in_time(&self, stream: TcpStream) -> Result<NodeStream, HandshakeFailed> {
+        match tokio::time::timeout(FIRST_BYTES_TIMEOUT, self.acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => Ok(NodeStream::Tls(Box::new(tls))),
+            Ok(Err(error)) => Err(HandshakeFailed::Refused(error)),
+            Err(_) => Err(HandshakeFailed::TimedOut),
+        }
     }
 }
 
