@@ -652,13 +652,21 @@ fn store_fresh(
             })
             .collect();
         drop(sender);
-        let mut insert =
-            tx.prepare("INSERT INTO rows (view, tbl, key, value) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut insert_one = tx.prepare(&insert_rows_sql(1))?;
+        let mut insert_many = tx.prepare(&insert_rows_sql(ROWS_PER_INSERT))?;
         for (view, chunk) in rows {
-            for (table, key, value) in chunk.rows() {
-                if let Some(value) = value {
-                    insert.execute(params![view.as_str(), table, key, value])?;
-                }
+            let stored: Vec<_> = chunk
+                .rows()
+                .filter_map(|(table, key, value)| Some((table, key, value?)))
+                .collect();
+            let mut groups = stored.chunks_exact(ROWS_PER_INSERT);
+            for group in &mut groups {
+                bind_rows(&mut insert_many, view, group)?;
+                insert_many.raw_execute()?;
+            }
+            for row in groups.remainder() {
+                bind_rows(&mut insert_one, view, std::slice::from_ref(row))?;
+                insert_one.raw_execute()?;
             }
         }
         for serialiser in serialisers {
@@ -858,6 +866,30 @@ impl RowChunk {
             (table, key, value)
         })
     }
+}
+
+/// Rows a rebuild inserts with one statement: SQLite's cost a statement is paid once for
+/// them all.
+const ROWS_PER_INSERT: usize = 32;
+
+fn insert_rows_sql(rows: usize) -> String {
+    let values = vec!["(?, ?, ?, ?)"; rows].join(", ");
+    format!("INSERT INTO rows (view, tbl, key, value) VALUES {values}")
+}
+
+fn bind_rows(
+    insert: &mut rusqlite::Statement<'_>,
+    view: ViewName,
+    rows: &[(&'static str, &str, &[u8])],
+) -> rusqlite::Result<()> {
+    for (i, &(table, key, value)) in rows.iter().enumerate() {
+        let first = 4 * i + 1;
+        insert.raw_bind_parameter(first, view.as_str())?;
+        insert.raw_bind_parameter(first + 1, table)?;
+        insert.raw_bind_parameter(first + 2, key)?;
+        insert.raw_bind_parameter(first + 3, value)?;
+    }
+    Ok(())
 }
 
 /// A serialiser's sink in a rebuild: rows go on to the inserter a chunk at a time. If the
