@@ -18,6 +18,8 @@ import {
 } from "@kurrent/kurrentdb-client";
 
 const { LEDGER_API, LEDGER_NODE, LEDGER_CA } = process.env;
+// Longest a subscription may take to hand over what it should.
+const WAIT_MS = 10_000;
 // By name, as the certificate has it: Node.js will not send an IP address as the TLS server name.
 const node = LEDGER_NODE.replace("127.0.0.1", "localhost");
 const connect = (user) =>
@@ -78,7 +80,7 @@ test("a stream with no events is not found", async () => {
   await assert.rejects(collect(reader.readStream(`order-${randomUUID()}`)), StreamNotFoundError);
 });
 
-test("$all catches up, says so, then goes live", async () => {
+test("$all catches up, says so, then goes live", { timeout: WAIT_MS }, async () => {
   const placed = await placeOrder();
   const subscription = reader.subscribeToAll({
     fromPosition: START,
@@ -104,7 +106,7 @@ test("$all catches up, says so, then goes live", async () => {
   assert.equal(caughtUpAfter, seen.length - 1, "only the confirmation arrives live");
 });
 
-test("a stream subscription from a revision gets what follows", async () => {
+test("a stream subscription from a revision gets what follows", { timeout: WAIT_MS }, async () => {
   const placed = await placeOrder();
   const subscription = reader.subscribeToStream(`order-${placed.order_id}`, { fromRevision: 0n });
   subscription.once("caughtUp", () => confirm(placed.order_id));
