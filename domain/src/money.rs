@@ -311,9 +311,20 @@ fn amount_text(amount: Decimal, text: &mut [u8; AMOUNT_TEXT_BYTES]) -> std::borr
             text[start] = b'.';
         }
         start -= 1;
+        // In u64 where it fits (every price does): dividing a u128 is a library call a digit.
+        let digit = match u64::try_from(mantissa) {
+            Ok(small) => {
+                mantissa = u128::from(small / 10);
+                small % 10
+            }
+            Err(_) => {
+                let digit = mantissa % 10;
+                mantissa /= 10;
+                digit as u64
+            }
+        };
         // A digit: the remainder is below ten.
-        text[start] = b'0' + (mantissa % 10) as u8;
-        mantissa /= 10;
+        text[start] = b'0' + digit as u8;
         written += 1;
     }
     match std::str::from_utf8(&text[start..]) {
