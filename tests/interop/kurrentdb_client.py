@@ -114,6 +114,14 @@ class Reading(unittest.TestCase):
         self.assertEqual(backwards, forwards[::-1])
         self.assertEqual(reader.get_commit_position(), forwards[-1])
 
+    def test_a_client_that_discovers_the_node_by_gossip_reads_it(self):
+        placed = place_order()
+        discovering = KurrentDBClient(
+            uri=f"kurrentdb+discover://subscriber:pw@{NODE}", root_certificates=CA
+        )
+        events = discovering.get_stream("order-" + placed["order_id"])
+        self.assertEqual([e.commit_position for e in events], [placed["position"]])
+
     def test_a_stream_with_no_events_is_not_found(self):
         with self.assertRaises(NotFoundError):
             client("subscriber").get_stream(f"order-{uuid.uuid4()}")

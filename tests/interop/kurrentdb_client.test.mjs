@@ -76,6 +76,19 @@ test("$all reads backwards as forwards reversed", async () => {
   assert.deepEqual(backwards, [...forwards].reverse());
 });
 
+test("a client that discovers the node by gossip reads it", async () => {
+  const placed = await placeOrder();
+  const discovering = KurrentDBClient.connectionString(
+    `kurrentdb+discover://subscriber:pw@${node}?tlsCAFile=${LEDGER_CA}`,
+  );
+  try {
+    const events = await collect(discovering.readStream(`order-${placed.order_id}`));
+    assert.deepEqual(events.map((e) => e.position.commit), [BigInt(placed.position)]);
+  } finally {
+    await discovering.dispose();
+  }
+});
+
 test("a stream with no events is not found", async () => {
   await assert.rejects(collect(reader.readStream(`order-${randomUUID()}`)), StreamNotFoundError);
 });
