@@ -353,17 +353,9 @@ pub struct StreamEventShape;
 
 impl utoipa::PartialSchema for StreamEventShape {
     fn schema() -> RefOr<Schema> {
-        utoipa::openapi::schema::AnyOfBuilder::new()
-            .item(utoipa::openapi::Ref::from_schema_name(
-                OrderStreamEventShape::name(),
-            ))
-            .item(utoipa::openapi::Ref::from_schema_name(
-                Delivered::name(),
-            ))
-            .description(Some(
-                "An `order-…` stream's event is an OrderStreamEvent; any other stream's, an OtherStreamEvent",
-            ))
-            .into()
+        any_of::<OrderStreamEventShape, Delivered>(
+            "An `order-…` stream's event is an OrderStreamEvent; any other stream's, an OtherStreamEvent",
+        )
     }
 }
 
@@ -373,15 +365,25 @@ impl ToSchema for StreamEventShape {
     }
 
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        use utoipa::PartialSchema;
-        schemas.push((
-            OrderStreamEventShape::name().into(),
-            OrderStreamEventShape::schema(),
-        ));
-        OrderStreamEventShape::schemas(schemas);
-        schemas.push((Delivered::name().into(), Delivered::schema()));
-        Delivered::schemas(schemas);
+        with_references::<OrderStreamEventShape>(schemas);
+        with_references::<Delivered>(schemas);
     }
+}
+
+/// One of two named schemas, each by reference: a shape serde writes untagged, which utoipa
+/// cannot derive for types it names elsewhere.
+fn any_of<A: ToSchema, B: ToSchema>(description: &str) -> RefOr<Schema> {
+    utoipa::openapi::schema::AnyOfBuilder::new()
+        .item(utoipa::openapi::Ref::from_schema_name(A::name()))
+        .item(utoipa::openapi::Ref::from_schema_name(B::name()))
+        .description(Some(description))
+        .into()
+}
+
+/// `T`'s schema and those it refers to: what a hand-written `ToSchema::schemas` lists.
+fn with_references<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+    schemas.push((T::name().into(), T::schema()));
+    T::schemas(schemas);
 }
 
 /// The `data` of a subscription's one `caught-up` event: the last event there was when the
@@ -410,15 +412,9 @@ pub struct SubscriptionDataShape;
 
 impl utoipa::PartialSchema for SubscriptionDataShape {
     fn schema() -> RefOr<Schema> {
-        utoipa::openapi::schema::AnyOfBuilder::new()
-            .item(utoipa::openapi::Ref::from_schema_name(
-                StreamEventShape::name(),
-            ))
-            .item(utoipa::openapi::Ref::from_schema_name(CaughtUpShape::name()))
-            .description(Some(
-                "The `caught-up` event's data is a CaughtUp; every other event's, a StreamEvent",
-            ))
-            .into()
+        any_of::<StreamEventShape, CaughtUpShape>(
+            "The `caught-up` event's data is a CaughtUp; every other event's, a StreamEvent",
+        )
     }
 }
 
@@ -428,10 +424,8 @@ impl ToSchema for SubscriptionDataShape {
     }
 
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        use utoipa::PartialSchema;
-        schemas.push((StreamEventShape::name().into(), StreamEventShape::schema()));
-        StreamEventShape::schemas(schemas);
-        schemas.push((CaughtUpShape::name().into(), CaughtUpShape::schema()));
+        with_references::<StreamEventShape>(schemas);
+        with_references::<CaughtUpShape>(schemas);
     }
 }
 

@@ -2,6 +2,7 @@
 //! the client offers; the starting answers too.
 
 use crate::eventstoredb::certificates;
+use crate::streams::Subscriber;
 use crate::support::{log_when, user, Server};
 use reqwest::{StatusCode, Version};
 use serde_json::{json, Value};
@@ -79,23 +80,18 @@ async fn with_a_certificate_the_api_speaks_https_only() {
             .expect("a summary");
         assert_eq!(read["status"], "Placed", "{read}");
 
-        let mut stream = client
+        let stream = client
             .get(server.url(&format!("/streams/order-{order}")))
             .bearer_auth(&service.token)
             .send()
             .await
             .expect("a subscription over TLS");
         assert_eq!(stream.version(), *version);
-        let mut sent = String::new();
-        while !sent.contains("event: caught-up") {
-            let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.chunk())
-                .await
-                .expect("the stream goes on")
-                .expect("a chunk")
-                .expect("not ended");
-            sent.push_str(&String::from_utf8_lossy(&chunk));
-        }
-        assert!(sent.contains("event: OrderPlaced"), "{sent}");
+        let (sent, _) = Subscriber::reading(stream).catch_up().await;
+        assert!(
+            sent.iter().any(|event| event.event_type == "OrderPlaced"),
+            "{sent:?}"
+        );
     }
 
     let plain = health.replacen("https://", "http://", 1);

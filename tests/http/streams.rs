@@ -40,7 +40,11 @@ impl Subscriber {
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id.to_string());
         }
-        let response = request.send().await.expect("subscribe");
+        Subscriber::reading(request.send().await.expect("subscribe"))
+    }
+
+    /// Reads a subscription's answer, however it was asked for (another client, HTTP/2).
+    pub fn reading(response: reqwest::Response) -> Subscriber {
         assert_eq!(response.status(), 200);
         assert_eq!(
             response
