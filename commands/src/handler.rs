@@ -261,16 +261,18 @@ impl CommandHandler {
             }
             return Ok(Decided::Replay(record.clone()));
         }
+        let command = effective_command(&request.command, &loaded.state);
+        let decided = decide(&loaded.state, &command, &self.policy);
         if let Some(expected) = request.expected_revision {
-            if loaded.revision != Some(expected) {
+            let denied = matches!(&decided, Err(rejection) if rejection.denies_access());
+            if loaded.revision != Some(expected) && !denied {
                 return Err(CommandError::StaleRevision {
                     expected,
                     actual: loaded.revision,
                 });
             }
         }
-        let command = effective_command(&request.command, &loaded.state);
-        let events = decide(&loaded.state, &command, &self.policy)?;
+        let events = decided?;
         let metadata = EventMetadata {
             schema_version: EVENT_SCHEMA_VERSION,
             command_id: request.command_id,

@@ -282,6 +282,75 @@ async fn if_match_makes_a_command_conditional_on_the_orders_revision() {
     );
 }
 
+/// A stale `If-Match` is news only to a caller who may act on the order: anyone else, or a
+/// command on an order that does not exist, hears that instead, and nothing of a revision.
+#[tokio::test]
+async fn who_may_act_and_on_what_is_answered_before_a_stale_if_match() {
+    let market = Market::open();
+    let order = OrderId(Uuid::new_v4());
+    market
+        .handler
+        .handle(request(order, place(order, user(1), user(2), t0())))
+        .await
+        .expect("placed");
+    let conditional = |order, command, expected| {
+        let mut request = request(order, command);
+        request.expected_revision = Some(expected);
+        market.handler.handle(request)
+    };
+    let stranger = Command::Confirm {
+        by: Actor::new(Role::Seller, user(9)),
+        at: t0(),
+    };
+    let refused = conditional(order, stranger, 3).await;
+    assert!(
+        matches!(
+            refused,
+            Err(CommandError::Rejected(Rejection::NotAParty { .. }))
+        ),
+        "{refused:?}"
+    );
+    let finance = Command::Confirm {
+        by: Actor::new(Role::Finance, user(8)),
+        at: t0(),
+    };
+    let refused = conditional(order, finance, 3).await;
+    assert!(
+        matches!(
+            refused,
+            Err(CommandError::Rejected(Rejection::RoleNotAllowed { .. }))
+        ),
+        "{refused:?}"
+    );
+    let unknown = OrderId(Uuid::new_v4());
+    let refused = conditional(unknown, confirm(), 3).await;
+    assert!(
+        matches!(
+            refused,
+            Err(CommandError::Rejected(Rejection::OrderNotFound))
+        ),
+        "{refused:?}"
+    );
+    // The party hears that the order moved on, even where its state would refuse the
+    // command too: what they read is out of date, whatever they asked.
+    let buyer_closes = Command::Close {
+        by: Actor::new(Role::Buyer, user(1)),
+        at: t0(),
+    };
+    let refused = conditional(order, buyer_closes, 3).await;
+    assert!(
+        matches!(
+            refused,
+            Err(CommandError::StaleRevision {
+                expected: 3,
+                actual: Some(0)
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(market.event_count().await, 1);
+}
+
 #[tokio::test]
 async fn a_place_whose_order_id_differs_from_its_target_is_refused() {
     let market = Market::open();

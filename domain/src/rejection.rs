@@ -125,6 +125,19 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Who may act and on which order come before anything about the order's state: a
+    /// caller refused for these hears only that (HTTP answers them before a precondition,
+    /// RFC 9110 §13.2.1), and learns nothing of an order that is not theirs.
+    pub fn denies_access(&self) -> bool {
+        matches!(
+            self,
+            Rejection::RoleNotAllowed { .. }
+                | Rejection::OrderNotFound
+                | Rejection::NotAParty { .. }
+                | Rejection::SystemUserId { .. }
+        )
+    }
+
     /// A stable machine-readable code, carried in API problem documents.
     pub fn code(&self) -> &'static str {
         match self {

@@ -149,6 +149,43 @@ async fn if_match_makes_a_command_conditional_on_the_revision() {
     assert_eq!(delivered.status, StatusCode::OK, "{}", delivered.body);
 }
 
+/// A stale `If-Match` from someone who may not act on the order, or on an order that does not
+/// exist, is answered as the request would be without it (RFC 9110 §13.2.1): 403 or 404, and
+/// nothing of the order's revision.
+#[tokio::test]
+async fn if_match_is_weighed_only_once_the_caller_may_act_on_the_order() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "100.00").await;
+    let confirm = |who: &User, order: uuid::Uuid| {
+        server.send(
+            server
+                .client()
+                .post(server.url(&format!("/orders/{order}/confirm")))
+                .bearer_auth(&who.token)
+                .header("If-Match", "\"3\""),
+        )
+    };
+    let head = server.log_head().await;
+    let stranger = confirm(&user("seller"), order).await;
+    stranger.problem(StatusCode::FORBIDDEN, "not_a_party");
+    assert!(
+        !stranger.body.to_string().contains("revision 0"),
+        "{}",
+        stranger.body
+    );
+    confirm(&user("finance"), order)
+        .await
+        .problem(StatusCode::FORBIDDEN, "role_not_allowed");
+    confirm(&seller, uuid::Uuid::new_v4())
+        .await
+        .problem(StatusCode::NOT_FOUND, "order_not_found");
+    confirm(&seller, order)
+        .await
+        .problem(StatusCode::PRECONDITION_FAILED, "stale_revision");
+    assert_eq!(server.log_head().await, head);
+}
+
 /// A mediator reads the order and acts only on what they read: the summary's `ETag` is the
 /// revision `If-Match` takes, and someone else's change in between makes it stale.
 #[tokio::test]
