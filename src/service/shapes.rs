@@ -429,6 +429,52 @@ impl ToSchema for SubscriptionDataShape {
     }
 }
 
+/// One Server-Sent Event of a subscription, its fields as OpenAPI 3.2's `itemSchema` reads an
+/// event stream (and tools such as Schemathesis read `schema` already): `data` is JSON text,
+/// whose shape `contentSchema` gives. utoipa has no builder for that keyword, so it goes in
+/// as an extension, which is written as a field of the schema like any other.
+pub struct SubscriptionEventShape;
+
+impl utoipa::PartialSchema for SubscriptionEventShape {
+    fn schema() -> RefOr<Schema> {
+        let text = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(description))
+        };
+        let data_shape = serde_json::json!({
+            "$ref": format!("#/components/schemas/{}", SubscriptionDataShape::name())
+        });
+        let data = text("JSON: a StreamEvent, or on `caught-up` a CaughtUp")
+            .content_media_type("application/json")
+            .extensions(Some([("contentSchema", data_shape)].into_iter().collect()));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "One Server-Sent Event; comment lines (`:` keep-alives) are not events",
+            ))
+            .property(
+                "id",
+                text("The event's `$all` position, for `Last-Event-ID`; none on `caught-up`"),
+            )
+            .property("event", text("The event's type, or `caught-up`"))
+            .property("data", data)
+            .required("event")
+            .required("data")
+            .into()
+    }
+}
+
+impl ToSchema for SubscriptionEventShape {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "SubscriptionEvent".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        with_references::<SubscriptionDataShape>(schemas);
+    }
+}
+
 /// One event of an order's timeline (`ledger_replay::history::Entry`).
 #[derive(ToSchema)]
 #[schema(as = HistoryEntry)]

@@ -184,7 +184,7 @@ impl SystemStream {
 /// `$all`, catch-up then live.
 #[utoipa::path(get, path = "/streams/$all", tag = "streams", params(StreamQuery,
         ("Last-Event-ID" = Option<u64>, Header, description = "resume after this position")),
-    responses((status = 200, description = STREAM_ANSWER, content_type = "text/event-stream", body = super::shapes::SubscriptionDataShape),
+    responses((status = 200, description = STREAM_ANSWER, content_type = "text/event-stream", body = super::shapes::SubscriptionEventShape),
         (status = "4XX", response = Problem)))]
 async fn subscribe_all(
     State(state): State<AppState>,
@@ -229,7 +229,7 @@ async fn subscribe_all_through(
 #[utoipa::path(get, path = "/streams/{stream}", tag = "streams", params(
         ("stream" = String, Path, description = "stream name, e.g. order-<uuid>, or $ce-<category>, $et-<event type>"), StreamQuery,
         ("Last-Event-ID" = Option<u64>, Header, description = "resume after this position")),
-    responses((status = 200, description = STREAM_ANSWER, content_type = "text/event-stream", body = super::shapes::SubscriptionDataShape),
+    responses((status = 200, description = STREAM_ANSWER, content_type = "text/event-stream", body = super::shapes::SubscriptionEventShape),
         (status = "4XX", response = Problem)))]
 async fn subscribe_stream(
     State(state): State<AppState>,

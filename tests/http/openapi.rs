@@ -367,11 +367,13 @@ async fn what_a_subscription_sends_has_the_shape_the_document_describes() {
     let mut subscriber =
         crate::streams::Subscriber::connect(&server, &user("service"), "/streams/$all", None).await;
     let (events, caught_up) = subscriber.catch_up().await;
-    let schema = subscription_data(&document, "/streams/$all");
+    let (sse_event, schema) = subscription_schemas(&document, "/streams/$all");
     let announcement = json!({"$ref": "#/components/schemas/CaughtUp"});
     let stream_event = json!({"$ref": "#/components/schemas/StreamEvent"});
     let at = "caught-up on $all";
-    conforms(&document, schema, &caught_up, at)
+    let fields = sse_fields(None, "caught-up", &caught_up);
+    conforms(&document, sse_event, &fields, at)
+        .and(conforms(&document, schema, &caught_up, at))
         .and(conforms(&document, &announcement, &caught_up, at))
         .unwrap_or_else(|mismatch| panic!("{mismatch}\nsent: {caught_up:#}"));
     let as_the_ledger_writes = json!({"$ref": "#/components/schemas/OrderStreamEvent"});
@@ -379,12 +381,10 @@ async fn what_a_subscription_sends_has_the_shape_the_document_describes() {
     let mut others = 0;
     for event in &events {
         let at = format!("event {} ({})", event.id, event.event_type);
-        let described = conforms(&document, schema, &event.data, &at).and(conforms(
-            &document,
-            &stream_event,
-            &event.data,
-            &at,
-        ));
+        let fields = sse_fields(Some(event.id), &event.event_type, &event.data);
+        let described = conforms(&document, sse_event, &fields, &at)
+            .and(conforms(&document, schema, &event.data, &at))
+            .and(conforms(&document, &stream_event, &event.data, &at));
         assert!(
             conforms(&document, &announcement, &event.data, &at).is_err(),
             "{at} is not a CaughtUp"
@@ -417,8 +417,10 @@ async fn what_a_subscription_sends_has_the_shape_the_document_describes() {
             crate::streams::Subscriber::connect(&server, &user("service"), path, None).await;
         let (_, caught_up) = subscriber.catch_up().await;
         assert_eq!(caught_up, said, "{path}");
-        let schema = subscription_data(&document, "/streams/{stream}");
-        conforms(&document, schema, &caught_up, path)
+        let (sse_event, schema) = subscription_schemas(&document, "/streams/{stream}");
+        let fields = sse_fields(None, "caught-up", &caught_up);
+        conforms(&document, sse_event, &fields, path)
+            .and(conforms(&document, schema, &caught_up, path))
             .and(conforms(&document, &announcement, &caught_up, path))
             .unwrap_or_else(|mismatch| panic!("{mismatch}\nsent: {caught_up:#}"));
     }
@@ -475,20 +477,36 @@ fn resolve<'a>(document: &'a Value, reference: &str) -> &'a Value {
         .fold(document, |node, key| &node[key])
 }
 
-/// Whether `value` has the shape `schema` gives it: each field sent is described and each
-/// required one sent, a map's values each as described; an object described without
-/// properties is not looked into.
-/// The schema of every SSE event's `data` on `path`: a SubscriptionData.
-fn subscription_data<'a>(document: &'a Value, path: &str) -> &'a Value {
+/// The schema of each SSE event on `path` (a SubscriptionEvent), and of its `data`, JSON text
+/// whose shape is a SubscriptionData.
+fn subscription_schemas<'a>(document: &'a Value, path: &str) -> (&'a Value, &'a Value) {
     let mut answer = &document["paths"][path]["get"]["responses"]["200"];
     if let Some(component) = answer["$ref"].as_str() {
         answer = resolve(document, component);
     }
-    let schema = &answer["content"]["text/event-stream"]["schema"];
-    assert_eq!(schema["$ref"], "#/components/schemas/SubscriptionData");
-    schema
+    let event = &answer["content"]["text/event-stream"]["schema"];
+    assert_eq!(event["$ref"], "#/components/schemas/SubscriptionEvent");
+    let data = &resolve(document, "#/components/schemas/SubscriptionEvent")["properties"]["data"];
+    assert_eq!(data["contentMediaType"], "application/json", "{data:#}");
+    assert_eq!(
+        data["contentSchema"]["$ref"],
+        "#/components/schemas/SubscriptionData"
+    );
+    (event, &data["contentSchema"])
 }
 
+/// An SSE event as its fields: `data` the text that was sent.
+fn sse_fields(id: Option<u64>, event_type: &str, data: &Value) -> Value {
+    let mut fields = json!({"event": event_type, "data": data.to_string()});
+    if let Some(id) = id {
+        fields["id"] = json!(id.to_string());
+    }
+    fields
+}
+
+/// Whether `value` has the shape `schema` gives it: each field sent is described and each
+/// required one sent, a map's values each as described; an object described without
+/// properties is not looked into.
 fn conforms(document: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     if let Some(reference) = schema["$ref"].as_str() {
         return conforms(document, resolve(document, reference), value, at);
