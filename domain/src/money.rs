@@ -35,6 +35,9 @@ pub enum MoneyError {
     Negative(Decimal),
     #[error("{0} exceeds the largest allowed amount ({AMOUNT_MAJOR_UNITS_MAX})")]
     TooLarge(Decimal),
+    /// Digits past what a `Decimal` holds, so past any amount: said so, not "malformed".
+    #[error("`{0}` has more digits than any amount: at most {AMOUNT_MAJOR_UNITS_MAX}, to the currency's minor unit")]
+    TooManyDigits(String),
     #[error("cannot combine {left} and {right}")]
     CurrencyMismatch { left: Currency, right: Currency },
     #[error("{minuend} minus {subtrahend} would be negative")]
@@ -236,18 +239,19 @@ impl Money {
 
 fn parse_plain_decimal(text: &str) -> Result<Decimal, MoneyError> {
     let malformed = || MoneyError::Malformed(text.chars().take(AMOUNT_TEXT_CHARS_MAX).collect());
+    let too_many_digits = || MoneyError::TooManyDigits(text.to_owned());
     if text.is_empty() || text.len() > AMOUNT_TEXT_CHARS_MAX {
         return Err(malformed());
     }
     if text.starts_with('-') && plain_digits(&text[1..]) {
         // Say "negative", not "malformed": the caller's mistake is the sign.
-        let value = Decimal::from_str_exact(text).map_err(|_| malformed())?;
+        let value = Decimal::from_str_exact(text).map_err(|_| too_many_digits())?;
         return Err(MoneyError::Negative(value));
     }
     if !plain_digits(text) {
         return Err(malformed());
     }
-    Decimal::from_str_exact(text).map_err(|_| malformed())
+    Decimal::from_str_exact(text).map_err(|_| too_many_digits())
 }
 
 fn plain_digits(text: &str) -> bool {

@@ -61,6 +61,18 @@ fn malformed_negative_and_over_scale_amounts_are_refused() {
         Err(MoneyError::TooManyDecimals { .. })
     ));
     assert!(Money::parse("1.001", currency("BHD")).is_ok());
+    // Digits past what any amount can hold are called that, not malformed.
+    for text in [
+        "99999999999999999999999999999",
+        "-99999999999999999999999999999",
+        "0.000000000000000000000000000001",
+    ] {
+        let refusal = Money::parse(text, eur_code);
+        assert!(
+            matches!(&refusal, Err(MoneyError::TooManyDigits(sent)) if sent == text),
+            "{text}: {refusal:?}"
+        );
+    }
     // Trailing zeros beyond the minor unit lose nothing and are accepted.
     assert_eq!(Money::parse("1.500", eur_code), Ok(eur("1.50")));
 }
