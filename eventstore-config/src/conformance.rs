@@ -194,6 +194,61 @@ pub async fn appending_the_same_event_ids_again_is_idempotent<S: EventStore>(sto
     assert_eq!(all_events(&store).await.len(), 3);
 }
 
+/// Retries among appends sent together (on the embedded store, one transaction, whose index
+/// entries are still in memory) are recognised as those sent apart are.
+pub async fn retries_sent_with_the_appends_they_repeat_are_idempotent<S: EventStore>(store: S) {
+    let s = stream("order-t");
+    let (first, second) = (events(2), vec![event("Tested", 7)]);
+    let append = |expected, events: &Vec<EventData>| Append {
+        stream: s.clone(),
+        expected,
+        events: events.clone(),
+    };
+    let results = store
+        .append_in_order(vec![
+            append(ExpectedRevision::NoStream, &first),
+            append(ExpectedRevision::NoStream, &first),
+            append(ExpectedRevision::Exact(1), &second),
+            append(ExpectedRevision::Any, &first),
+            append(ExpectedRevision::Exact(1), &second),
+            append(ExpectedRevision::StreamExists, &second),
+        ])
+        .await
+        .expect("appends and their retries");
+    let made = |revision, position| AppendResult {
+        next_expected_revision: revision,
+        position,
+    };
+    let (of_first, of_second) = (made(1, 1), made(2, 2));
+    assert_eq!(
+        results,
+        [of_first, of_first, of_second, of_first, of_second, of_second]
+    );
+    let log = all_events(&store).await;
+    let ids: Vec<Uuid> = log.iter().map(|e| e.event_id).collect();
+    let sent: Vec<Uuid> = first.iter().chain(&second).map(|e| e.event_id).collect();
+    assert_eq!(ids, sent, "each event once");
+    // Some of the ids just appended, some new, in the same call: refused, nothing written.
+    let mut overlap = second.clone();
+    overlap.extend(events(1));
+    let third = vec![event("Tested", 8)];
+    match store
+        .append_in_order(vec![
+            append(ExpectedRevision::Exact(2), &third),
+            append(ExpectedRevision::Any, &overlap),
+        ])
+        .await
+    {
+        Err(StoreError::PartialIdempotentAppend(refused)) => assert_eq!(refused, s),
+        other => panic!("expected PartialIdempotentAppend, got {other:?}"),
+    }
+    assert_eq!(
+        all_events(&store).await.len(),
+        4,
+        "only the append before it"
+    );
+}
+
 pub async fn appends_in_order_keep_their_order_and_stop_at_the_first_refused<S: EventStore>(
     store: S,
 ) {
@@ -742,6 +797,7 @@ macro_rules! conformance_tests {
             expected_revisions_are_enforced,
             appending_the_same_event_ids_again_is_idempotent,
             appends_in_order_keep_their_order_and_stop_at_the_first_refused,
+            retries_sent_with_the_appends_they_repeat_are_idempotent,
             streams_read_in_both_directions_from_any_revision,
             all_reads_in_commit_order_in_both_directions,
             all_reads_name_each_events_stream,
