@@ -145,12 +145,18 @@ fn position_in_query<'de, D: serde::Deserializer<'de>>(
 }
 
 /// A page's size asked for in a query: at most `i32::MAX`, as the document's `int32` says;
-/// every read clamps it far below that anyway.
+/// every read clamps it far below that anyway. At least 1: a page "of at most 0" would have
+/// to be empty, and one entry given instead would break the word.
 fn page_size_in_query<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<usize>, D::Error> {
     let largest = i32::MAX.unsigned_abs();
     let size = bounded_in_query(deserializer, u64::from(largest), "larger than any page")?;
+    if size == Some(0) {
+        return Err(serde::de::Error::custom(
+            "0 is no page size: ask for 1 or more, or leave `limit` out",
+        ));
+    }
     Ok(size.map(|size| usize::try_from(size).unwrap_or(usize::MAX)))
 }
 
@@ -259,7 +265,7 @@ pub struct ListQuery {
     state: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<Uuid>,
-    #[param(value_type = Option<i32>, minimum = 0)]
+    #[param(value_type = Option<i32>, minimum = 1)]
     #[serde(default, deserialize_with = "page_size_in_query")]
     limit: Option<usize>,
 }
@@ -425,7 +431,7 @@ async fn escrow_totals(
 pub struct AgeQuery {
     min_age_days: Option<i64>,
     /// At most this many, the next page named in `Link`; all of them when absent.
-    #[param(value_type = Option<i32>, minimum = 0)]
+    #[param(value_type = Option<i32>, minimum = 1)]
     #[serde(default, deserialize_with = "page_size_in_query")]
     limit: Option<usize>,
     /// Where the previous page ended, as its `Link` gives it.
@@ -530,7 +536,7 @@ pub struct StatementQuery {
     from: Option<u64>,
     /// At most this many lines, the next page in `next_from` and `Link`; every line when
     /// absent.
-    #[param(value_type = Option<i32>, minimum = 0)]
+    #[param(value_type = Option<i32>, minimum = 1)]
     #[serde(default, deserialize_with = "page_size_in_query")]
     limit: Option<usize>,
 }
@@ -666,7 +672,7 @@ pub struct JournalQuery {
     /// First `$all` position.
     #[serde(default, deserialize_with = "position_in_query")]
     from: Option<u64>,
-    #[param(value_type = Option<i32>, minimum = 0)]
+    #[param(value_type = Option<i32>, minimum = 1)]
     #[serde(default, deserialize_with = "page_size_in_query")]
     limit: Option<usize>,
     /// Only postings made after this instant (RFC 3339), e.g. the end of last month.

@@ -804,8 +804,19 @@ async fn a_querys_positions_and_page_sizes_are_bounded_as_documented() {
             .unwrap_or_else(|| panic!("{path} documents no {name}"))
     };
     let bounds = [
-        ("from", "int64", u64::try_from(i64::MAX).expect("positive")),
-        ("limit", "int32", u64::try_from(i32::MAX).expect("positive")),
+        (
+            "from",
+            "int64",
+            0,
+            u64::try_from(i64::MAX).expect("positive"),
+        ),
+        // A page of at most none would have to be empty: the smallest is 1.
+        (
+            "limit",
+            "int32",
+            1,
+            u64::try_from(i32::MAX).expect("positive"),
+        ),
     ];
     let reads = [
         ("/journal", &["from", "limit"][..]),
@@ -815,26 +826,31 @@ async fn a_querys_positions_and_page_sizes_are_bounded_as_documented() {
     ];
     for (path, names) in reads {
         for name in names {
-            let (_, format, largest) = bounds
+            let (_, format, smallest, largest) = bounds
                 .iter()
-                .find(|(bounded, _, _)| bounded == name)
+                .find(|(bounded, ..)| bounded == name)
                 .expect("a bound");
             let schema = documented(path, name);
             assert_eq!(schema["format"], *format, "{path} {name}: {schema}");
-            assert_eq!(schema["minimum"], 0, "{path} {name}: {schema}");
-            let reply = server
-                .get(&finance, &format!("{path}?{name}={largest}"))
-                .await;
-            assert_eq!(
-                reply.status,
-                StatusCode::OK,
-                "{path} {name}: {}",
-                reply.body
-            );
-            server
-                .get(&finance, &format!("{path}?{name}={}", largest + 1))
-                .await
-                .problem(StatusCode::BAD_REQUEST, "invalid_query");
+            assert_eq!(schema["minimum"], *smallest, "{path} {name}: {schema}");
+            for taken in [smallest, largest] {
+                let reply = server
+                    .get(&finance, &format!("{path}?{name}={taken}"))
+                    .await;
+                assert_eq!(
+                    reply.status,
+                    StatusCode::OK,
+                    "{path} {name}={taken}: {}",
+                    reply.body
+                );
+            }
+            let past = [smallest.checked_sub(1), largest.checked_add(1)];
+            for refused in past.into_iter().flatten() {
+                server
+                    .get(&finance, &format!("{path}?{name}={refused}"))
+                    .await
+                    .problem(StatusCode::BAD_REQUEST, "invalid_query");
+            }
         }
     }
 }
