@@ -61,8 +61,7 @@ pub fn raw_insert_ceiling(
     let recorded_at = Utc::now().timestamp_micros();
     // Hashed as the store's writer hashes stream names: with std's SipHash this map was a few
     // per cent of the ceiling's time, which flattered the pipeline's ratio to it.
-    let mut stream_ids: std::collections::HashMap<&str, i64, foldhash::fast::RandomState> =
-        std::collections::HashMap::default();
+    let mut stream_ids: ledger_projections::rows::FastMap<&str, i64> = Default::default();
     let mut unindexed: Vec<(i64, i64, i64)> = Vec::new();
     // The round being written: entries in key order, how many are written, where it ends.
     let (mut round, mut written, mut ends_at) = (Vec::new(), 0, 0);
