@@ -19,6 +19,7 @@ pub mod problem;
 mod queries;
 mod reports;
 mod shapes;
+mod signals;
 mod starting;
 mod streams;
 
@@ -241,6 +242,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         dev,
         announce,
     } = options;
+    let mut stop_signals = signals::StopSignals::listen();
     let data_dir = store_config.data_dir.clone();
     let keys = token_keys(config.jwt_secret.as_deref(), dev)?;
     let grpc_tls = config.grpc_tls()?;
@@ -278,7 +280,16 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         starting::announce(address, scheme)?;
     }
 
-    let projector = views_up_to_date(&data_dir, &*store, &progress).await?;
+    // A stop while the views catch up ends the start as a kill would (the views are saved
+    // only whole, and a crash-safe log loses nothing), but says so and exits 0.
+    let projector = tokio::select! {
+        projector = views_up_to_date(&data_dir, &*store, &progress) => projector?,
+        () = stop_signals.recv() => {
+            tracing::info!("stopped while starting; the views catch up from their last save next time");
+            starting.stop().await;
+            return Ok(());
+        }
+    };
     let (folded_tx, folded) = watch::channel(projector.checkpoint());
     let projector = Arc::new(Mutex::new(projector));
     let (shutdown_tx, shutdown) = watch::channel(false);
@@ -336,7 +347,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         async move { state.shutting_down().await }
     };
     tokio::spawn(async move {
-        wait_for_signal().await;
+        stop_signals.recv().await;
         tracing::info!("shutting down: no new requests; finishing those in flight");
         let _ = shutdown_tx.send(true);
     });
@@ -444,30 +455,6 @@ fn random_secret() -> String {
     use rand::Rng;
     let bytes: [u8; 32] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-async fn wait_for_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops");
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
 }
 
 /// Folds every new event of `$all` into the views, saving them now and then and on shutdown.

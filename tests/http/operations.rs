@@ -759,11 +759,21 @@ impl Starting {
         );
     }
 
-    fn stop(mut self) {
+    fn stop(self) {
+        self.terminate();
+        self.stopped();
+    }
+
+    fn terminate(&self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        assert!(self.child.wait().expect("exit").success());
+    }
+
+    /// Waits for the service to exit, as it does when it was stopped and not killed.
+    fn stopped(mut self) {
+        let status = self.child.wait().expect("exit");
+        assert!(status.success(), "the service stopped with {status}");
     }
 }
 
@@ -975,6 +985,49 @@ async fn a_client_stuck_halfway_through_a_request_does_not_hold_back_a_stop() {
         silent.join().expect("client"),
         "the stop kept the silent client past 5 s"
     );
+}
+
+/// A stop sent the moment the service says it listens drains it, as any later one does: the
+/// signals are caught from the start, not from a task that might not have run yet (the
+/// service was killed outright, exit 143, in most of such stops).
+#[tokio::test]
+async fn a_stop_sent_as_soon_as_the_service_listens_is_a_clean_stop() {
+    let buyer = user("buyer");
+    let (_dir, data_dir, order) = stopped_with_an_order(&buyer).await;
+    for _ in 0..3 {
+        let mut starting = Starting::spawn(&data_dir);
+        starting.listening();
+        starting.stop();
+    }
+    let mut starting = Starting::spawn(&data_dir);
+    starting.listening();
+    let reply = starting.get(&format!("/orders/{order}"), &buyer).await;
+    assert_eq!(reply.status(), StatusCode::OK);
+    starting.stop();
+}
+
+/// A stop while the views are brought up to date ends the start, as a clean stop; the next
+/// start takes up where the stored views are.
+#[tokio::test]
+async fn a_stop_while_the_service_starts_ends_the_start_cleanly() {
+    let buyer = user("buyer");
+    let (_dir, data_dir, order) = stopped_with_an_order(&buyer).await;
+    // The views cannot be stored while this lock is held: the start waits.
+    let locker = rusqlite::Connection::open(data_dir.join("views.sqlite")).expect("views");
+    locker.execute_batch("BEGIN IMMEDIATE").expect("locked");
+    let starting = Starting::spawn(&data_dir);
+    let reply = starting.get("/readyz", &buyer).await;
+    assert_eq!(reply.status(), StatusCode::SERVICE_UNAVAILABLE);
+    starting.terminate();
+    locker.execute_batch("COMMIT").expect("unlocked");
+    drop(locker);
+    starting.stopped();
+
+    let mut starting = Starting::spawn(&data_dir);
+    starting.listening();
+    let reply = starting.get(&format!("/orders/{order}"), &buyer).await;
+    assert_eq!(reply.status(), StatusCode::OK);
+    starting.stop();
 }
 
 /// Nor does such a client, connected while the views are brought up to date, keep the
