@@ -244,14 +244,16 @@ async fn an_event_no_ledger_writes_is_refused_and_nothing_is_appended() {
     );
     assert_eq!(server.log_head().await, None, "nothing was appended");
 
-    // What a ledger writes is appended, and read like the service's own.
+    // What a ledger writes is appended, and read like the service's own. Placed now: with a
+    // confirmation window already past, the service's timers would expire it meanwhile.
     let placed = uuid::Uuid::new_v4();
+    let at = chrono::Utc::now();
     let placement = json!({
         "order_id": placed, "buyer": id, "seller": uuid::Uuid::new_v4(), "title": "A logo",
         "price": {"amount": "120.00", "currency": "EUR"}, "delivery_days": 5,
-        "commission_rate": "0.20", "confirm_by": "2026-03-05T09:00:00Z",
+        "commission_rate": "0.20", "confirm_by": at + chrono::Duration::days(3),
         "escrow_after": {"amount": "120.00", "currency": "EUR"},
-        "by": {"role": "buyer", "user_id": id}, "at": "2026-03-02T09:00:00Z",
+        "by": {"role": "buyer", "user_id": id}, "at": at,
     });
     appender
         .append_to_stream(
