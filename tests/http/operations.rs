@@ -830,6 +830,23 @@ async fn stopped_with_an_order(buyer: &User) -> (TempDir, std::path::PathBuf, uu
     (dir, data_dir, order)
 }
 
+/// Another process holding the views' database: the views cannot be stored, and a start
+/// waits, until it is dropped or commits.
+fn views_held(data_dir: &std::path::Path) -> rusqlite::Connection {
+    let locker = rusqlite::Connection::open(data_dir.join("views.sqlite")).expect("views");
+    locker.execute_batch("BEGIN IMMEDIATE").expect("locked");
+    locker
+}
+
+/// Starts the service on `data_dir`, reads `order` as its buyer, and stops it.
+async fn serves_the_order(data_dir: &std::path::Path, order: uuid::Uuid, buyer: &User) {
+    let mut starting = Starting::spawn(data_dir);
+    starting.listening();
+    let reply = starting.get(&format!("/orders/{order}"), buyer).await;
+    assert_eq!(reply.status(), StatusCode::OK);
+    starting.stop();
+}
+
 /// Until its views are up to date (a minute on ten million events with none stored) the
 /// service answers on its address: `/healthz` 200 for a liveness probe, `/metrics` with
 /// `ledger_starting` at 1, `/readyz` and every other route 503 "starting"; then the service
@@ -999,11 +1016,7 @@ async fn a_stop_sent_as_soon_as_the_service_listens_is_a_clean_stop() {
         starting.listening();
         starting.stop();
     }
-    let mut starting = Starting::spawn(&data_dir);
-    starting.listening();
-    let reply = starting.get(&format!("/orders/{order}"), &buyer).await;
-    assert_eq!(reply.status(), StatusCode::OK);
-    starting.stop();
+    serves_the_order(&data_dir, order, &buyer).await;
 }
 
 /// A stop while the views are brought up to date ends the start, as a clean stop; the next
@@ -1012,9 +1025,7 @@ async fn a_stop_sent_as_soon_as_the_service_listens_is_a_clean_stop() {
 async fn a_stop_while_the_service_starts_ends_the_start_cleanly() {
     let buyer = user("buyer");
     let (_dir, data_dir, order) = stopped_with_an_order(&buyer).await;
-    // The views cannot be stored while this lock is held: the start waits.
-    let locker = rusqlite::Connection::open(data_dir.join("views.sqlite")).expect("views");
-    locker.execute_batch("BEGIN IMMEDIATE").expect("locked");
+    let locker = views_held(&data_dir);
     let starting = Starting::spawn(&data_dir);
     let reply = starting.get("/readyz", &buyer).await;
     assert_eq!(reply.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -1023,11 +1034,7 @@ async fn a_stop_while_the_service_starts_ends_the_start_cleanly() {
     drop(locker);
     starting.stopped();
 
-    let mut starting = Starting::spawn(&data_dir);
-    starting.listening();
-    let reply = starting.get(&format!("/orders/{order}"), &buyer).await;
-    assert_eq!(reply.status(), StatusCode::OK);
-    starting.stop();
+    serves_the_order(&data_dir, order, &buyer).await;
 }
 
 /// Nor does such a client, connected while the views are brought up to date, keep the
@@ -1036,9 +1043,7 @@ async fn a_stop_while_the_service_starts_ends_the_start_cleanly() {
 async fn a_client_stuck_halfway_through_a_request_does_not_hold_back_a_start() {
     let buyer = user("buyer");
     let (_dir, data_dir, order) = stopped_with_an_order(&buyer).await;
-    // The views cannot be stored while this lock is held: the start waits.
-    let locker = rusqlite::Connection::open(data_dir.join("views.sqlite")).expect("views");
-    locker.execute_batch("BEGIN IMMEDIATE").expect("locked");
+    let locker = views_held(&data_dir);
     let mut starting = Starting::spawn(&data_dir);
     let client = stuck_client(&starting.base);
     let reply = starting.get("/readyz", &buyer).await;
