@@ -765,9 +765,7 @@ impl Starting {
     }
 
     fn terminate(&self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        crate::support::signal(&self.child, "-TERM");
     }
 
     /// Waits for the service to exit, as it does when it was stopped and not killed.

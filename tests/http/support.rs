@@ -345,7 +345,8 @@ impl Drop for Server {
     }
 }
 
-fn signal(child: &Child, signal: &str) {
+/// Sends `signal` (`-TERM`, `-KILL`) to `child`, which must still be there.
+pub fn signal(child: &Child, signal: &str) {
     let status = Command::new("kill")
         .arg(signal)
         .arg(child.id().to_string())
