@@ -7,7 +7,7 @@
 //! derived from one can run side by side (`simulate_concurrently`): the workload of the
 //! benchmarks, deterministic per simulation but not in how they interleave.
 
-use crate::timers::fire_due_timers_into;
+use crate::timers::fire_due_timers_in_order;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ledger_commands::{CommandError, CommandHandler, CommandRequest, Outcome};
 use ledger_domain::*;
@@ -412,7 +412,7 @@ impl Simulation {
     async fn fire_timers(&mut self) -> Result<(), CommandError> {
         let mut changed = Vec::new();
         let fired =
-            fire_due_timers_into(&self.handler, &self.timers, self.clock, &mut changed).await?;
+            fire_due_timers_in_order(&self.handler, &self.timers, self.clock, &mut changed).await?;
         self.report.timers_fired += fired.fired as u64;
         self.report.timers_refused += fired.refused as u64;
         for outcome in &changed {

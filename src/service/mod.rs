@@ -87,6 +87,8 @@ pub struct SharedState {
     idempotency: commands::KeyFingerprints,
     /// The EventStoreDB protocol's open subscriptions, once it serves.
     grpc_subscriptions: std::sync::OnceLock<ledger_store::node::OpenSubscriptions>,
+    /// Runs the timers before their next tick: the dev clock moved past deadlines.
+    timers_wake: tokio::sync::Notify,
 }
 
 impl SharedState {
@@ -308,6 +310,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
         idempotency: commands::KeyFingerprints::default(),
         grpc_subscriptions: std::sync::OnceLock::new(),
+        timers_wake: tokio::sync::Notify::new(),
     }));
 
     let projection = tokio::spawn(project(state.clone(), folded_tx));
@@ -676,15 +679,25 @@ fn lock<T>(mutex: &Mutex<T>) -> anyhow::Result<std::sync::MutexGuard<'_, T>> {
         .map_err(|_| anyhow::anyhow!("a lock was poisoned by a panic"))
 }
 
-/// Every `interval`, sends the system's commands for the deadlines that have passed.
+/// Every `interval`, and whenever the dev clock moves, sends the system's commands for the
+/// deadlines that have passed. A full page of them may have more behind it (a backlog after
+/// downtime): the next page follows at once, read once the views hold what this one appended,
+/// or they would offer the same timers again.
 async fn run_timers(state: AppState, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut more_due = false;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = state.shutting_down() => return,
+        if !more_due {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = state.timers_wake.notified() => {}
+                () = state.shutting_down() => return,
+            }
+        } else if *state.shutdown.borrow() {
+            return;
         }
+        more_due = false;
         let now = state.clock.now();
         let due = match state.views(|v| v.timers.due(now, TIMERS_PER_TICK_MAX)) {
             Ok(due) => due,
@@ -696,7 +709,9 @@ async fn run_timers(state: AppState, interval: Duration) {
         if due.is_empty() {
             continue;
         }
-        match fire_timers(&state.handler, due, now, &mut Vec::new()).await {
+        let page_was_full = due.len() >= TIMERS_PER_TICK_MAX;
+        let mut changed = Vec::new();
+        match fire_timers(&state.handler, due, now, &mut changed).await {
             // Fields of their own, so that a JSON log can be summed and filtered on them.
             Ok(report) => tracing::info!(
                 fired = report.fired,
@@ -706,6 +721,10 @@ async fn run_timers(state: AppState, interval: Duration) {
                 "timers fired"
             ),
             Err(error) => tracing::error!(%error, "firing timers"),
+        }
+        // Only after progress: a page that changed nothing would come back unchanged.
+        if let Some(last) = changed.iter().map(|outcome| outcome.position).max() {
+            more_due = page_was_full && state.views_reach(last).await;
         }
     }
 }

@@ -260,7 +260,8 @@ async fn get_clock(State(state): State<AppState>, _caller: Principal) -> Json<Cl
     })
 }
 
-/// `--dev` only: moves the service's clock forward, for lateness, auto-close and review windows.
+/// `--dev` only: moves the service's clock forward, for lateness, auto-close and review windows;
+/// the deadlines it passes are acted on at once, not at the timers' next tick.
 #[utoipa::path(post, path = "/dev/clock", tag = "development", request_body = ClockBody,
     responses((status = 200, body = ClockBody), (status = "4XX", response = super::problem::Problem)))]
 async fn set_clock(
@@ -272,5 +273,6 @@ async fn set_clock(
         .clock
         .advance_to(body.now)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))?;
+    state.timers_wake.notify_one();
     Ok(Json(ClockBody { now }))
 }

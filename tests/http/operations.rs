@@ -2,6 +2,7 @@
 
 use crate::eventstoredb;
 use crate::support::{printed, user, Server, User, SECRET};
+use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::process::Command;
@@ -298,6 +299,59 @@ async fn without_dev_the_clock_route_does_not_exist() {
         .await
         .ok();
     assert!(document["paths"].get("/dev/clock").is_none());
+}
+
+/// Downtime can leave more deadlines passed than the timers take in one page. Every one is
+/// acted on at once, not a page a tick, and moving the dev clock acts on them without waiting
+/// for the tick: here the next is an hour away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_passed_by_more_than_a_page_of_timers_are_all_acted_on_at_once() {
+    let an_hour = [("LEDGER_TIMER_INTERVAL_MS", "3600000")];
+    let server = Server::start_with_env(TempDir::new().expect("temp dir"), &["--dev"], &an_hour);
+    let (buyer, seller, mediator) = (user("buyer"), user("seller"), user("mediator"));
+    let orders = order_ledger::timers::TIMERS_PER_TICK_MAX + 200;
+    let placed: Vec<uuid::Uuid> = futures::stream::iter(0..orders)
+        .map(|_| server.place(&buyer, &seller, "10.00"))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert_eq!(
+        count_in_state(&server, &mediator, seller.id, "Placed").await,
+        orders
+    );
+
+    server
+        .advance(server.now().await + chrono::Duration::days(30))
+        .await;
+    let mut cancelled = 0;
+    for _ in 0..600 {
+        cancelled = count_in_state(&server, &mediator, seller.id, "Cancelled").await;
+        if cancelled == orders {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(cancelled, orders, "orders expired of {orders} placed");
+    let last = placed.last().expect("orders were placed");
+    let summary = server.order(&mediator, *last).await;
+    assert_eq!(summary["status"], json!("Cancelled"), "{summary}");
+    assert_eq!(summary["refunded"], summary["price"], "{summary}");
+}
+
+/// How many of `seller`'s orders are in `state`, over every page.
+async fn count_in_state(server: &Server, who: &User, seller: uuid::Uuid, state: &str) -> usize {
+    let mut path = format!("/orders?seller={seller}&state={state}&limit=500");
+    let mut count = 0;
+    loop {
+        let page = server.get(who, &path).await.ok();
+        count += page["orders"].as_array().map_or(0, Vec::len);
+        match page["next_cursor"].as_str() {
+            Some(cursor) => {
+                path = format!("/orders?seller={seller}&state={state}&limit=500&cursor={cursor}")
+            }
+            None => return count,
+        }
+    }
 }
 
 #[tokio::test]

@@ -127,6 +127,11 @@ impl Server {
 
     /// Starts the binary with these flags besides the address and data directory.
     pub fn start_with(dir: TempDir, flags: &[&str]) -> Server {
+        Server::start_with_env(dir, flags, &[])
+    }
+
+    /// As `start_with`, with these variables set too (they win over the tests' defaults).
+    pub fn start_with_env(dir: TempDir, flags: &[&str], env: &[(&str, &str)]) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -140,6 +145,7 @@ impl Server {
             .env("LEDGER_JWT_SECRET", SECRET)
             .env("LEDGER_TIMER_INTERVAL_MS", "50")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .current_dir(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
