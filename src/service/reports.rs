@@ -106,7 +106,6 @@ fn csv_failed(error: csv::Error) -> ApiError {
     ApiError::internal(format!("writing CSV: {error}"))
 }
 
-/// Instants as in the JSON reads (RFC 3339, UTC).
 /// The path of a next page: `path` with `&name=value` for each parameter that was given, so
 /// that the page after reads the same list.
 pub fn with_parameters<'a>(
@@ -121,6 +120,7 @@ pub fn with_parameters<'a>(
     path
 }
 
+/// Instants as in the JSON reads (RFC 3339, UTC).
 pub fn instant(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
