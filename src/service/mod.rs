@@ -286,7 +286,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     // only whole, and a crash-safe log loses nothing), but says so and exits 0.
     let projector = tokio::select! {
         projector = views_up_to_date(&data_dir, &*store, &progress) => projector?,
-        () = stop_signals.recv() => {
+        _ = stop_signals.recv() => {
             tracing::info!("stopped while starting; the views catch up from their last save next time");
             starting.stop().await;
             return Ok(());
@@ -351,8 +351,17 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     };
     tokio::spawn(async move {
         stop_signals.recv().await;
-        tracing::info!("shutting down: no new requests; finishing those in flight");
+        tracing::info!(
+            "shutting down: no new requests; finishing those in flight (a second stop signal ends the process at once)"
+        );
         let _ = shutdown_tx.send(true);
+        // Whoever sends a second one would rather not wait for the drain's bounds (up to
+        // ~15 s) and the views' save: both are safe to skip, the log is crash-safe.
+        let second = stop_signals.recv().await;
+        tracing::warn!(
+            "a second stop signal: exiting now; requests in flight go unanswered and the views unsaved (the log holds every acknowledged event)"
+        );
+        std::process::exit(second.exit_code());
     });
     http::serve(listener, app, https, graceful, HTTP_DRAIN).await;
 

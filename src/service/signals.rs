@@ -3,6 +3,23 @@
 //! saving the views. A listener installed by a task spawned at the end of the start missed
 //! a stop sent just after `listening on` (exit 143 under load).
 
+/// Which stop signal came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum StopSignal {
+    Interrupt,
+    Terminate,
+}
+
+impl StopSignal {
+    /// What a shell reports for a process this signal ended: 128 and its number.
+    pub(super) fn exit_code(self) -> i32 {
+        match self {
+            StopSignal::Interrupt => 130,
+            StopSignal::Terminate => 143,
+        }
+    }
+}
+
 /// The stop signals, each caught from its creation on, also while nothing waits for it.
 pub(super) struct StopSignals {
     #[cfg(unix)]
@@ -34,8 +51,8 @@ impl StopSignals {
         StopSignals {}
     }
 
-    /// Waits for the first stop signal (including one that came before this call).
-    pub(super) async fn recv(&mut self) {
+    /// Waits for the next stop signal (including one that came before this call).
+    pub(super) async fn recv(&mut self) -> StopSignal {
         #[cfg(unix)]
         {
             async fn next(listener: &mut Option<tokio::signal::unix::Signal>) {
@@ -47,13 +64,14 @@ impl StopSignals {
                 }
             }
             tokio::select! {
-                () = next(&mut self.interrupt) => {}
-                () = next(&mut self.terminate) => {}
+                () = next(&mut self.interrupt) => StopSignal::Interrupt,
+                () = next(&mut self.terminate) => StopSignal::Terminate,
             }
         }
         #[cfg(not(unix))]
         {
             let _ = tokio::signal::ctrl_c().await;
+            StopSignal::Interrupt
         }
     }
 }

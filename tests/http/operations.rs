@@ -1,7 +1,7 @@
 //! What operators see: metrics, tokens from the CLI, the dev-only clock, start-up errors.
 
 use crate::eventstoredb;
-use crate::support::{printed, user, Server, User, SECRET};
+use crate::support::{log_of, log_when, printed, user, Server, User, SECRET};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -1054,6 +1054,31 @@ async fn a_client_stuck_halfway_through_a_request_does_not_hold_back_a_stop() {
         silent.join().expect("client"),
         "the stop kept the silent client past 5 s"
     );
+}
+
+/// A second stop signal ends the process at once, as an impatient operator's second Ctrl-C
+/// asks: here the first stop waits on the views' save, which another process holds up. The
+/// log loses nothing; the next start serves the order.
+#[tokio::test]
+async fn a_second_stop_signal_ends_the_stop_at_once() {
+    let buyer = user("buyer");
+    let server = Server::start();
+    let order = server.place(&buyer, &user("seller"), "10.00").await;
+    let data_dir = server.dir.path().join("data");
+    let locker = views_held(&data_dir);
+    server.signal("-TERM");
+    let log = log_when(server.dir.path(), |log| log.contains("shutting down")).await;
+    assert!(log.contains("shutting down"), "{log}");
+    server.signal("-INT");
+    let (status, dir) = server.wait();
+    assert_eq!(status.code(), Some(130), "{}", log_of(dir.path()));
+    assert!(
+        log_of(dir.path()).contains("a second stop signal: exiting now"),
+        "{}",
+        log_of(dir.path())
+    );
+    drop(locker);
+    serves_the_order(&dir.path().join("data"), order, &buyer).await;
 }
 
 /// A stop sent the moment the service says it listens drains it, as any later one does: the

@@ -199,6 +199,18 @@ impl Server {
         self.take_dir()
     }
 
+    /// Sends `signal` (`-TERM`, `-INT`) and leaves the service to it.
+    pub fn signal(&self, signal_name: &str) {
+        signal(self.child.as_ref().expect("running"), signal_name);
+    }
+
+    /// Waits for the service to end on its own; gives back how, and the data directory.
+    pub fn wait(mut self) -> (std::process::ExitStatus, TempDir) {
+        let mut child = self.child.take().expect("running");
+        let status = child.wait().expect("wait");
+        (status, self.take_dir())
+    }
+
     /// SIGKILL: no chance to save anything.
     pub fn kill(mut self) -> TempDir {
         let mut child = self.child.take().expect("running");
