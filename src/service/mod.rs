@@ -733,7 +733,11 @@ async fn run_timers(state: AppState, interval: Duration) {
         }
         // Only after progress: a page that changed nothing would come back unchanged.
         if let Some(last) = changed.iter().map(|outcome| outcome.position).max() {
-            more_due = page_was_full && state.views_reach(last).await;
+            more_due = page_was_full
+                && tokio::select! {
+                    reached = state.views_reach(last) => reached,
+                    () = state.shutting_down() => false,
+                };
         }
     }
 }
