@@ -72,26 +72,13 @@ pub async fn history(
     cutoff: Cutoff,
 ) -> Result<History, HistoryError> {
     let recorded = read_whole_stream(store, &stream_for(order)).await?;
-    let Some(last) = recorded.last().map(|r| r.revision) else {
+    if recorded.is_empty() {
         return Err(HistoryError::UnknownOrder(order));
-    };
-    if let Cutoff::Revision(asked) = cutoff {
-        if asked > last {
-            return Err(HistoryError::RevisionNotReached { order, asked, last });
-        }
     }
-    let mut entries = Vec::new();
+    let mut entries = Vec::with_capacity(recorded.len());
     let mut state = OrderState::new();
     for recorded in recorded {
         let (event, metadata) = decode(&recorded)?;
-        let within = match cutoff {
-            Cutoff::Now => true,
-            Cutoff::At(instant) => event.at() <= instant,
-            Cutoff::Revision(revision) => recorded.revision <= revision,
-        };
-        if !within {
-            break;
-        }
         state = evolve(state, &event);
         entries.push(Entry {
             revision: recorded.revision,
@@ -106,11 +93,39 @@ pub async fn history(
             event,
         });
     }
-    Ok(History {
+    History {
         order,
         entries,
         state,
-    })
+    }
+    .up_to(cutoff)
+}
+
+impl History {
+    /// The history as it stood at `cutoff`: its first entries, and the order as they leave
+    /// it. Folds the entries' events again, which costs far less than reading the stream.
+    pub fn up_to(mut self, cutoff: Cutoff) -> Result<History, HistoryError> {
+        let last = self.entries.last().map_or(0, |entry| entry.revision);
+        let kept = match cutoff {
+            Cutoff::Now => return Ok(self),
+            Cutoff::Revision(asked) if asked > last => {
+                return Err(HistoryError::RevisionNotReached {
+                    order: self.order,
+                    asked,
+                    last,
+                })
+            }
+            Cutoff::Revision(asked) => self.entries.partition_point(|e| e.revision <= asked),
+            // Up to the first event after it, as the order went (the ledger dates no event
+            // before its order's last, but a stream written elsewhere might).
+            Cutoff::At(instant) => self.entries.iter().take_while(|e| e.at <= instant).count(),
+        };
+        self.entries.truncate(kept);
+        self.state = self.entries.iter().fold(OrderState::new(), |state, entry| {
+            evolve(state, &entry.event)
+        });
+        Ok(self)
+    }
 }
 
 fn money_effect(event: &Event) -> Option<String> {

@@ -105,6 +105,7 @@ pub struct HistoryQuery {
     #[serde(default, deserialize_with = "instant_in_query")]
     at: Option<DateTime<Utc>>,
     /// The order as it stood at this revision of its stream.
+    #[serde(default, deserialize_with = "revision_in_query")]
     revision: Option<u64>,
 }
 
@@ -160,20 +161,34 @@ fn page_size_in_query<'de, D: serde::Deserializer<'de>>(
     Ok(size.map(|size| usize::try_from(size).unwrap_or(usize::MAX)))
 }
 
+/// A revision of an order's stream, which positions bound.
+fn revision_in_query<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    let largest = i64::MAX.unsigned_abs();
+    bounded_in_query(deserializer, largest, "past any revision of a stream")
+}
+
 /// What a generated client checks against a documented format, the service takes, and
-/// nothing past it.
+/// nothing past it. Read as text, so that `-1` or `ten` is answered with what was sent and
+/// what is wanted, not "invalid digit found in string".
 fn bounded_in_query<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
     largest: u64,
     past_it: &str,
 ) -> Result<Option<u64>, D::Error> {
-    let number = u64::deserialize(deserializer)?;
-    if number > largest {
-        return Err(serde::de::Error::custom(format!(
-            "{number} is {past_it} (at most {largest})"
-        )));
+    let text = String::deserialize(deserializer)?;
+    let shown: String = text.chars().take(40).collect();
+    let digits_only = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    match text.parse::<u64>() {
+        Ok(number) if number <= largest => Ok(Some(number)),
+        _ if digits_only => Err(serde::de::Error::custom(format!(
+            "{shown} is {past_it} (at most {largest})"
+        ))),
+        _ => Err(serde::de::Error::custom(format!(
+            "`{shown}` is not a whole number (digits only, at most {largest})"
+        ))),
     }
-    Ok(Some(number))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -223,12 +238,7 @@ async fn order_history(
         Cutoff::At(at) => at.min(state.clock.now()),
         _ => state.clock.now(),
     };
-    let cut = match cutoff {
-        Cutoff::Now => whole,
-        other => history(&*state.store, OrderId(id), other)
-            .await
-            .map_err(history_error)?,
-    };
+    let cut = whole.up_to(cutoff).map_err(history_error)?;
     Ok(Json(HistoryResponse {
         order_id: id,
         order: cut.state.order().map(|o| OrderSummary::of(o, now)),

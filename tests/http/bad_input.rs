@@ -486,6 +486,47 @@ async fn a_parameter_a_read_does_not_take_is_refused_by_name() {
     }
 }
 
+/// A number in a query that is not one is answered with the parameter, what was sent and
+/// what is wanted, for every read that takes a number.
+#[tokio::test]
+async fn a_query_number_that_is_not_one_is_answered_with_what_was_sent() {
+    let server = Server::start();
+    let (buyer, seller, mediator, finance) = (
+        user("buyer"),
+        user("seller"),
+        user("mediator"),
+        user("finance"),
+    );
+    let order = server.place(&buyer, &seller, "100.00").await;
+    let reads = [
+        (&mediator, format!("/orders/{order}/history"), "revision"),
+        (&finance, "/orders".to_owned(), "limit"),
+        (&finance, "/journal".to_owned(), "from"),
+        (&finance, "/journal".to_owned(), "limit"),
+        (&finance, format!("/wallets/{}", buyer.id), "from"),
+        (&finance, "/escrow/orders".to_owned(), "limit"),
+    ];
+    for (who, path, name) in reads {
+        for sent in ["-1", "ten", "1.5"] {
+            let reply = server.get(who, &format!("{path}?{name}={sent}")).await;
+            reply.problem(StatusCode::BAD_REQUEST, "invalid_query");
+            let detail = reply.body["detail"].as_str().unwrap_or_default();
+            assert!(
+                detail.contains(&format!("{name}: `{sent}` is not a whole number")),
+                "{path}?{name}={sent}: {detail}"
+            );
+        }
+        let too_large = "99999999999999999999999";
+        let reply = server.get(who, &format!("{path}?{name}={too_large}")).await;
+        reply.problem(StatusCode::BAD_REQUEST, "invalid_query");
+        let detail = reply.body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(&format!("{name}: {too_large} is ")) && detail.contains("at most"),
+            "{path}?{name}={too_large}: {detail}"
+        );
+    }
+}
+
 /// A command's input is its body: a query string is refused and nothing appended, lest
 /// `refunds?dry_run=true` be taken for an option and refund for real.
 #[tokio::test]
