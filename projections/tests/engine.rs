@@ -667,7 +667,16 @@ async fn a_rebuild_schedules_the_same_timers_as_an_incremental_fold() {
     folded_incrementally(&mut projector, &store).await;
     let later = t0() + Duration::days(60);
     let incremental = projector.views().timers.due(later, 100);
-    let rebuilt = rebuilt_from_zero(&store).await.timers.due(later, 100);
+    let rebuilt_views = rebuilt_from_zero(&store).await;
+    let rebuilt = rebuilt_views.timers.due(later, 100);
+    // The unconfirmed order's expiry and the delivered one's auto-close; the closed has none.
+    assert_eq!(rebuilt_views.timers.due_count(later), 2);
+    assert_eq!(rebuilt.len(), 2);
+    assert_eq!(
+        rebuilt_views.timers.due_count(t0()),
+        0,
+        "none is due at the start"
+    );
     let orders: Vec<OrderId> = rebuilt.iter().map(|t| t.order).collect();
     assert_eq!(
         orders,

@@ -722,13 +722,16 @@ async fn run_timers(state: AppState, interval: Duration) {
         let mut changed = Vec::new();
         match fire_timers(&state.handler, due, now, &mut changed).await {
             // Fields of their own, so that a JSON log can be summed and filtered on them.
-            Ok(report) => tracing::info!(
-                fired = report.fired,
-                already_fired = report.already_fired,
-                moved_on = report.moved_on,
-                refused = report.refused,
-                "timers fired"
-            ),
+            Ok(report) => {
+                ops::count_timers(&report);
+                tracing::info!(
+                    fired = report.fired,
+                    already_fired = report.already_fired,
+                    moved_on = report.moved_on,
+                    refused = report.refused,
+                    "timers fired"
+                )
+            }
             Err(error) => tracing::error!(%error, "firing timers"),
         }
         // Only after progress: a page that changed nothing would come back unchanged.

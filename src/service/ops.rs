@@ -3,6 +3,7 @@
 use super::auth::Principal;
 use super::problem::{ApiError, FailureCause, JsonBody};
 use super::AppState;
+use crate::timers::TimerReport;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
@@ -77,6 +78,14 @@ fn describe_metrics() {
     metrics::describe_gauge!(
         "ledger_projection_lag_events",
         "Events in the log that the views have not folded yet"
+    );
+    metrics::describe_gauge!(
+        "ledger_timers_due",
+        "Deadlines passed that the timers have not acted on yet: a backlog after downtime, or, if it stays, a timer whose command keeps being refused"
+    );
+    metrics::describe_counter!(
+        "ledger_timers_total",
+        "Timers the service fired, by outcome: fired (the order changed), already_fired (found in the log), moved_on (the order had moved on), refused (logged, tried again)"
     );
     metrics::describe_gauge!(
         "ledger_subscribers",
@@ -222,12 +231,29 @@ async fn prometheus_metrics(State(state): State<AppState>) -> Response {
     metrics::counter!("ledger_conflicts_retried_total").absolute(state.handler.conflicts_retried());
     metrics::counter!("ledger_order_loads_total").absolute(state.handler.orders_loaded());
     metrics::gauge!("ledger_starting").set(0.0);
+    let now = state.clock.now();
+    if let Ok(due) = state.views(|v| v.timers.due_count(now)) {
+        metrics::gauge!("ledger_timers_due").set(due as f64);
+    }
+    count_timers(&TimerReport::default());
     // Listed from the start, not only once someone subscribed.
     metrics::gauge!("ledger_subscribers", "protocol" => "sse").increment(0.0);
     if let Some(grpc) = state.grpc_subscriptions.get() {
         metrics::gauge!("ledger_subscribers", "protocol" => "grpc").set(grpc.open() as f64);
     }
     prometheus_text(state.metrics.as_ref())
+}
+
+/// Adds a tick's timers to `ledger_timers_total`, by what became of each.
+pub(super) fn count_timers(report: &TimerReport) {
+    for (outcome, count) in [
+        ("fired", report.fired),
+        ("already_fired", report.already_fired),
+        ("moved_on", report.moved_on),
+        ("refused", report.refused),
+    ] {
+        metrics::counter!("ledger_timers_total", "outcome" => outcome).increment(count as u64);
+    }
 }
 
 /// What the recorder holds, in Prometheus's text format; empty when metrics are off.

@@ -338,6 +338,40 @@ async fn deadlines_passed_by_more_than_a_page_of_timers_are_all_acted_on_at_once
     assert_eq!(summary["refunded"], summary["price"], "{summary}");
 }
 
+/// An operator sees the timers' work: the deadlines passed and not yet acted on (a backlog,
+/// or, if it stays, a timer whose command keeps being refused), and what became of each
+/// timer fired.
+#[tokio::test]
+async fn metrics_count_the_timers_due_and_what_became_of_those_fired() {
+    let an_hour = [("LEDGER_TIMER_INTERVAL_MS", "3600000")];
+    let server = Server::start_with_env(TempDir::new().expect("temp dir"), &["--dev"], &an_hour);
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    for _ in 0..3 {
+        server.place(&buyer, &seller, "10.00").await;
+    }
+    let fired = |text: &str| metric(text, "ledger_timers_total{outcome=\"fired\"}");
+    let text = metrics(&server).await;
+    // Three deadlines pending, none passed.
+    assert_eq!(metric(&text, "ledger_timers_due"), Some(0.0), "{text}");
+    assert_eq!(fired(&text), Some(0.0), "{text}");
+
+    server
+        .advance(server.now().await + chrono::Duration::days(30))
+        .await;
+    let mut text = metrics(&server).await;
+    for _ in 0..200 {
+        if fired(&text) == Some(3.0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        text = metrics(&server).await;
+    }
+    assert_eq!(fired(&text), Some(3.0), "{text}");
+    assert_eq!(metric(&text, "ledger_timers_due"), Some(0.0), "{text}");
+    let refused = metric(&text, "ledger_timers_total{outcome=\"refused\"}");
+    assert_eq!(refused, Some(0.0), "{text}");
+}
+
 /// How many of `seller`'s orders are in `state`, over every page.
 async fn count_in_state(server: &Server, who: &User, seller: uuid::Uuid, state: &str) -> usize {
     let mut path = format!("/orders?seller={seller}&state={state}&limit=500");

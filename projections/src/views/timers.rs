@@ -96,6 +96,15 @@ impl TimerView {
             .collect()
     }
 
+    /// How many timers are due at `now`: more than a page of them is a backlog, and one
+    /// that stays is a timer whose command keeps being refused.
+    pub fn due_count(&self, now: DateTime<Utc>) -> usize {
+        self.schedule
+            .iter()
+            .take_while(|(due_at, _)| *due_at <= now)
+            .count()
+    }
+
     pub fn timer(&self, order: OrderId) -> Option<DueTimer> {
         self.timers.get(&order).copied()
     }
