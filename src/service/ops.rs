@@ -235,8 +235,8 @@ async fn prometheus_metrics(State(state): State<AppState>) -> Response {
     if let Ok(due) = state.views(|v| v.timers.due_count(now)) {
         metrics::gauge!("ledger_timers_due").set(due as f64);
     }
+    // Listed from the start, not only once a timer fired or someone subscribed.
     count_timers(&TimerReport::default());
-    // Listed from the start, not only once someone subscribed.
     metrics::gauge!("ledger_subscribers", "protocol" => "sse").increment(0.0);
     if let Some(grpc) = state.grpc_subscriptions.get() {
         metrics::gauge!("ledger_subscribers", "protocol" => "grpc").set(grpc.open() as f64);
