@@ -372,6 +372,35 @@ async fn metrics_count_the_timers_due_and_what_became_of_those_fired() {
     assert_eq!(refused, Some(0.0), "{text}");
 }
 
+/// The alerting rules shipped in docs/alerts.yml name only metrics the service serves: a
+/// rule on a renamed metric would never fire, and say nothing.
+#[tokio::test]
+async fn the_alert_rules_name_only_metrics_the_service_serves() {
+    let server = Server::start();
+    // Commands and appends are listed once one happened.
+    server.place(&user("buyer"), &user("seller"), "10.00").await;
+    let text = metrics(&server).await;
+    let rules_path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/alerts.yml");
+    let rules = std::fs::read_to_string(rules_path).expect("docs/alerts.yml");
+    let named: std::collections::BTreeSet<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("ledger_"))
+        .collect();
+    assert!(named.len() >= 5, "rules name {named:?}");
+    for name in named {
+        let served = text
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .any(|line| {
+                line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+            });
+        assert!(
+            served,
+            "{name} is in docs/alerts.yml but not in /metrics:\n{text}"
+        );
+    }
+}
+
 /// How many of `seller`'s orders are in `state`, over every page.
 async fn count_in_state(server: &Server, who: &User, seller: uuid::Uuid, state: &str) -> usize {
     let mut path = format!("/orders?seller={seller}&state={state}&limit=500");
