@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 /// Every order id of the list at `path`, following `Link: <…>; rel="next"` page after page
 /// and checking that `next_cursor` names the same page.
-async fn follow(server: &Server, who: &User, path: &str) -> (Vec<String>, usize) {
+pub async fn follow(server: &Server, who: &User, path: &str) -> (Vec<String>, usize) {
     let (mut ids, mut pages) = (Vec::new(), 0);
     let mut next = Some(path.to_owned());
     while let Some(path) = next {
