@@ -13,8 +13,46 @@ use ledger_domain::{Actor, Command, Rejection};
 use ledger_projections::{DueTimer, TimerKind, TimerView};
 use uuid::Uuid;
 
-/// Most timers fired in one tick; the rest wait for the next.
+/// Most timers read from the views and fired at once; a full page is followed by the next.
 pub const TIMERS_PER_TICK_MAX: usize = 1_000;
+
+/// A tick's way through the due timers a page at a time. Each page starts after the last
+/// timer of the one before, not at the earliest deadline again: a full page of timers that
+/// are refused at every tick would otherwise hide every deadline behind it.
+#[derive(Debug)]
+pub struct TimerPages {
+    page_size: usize,
+    after: Option<DueTimer>,
+}
+
+impl TimerPages {
+    pub fn new(page_size: usize) -> TimerPages {
+        TimerPages {
+            page_size: page_size.max(1),
+            after: None,
+        }
+    }
+
+    /// The next page of timers due at `now`.
+    pub fn next_page(&mut self, timers: &TimerView, now: DateTime<Utc>) -> Vec<DueTimer> {
+        let page = timers.due_after(now, self.after.as_ref(), self.page_size);
+        self.after = match page.len() >= self.page_size {
+            true => page.last().copied(),
+            false => None,
+        };
+        page
+    }
+
+    /// Whether the last page was full, so that more may be due after it.
+    pub fn more(&self) -> bool {
+        self.after.is_some()
+    }
+
+    /// The next page starts at the earliest deadline again.
+    pub fn restart(&mut self) {
+        self.after = None;
+    }
+}
 
 /// Namespace of timer command ids (a fixed random UUID: changing it would re-fire old timers).
 const TIMER_NAMESPACE: Uuid = Uuid::from_u128(0x6c65_6467_6572_2d74_696d_6572_7300_0001);

@@ -23,7 +23,7 @@ mod signals;
 mod starting;
 mod streams;
 
-use crate::timers::{fire_timers, TIMERS_PER_TICK_MAX};
+use crate::timers::{fire_timers, TimerPages, TIMERS_PER_TICK_MAX};
 use anyhow::Context;
 use auth::{ApiRole, TokenKeys};
 use clock::Clock;
@@ -695,9 +695,9 @@ fn lock<T>(mutex: &Mutex<T>) -> anyhow::Result<std::sync::MutexGuard<'_, T>> {
 async fn run_timers(state: AppState, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut more_due = false;
+    let mut pages = TimerPages::new(TIMERS_PER_TICK_MAX);
     loop {
-        if !more_due {
+        if !pages.more() {
             tokio::select! {
                 _ = tick.tick() => {}
                 () = state.timers_wake.notified() => {}
@@ -706,19 +706,18 @@ async fn run_timers(state: AppState, interval: Duration) {
         } else if *state.shutdown.borrow() {
             return;
         }
-        more_due = false;
         let now = state.clock.now();
-        let due = match state.views(|v| v.timers.due(now, TIMERS_PER_TICK_MAX)) {
+        let due = match state.views(|v| pages.next_page(&v.timers, now)) {
             Ok(due) => due,
             Err(error) => {
                 tracing::error!(detail = %error.detail, "reading the due timers");
+                pages.restart();
                 continue;
             }
         };
         if due.is_empty() {
             continue;
         }
-        let page_was_full = due.len() >= TIMERS_PER_TICK_MAX;
         let mut changed = Vec::new();
         match fire_timers(&state.handler, due, now, &mut changed).await {
             // Fields of their own, so that a JSON log can be summed and filtered on them.
@@ -732,15 +731,21 @@ async fn run_timers(state: AppState, interval: Duration) {
                     "timers fired"
                 )
             }
-            Err(error) => tracing::error!(%error, "firing timers"),
+            Err(error) => {
+                tracing::error!(%error, "firing timers");
+                pages.restart();
+            }
         }
-        // Only after progress: a page that changed nothing would come back unchanged.
-        if let Some(last) = changed.iter().map(|outcome| outcome.position).max() {
-            more_due = page_was_full
-                && tokio::select! {
-                    reached = state.views_reach(last) => reached,
-                    () = state.shutting_down() => false,
-                };
+        // The next page follows at once, once the views hold this one's changes: they keep
+        // up with a backlog rather than fall behind it.
+        if let (true, Some(last)) = (
+            pages.more(),
+            changed.iter().map(|outcome| outcome.position).max(),
+        ) {
+            tokio::select! {
+                _ = state.views_reach(last) => {}
+                () = state.shutting_down() => return,
+            }
         }
     }
 }

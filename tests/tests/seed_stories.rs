@@ -6,7 +6,7 @@ use ledger_commands::{CommandError, CommandHandler, CommandRequest, Outcome};
 use ledger_domain::*;
 use ledger_projections::{Account, DueTimer, Projector, TimerKind, TimerView, Views};
 use ledger_store::{AllFrom, Direction, EventStore, SqliteStore};
-use order_ledger::timers::{fire_due_timers, fire_timers, TimerReport};
+use order_ledger::timers::{fire_due_timers, fire_timers, TimerPages, TimerReport};
 
 use std::sync::Arc;
 use uuid::Uuid;
@@ -94,14 +94,13 @@ impl Ledger {
             .len()
     }
 
-    /// Places an order for 200.00 EUR, 5 days, confirmed an hour later (due at day 5, 1h).
-    async fn confirmed_order(&self) -> OrderId {
-        let order = OrderId(Uuid::new_v4());
+    /// Places `order` for 200.00 EUR, 5 days, at `when`.
+    async fn place(&self, order: OrderId, when: DateTime<Utc>) {
         self.ok(
             order,
             Command::Place {
                 by: buyer(),
-                at: t0(),
+                at: when,
                 order_id: order,
                 seller: SELLER,
                 title: "A logo".into(),
@@ -110,6 +109,12 @@ impl Ledger {
             },
         )
         .await;
+    }
+
+    /// Places an order for 200.00 EUR, 5 days, confirmed an hour later (due at day 5, 1h).
+    async fn confirmed_order(&self) -> OrderId {
+        let order = OrderId(Uuid::new_v4());
+        self.place(order, t0()).await;
         self.ok(
             order,
             Command::Confirm {
@@ -278,6 +283,54 @@ async fn a_timer_refused_for_a_reason_of_its_own_does_not_hold_back_the_others()
     let views = ledger.views().await;
     let summary = views.orders.summary(order, deadline).expect("order");
     assert_eq!(summary.status, Status::Closed);
+}
+
+#[tokio::test]
+async fn timers_refused_at_every_tick_do_not_hide_the_deadlines_behind_them() {
+    // The views of one log, acted on in another that holds only the last order: every
+    // timer before it is refused there (its order is unknown), tick after tick.
+    let mut seen = Ledger::new();
+    let mut acting = Ledger::new();
+    let refused_first = 25;
+    for n in 0..refused_first {
+        seen.place(OrderId(Uuid::from_u128(0x5700 + n)), t0()).await;
+    }
+    let order = OrderId(Uuid::new_v4());
+    seen.place(order, at(0, 1)).await;
+    acting.place(order, at(0, 1)).await;
+    let timers = seen.timers().await;
+    let now = at(10, 0);
+    let mut pages = TimerPages::new(10);
+    let mut tick = TimerReport::default();
+    // Three pages hold them all; a way through that went back to the start would not end.
+    for _ in 0..10 {
+        let page = pages.next_page(&timers, now);
+        let report = fire_timers(&acting.handler, page, now, &mut Vec::new())
+            .await
+            .expect("the store answers");
+        tick.fired += report.fired;
+        tick.refused += report.refused;
+        tick.moved_on += report.moved_on;
+        tick.already_fired += report.already_fired;
+        if !pages.more() {
+            break;
+        }
+    }
+    assert_eq!(
+        tick,
+        TimerReport {
+            fired: 1,
+            refused: refused_first as usize,
+            ..TimerReport::default()
+        }
+    );
+    let summary = acting
+        .views()
+        .await
+        .orders
+        .summary(order, now)
+        .expect("order");
+    assert_eq!(summary.status, Status::Cancelled, "the order expired");
 }
 
 #[tokio::test]

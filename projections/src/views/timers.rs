@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use ledger_domain::{Event, OrderId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::ops::Bound;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -88,8 +89,23 @@ impl TimerView {
 
     /// Timers due at `now` or before, earliest first, at most `limit`.
     pub fn due(&self, now: DateTime<Utc>, limit: usize) -> Vec<DueTimer> {
+        self.due_after(now, None, limit)
+    }
+
+    /// As `due`, from the timer after `after` on: the next page of a backlog, which a page
+    /// of timers refused again and again would otherwise hide.
+    pub fn due_after(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&DueTimer>,
+        limit: usize,
+    ) -> Vec<DueTimer> {
+        let from = match after {
+            Some(timer) => Bound::Excluded((timer.due_at, timer.order)),
+            None => Bound::Unbounded,
+        };
         self.schedule
-            .iter()
+            .range((from, Bound::Unbounded))
             .take_while(|(due_at, _)| *due_at <= now)
             .filter_map(|(_, order)| self.timers.get(order).copied())
             .take(limit)
