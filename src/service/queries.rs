@@ -31,6 +31,8 @@ const JOURNAL_PAGE_MAX: usize = 5_000;
 const ESCROW_PAGE_MAX: usize = 5_000;
 /// The most statement lines one page of `/wallets/{user_id}` holds.
 const WALLET_PAGE_MAX: usize = 5_000;
+/// Most history entries a page holds (each up to a few kilobytes with its event).
+const HISTORY_PAGE_MAX: usize = 1_000;
 
 const STAFF_SEEING_ORDERS: &[ApiRole] = &[ApiRole::Mediator, ApiRole::Finance];
 const STAFF_SEEING_HISTORY: &[ApiRole] = &[ApiRole::Mediator];
@@ -107,6 +109,14 @@ pub struct HistoryQuery {
     /// The order as it stood at this revision of its stream.
     #[serde(default, deserialize_with = "revision_in_query")]
     revision: Option<u64>,
+    /// The first entry's revision (0 when absent).
+    #[serde(default, deserialize_with = "revision_in_query")]
+    from: Option<u64>,
+    /// At most this many entries, the next page in `next_from` and `Link`; every entry up to
+    /// the cutoff when absent.
+    #[param(value_type = Option<i32>, minimum = 1)]
+    #[serde(default, deserialize_with = "page_size_in_query")]
+    limit: Option<usize>,
 }
 
 /// An RFC 3339 instant from a query string, where `+` reads as a space: `…T10:00:00+01:00`
@@ -197,21 +207,26 @@ pub struct HistoryResponse {
     /// Every event up to the cutoff, with actor, instant, money effect and state after.
     #[schema(value_type = Vec<super::shapes::EntryShape>)]
     entries: Vec<Entry>,
-    /// The order as it stood after the last entry; none before it was placed.
+    /// The order as it stood at the cutoff (after the last entry of the last page); none
+    /// before it was placed.
     #[schema(value_type = Option<super::shapes::OrderSummaryShape>)]
     order: Option<OrderSummary>,
+    /// With `limit`: pass as `from` for the next page; none on the last.
+    next_from: Option<u64>,
 }
 
 /// Every event of the order, and the order as it stood at an instant or revision.
 #[utoipa::path(get, path = "/orders/{id}/history", tag = "queries",
     params(("id" = Uuid, Path, description = "order id"), HistoryQuery),
-    responses((status = 200, body = HistoryResponse), (status = "4XX", response = Problem)))]
+    responses((status = 200, body = HistoryResponse,
+            headers(("Link" = String, description = "The next page, `<path>; rel=\"next\"` (RFC 8288); absent on the last"))),
+        (status = "4XX", response = Problem)))]
 async fn order_history(
     State(state): State<AppState>,
     caller: Principal,
     ApiPath(id): ApiPath<Uuid>,
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<HistoryResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
     let cutoff = match (query.at, query.revision) {
         (Some(_), Some(_)) => {
@@ -239,11 +254,38 @@ async fn order_history(
         _ => state.clock.now(),
     };
     let cut = whole.up_to(cutoff).map_err(history_error)?;
-    Ok(Json(HistoryResponse {
+    let limit = query.limit.map(|limit| limit.clamp(1, HISTORY_PAGE_MAX));
+    let (entries, next_from) = page_of_entries(
+        cut.entries,
+        query.from.unwrap_or(0),
+        limit.unwrap_or(usize::MAX),
+    );
+    let next_page = next_from.zip(limit).map(|(from, limit)| {
+        reports::with_parameters(
+            format!("/orders/{id}/history?from={from}&limit={limit}"),
+            [
+                ("at", query.at.map(reports::instant)),
+                ("revision", query.revision.map(|r| r.to_string())),
+            ],
+        )
+    });
+    let body = HistoryResponse {
         order_id: id,
         order: cut.state.order().map(|o| OrderSummary::of(o, now)),
-        entries: cut.entries,
-    }))
+        entries,
+        next_from,
+    };
+    Ok(reports::json_page(body, next_page.as_deref()))
+}
+
+/// The entries from revision `from` on, at most `limit`, and the revision the next page
+/// starts at if any are left.
+fn page_of_entries(entries: Vec<Entry>, from: u64, limit: usize) -> (Vec<Entry>, Option<u64>) {
+    let mut rest = entries
+        .into_iter()
+        .skip_while(|entry| entry.revision < from);
+    let page: Vec<Entry> = rest.by_ref().take(limit).collect();
+    (page, rest.next().map(|entry| entry.revision))
 }
 
 fn history_error(error: HistoryError) -> ApiError {

@@ -156,3 +156,66 @@ async fn each_entry_names_its_command_and_the_callers_correlation_id() {
         "{correlations:?}"
     );
 }
+
+/// A long timeline is read a page at a time: every entry once and in order, the pages
+/// following `Link` (which keeps the cutoff), each with the order as it stood at the cutoff.
+#[tokio::test]
+async fn a_history_is_read_a_page_at_a_time() {
+    let server = Server::start();
+    let (buyer, seller, mediator) = (user("buyer"), user("seller"), user("mediator"));
+    let order = server.place(&buyer, &seller, "200.00").await;
+    server.act(&seller, order, "confirm", json!({})).await;
+    server
+        .act(&seller, order, "deliver", json!({ "message": "done" }))
+        .await;
+    server
+        .act(&buyer, order, "dispute", json!({ "reason": "not done" }))
+        .await;
+    // Three events of one command (resolved, refunded, closed), across a page's end.
+    let split = json!({ "outcome": "split", "refund": "50.00", "note": "half done" });
+    server.act(&mediator, order, "dispute/resolve", split).await;
+    let path = format!("/orders/{order}/history");
+
+    for cutoff in ["", "&revision=4"] {
+        let whole = server
+            .get(
+                &mediator,
+                &format!("{path}?{}", cutoff.trim_start_matches('&')),
+            )
+            .await
+            .ok();
+        let expected = whole["entries"].as_array().expect("entries").clone();
+        assert_eq!(expected.len(), if cutoff.is_empty() { 7 } else { 5 });
+        let (mut entries, mut pages) = (Vec::new(), 0);
+        let mut next = Some(format!("{path}?limit=3{cutoff}"));
+        while let Some(page_path) = next {
+            let reply = server.get(&mediator, &page_path).await;
+            next = reply.next_page();
+            let page = reply.ok();
+            match (&next, page["next_from"].as_u64()) {
+                (Some(link), Some(from)) => {
+                    assert!(link.contains(&format!("from={from}")), "{link}");
+                    assert!(link.contains(cutoff), "{link} keeps `{cutoff}`");
+                }
+                (None, None) => {}
+                _ => panic!("`Link` and `next_from` disagree: {next:?}, {page}"),
+            }
+            assert_eq!(page["order"], whole["order"], "{cutoff}");
+            entries.extend(page["entries"].as_array().expect("entries").clone());
+            pages += 1;
+            assert!(pages < 10, "the pages never end: {page_path}");
+        }
+        assert_eq!(entries, expected, "{cutoff}");
+        assert_eq!(pages, expected.len().div_ceil(3), "{cutoff}");
+    }
+
+    let from_five = server.get(&mediator, &format!("{path}?from=5")).await.ok();
+    let revisions: Vec<_> = from_five["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|entry| entry["revision"].as_u64())
+        .collect();
+    assert_eq!(revisions, [Some(5), Some(6)], "{from_five}");
+    assert_eq!(from_five["next_from"], serde_json::Value::Null);
+}
