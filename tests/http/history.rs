@@ -1,7 +1,7 @@
 //! A mediator reading an order's history: the timeline, and the order as it stood at an
 //! instant or a revision.
 
-use crate::support::{parse_instant, user, Server};
+use crate::support::{parse_instant, user, Server, User};
 use chrono::{Duration, SecondsFormat};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -104,20 +104,26 @@ async fn an_instant_still_to_come_shows_the_order_as_it_stands_now() {
     assert_eq!(then["order"]["late"], false, "{then}");
 }
 
+/// An order of 200.00 placed, confirmed, delivered and disputed by the buyer (four events).
+async fn disputed_order(server: &Server, buyer: &User, seller: &User) -> uuid::Uuid {
+    let order = server.place(buyer, seller, "200.00").await;
+    server.act(seller, order, "confirm", json!({})).await;
+    server
+        .act(seller, order, "deliver", json!({ "message": "done" }))
+        .await;
+    server
+        .act(buyer, order, "dispute", json!({ "reason": "not done" }))
+        .await;
+    order
+}
+
 /// Each entry names the command that appended it and the caller's correlation id, so that a
 /// mediator can tie an event to the request behind it (a checkout, a support ticket).
 #[tokio::test]
 async fn each_entry_names_its_command_and_the_callers_correlation_id() {
     let server = Server::start();
     let (buyer, seller, mediator) = (user("buyer"), user("seller"), user("mediator"));
-    let order = server.place(&buyer, &seller, "200.00").await;
-    server.act(&seller, order, "confirm", json!({})).await;
-    server
-        .act(&seller, order, "deliver", json!({ "message": "done" }))
-        .await;
-    server
-        .act(&buyer, order, "dispute", json!({ "reason": "not done" }))
-        .await;
+    let order = disputed_order(&server, &buyer, &seller).await;
     let ticket = uuid::Uuid::new_v4();
     let split = server
         .client()
@@ -163,14 +169,7 @@ async fn each_entry_names_its_command_and_the_callers_correlation_id() {
 async fn a_history_is_read_a_page_at_a_time() {
     let server = Server::start();
     let (buyer, seller, mediator) = (user("buyer"), user("seller"), user("mediator"));
-    let order = server.place(&buyer, &seller, "200.00").await;
-    server.act(&seller, order, "confirm", json!({})).await;
-    server
-        .act(&seller, order, "deliver", json!({ "message": "done" }))
-        .await;
-    server
-        .act(&buyer, order, "dispute", json!({ "reason": "not done" }))
-        .await;
+    let order = disputed_order(&server, &buyer, &seller).await;
     // Three events of one command (resolved, refunded, closed), across a page's end.
     let split = json!({ "outcome": "split", "refund": "50.00", "note": "half done" });
     server.act(&mediator, order, "dispute/resolve", split).await;
