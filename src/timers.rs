@@ -6,11 +6,12 @@
 //! nothing. A timer refused for any other reason of its own order's is logged and skipped, so
 //! that one order never holds back every other order's deadline.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use futures::stream::{self, StreamExt};
 use ledger_commands::{CommandError, CommandHandler, CommandRequest, Outcome};
 use ledger_domain::{Actor, Command, Rejection};
 use ledger_projections::{DueTimer, TimerKind, TimerView};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// Most timers read from the views and fired at once; a full page is followed by the next.
@@ -99,6 +100,38 @@ pub fn timer_command(timer: &DueTimer, now: DateTime<Utc>) -> CommandRequest {
     CommandRequest::new(timer_command_id(timer), timer.order, command)
 }
 
+/// How often a timer refused at every tick is warned of again while it stays refused.
+pub const REFUSAL_WARNED_EVERY: TimeDelta = TimeDelta::minutes(10);
+
+/// When each refused timer was last warned of: a timer refused at every tick (a second, by
+/// default) would otherwise fill the log with the same warning 3,600 times an hour.
+#[derive(Debug, Default)]
+pub struct RefusalWarnings {
+    last_warned: HashMap<Uuid, DateTime<Utc>>,
+}
+
+impl RefusalWarnings {
+    /// Whether the refusal of `timer` at `now` is worth a warning: the first time, and then
+    /// once every `REFUSAL_WARNED_EVERY` while it lasts.
+    pub fn should_warn(&mut self, timer: &DueTimer, now: DateTime<Utc>) -> bool {
+        let id = timer_command_id(timer);
+        match self.last_warned.get(&id) {
+            Some(warned) if now - *warned < REFUSAL_WARNED_EVERY => false,
+            _ => {
+                self.last_warned.insert(id, now);
+                true
+            }
+        }
+    }
+
+    /// Forgets the timers warned of too long ago to matter, which would be warned of again
+    /// anyway: the memory holds only the timers refused lately.
+    pub fn forget_stale(&mut self, now: DateTime<Utc>) {
+        self.last_warned
+            .retain(|_, warned| now - *warned < REFUSAL_WARNED_EVERY);
+    }
+}
+
 /// Timer commands in flight at once: enough for the store to commit them in shared batches
 /// (a backlog after downtime fires in seconds, not a page a tick), few enough to leave the
 /// writer to people's commands.
@@ -111,7 +144,16 @@ pub async fn fire_due_timers(
     now: DateTime<Utc>,
 ) -> Result<TimerReport, CommandError> {
     let due = timers.due(now, TIMERS_PER_TICK_MAX);
-    fire(handler, due, now, TIMER_COMMANDS_IN_FLIGHT, &mut Vec::new()).await
+    let warnings = &mut RefusalWarnings::default();
+    fire(
+        handler,
+        due,
+        now,
+        TIMER_COMMANDS_IN_FLIGHT,
+        &mut Vec::new(),
+        warnings,
+    )
+    .await
 }
 
 /// As `fire_due_timers`, one timer at a time in deadline order, so that a simulation's seed
@@ -122,12 +164,14 @@ pub async fn fire_due_timers_in_order(
     now: DateTime<Utc>,
     changed: &mut Vec<Outcome>,
 ) -> Result<TimerReport, CommandError> {
+    let due = timers.due(now, TIMERS_PER_TICK_MAX);
     fire(
         handler,
-        timers.due(now, TIMERS_PER_TICK_MAX),
+        due,
         now,
         1,
         changed,
+        &mut RefusalWarnings::default(),
     )
     .await
 }
@@ -140,8 +184,17 @@ pub async fn fire_timers(
     due: Vec<DueTimer>,
     now: DateTime<Utc>,
     changed: &mut Vec<Outcome>,
+    warnings: &mut RefusalWarnings,
 ) -> Result<TimerReport, CommandError> {
-    fire(handler, due, now, TIMER_COMMANDS_IN_FLIGHT, changed).await
+    fire(
+        handler,
+        due,
+        now,
+        TIMER_COMMANDS_IN_FLIGHT,
+        changed,
+        warnings,
+    )
+    .await
 }
 
 async fn fire(
@@ -150,8 +203,10 @@ async fn fire(
     now: DateTime<Utc>,
     in_flight: usize,
     changed: &mut Vec<Outcome>,
+    warnings: &mut RefusalWarnings,
 ) -> Result<TimerReport, CommandError> {
     let mut report = TimerReport::default();
+    warnings.forget_stale(now);
     // In `due`'s order whatever the order they finish in.
     let mut results = stream::iter(due)
         .map(|timer| async move { (handler.handle(timer_command(&timer, now)).await, timer) })
@@ -170,17 +225,52 @@ async fn fire(
                 | Rejection::DeadlineNotReached { .. },
             )) => report.moved_on += 1,
             Err(error @ CommandError::Store(_)) => return Err(error),
-            Err(error) => {
+            Err(error) if warnings.should_warn(&timer, now) => {
                 tracing::warn!(
                     order = %timer.order,
                     kind = ?timer.kind,
                     due_at = %timer.due_at,
                     %error,
-                    "a due timer's command was refused; it is tried again at the next tick"
+                    "a due timer's command was refused; it is tried again at every tick, and warned of again in 10 minutes if still refused"
                 );
+                report.refused += 1;
+            }
+            Err(error) => {
+                tracing::debug!(order = %timer.order, %error, "a due timer's command was refused again");
                 report.refused += 1;
             }
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_domain::OrderId;
+
+    fn timer(n: u128) -> DueTimer {
+        DueTimer {
+            order: OrderId(Uuid::from_u128(n)),
+            kind: TimerKind::ExpireUnconfirmed,
+            due_at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_timer_refused_at_every_tick_is_warned_of_once_every_ten_minutes() {
+        let mut warnings = RefusalWarnings::default();
+        let start = DateTime::UNIX_EPOCH + TimeDelta::days(1);
+        let warned: Vec<i64> = (0..=1_200)
+            .filter(|second| warnings.should_warn(&timer(1), start + TimeDelta::seconds(*second)))
+            .collect();
+        assert_eq!(warned, [0, 600, 1_200]);
+        // Another timer's first refusal is warned of whatever the first one's.
+        assert!(warnings.should_warn(&timer(2), start + TimeDelta::seconds(1_201)));
+        // Only the timers refused lately are remembered.
+        let later = start + TimeDelta::hours(5);
+        assert!(warnings.should_warn(&timer(3), later));
+        warnings.forget_stale(later);
+        assert_eq!(warnings.last_warned.len(), 1);
+    }
 }

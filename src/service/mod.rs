@@ -23,7 +23,7 @@ mod signals;
 mod starting;
 mod streams;
 
-use crate::timers::{fire_timers, TimerPages, TIMERS_PER_TICK_MAX};
+use crate::timers::{fire_timers, RefusalWarnings, TimerPages, TIMERS_PER_TICK_MAX};
 use anyhow::Context;
 use auth::{ApiRole, TokenKeys};
 use clock::Clock;
@@ -696,6 +696,7 @@ async fn run_timers(state: AppState, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pages = TimerPages::new(TIMERS_PER_TICK_MAX);
+    let mut warnings = RefusalWarnings::default();
     loop {
         if !pages.more() {
             tokio::select! {
@@ -719,7 +720,7 @@ async fn run_timers(state: AppState, interval: Duration) {
             continue;
         }
         let mut changed = Vec::new();
-        match fire_timers(&state.handler, due, now, &mut changed).await {
+        match fire_timers(&state.handler, due, now, &mut changed, &mut warnings).await {
             // Fields of their own, so that a JSON log can be summed and filtered on them.
             Ok(report) => {
                 ops::count_timers(&report);

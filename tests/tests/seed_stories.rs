@@ -6,7 +6,9 @@ use ledger_commands::{CommandError, CommandHandler, CommandRequest, Outcome};
 use ledger_domain::*;
 use ledger_projections::{Account, DueTimer, Projector, TimerKind, TimerView, Views};
 use ledger_store::{AllFrom, Direction, EventStore, SqliteStore};
-use order_ledger::timers::{fire_due_timers, fire_timers, TimerPages, TimerReport};
+use order_ledger::timers::{
+    fire_due_timers, fire_timers, RefusalWarnings, TimerPages, TimerReport,
+};
 
 use std::sync::Arc;
 use uuid::Uuid;
@@ -269,6 +271,7 @@ async fn a_timer_refused_for_a_reason_of_its_own_does_not_hold_back_the_others()
         [vec![stray], due].concat(),
         deadline,
         &mut Vec::new(),
+        &mut RefusalWarnings::default(),
     )
     .await
     .expect("the tick goes on past the refused timer");
@@ -302,10 +305,11 @@ async fn timers_refused_at_every_tick_do_not_hide_the_deadlines_behind_them() {
     let now = at(10, 0);
     let mut pages = TimerPages::new(10);
     let mut tick = TimerReport::default();
+    let mut warnings = RefusalWarnings::default();
     // Three pages hold them all; a way through that went back to the start would not end.
     for _ in 0..10 {
         let page = pages.next_page(&timers, now);
-        let report = fire_timers(&acting.handler, page, now, &mut Vec::new())
+        let report = fire_timers(&acting.handler, page, now, &mut Vec::new(), &mut warnings)
             .await
             .expect("the store answers");
         tick.fired += report.fired;
