@@ -37,9 +37,10 @@ impl TimerPages {
     /// The next page of timers due at `now`.
     pub fn next_page(&mut self, timers: &TimerView, now: DateTime<Utc>) -> Vec<DueTimer> {
         let page = timers.due_after(now, self.after.as_ref(), self.page_size);
-        self.after = match page.len() >= self.page_size {
-            true => page.last().copied(),
-            false => None,
+        self.after = if page.len() >= self.page_size {
+            page.last().copied()
+        } else {
+            None
         };
         page
     }
@@ -144,13 +145,13 @@ pub async fn fire_due_timers(
     now: DateTime<Utc>,
 ) -> Result<TimerReport, CommandError> {
     let due = timers.due(now, TIMERS_PER_TICK_MAX);
-    let warnings = &mut RefusalWarnings::default();
+    let (changed, warnings) = (&mut Vec::new(), &mut RefusalWarnings::default());
     fire(
         handler,
         due,
         now,
         TIMER_COMMANDS_IN_FLIGHT,
-        &mut Vec::new(),
+        changed,
         warnings,
     )
     .await
@@ -225,19 +226,19 @@ async fn fire(
                 | Rejection::DeadlineNotReached { .. },
             )) => report.moved_on += 1,
             Err(error @ CommandError::Store(_)) => return Err(error),
-            Err(error) if warnings.should_warn(&timer, now) => {
-                tracing::warn!(
-                    order = %timer.order,
-                    kind = ?timer.kind,
-                    due_at = %timer.due_at,
-                    %error,
-                    "a due timer's command was refused; it is tried again at every tick, and warned of again in 10 minutes if still refused"
-                );
-                report.refused += 1;
-            }
             Err(error) => {
-                tracing::debug!(order = %timer.order, %error, "a due timer's command was refused again");
                 report.refused += 1;
+                if warnings.should_warn(&timer, now) {
+                    tracing::warn!(
+                        order = %timer.order,
+                        kind = ?timer.kind,
+                        due_at = %timer.due_at,
+                        %error,
+                        "a due timer's command was refused; it is tried again at every tick, and warned of again in 10 minutes if still refused"
+                    );
+                } else {
+                    tracing::debug!(order = %timer.order, %error, "a due timer's command was refused again");
+                }
             }
         }
     }
