@@ -116,8 +116,11 @@ async fn many_tasks_commanding_the_same_orders_leave_legal_histories_and_conserv
                 );
                 match handler.handle(request).await {
                     Ok(_) => accepted += 1,
-                    Err(CommandError::Rejected(_)) => {}
-                    Err(other) => panic!("not a rule's refusal: {other}"),
+                    // Retries are bounded by design: with ~8 instances racing on each order, a
+                    // command may lose every one of them on a busy machine (seen once in CI).
+                    // What it appended so far is nothing; the checks below still hold.
+                    Err(CommandError::Rejected(_) | CommandError::TooMuchContention(_)) => {}
+                    Err(other) => panic!("neither a rule's refusal nor retries run out: {other}"),
                 }
             }
             accepted
