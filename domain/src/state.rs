@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Status {
     Placed,
     InProgress,
@@ -118,6 +118,10 @@ pub struct Order {
     pub refunded: Money,
     pub pending_cancellation: Option<CancellationRequest>,
     pub dispute_opened_by: Option<Party>,
+    /// Kept after the dispute is resolved, as `dispute_opened_by` is: a mediator's queue is
+    /// ordered by how long each dispute has waited.
+    #[serde(default, with = "crate::instant::option")]
+    pub dispute_opened_at: Option<DateTime<Utc>>,
     #[serde(default, with = "crate::instant::option")]
     pub closed_at: Option<DateTime<Utc>>,
     pub close_cause: Option<CloseCause>,
@@ -232,6 +236,7 @@ fn placed(e: &OrderPlaced) -> Order {
         refunded: Money::zero(e.price.currency()),
         pending_cancellation: None,
         dispute_opened_by: None,
+        dispute_opened_at: None,
         closed_at: None,
         close_cause: None,
         review_closes_at: None,
@@ -299,6 +304,7 @@ fn apply(order: &mut Order, event: &Event) {
         Event::DisputeOpened(e) => {
             order.status = Status::InDispute;
             order.dispute_opened_by = Some(e.opened_by);
+            order.dispute_opened_at = Some(e.at);
         }
         Event::DisputeResolved(_) => {}
         Event::OrderClosed(e) => {

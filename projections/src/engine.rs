@@ -37,8 +37,8 @@ const REBUILD_CACHE_KIB: i64 = -8_192;
 const ROW_SERIALISERS: usize = 2;
 /// Schema of the read-model database; an older one holds only derived data and is dropped.
 /// 6: the journal keeps no account at zero. 7: instants and accounts in binary. 8: the
-/// checkpoint's event id (added to a schema 7 file in place: its rows are the same).
-const READ_MODEL_SCHEMA_VERSION: i64 = 8;
+/// checkpoint's event id. 9: when an order's dispute was opened.
+const READ_MODEL_SCHEMA_VERSION: i64 = 9;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -66,15 +66,14 @@ pub enum ProjectionError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Checkpoint {
     position: u64,
-    /// `None` only for views stored before ids were kept (schema 7), until their next save.
-    event_id: Option<Uuid>,
+    event_id: Uuid,
 }
 
 impl Checkpoint {
     fn of(event: &RecordedEvent) -> Checkpoint {
         Checkpoint {
             position: event.position,
-            event_id: Some(event.event_id),
+            event_id: event.event_id,
         }
     }
 }
@@ -180,9 +179,7 @@ fn store_checkpoint(
                                         event_id = excluded.event_id",
         params![
             checkpoint.map(|c| c.position as i64),
-            checkpoint
-                .and_then(|c| c.event_id)
-                .map(|id| id.into_bytes())
+            checkpoint.map(|c| c.event_id.into_bytes())
         ],
     )?;
     Ok(())
@@ -281,7 +278,7 @@ impl Projector {
 
     fn load(&mut self) -> Result<(), ProjectionError> {
         // No checkpoint, no views: a catch-up folds them all from the log.
-        let Some(checkpoint) = stored_checkpoint(&self.db, "event_id")? else {
+        let Some(checkpoint) = stored_checkpoint(&self.db)? else {
             return Ok(());
         };
         let mut rows_per_view: Vec<(ViewName, usize)> = Vec::new();
@@ -436,8 +433,7 @@ impl Projector {
     /// from another log, or from this one before it was restored from an older backup: they
     /// hold orders the log does not, and going on from them would pass over the events that
     /// take those positions. They are dropped, stored rows too, so that catching up folds
-    /// the log anew. Views stored without the event's id (schema 7) are checked by position
-    /// alone, and their id is stored at their next save.
+    /// the log anew.
     async fn forget_views_of_another_log(
         &mut self,
         store: &dyn EventStore,
@@ -445,9 +441,7 @@ impl Projector {
         let Some(checkpoint) = self.checkpoint else {
             return Ok(());
         };
-        if let Some(event) = folded_event_in(store, checkpoint).await? {
-            // Views stored without the id learn it here, and store it at their next save.
-            self.checkpoint = Some(Checkpoint::of(&event));
+        if folded_event_in(store, checkpoint).await?.is_some() {
             return Ok(());
         }
         tracing::warn!(
@@ -698,16 +692,15 @@ const STANDING_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 
 async fn standing(db: &Connection, store: &dyn EventStore) -> Result<StoredViews, ProjectionError> {
     let schema: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    let stored_id = match schema {
+    match schema {
         0 => return Ok(StoredViews::Nothing),
-        7 => "NULL",
-        READ_MODEL_SCHEMA_VERSION => "event_id",
+        READ_MODEL_SCHEMA_VERSION => {}
         newer if newer > READ_MODEL_SCHEMA_VERSION => {
             return Ok(StoredViews::NewerLayout { schema: newer })
         }
         older => return Ok(StoredViews::OlderLayout { schema: older }),
-    };
-    let Some(checkpoint) = stored_checkpoint(db, stored_id)? else {
+    }
+    let Some(checkpoint) = stored_checkpoint(db)? else {
         return Ok(StoredViews::Nothing);
     };
     Ok(match folded_event_in(store, checkpoint).await? {
@@ -720,30 +713,26 @@ async fn standing(db: &Connection, store: &dyn EventStore) -> Result<StoredViews
     })
 }
 
-/// The checkpoint stored with the views, its event id read from `id_column` (`NULL` for a
-/// schema 7 file, which has none).
-fn stored_checkpoint(
-    db: &Connection,
-    id_column: &str,
-) -> Result<Option<Checkpoint>, ProjectionError> {
+/// The checkpoint stored with the views; none before their first save.
+fn stored_checkpoint(db: &Connection) -> Result<Option<Checkpoint>, ProjectionError> {
     let stored: Option<(Option<i64>, Option<[u8; 16]>)> = db
         .query_row(
-            &format!("SELECT checkpoint, {id_column} FROM progress WHERE id = 0"),
+            "SELECT checkpoint, event_id FROM progress WHERE id = 0",
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()?;
     Ok(stored.and_then(|(position, event_id)| {
-        position.map(|position| Checkpoint {
-            position: position as u64,
-            event_id: event_id.map(Uuid::from_bytes),
+        Some(Checkpoint {
+            position: position? as u64,
+            event_id: Uuid::from_bytes(event_id?),
         })
     }))
 }
 
-/// The event the views last folded, if the log holds it at the checkpoint: the same id there
-/// (by position alone for views stored without it). `None`: the log holds another event
-/// there, or none, so the views were folded from another log.
+/// The event the views last folded, if the log holds it at the checkpoint: the same id there.
+/// `None`: the log holds another event there, or none, so the views were folded from another
+/// log.
 async fn folded_event_in(
     store: &dyn EventStore,
     checkpoint: Checkpoint,
@@ -756,8 +745,7 @@ async fn folded_event_in(
         )
         .await?;
     Ok(page.into_iter().next().filter(|event| {
-        event.position == checkpoint.position
-            && checkpoint.event_id.is_none_or(|id| id == event.event_id)
+        event.position == checkpoint.position && event.event_id == checkpoint.event_id
     }))
 }
 
@@ -787,10 +775,7 @@ async fn fold_log(
         &mut counted,
     )
     .await?;
-    let last = last.map(|(position, event_id)| Checkpoint {
-        position,
-        event_id: Some(event_id),
-    });
+    let last = last.map(|(position, event_id)| Checkpoint { position, event_id });
     Ok((views, last, applied))
 }
 
@@ -1065,15 +1050,6 @@ fn migrate(db: &Connection) -> Result<(), ProjectionError> {
         // Everything here is derived from the log: an older layout is dropped and rebuilt.
         // A rowid table, not `WITHOUT ROWID`: there, values of many KB sit in the key B-tree,
         // and every key comparison copies them (saves measured twice as slow).
-        if version == 7 {
-            db.execute_batch(&format!(
-                "BEGIN IMMEDIATE;
-                 ALTER TABLE progress ADD COLUMN event_id BLOB;
-                 PRAGMA user_version = {READ_MODEL_SCHEMA_VERSION};
-                 COMMIT;"
-            ))?;
-            return Ok(());
-        }
         db.execute_batch(&format!(
             "BEGIN IMMEDIATE;
              DROP TABLE IF EXISTS views;

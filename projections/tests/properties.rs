@@ -533,6 +533,51 @@ proptest! {
     }
 
     #[test]
+    fn an_orders_list_walked_in_pages_holds_each_matching_order_once_in_id_order(
+        currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
+        steps in prop::collection::vec(step(), 1..150),
+        page in 1usize..4,
+        party_pick in any::<prop::sample::Index>(),
+    ) {
+        let facts = history(&currency_picks, &steps);
+        let mut views = Views::default();
+        facts.iter().for_each(|f| views.apply(f));
+        let placed: std::collections::BTreeSet<OrderId> = facts.iter().map(|f| f.order).collect();
+        let orders: Vec<&Order> = placed.iter().filter_map(|id| views.orders.order(*id)).collect();
+        prop_assume!(!orders.is_empty());
+        let party = orders[party_pick.index(orders.len())];
+        let statuses = Status::ALL.into_iter().map(Some).chain([None]);
+        let filters = statuses.flat_map(|status| {
+            [
+                OrderFilter { buyer: None, seller: None, status },
+                OrderFilter { buyer: Some(party.buyer), seller: None, status },
+                OrderFilter { buyer: None, seller: Some(party.seller), status },
+            ]
+        });
+        for filter in filters {
+            let expected: Vec<OrderId> = orders
+                .iter()
+                .filter(|o| filter.buyer.is_none_or(|b| o.buyer == b))
+                .filter(|o| filter.seller.is_none_or(|s| o.seller == s))
+                .filter(|o| filter.status.is_none_or(|s| o.status == s))
+                .map(|o| o.id)
+                .collect();
+            let mut walked = Vec::new();
+            let mut cursor = None;
+            for _ in 0..=orders.len() {
+                let listed = views.orders.list(&filter, cursor, page, t0());
+                prop_assert!(listed.orders.len() <= page);
+                walked.extend(listed.orders.iter().map(|o| o.order_id));
+                match listed.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            prop_assert_eq!(&walked, &expected, "{:?}", filter);
+        }
+    }
+
+    #[test]
     fn a_summary_shows_exactly_the_deadline_a_timer_will_act_on(
         currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
         steps in prop::collection::vec(step(), 1..150),

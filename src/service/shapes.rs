@@ -64,6 +64,9 @@ pub struct OrderSummaryShape {
     cancellation_requested_by: Option<String>,
     #[schema(schema_with = party_schema, required = true)]
     dispute_opened_by: Option<String>,
+    /// When the dispute was opened; kept once it is resolved.
+    #[schema(required = true)]
+    dispute_opened_at: Option<DateTime<Utc>>,
     #[schema(required = true)]
     closed_at: Option<DateTime<Utc>>,
     #[schema(required = true)]
@@ -71,6 +74,8 @@ pub struct OrderSummaryShape {
     /// 1 to 5, once the buyer reviewed the order.
     #[schema(required = true)]
     review_rating: Option<u8>,
+    /// The instant of the order's latest event: when anyone last acted on it.
+    last_event_at: DateTime<Utc>,
     /// Events folded into this summary: the order stream's revision + 1.
     events: u64,
 }

@@ -195,7 +195,7 @@ async fn a_dispute_split_by_a_mediator_refunds_part_and_releases_the_rest() {
     let server = Server::start();
     let (buyer, seller, mediator) = (user("buyer"), user("seller"), user("mediator"));
     let order = delivered(&server, &buyer, &seller).await;
-    server
+    let disputed = server
         .act(
             &buyer,
             order,
@@ -203,10 +203,20 @@ async fn a_dispute_split_by_a_mediator_refunds_part_and_releases_the_rest() {
             json!({ "reason": "half missing" }),
         )
         .await;
+    let opened_at = parse_instant(&disputed["events"][0]["data"]["at"]);
     server
         .post(&buyer, &format!("/orders/{order}/close"), json!({}))
         .await
         .problem(StatusCode::UNPROCESSABLE_ENTITY, "order_in_dispute");
+    // The mediator's queue says how long each dispute has waited.
+    server.advance(opened_at + Duration::days(2)).await;
+    let queue = server.get(&mediator, "/orders?state=InDispute").await.ok();
+    assert_eq!(queue["orders"][0]["order_id"], order.to_string(), "{queue}");
+    assert_eq!(
+        parse_instant(&queue["orders"][0]["dispute_opened_at"]),
+        opened_at,
+        "{queue}"
+    );
     let resolved = server
         .act(
             &mediator,
@@ -216,6 +226,14 @@ async fn a_dispute_split_by_a_mediator_refunds_part_and_releases_the_rest() {
         )
         .await;
     assert_eq!(resolved["order"]["status"], "Closed");
+    let summary = server.order(&mediator, order).await;
+    assert_eq!(parse_instant(&summary["dispute_opened_at"]), opened_at);
+    let last_event = resolved["events"].as_array().and_then(|e| e.last());
+    assert_eq!(
+        summary["last_event_at"],
+        last_event.expect("events")["data"]["at"]
+    );
+    assert!(parse_instant(&summary["last_event_at"]) >= opened_at + Duration::days(2));
 
     assert_eq!(
         server.wallet_eur(&buyer, buyer.id).await.as_deref(),

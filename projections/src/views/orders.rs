@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use ledger_domain::{Money, Order, OrderId, OrderState, Party, Status, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::hash::Hash;
+use std::ops::Bound;
 
 /// Most orders one page of a list returns.
 pub const ORDER_PAGE_SIZE_MAX: usize = 500;
@@ -38,11 +40,17 @@ pub struct OrderSummary {
     pub decision_deadline: Option<DateTime<Utc>>,
     pub cancellation_requested_by: Option<Party>,
     pub dispute_opened_by: Option<Party>,
+    /// Kept once the dispute is resolved: how long it took is part of the order's story.
+    #[serde(default, with = "ledger_domain::instant::option")]
+    pub dispute_opened_at: Option<DateTime<Utc>>,
     #[serde(default, with = "ledger_domain::instant::option")]
     pub closed_at: Option<DateTime<Utc>>,
     #[serde(default, with = "ledger_domain::instant::option")]
     pub cancelled_at: Option<DateTime<Utc>>,
     pub review_rating: Option<u8>,
+    /// The instant of the order's latest event: when anyone last acted on it.
+    #[serde(with = "ledger_domain::instant")]
+    pub last_event_at: DateTime<Utc>,
     /// Events folded into this summary: the order stream's revision + 1.
     pub events: u64,
 }
@@ -79,9 +87,11 @@ impl OrderSummary {
                 .filter(|_| order.status == Status::RevisionRefused),
             cancellation_requested_by: order.pending_cancellation.as_ref().map(|c| c.requested_by),
             dispute_opened_by: order.dispute_opened_by,
+            dispute_opened_at: order.dispute_opened_at,
             closed_at: order.closed_at,
             cancelled_at: order.cancelled_at,
             review_rating: order.review.as_ref().map(|r| r.rating),
+            last_event_at: order.last_event_at,
             events: order.events,
         }
     }
@@ -114,6 +124,10 @@ pub struct OrderView {
     by_buyer: FastMap<UserId, BTreeSet<OrderId>>,
     #[serde(skip)]
     by_seller: FastMap<UserId, BTreeSet<OrderId>>,
+    // Invariant: each order under its status, and no empty set; so that a mediator's list of
+    // the few disputes open reads those, not every order (a scan took 21 ms for 200,000).
+    #[serde(skip)]
+    by_status: FastMap<Status, BTreeSet<OrderId>>,
     // While set, the lists are left stale, for `reindex` to rebuild once: see
     // `Views::defer_indexes`.
     #[serde(skip)]
@@ -125,17 +139,38 @@ impl OrderView {
 
     pub fn apply(&mut self, fact: &Fact) {
         let state = self.orders.get_or_default(&fact.order);
-        state.apply(&fact.event);
         if self.lists_deferred {
+            state.apply(&fact.event);
             return;
         }
-        if let (ledger_domain::Event::OrderPlaced(e), Some(_)) = (&fact.event, state.order()) {
+        let before = state.status();
+        state.apply(&fact.event);
+        let after = state.status();
+        let placed = state.order().is_some();
+        if before != after {
+            self.move_status(fact.order, before, after);
+        }
+        if let (ledger_domain::Event::OrderPlaced(e), true) = (&fact.event, placed) {
             self.ids.insert(fact.order);
             self.by_buyer.entry(e.buyer).or_default().insert(fact.order);
             self.by_seller
                 .entry(e.seller)
                 .or_default()
                 .insert(fact.order);
+        }
+    }
+
+    fn move_status(&mut self, order: OrderId, from: Option<Status>, to: Option<Status>) {
+        if let Some(from) = from {
+            if let Some(orders) = self.by_status.get_mut(&from) {
+                orders.remove(&order);
+                if orders.is_empty() {
+                    self.by_status.remove(&from);
+                }
+            }
+        }
+        if let Some(to) = to {
+            self.by_status.entry(to).or_default().insert(order);
         }
     }
 
@@ -148,7 +183,8 @@ impl OrderView {
     /// start with 2,000,000 orders).
     pub(crate) fn reindex(&mut self) {
         let placed = self.orders.len();
-        let (mut ids, mut buyers, mut sellers) = (
+        let (mut ids, mut buyers, mut sellers, mut statuses) = (
+            Vec::with_capacity(placed),
             Vec::with_capacity(placed),
             Vec::with_capacity(placed),
             Vec::with_capacity(placed),
@@ -158,12 +194,14 @@ impl OrderView {
                 ids.push(*id);
                 buyers.push((order.buyer, *id));
                 sellers.push((order.seller, *id));
+                statuses.push((order.status, *id));
             }
         }
         ids.sort_unstable();
         self.ids = ids.into_iter().collect();
         self.by_buyer = grouped(buyers);
         self.by_seller = grouped(sellers);
+        self.by_status = grouped(statuses);
         self.lists_deferred = false;
     }
 
@@ -184,17 +222,21 @@ impl OrderView {
         now: DateTime<Utc>,
     ) -> OrderPage {
         let limit = limit.clamp(1, ORDER_PAGE_SIZE_MAX);
-        let candidates: Box<dyn Iterator<Item = OrderId> + '_> = match (filter.buyer, filter.seller)
-        {
-            (Some(buyer), _) => Box::new(self.by_buyer.get(&buyer).into_iter().flatten().copied()),
-            (None, Some(seller)) => {
-                Box::new(self.by_seller.get(&seller).into_iter().flatten().copied())
-            }
-            (None, None) => Box::new(self.ids.iter().copied()),
+        // The smallest set that holds every match, read from the cursor on.
+        let set = match (filter.buyer, filter.seller, filter.status) {
+            (Some(buyer), _, _) => self.by_buyer.get(&buyer),
+            (None, Some(seller), _) => self.by_seller.get(&seller),
+            (None, None, Some(status)) => self.by_status.get(&status),
+            (None, None, None) => Some(&self.ids),
         };
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let candidates = set
+            .into_iter()
+            .flat_map(|set| set.range((from, Bound::Unbounded)))
+            .copied();
         let mut orders = Vec::new();
         let mut next_cursor = None;
-        for id in candidates.filter(|id| after.is_none_or(|a| *id > a)) {
+        for id in candidates {
             let Some(order) = self.order(id) else {
                 continue;
             };
@@ -225,12 +267,12 @@ impl OrderView {
     }
 }
 
-/// Each user's orders, from (user, order) pairs.
-fn grouped(mut pairs: Vec<(UserId, OrderId)>) -> FastMap<UserId, BTreeSet<OrderId>> {
+/// Each key's orders (a user's, a status's), from (key, order) pairs.
+fn grouped<K: Copy + Ord + Hash>(mut pairs: Vec<(K, OrderId)>) -> FastMap<K, BTreeSet<OrderId>> {
     pairs.sort_unstable();
-    let mut by_user = FastMap::default();
+    let mut by_key = FastMap::default();
     for run in pairs.chunk_by(|a, b| a.0 == b.0) {
-        by_user.insert(run[0].0, run.iter().map(|(_, order)| *order).collect());
+        by_key.insert(run[0].0, run.iter().map(|(_, order)| *order).collect());
     }
-    by_user
+    by_key
 }
