@@ -544,14 +544,14 @@ proptest! {
         facts.iter().for_each(|f| views.apply(f));
         let placed: std::collections::BTreeSet<OrderId> = facts.iter().map(|f| f.order).collect();
         let orders: Vec<&Order> = placed.iter().filter_map(|id| views.orders.order(*id)).collect();
-        prop_assume!(!orders.is_empty());
-        let party = orders[party_pick.index(orders.len())];
+        // A history may place none; its lists are then empty.
+        let party = (!orders.is_empty()).then(|| orders[party_pick.index(orders.len())]);
         let statuses = Status::ALL.into_iter().map(Some).chain([None]);
         let filters = statuses.flat_map(|status| {
             [
                 OrderFilter { buyer: None, seller: None, status },
-                OrderFilter { buyer: Some(party.buyer), seller: None, status },
-                OrderFilter { buyer: None, seller: Some(party.seller), status },
+                OrderFilter { buyer: party.map(|p| p.buyer), seller: None, status },
+                OrderFilter { buyer: None, seller: party.map(|p| p.seller), status },
             ]
         });
         for filter in filters {
@@ -575,6 +575,47 @@ proptest! {
             }
             prop_assert_eq!(&walked, &expected, "{:?}", filter);
         }
+    }
+
+    #[test]
+    fn the_review_windows_closing_soon_walked_in_pages_are_every_open_one_soonest_first(
+        currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
+        steps in prop::collection::vec(step(), 1..150),
+        page in 1usize..4,
+        days in 0u32..10,
+        probe in any::<prop::sample::Index>(),
+        before_minutes in 0i64..20_000,
+    ) {
+        let facts = history(&currency_picks, &steps);
+        let mut views = Views::default();
+        facts.iter().for_each(|f| views.apply(f));
+        let placed: std::collections::BTreeSet<OrderId> = facts.iter().map(|f| f.order).collect();
+        let windows: Vec<&ReviewWindow> =
+            placed.iter().filter_map(|id| views.reviews.window(*id)).collect();
+        // Looked at from shortly before one window closes, or from the history's end.
+        let now = match windows.is_empty() {
+            true => facts.last().map_or(t0(), |f| f.recorded_at),
+            false => windows[probe.index(windows.len())].closes_at - Duration::minutes(before_minutes),
+        };
+        let horizon = now + Duration::days(i64::from(days));
+        let mut expected: Vec<(DateTime<Utc>, OrderId)> = windows
+            .iter()
+            .filter(|w| w.is_open_at(now) && w.closes_at <= horizon)
+            .map(|w| (w.closes_at, w.order))
+            .collect();
+        expected.sort();
+        let mut walked = Vec::new();
+        let mut after = None;
+        for _ in 0..=windows.len() {
+            let listed = views.reviews.closing_within(now, days, after, page);
+            prop_assert!(listed.len() <= page);
+            walked.extend(listed.iter().map(|w| (w.closes_at, w.order)));
+            match listed.last() {
+                Some(last) if listed.len() == page => after = Some((last.closes_at, last.order)),
+                _ => break,
+            }
+        }
+        prop_assert_eq!(walked, expected);
     }
 
     #[test]

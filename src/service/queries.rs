@@ -33,9 +33,14 @@ const ESCROW_PAGE_MAX: usize = 5_000;
 const WALLET_PAGE_MAX: usize = 5_000;
 /// Most history entries a page holds (each up to a few kilobytes with its event).
 const HISTORY_PAGE_MAX: usize = 1_000;
+/// Review windows in a page when the client does not say, and at most.
+const REVIEW_WINDOW_PAGE_DEFAULT: usize = 100;
+const REVIEW_WINDOW_PAGE_MAX: usize = 1_000;
 
 const STAFF_SEEING_ORDERS: &[ApiRole] = &[ApiRole::Mediator, ApiRole::Finance];
 const STAFF_SEEING_HISTORY: &[ApiRole] = &[ApiRole::Mediator];
+/// Who may list every buyer's review windows: a service that reminds buyers, and mediators.
+const SEEING_REVIEW_WINDOWS: &[ApiRole] = &[ApiRole::Service, ApiRole::Mediator];
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -47,6 +52,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(wallet))
         .routes(routes!(completion_rate))
         .routes(routes!(review_window))
+        .routes(routes!(review_windows_closing))
         .routes(routes!(journal))
         .routes(routes!(trial_balance))
 }
@@ -715,6 +721,107 @@ async fn review_window(
         open: window.is_open_at(state.clock.now()),
         window,
     }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ClosingQuery {
+    /// Windows that close within this many days from now (0: none).
+    #[param(value_type = i32, minimum = 0, required = true)]
+    #[serde(default, deserialize_with = "days_in_query")]
+    closing_within_days: Option<u32>,
+    /// At most this many (100 when absent, at most 1,000).
+    #[param(value_type = Option<i32>, minimum = 1)]
+    #[serde(default, deserialize_with = "page_size_in_query")]
+    limit: Option<usize>,
+    /// Where the previous page ended: its `next_cursor`.
+    cursor: Option<String>,
+}
+
+/// A count of days asked for in a query, at most `i32::MAX` as the document's `int32` says.
+fn days_in_query<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u32>, D::Error> {
+    let largest = i32::MAX.unsigned_abs();
+    let days = bounded_in_query(deserializer, u64::from(largest), "more days than asked of")?;
+    Ok(days.map(|days| u32::try_from(days).unwrap_or(u32::MAX)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ClosingWindows {
+    /// Open windows without a review, the soonest to close first.
+    #[schema(value_type = Vec<super::shapes::ReviewWindowShape>)]
+    windows: Vec<ReviewWindow>,
+    /// Pass back as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+/// `<closes_at>_<order id>`: the page's order is by closing instant, then order id.
+fn window_cursor(window: &ReviewWindow) -> String {
+    format!("{}_{}", reports::instant(window.closes_at), window.order)
+}
+
+fn parse_window_cursor(text: &str) -> Result<(DateTime<Utc>, OrderId), ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("`{text}` is not a cursor of /review-windows"),
+        )
+    };
+    let (closes_at, order) = text.rsplit_once('_').ok_or_else(bad)?;
+    let closes_at = DateTime::parse_from_rfc3339(closes_at).map_err(|_| bad())?;
+    let order = Uuid::parse_str(order).map_err(|_| bad())?;
+    Ok((closes_at.with_timezone(&Utc), OrderId(order)))
+}
+
+/// Review windows that close soon without a review, soonest first: whom to remind.
+#[utoipa::path(get, path = "/review-windows", tag = "queries", params(ClosingQuery),
+    responses((status = 200, body = ClosingWindows,
+            headers(("Link" = String, description = "The next page, `<path>; rel=\"next\"` (RFC 8288); absent on the last"))),
+        (status = "4XX", response = Problem)))]
+async fn review_windows_closing(
+    State(state): State<AppState>,
+    caller: Principal,
+    query: Result<Query<ClosingQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require_role(SEEING_REVIEW_WINDOWS)?;
+    let Query(query) = query.map_err(bad_query)?;
+    let days = query.closing_within_days.ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_query",
+            "give `closing_within_days`: the windows closing within that many days",
+        )
+    })?;
+    let after = query
+        .cursor
+        .as_deref()
+        .map(parse_window_cursor)
+        .transpose()?;
+    let limit = query
+        .limit
+        .unwrap_or(REVIEW_WINDOW_PAGE_DEFAULT)
+        .clamp(1, REVIEW_WINDOW_PAGE_MAX);
+    let now = state.clock.now();
+    // One more than the page, to know whether another follows.
+    let mut windows: Vec<ReviewWindow> = state.views(|v| {
+        v.reviews
+            .closing_within(now, days, after, limit + 1)
+            .into_iter()
+            .cloned()
+            .collect()
+    })?;
+    let more = windows.len() > limit;
+    windows.truncate(limit);
+    let next_cursor = windows.last().filter(|_| more).map(window_cursor);
+    let next_page = next_cursor.as_ref().map(|cursor| {
+        format!("/review-windows?closing_within_days={days}&limit={limit}&cursor={cursor}")
+    });
+    let body = ClosingWindows {
+        windows,
+        next_cursor,
+    };
+    Ok(reports::json_page(body, next_page.as_deref()))
 }
 
 #[derive(Deserialize, IntoParams)]

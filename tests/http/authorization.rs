@@ -205,6 +205,10 @@ async fn every_read_route_for_every_role_party_and_non_party() {
             format!("/sellers/{}/completion-rate", people.seller.id),
             CALLERS.to_vec(),
         ),
+        (
+            "/review-windows?closing_within_days=200".into(),
+            vec![Service, Mediator],
+        ),
         ("/journal?from=0".into(), vec![Finance]),
         ("/trial-balance".into(), vec![Finance]),
         ("/streams/$all".into(), vec![Service, Mediator]),
@@ -261,6 +265,7 @@ async fn no_route_but_health_metrics_and_openapi_answers_without_a_token() {
         format!("/wallets/{id}"),
         format!("/sellers/{id}/completion-rate"),
         format!("/orders/{id}/review-window"),
+        "/review-windows".into(),
         "/journal".into(),
         "/trial-balance".into(),
         "/streams/$all".into(),

@@ -1,12 +1,26 @@
-//! The orders lists: a page at a time, filtered by party and state.
+//! The lists read a page at a time: orders filtered by party and state, and the review
+//! windows closing soon.
 
-use crate::support::{user, Server, User};
-use serde_json::Value;
+use crate::support::{parse_instant, user, Server, User};
+use chrono::Duration;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
 /// Every order id of the list at `path`, following `Link: <…>; rel="next"` page after page
 /// and checking that `next_cursor` names the same page.
 pub async fn follow(server: &Server, who: &User, path: &str) -> (Vec<String>, usize) {
+    follow_list(server, who, path, "orders", "order_id").await
+}
+
+/// `follow` for a list whose page holds its items under `items`, each named by `id`.
+async fn follow_list(
+    server: &Server,
+    who: &User,
+    path: &str,
+    items: &str,
+    id: &str,
+) -> (Vec<String>, usize) {
     let (mut ids, mut pages) = (Vec::new(), 0);
     let mut next = Some(path.to_owned());
     while let Some(path) = next {
@@ -19,9 +33,12 @@ pub async fn follow(server: &Server, who: &User, path: &str) -> (Vec<String>, us
             (None, None) => {}
             _ => panic!("`Link` and `next_cursor` disagree: {next:?}, {page}"),
         }
-        ids.extend(order_ids(
-            page["orders"].as_array().map_or(&[][..], Vec::as_slice),
-        ));
+        let listed = page[items].as_array().map_or(&[][..], Vec::as_slice);
+        ids.extend(
+            listed
+                .iter()
+                .map(|item| item[id].as_str().unwrap_or_default().to_owned()),
+        );
         pages += 1;
         assert!(pages < 100, "the pages never end: {path}");
     }
@@ -71,4 +88,85 @@ async fn the_orders_list_pages_by_link_with_its_filters_each_order_once() {
     let expected: BTreeSet<&String> = placed.iter().collect();
     assert_eq!(paged.iter().collect::<BTreeSet<_>>(), expected);
     assert_eq!(paged.len(), 5);
+}
+
+#[tokio::test]
+async fn the_review_windows_closing_soon_are_listed_soonest_first_a_page_at_a_time() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    // Four orders closed a day apart; the last one reviewed.
+    let mut closed = Vec::new();
+    let start = server.now().await;
+    for day in 0..4 {
+        if day > 0 {
+            server.advance(start + Duration::days(day)).await;
+        }
+        let order = server.place(&buyer, &seller, "10.00").await;
+        server.act(&seller, order, "confirm", json!({})).await;
+        server
+            .act(&seller, order, "deliver", json!({ "message": "done" }))
+            .await;
+        let closing = server.act(&buyer, order, "close", json!({})).await;
+        let closes_at = parse_instant(&closing["events"][0]["data"]["review_closes_at"]);
+        closed.push((order.to_string(), closes_at));
+    }
+    let reviewed = closed[3].0.parse().expect("uuid");
+    server
+        .act(&buyer, reviewed, "review", json!({ "rating": 4 }))
+        .await;
+    let first_closes = closed[0].1;
+
+    // An hour before the first closes: two close within 2 days, three within 10 (the
+    // reviewed one is not waiting for anything).
+    server.advance(first_closes - Duration::hours(1)).await;
+    let reminders = user("service");
+    let ids = |n: usize| {
+        closed[..n]
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect::<Vec<_>>()
+    };
+    let path = "/review-windows?closing_within_days=2&limit=1";
+    let (listed, pages) = follow_list(&server, &reminders, path, "windows", "order").await;
+    assert_eq!((listed, pages), (ids(2), 2));
+    let path = "/review-windows?closing_within_days=10";
+    let (listed, pages) = follow_list(&server, &reminders, path, "windows", "order").await;
+    assert_eq!((listed, pages), (ids(3), 1));
+    let page = server.get(&user("mediator"), path).await.ok();
+    assert_eq!(
+        parse_instant(&page["windows"][0]["closes_at"]),
+        first_closes,
+        "{page}"
+    );
+
+    // Once the first has closed, it is no longer listed.
+    server.advance(first_closes + Duration::minutes(1)).await;
+    let (listed, _) = follow_list(&server, &reminders, path, "windows", "order").await;
+    assert_eq!(
+        listed,
+        closed[1..3]
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect::<Vec<_>>()
+    );
+
+    // Buyers and finance read their own orders' windows, not this list; the question must
+    // be asked whole.
+    for who in [&buyer, &user("finance"), &seller] {
+        server
+            .get(who, path)
+            .await
+            .problem(StatusCode::FORBIDDEN, "forbidden");
+    }
+    for bad in [
+        "/review-windows",
+        "/review-windows?closing_within_days=-1",
+        "/review-windows?closing_within_days=2&cursor=yesterday",
+        "/review-windows?closing_within_days=2&limit=0",
+    ] {
+        server
+            .get(&reminders, bad)
+            .await
+            .problem(StatusCode::BAD_REQUEST, "invalid_query");
+    }
 }

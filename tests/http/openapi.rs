@@ -71,6 +71,7 @@ async fn the_openapi_document_lists_the_headers_every_command_reads_and_answers_
         "/escrow/orders",
         "/wallets/{user_id}",
         "/journal",
+        "/review-windows",
     ] {
         let page = &document["paths"][path]["get"]["responses"]["200"];
         assert!(page["headers"]["Link"].is_object(), "GET {path}: {page}");
@@ -91,6 +92,7 @@ async fn the_openapi_document_describes_every_route_the_service_answers() {
         ("/orders/{id}".into(), "get"),
         ("/orders/{id}/history".into(), "get"),
         ("/orders/{id}/review-window".into(), "get"),
+        ("/review-windows".into(), "get"),
         ("/escrow".into(), "get"),
         ("/escrow/orders".into(), "get"),
         ("/wallets/{user_id}".into(), "get"),
@@ -263,6 +265,7 @@ async fn what_the_service_sends_has_the_shape_the_document_describes() {
             json!({"reason": "changed my mind"}),
         )
         .await;
+    let reminders = user("service");
     let reader = &server;
     let read = |who, path: String| async move { reader.get(who, &path).await.ok() };
     let summary = read(&buyer, format!("/orders/{order}")).await;
@@ -299,6 +302,11 @@ async fn what_the_service_sends_has_the_shape_the_document_describes() {
         ),
         (
             "get",
+            "/review-windows",
+            read(&reminders, "/review-windows?closing_within_days=200".into()).await,
+        ),
+        (
+            "get",
             "/sellers/{id}/completion-rate",
             read(&buyer, format!("/sellers/{}/completion-rate", seller.id)).await,
         ),
@@ -321,6 +329,13 @@ async fn what_the_service_sends_has_the_shape_the_document_describes() {
     }
     // The order's nullable fields were checked filled, not only null.
     assert!(summary["due_at"].is_string() && summary["dispute_opened_by"] == "buyer");
+    assert!(summary["dispute_opened_at"].is_string(), "{summary}");
+    let closing = read(&reminders, "/review-windows?closing_within_days=200".into()).await;
+    assert_eq!(
+        closing["windows"][0]["order"],
+        closed.to_string(),
+        "{closing}"
+    );
     let wallet = read(&buyer, format!("/wallets/{}", buyer.id)).await;
     assert!(wallet
         .to_string()

@@ -558,7 +558,7 @@ async fn a_review_five_months_after_close_is_accepted_and_six_months_and_a_day_i
     let week_before = unreviewed.closes_at - Duration::days(7);
     let closing: Vec<OrderId> = views
         .reviews
-        .closing_within(week_before, 10)
+        .closing_within(week_before, 10, None, 10)
         .iter()
         .map(|w| w.order)
         .collect();

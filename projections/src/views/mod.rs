@@ -87,19 +87,21 @@ impl Views {
     }
 
     /// For a fold of the whole log: indexes that every event would update (the timers'
-    /// schedule, escrow by age, the lists of orders) are left stale until
+    /// schedule, escrow by age, the lists of orders, review windows by end) are left stale until
     /// `build_deferred_indexes` builds them once at the end, from sorted runs where it
     /// helps. Nothing may be asked of the views in between.
     pub fn defer_indexes(&mut self) {
         self.timers.defer_schedule();
         self.escrow.defer_index();
         self.orders.defer_lists();
+        self.reviews.defer_index();
     }
 
     pub fn build_deferred_indexes(&mut self) {
         self.timers.reindex();
         self.escrow.reindex();
         self.orders.reindex();
+        self.reviews.reindex();
     }
 
     pub fn apply(&mut self, fact: &Fact) {
@@ -329,7 +331,7 @@ impl ViewMut<'_> {
             ViewMut::Orders(view) => view.reindex(),
             ViewMut::Timers(view) => view.reindex(),
             ViewMut::Journal(view) => view.reindex(),
-            ViewMut::Reviews(_) => {}
+            ViewMut::Reviews(view) => view.reindex(),
         }
     }
 }

@@ -6,6 +6,9 @@ use crate::Fact;
 use chrono::{DateTime, Duration, Utc};
 use ledger_domain::{Event, OrderId, UserId};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::ops::Bound;
+use uuid::Uuid;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeftReview {
@@ -38,6 +41,14 @@ pub struct ReviewView {
     windows: Tracked<OrderId, ReviewWindow>,
     // Invariant: holds exactly the orders not yet closed or cancelled.
     open_orders: Tracked<OrderId, (UserId, UserId)>,
+    // Invariant: every window without a review, by when it closes; derived, rebuilt by
+    // `reindex`. A reminder service asks for the few closing this week among every window
+    // ever opened.
+    #[serde(skip)]
+    unreviewed: BTreeSet<(DateTime<Utc>, OrderId)>,
+    // While set, `unreviewed` is left stale for `reindex` to build once (a full rebuild).
+    #[serde(skip)]
+    index_deferred: bool,
 }
 
 impl ReviewView {
@@ -61,11 +72,17 @@ impl ReviewView {
                         closes_at: e.review_closes_at,
                         review: None,
                     };
+                    if !self.index_deferred {
+                        self.unreviewed.insert((window.closes_at, fact.order));
+                    }
                     self.windows.insert(fact.order, window);
                 }
             }
             Event::ReviewLeft(e) => {
                 if let Some(window) = self.windows.get_mut(&fact.order) {
+                    if !self.index_deferred {
+                        self.unreviewed.remove(&(window.closes_at, fact.order));
+                    }
                     window.review = Some(LeftReview {
                         rating: e.rating,
                         at: e.at,
@@ -80,15 +97,44 @@ impl ReviewView {
         self.windows.get(&order)
     }
 
-    /// Open windows without a review that close within `days` of `now`, soonest first.
-    pub fn closing_within(&self, now: DateTime<Utc>, days: u32) -> Vec<&ReviewWindow> {
-        let horizon = now + Duration::days(i64::from(days));
-        let mut closing: Vec<&ReviewWindow> = self
+    /// Open windows without a review that close within `days` of `now`, soonest first (by
+    /// closing instant, then order id), after `after` in that order, at most `limit`.
+    pub fn closing_within(
+        &self,
+        now: DateTime<Utc>,
+        days: u32,
+        after: Option<(DateTime<Utc>, OrderId)>,
+        limit: usize,
+    ) -> Vec<&ReviewWindow> {
+        let horizon = Duration::try_days(i64::from(days))
+            .and_then(|span| now.checked_add_signed(span))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        // Closing after `now`: one closing at `now` is closed already.
+        let open = (now, OrderId(Uuid::max()));
+        let from = after.map_or(open, |after| after.max(open));
+        self.unreviewed
+            .range((Bound::Excluded(from), Bound::Unbounded))
+            .take_while(|(closes_at, _)| *closes_at <= horizon)
+            .filter_map(|(_, order)| self.windows.get(order))
+            .filter(|window| window.is_open_at(now))
+            .take(limit)
+            .collect()
+    }
+
+    pub(crate) fn defer_index(&mut self) {
+        self.index_deferred = true;
+    }
+
+    pub(crate) fn reindex(&mut self) {
+        let mut unreviewed: Vec<(DateTime<Utc>, OrderId)> = self
             .windows
-            .values()
-            .filter(|w| w.is_open_at(now) && w.closes_at <= horizon)
+            .iter()
+            .filter(|(_, window)| window.review.is_none())
+            .map(|(order, window)| (window.closes_at, *order))
             .collect();
-        closing.sort_by_key(|w| (w.closes_at, w.order));
-        closing
+        // Sorted first: a B-tree is built from a sorted run in one pass.
+        unreviewed.sort_unstable();
+        self.unreviewed = unreviewed.into_iter().collect();
+        self.index_deferred = false;
     }
 }
