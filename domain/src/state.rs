@@ -118,8 +118,8 @@ pub struct Order {
     pub refunded: Money,
     pub pending_cancellation: Option<CancellationRequest>,
     pub dispute_opened_by: Option<Party>,
-    /// Kept after the dispute is resolved, as `dispute_opened_by` is: a mediator's queue is
-    /// ordered by how long each dispute has waited.
+    /// Kept after the dispute is resolved, as `dispute_opened_by` is: mediators take the
+    /// disputes that have waited longest first.
     #[serde(default, with = "crate::instant::option")]
     pub dispute_opened_at: Option<DateTime<Utc>>,
     #[serde(default, with = "crate::instant::option")]
