@@ -334,7 +334,11 @@ fn parse_status(text: &str) -> Result<Status, ApiError> {
         .into_iter()
         .find(|s| format!("{s:?}").eq_ignore_ascii_case(&wanted))
         .ok_or_else(|| {
-            ApiError::bad_request("invalid_query", format!("`{text}` is not an order state"))
+            let states: Vec<String> = Status::ALL.iter().map(|s| format!("{s:?}")).collect();
+            ApiError::bad_request(
+                "invalid_query",
+                format!("`{text}` is not an order state: {}", states.join(", ")),
+            )
         })
 }
 
@@ -744,7 +748,7 @@ fn days_in_query<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<u32>, D::Error> {
     let largest = i32::MAX.unsigned_abs();
-    let days = bounded_in_query(deserializer, u64::from(largest), "more days than asked of")?;
+    let days = bounded_in_query(deserializer, u64::from(largest), "too many days")?;
     Ok(days.map(|days| u32::try_from(days).unwrap_or(u32::MAX)))
 }
 

@@ -88,6 +88,12 @@ async fn the_orders_list_pages_by_link_with_its_filters_each_order_once() {
     let expected: BTreeSet<&String> = placed.iter().collect();
     assert_eq!(paged.iter().collect::<BTreeSet<_>>(), expected);
     assert_eq!(paged.len(), 5);
+
+    // A state misnamed is answered with the names there are.
+    let misnamed = server.get(&mediator, "/orders?state=Disputed").await;
+    misnamed.problem(StatusCode::BAD_REQUEST, "invalid_query");
+    let detail = misnamed.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("InDispute, Closed, Cancelled"), "{detail}");
 }
 
 #[tokio::test]
