@@ -13,7 +13,8 @@ use chrono::{DateTime, Utc};
 use ledger_store::{AllFrom, Direction};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -112,6 +113,50 @@ pub fn dev_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_clock, set_clock))
 }
 
+/// How often a run of 503s with the same problem code is logged.
+const UNAVAILABLE_LOGGED_EVERY: Duration = Duration::from_secs(10);
+
+static UNAVAILABLE: Mutex<UnavailableRuns> = Mutex::new(UnavailableRuns::new());
+
+/// When each kind of 503 was last logged, and how many like it went unlogged since.
+#[derive(Debug)]
+struct UnavailableRuns {
+    last: Vec<(&'static str, Instant, u64)>,
+}
+
+impl UnavailableRuns {
+    const fn new() -> UnavailableRuns {
+        UnavailableRuns { last: Vec::new() }
+    }
+
+    /// Counts a 503 of `code` at `now`; whether to log it, with how many went unlogged.
+    fn logged(&mut self, code: &'static str, now: Instant) -> Option<u64> {
+        let Some((_, at, unlogged)) = self.last.iter_mut().find(|(c, _, _)| *c == code) else {
+            self.last.push((code, now, 0));
+            return Some(0);
+        };
+        if now.duration_since(*at) < UNAVAILABLE_LOGGED_EVERY {
+            *unlogged += 1;
+            return None;
+        }
+        *at = now;
+        Some(std::mem::take(unlogged))
+    }
+}
+
+/// Whether a failed request is logged: `None` when a line of its run of 503s was written
+/// lately; else how many like it went unlogged, for a 503.
+fn thinned(status: StatusCode, failure: Option<&FailureCause>) -> Option<Option<u64>> {
+    if status != StatusCode::SERVICE_UNAVAILABLE {
+        return Some(None);
+    }
+    let code = failure.map_or("", |f| f.code);
+    match UNAVAILABLE.lock() {
+        Ok(mut runs) => runs.logged(code, Instant::now()).map(Some),
+        Err(_) => Some(None),
+    }
+}
+
 /// Counts every request by method, route and status, and times it.
 pub async fn record_request(request: Request, next: Next) -> Response {
     let method = request.method().as_str().to_owned();
@@ -123,21 +168,27 @@ pub async fn record_request(request: Request, next: Next) -> Response {
     let correlation = request.headers().get("x-correlation-id").cloned();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    if response.status().is_server_error() && route != "/readyz" {
+    let failure = response.extensions().get::<FailureCause>();
+    let status = response.status();
+    if status.is_server_error() && route != "/readyz" {
         // One line per failed request, with what an operator searches by: the path (which
-        // order), the caller's correlation id, and the cause the client was not sent.
-        let cause = response.extensions().get::<FailureCause>();
-        tracing::error!(
-            %method,
-            path = uri.path(),
-            status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1e3,
-            correlation_id = correlation.as_ref().and_then(|c| c.to_str().ok()),
-            cause = cause.map(|c| c.0.as_str()),
-            "request failed"
-        );
+        // order), the caller's correlation id, and the cause the client was not sent. A run
+        // of the same 503 (a full disk refuses every command) is one line every 10 s, with
+        // how many like it went unlogged; metrics count each.
+        if let Some(like_it_unlogged) = thinned(status, failure) {
+            tracing::error!(
+                %method,
+                path = uri.path(),
+                status = status.as_u16(),
+                latency_ms = started.elapsed().as_secs_f64() * 1e3,
+                correlation_id = correlation.as_ref().and_then(|c| c.to_str().ok()),
+                cause = failure.map(|c| c.cause.as_str()),
+                like_it_unlogged,
+                "request failed"
+            );
+        }
     }
-    let status = response.status().as_u16().to_string();
+    let status = status.as_u16().to_string();
     metrics::counter!("ledger_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("ledger_http_request_seconds", "method" => method, "route" => route)
@@ -301,4 +352,37 @@ async fn set_clock(
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))?;
     state.timers_wake.notify_one();
     Ok(Json(ClockBody { now }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{UnavailableRuns, UNAVAILABLE_LOGGED_EVERY};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_run_of_the_same_503_is_one_line_every_ten_seconds_with_how_many_went_unlogged() {
+        let start = Instant::now();
+        let mut runs = UnavailableRuns::new();
+        let mut lines = Vec::new();
+        // A full disk refusing a command every 10 ms for 25 s, and once a contention.
+        for tick in 0..2_500u64 {
+            let now = start + Duration::from_millis(tick * 10);
+            if let Some(unlogged) = runs.logged("storage_full", now) {
+                lines.push(("storage_full", now.duration_since(start), unlogged));
+            }
+            if tick == 1_234 {
+                let other = runs.logged("too_much_contention", now);
+                assert_eq!(other, Some(0), "another kind is logged on its own");
+            }
+        }
+        let every = UNAVAILABLE_LOGGED_EVERY;
+        assert_eq!(
+            lines,
+            [
+                ("storage_full", Duration::ZERO, 0),
+                ("storage_full", every, 999),
+                ("storage_full", every * 2, 999),
+            ]
+        );
+    }
 }

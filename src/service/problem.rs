@@ -63,7 +63,10 @@ pub struct ApiError {
 /// A failed request's inner cause, handed from the error to the request's log line in the
 /// response's extensions, where the method, path and correlation id are known.
 #[derive(Clone, Debug)]
-pub struct FailureCause(pub String);
+pub struct FailureCause {
+    pub code: &'static str,
+    pub cause: String,
+}
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
@@ -134,7 +137,10 @@ impl IntoResponse for ApiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(cause) = self.cause {
-            response.extensions_mut().insert(FailureCause(cause));
+            response.extensions_mut().insert(FailureCause {
+                code: self.code,
+                cause,
+            });
         }
         response
     }

@@ -75,6 +75,7 @@ pub(crate) fn spawn(
         round: None,
         early_round_at: CHECKPOINTER_EARLY_FRAMES,
         last_early_round: std::time::Instant::now(),
+        failing: None,
     };
     std::thread::Builder::new()
         .name("ledger-store-writer".into())
@@ -99,6 +100,44 @@ struct Writer {
     /// WAL frames at which the checkpointer is next asked for an early round.
     early_round_at: i64,
     last_early_round: std::time::Instant,
+    /// Transactions failing in a row, e.g. while the disk is full.
+    failing: Option<FailingStreak>,
+}
+
+/// A run of failed transactions, logged when it starts, every `FAILING_LOGGED_EVERY` while it
+/// lasts, and when it ends: a full disk fails every transaction, hundreds a second, and a
+/// line for each would bury the rest of the log (each caller still gets its error).
+#[derive(Debug)]
+struct FailingStreak {
+    since: std::time::Instant,
+    failed: u64,
+    logged: std::time::Instant,
+}
+
+const FAILING_LOGGED_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl FailingStreak {
+    /// Counts a failure at `now`; the streak when it is to be logged.
+    fn failed(
+        streak: &mut Option<FailingStreak>,
+        now: std::time::Instant,
+    ) -> Option<&FailingStreak> {
+        match streak {
+            None => Some(streak.insert(FailingStreak {
+                since: now,
+                failed: 1,
+                logged: now,
+            })),
+            Some(going) => {
+                going.failed += 1;
+                if now.duration_since(going.logged) < FAILING_LOGGED_EVERY {
+                    return None;
+                }
+                going.logged = now;
+                Some(going)
+            }
+        }
+    }
 }
 
 /// Frames the writer may find still to copy when it finishes a checkpoint between two
@@ -238,6 +277,21 @@ struct Batch {
 }
 
 impl Writer {
+    fn log_failure(&mut self, error: &StoreError) {
+        match FailingStreak::failed(&mut self.failing, std::time::Instant::now()) {
+            Some(streak) if streak.failed == 1 => {
+                tracing::error!(%error, "append transaction failed");
+            }
+            Some(streak) => tracing::error!(
+                %error,
+                failed = streak.failed,
+                since_s = streak.logged.duration_since(streak.since).as_secs_f64(),
+                "append transactions still failing"
+            ),
+            None => {}
+        }
+    }
+
     fn run(mut self, queue: mpsc::Receiver<AppendRequest>) {
         while let Ok(first) = queue.recv() {
             let mut requests = vec![first];
@@ -352,6 +406,13 @@ impl Writer {
         }
         match written {
             Ok(batch) => {
+                if let Some(streak) = self.failing.take() {
+                    tracing::info!(
+                        failed = streak.failed,
+                        lasted_s = streak.since.elapsed().as_secs_f64(),
+                        "append transactions succeed again"
+                    );
+                }
                 self.next_position = batch.position;
                 self.next_stream_id = batch.next_stream_id;
                 if self.streams.len() + batch.streams.len() > STREAM_CACHE_MAX {
@@ -367,7 +428,7 @@ impl Writer {
             }
             Err(error) => {
                 // Nothing of this transaction is on disk: forget what we assumed and refuse all.
-                tracing::error!(%error, "append transaction failed");
+                self.log_failure(&error);
                 self.streams.clear();
                 if let (Ok(position), Ok(stream_id)) = (
                     schema::next_position(&self.db),
@@ -615,4 +676,29 @@ fn already_appended<'a>(
         next_expected_revision: last_revision,
         position: last_position,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FailingStreak, FAILING_LOGGED_EVERY};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_run_of_failed_transactions_is_logged_when_it_starts_and_every_ten_seconds() {
+        let start = Instant::now();
+        let mut streak = None;
+        let mut logged = Vec::new();
+        // A failure every 10 ms for 25 s, as while the disk is full.
+        for tick in 0..2_500u64 {
+            let now = start + Duration::from_millis(tick * 10);
+            if let Some(line) = FailingStreak::failed(&mut streak, now) {
+                logged.push((now.duration_since(start), line.failed));
+            }
+        }
+        let every = FAILING_LOGGED_EVERY;
+        assert_eq!(
+            logged,
+            [(Duration::ZERO, 1), (every, 1_001), (every * 2, 2_001)]
+        );
+    }
 }
