@@ -11,8 +11,8 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use ledger_domain::{Currency, Decimal, Money, Order, OrderId, Status, UserId};
 use ledger_projections::{
-    AgedHolding, CompletionRate, CreditReason, OrderFilter, OrderPage, OrderSummary, Period,
-    Posting, ReviewWindow, Wallet, AGING_BUCKET_UPPER_DAYS,
+    CompletionRate, CreditReason, OrderFilter, OrderPage, OrderSummary, Period, Posting,
+    ReviewWindow, Wallet, AGING_BUCKET_UPPER_DAYS,
 };
 use ledger_replay::history::{history, Cutoff, Entry, HistoryError};
 use serde::{Deserialize, Serialize};
@@ -500,22 +500,23 @@ pub struct AgeQuery {
     after: Option<String>,
 }
 
-/// `<since>_<order id>`: the page's order is by `since`, then order id.
-fn holding_cursor(holding: &AgedHolding) -> String {
-    format!("{}_{}", reports::instant(holding.since), holding.order)
+/// `<instant>_<order id>`: where a page ordered by an instant, then order id, ended (the
+/// holding's `since`, the window's `closes_at`).
+fn instant_cursor(at: DateTime<Utc>, order: OrderId) -> String {
+    format!("{}_{}", reports::instant(at), order)
 }
 
-fn parse_holding_cursor(text: &str) -> Result<(DateTime<Utc>, OrderId), ApiError> {
+fn parse_instant_cursor(text: &str, list: &str) -> Result<(DateTime<Utc>, OrderId), ApiError> {
     let bad = || {
         ApiError::bad_request(
             "invalid_query",
-            format!("`{text}` is not a cursor of /escrow/orders"),
+            format!("`{text}` is not a cursor of {list}"),
         )
     };
-    let (since, order) = text.rsplit_once('_').ok_or_else(bad)?;
-    let since = DateTime::parse_from_rfc3339(since).map_err(|_| bad())?;
+    let (at, order) = text.rsplit_once('_').ok_or_else(bad)?;
+    let at = DateTime::parse_from_rfc3339(at).map_err(|_| bad())?;
     let order = Uuid::parse_str(order).map_err(|_| bad())?;
-    Ok((since.with_timezone(&Utc), OrderId(order)))
+    Ok((at.with_timezone(&Utc), OrderId(order)))
 }
 
 /// Orders holding escrow for at least `min_age_days`, oldest first.
@@ -541,7 +542,7 @@ async fn escrow_orders(
     let after = query
         .after
         .as_deref()
-        .map(parse_holding_cursor)
+        .map(|after| parse_instant_cursor(after, "/escrow/orders"))
         .transpose()?;
     let now = state.clock.now();
     let limit = query.limit.map(|limit| limit.clamp(1, ESCROW_PAGE_MAX));
@@ -557,7 +558,7 @@ async fn escrow_orders(
         let last = holdings.last().filter(|_| more)?;
         Some(format!(
             "/escrow/orders?min_age_days={min_age_days}&limit={limit}&after={}",
-            holding_cursor(last)
+            instant_cursor(last.since, last.order)
         ))
     });
     if !wants_csv(&headers) {
@@ -761,24 +762,6 @@ pub struct ClosingWindows {
     next_cursor: Option<String>,
 }
 
-/// `<closes_at>_<order id>`: the page's order is by closing instant, then order id.
-fn window_cursor(window: &ReviewWindow) -> String {
-    format!("{}_{}", reports::instant(window.closes_at), window.order)
-}
-
-fn parse_window_cursor(text: &str) -> Result<(DateTime<Utc>, OrderId), ApiError> {
-    let bad = || {
-        ApiError::bad_request(
-            "invalid_query",
-            format!("`{text}` is not a cursor of /review-windows"),
-        )
-    };
-    let (closes_at, order) = text.rsplit_once('_').ok_or_else(bad)?;
-    let closes_at = DateTime::parse_from_rfc3339(closes_at).map_err(|_| bad())?;
-    let order = Uuid::parse_str(order).map_err(|_| bad())?;
-    Ok((closes_at.with_timezone(&Utc), OrderId(order)))
-}
-
 /// Review windows that close soon without a review, soonest first: whom to remind.
 #[utoipa::path(get, path = "/review-windows", tag = "queries", params(ClosingQuery),
     responses((status = 200, body = ClosingWindows,
@@ -800,7 +783,7 @@ async fn review_windows_closing(
     let after = query
         .cursor
         .as_deref()
-        .map(parse_window_cursor)
+        .map(|cursor| parse_instant_cursor(cursor, "/review-windows"))
         .transpose()?;
     let limit = query
         .limit
@@ -817,7 +800,10 @@ async fn review_windows_closing(
     })?;
     let more = windows.len() > limit;
     windows.truncate(limit);
-    let next_cursor = windows.last().filter(|_| more).map(window_cursor);
+    let next_cursor = windows
+        .last()
+        .filter(|_| more)
+        .map(|last| instant_cursor(last.closes_at, last.order));
     let next_page = next_cursor.as_ref().map(|cursor| {
         format!("/review-windows?closing_within_days={days}&limit={limit}&cursor={cursor}")
     });
