@@ -604,18 +604,33 @@ proptest! {
             .map(|w| (w.closes_at, w.order))
             .collect();
         expected.sort();
-        let mut walked = Vec::new();
-        let mut after = None;
-        for _ in 0..=windows.len() {
-            let listed = views.reviews.closing_within(now, days, after, page);
-            prop_assert!(listed.len() <= page);
-            walked.extend(listed.iter().map(|w| (w.closes_at, w.order)));
-            match listed.last() {
-                Some(last) if listed.len() == page => after = Some((last.closes_at, last.order)),
-                _ => break,
+        // Every buyer's, then one buyer's through their orders.
+        let buyer = windows.get(probe.index(windows.len().max(1))).map(|w| w.buyer);
+        let theirs: Vec<(DateTime<Utc>, OrderId)> = expected
+            .iter()
+            .filter(|(_, order)| views.reviews.window(*order).map(|w| w.buyer) == buyer)
+            .copied()
+            .collect();
+        for (of_buyer, expected) in [(None, expected), (buyer, theirs)] {
+            let mut walked = Vec::new();
+            let mut after = None;
+            for _ in 0..=windows.len() {
+                let listed = match of_buyer {
+                    None => views.reviews.closing_within(now, days, after, page),
+                    Some(buyer) => {
+                        let orders = views.orders.orders_of_buyer(buyer);
+                        views.reviews.closing_within_of(orders, now, days, after, page)
+                    }
+                };
+                prop_assert!(listed.len() <= page);
+                walked.extend(listed.iter().map(|w| (w.closes_at, w.order)));
+                match listed.last() {
+                    Some(last) if listed.len() == page => after = Some((last.closes_at, last.order)),
+                    _ => break,
+                }
             }
+            prop_assert_eq!(walked, expected, "of buyer {:?}", of_buyer);
         }
-        prop_assert_eq!(walked, expected);
     }
 
     #[test]

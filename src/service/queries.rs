@@ -39,7 +39,8 @@ const REVIEW_WINDOW_PAGE_MAX: usize = 1_000;
 
 const STAFF_SEEING_ORDERS: &[ApiRole] = &[ApiRole::Mediator, ApiRole::Finance];
 const STAFF_SEEING_HISTORY: &[ApiRole] = &[ApiRole::Mediator];
-/// Who may list every buyer's review windows: a service that reminds buyers, and mediators.
+/// Who may list every buyer's review windows: a service that reminds buyers, and mediators
+/// (a buyer lists their own).
 const SEEING_REVIEW_WINDOWS: &[ApiRole] = &[ApiRole::Service, ApiRole::Mediator];
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -762,7 +763,8 @@ pub struct ClosingWindows {
     next_cursor: Option<String>,
 }
 
-/// Review windows that close soon without a review, soonest first: whom to remind.
+/// Review windows that close soon without a review, soonest first: whom to remind. A buyer
+/// gets their own.
 #[utoipa::path(get, path = "/review-windows", tag = "queries", params(ClosingQuery),
     responses((status = 200, body = ClosingWindows,
             headers(("Link" = String, description = "The next page, `<path>; rel=\"next\"` (RFC 8288); absent on the last"))),
@@ -772,7 +774,10 @@ async fn review_windows_closing(
     caller: Principal,
     query: Result<Query<ClosingQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    caller.require_role(SEEING_REVIEW_WINDOWS)?;
+    let own = caller.role == ApiRole::Buyer;
+    if !own {
+        caller.require_role(SEEING_REVIEW_WINDOWS)?;
+    }
     let Query(query) = query.map_err(bad_query)?;
     let days = query.closing_within_days.ok_or_else(|| {
         ApiError::bad_request(
@@ -792,11 +797,14 @@ async fn review_windows_closing(
     let now = state.clock.now();
     // One more than the page, to know whether another follows.
     let mut windows: Vec<ReviewWindow> = state.views(|v| {
-        v.reviews
-            .closing_within(now, days, after, limit + 1)
-            .into_iter()
-            .cloned()
-            .collect()
+        let closing = if own {
+            let theirs = v.orders.orders_of_buyer(caller.user);
+            v.reviews
+                .closing_within_of(theirs, now, days, after, limit + 1)
+        } else {
+            v.reviews.closing_within(now, days, after, limit + 1)
+        };
+        closing.into_iter().cloned().collect()
     })?;
     let more = windows.len() > limit;
     windows.truncate(limit);

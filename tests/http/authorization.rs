@@ -205,9 +205,10 @@ async fn every_read_route_for_every_role_party_and_non_party() {
             format!("/sellers/{}/completion-rate", people.seller.id),
             CALLERS.to_vec(),
         ),
+        // A buyer gets their own.
         (
             "/review-windows?closing_within_days=200".into(),
-            vec![Service, Mediator],
+            vec![BuyerParty, BuyerOther, Service, Mediator],
         ),
         ("/journal?from=0".into(), vec![Finance]),
         ("/trial-balance".into(), vec![Finance]),

@@ -156,9 +156,19 @@ async fn the_review_windows_closing_soon_are_listed_soonest_first_a_page_at_a_ti
             .collect::<Vec<_>>()
     );
 
-    // Buyers and finance read their own orders' windows, not this list; the question must
-    // be asked whole.
-    for who in [&buyer, &user("finance"), &seller] {
+    // A buyer lists their own, another buyer none; sellers and finance have no windows to
+    // be reminded of. The question must be asked whole.
+    let (listed, _) = follow_list(&server, &buyer, path, "windows", "order").await;
+    assert_eq!(
+        listed,
+        closed[1..3]
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect::<Vec<_>>()
+    );
+    let other = server.get(&user("buyer"), path).await.ok();
+    assert_eq!(other["windows"], json!([]), "{other}");
+    for who in [&user("finance"), &seller] {
         server
             .get(who, path)
             .await

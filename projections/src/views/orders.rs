@@ -205,6 +205,11 @@ impl OrderView {
         self.lists_deferred = false;
     }
 
+    /// The buyer's orders, in order-id order.
+    pub fn orders_of_buyer(&self, buyer: UserId) -> impl Iterator<Item = OrderId> + '_ {
+        self.by_buyer.get(&buyer).into_iter().flatten().copied()
+    }
+
     pub fn order(&self, order: OrderId) -> Option<&Order> {
         self.orders.get(&order).and_then(|state| state.order())
     }

@@ -106,9 +106,7 @@ impl ReviewView {
         after: Option<(DateTime<Utc>, OrderId)>,
         limit: usize,
     ) -> Vec<&ReviewWindow> {
-        let horizon = Duration::try_days(i64::from(days))
-            .and_then(|span| now.checked_add_signed(span))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let horizon = horizon(now, days);
         // Closing after `now`: one closing at `now` is closed already.
         let open = (now, OrderId(Uuid::max()));
         let from = after.map_or(open, |after| after.max(open));
@@ -119,6 +117,27 @@ impl ReviewView {
             .filter(|window| window.is_open_at(now))
             .take(limit)
             .collect()
+    }
+
+    /// `closing_within` among `orders` only (one buyer's, say): its cost is theirs, not the
+    /// windows closing meanwhile.
+    pub fn closing_within_of(
+        &self,
+        orders: impl Iterator<Item = OrderId>,
+        now: DateTime<Utc>,
+        days: u32,
+        after: Option<(DateTime<Utc>, OrderId)>,
+        limit: usize,
+    ) -> Vec<&ReviewWindow> {
+        let horizon = horizon(now, days);
+        let mut closing: Vec<&ReviewWindow> = orders
+            .filter_map(|order| self.windows.get(&order))
+            .filter(|w| w.is_open_at(now) && w.closes_at <= horizon)
+            .filter(|w| after.is_none_or(|after| (w.closes_at, w.order) > after))
+            .collect();
+        closing.sort_unstable_by_key(|w| (w.closes_at, w.order));
+        closing.truncate(limit);
+        closing
     }
 
     pub(crate) fn defer_index(&mut self) {
@@ -137,4 +156,11 @@ impl ReviewView {
         self.unreviewed = unreviewed.into_iter().collect();
         self.index_deferred = false;
     }
+}
+
+/// `days` from `now`, or the end of time when that is past it.
+fn horizon(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
+    Duration::try_days(i64::from(days))
+        .and_then(|span| now.checked_add_signed(span))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
