@@ -147,25 +147,14 @@ async fn the_review_windows_closing_soon_are_listed_soonest_first_a_page_at_a_ti
 
     // Once the first has closed, it is no longer listed.
     server.advance(first_closes + Duration::minutes(1)).await;
+    let still_open: Vec<String> = closed[1..3].iter().map(|(id, _)| id.clone()).collect();
     let (listed, _) = follow_list(&server, &reminders, path, "windows", "order").await;
-    assert_eq!(
-        listed,
-        closed[1..3]
-            .iter()
-            .map(|(id, _)| id.clone())
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(listed, still_open);
 
     // A buyer lists their own, another buyer none; sellers and finance have no windows to
     // be reminded of. The question must be asked whole.
     let (listed, _) = follow_list(&server, &buyer, path, "windows", "order").await;
-    assert_eq!(
-        listed,
-        closed[1..3]
-            .iter()
-            .map(|(id, _)| id.clone())
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(listed, still_open);
     let other = server.get(&user("buyer"), path).await.ok();
     assert_eq!(other["windows"], json!([]), "{other}");
     for who in [&user("finance"), &seller] {
