@@ -6,12 +6,12 @@
 //! nothing. A timer refused for any other reason of its own order's is logged and skipped, so
 //! that one order never holds back every other order's deadline.
 
+use crate::log_throttle::LogThrottle;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::stream::{self, StreamExt};
 use ledger_commands::{CommandError, CommandHandler, CommandRequest, Outcome};
 use ledger_domain::{Actor, Command, Rejection};
 use ledger_projections::{DueTimer, TimerKind, TimerView};
-use std::collections::HashMap;
 use uuid::Uuid;
 
 /// Most timers read from the views and fired at once; a full page is followed by the next.
@@ -106,30 +106,26 @@ pub const REFUSAL_WARNED_EVERY: TimeDelta = TimeDelta::minutes(10);
 
 /// When each refused timer was last warned of: a timer refused at every tick (a second, by
 /// default) would otherwise fill the log with the same warning 3,600 times an hour.
-#[derive(Debug, Default)]
-pub struct RefusalWarnings {
-    last_warned: HashMap<Uuid, DateTime<Utc>>,
+#[derive(Debug)]
+pub struct RefusalWarnings(LogThrottle<Uuid, DateTime<Utc>, TimeDelta>);
+
+impl Default for RefusalWarnings {
+    fn default() -> Self {
+        RefusalWarnings(LogThrottle::new(REFUSAL_WARNED_EVERY))
+    }
 }
 
 impl RefusalWarnings {
     /// Whether the refusal of `timer` at `now` is worth a warning: the first time, and then
     /// once every `REFUSAL_WARNED_EVERY` while it lasts.
     pub fn should_warn(&mut self, timer: &DueTimer, now: DateTime<Utc>) -> bool {
-        let id = timer_command_id(timer);
-        match self.last_warned.get(&id) {
-            Some(warned) if now - *warned < REFUSAL_WARNED_EVERY => false,
-            _ => {
-                self.last_warned.insert(id, now);
-                true
-            }
-        }
+        self.0.admit(timer_command_id(timer), now).is_some()
     }
 
     /// Forgets the timers warned of too long ago to matter, which would be warned of again
     /// anyway: the memory holds only the timers refused lately.
     pub fn forget_stale(&mut self, now: DateTime<Utc>) {
-        self.last_warned
-            .retain(|_, warned| now - *warned < REFUSAL_WARNED_EVERY);
+        self.0.forget_stale(now);
     }
 }
 
@@ -272,6 +268,6 @@ mod tests {
         let later = start + TimeDelta::hours(5);
         assert!(warnings.should_warn(&timer(3), later));
         warnings.forget_stale(later);
-        assert_eq!(warnings.last_warned.len(), 1);
+        assert_eq!(warnings.0.len(), 1);
     }
 }

@@ -3,6 +3,7 @@
 use super::auth::Principal;
 use super::problem::{ApiError, FailureCause, JsonBody};
 use super::AppState;
+use crate::log_throttle::LogThrottle;
 use crate::timers::TimerReport;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -13,7 +14,7 @@ use chrono::{DateTime, Utc};
 use ledger_store::{AllFrom, Direction};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -116,33 +117,10 @@ pub fn dev_routes() -> OpenApiRouter<AppState> {
 /// How often a run of 503s with the same problem code is logged.
 const UNAVAILABLE_LOGGED_EVERY: Duration = Duration::from_secs(10);
 
-static UNAVAILABLE: Mutex<UnavailableRuns> = Mutex::new(UnavailableRuns::new());
-
-/// When each kind of 503 was last logged, and how many like it went unlogged since.
-#[derive(Debug)]
-struct UnavailableRuns {
-    last: Vec<(&'static str, Instant, u64)>,
-}
-
-impl UnavailableRuns {
-    const fn new() -> UnavailableRuns {
-        UnavailableRuns { last: Vec::new() }
-    }
-
-    /// Counts a 503 of `code` at `now`; whether to log it, with how many went unlogged.
-    fn logged(&mut self, code: &'static str, now: Instant) -> Option<u64> {
-        let Some((_, at, unlogged)) = self.last.iter_mut().find(|(c, _, _)| *c == code) else {
-            self.last.push((code, now, 0));
-            return Some(0);
-        };
-        if now.duration_since(*at) < UNAVAILABLE_LOGGED_EVERY {
-            *unlogged += 1;
-            return None;
-        }
-        *at = now;
-        Some(std::mem::take(unlogged))
-    }
-}
+/// The runs of 503s by problem code: a full disk refuses every command, and a line for each
+/// (thousands a second) would bury the rest of the log.
+static UNAVAILABLE: LazyLock<Mutex<LogThrottle<&'static str, Instant, Duration>>> =
+    LazyLock::new(|| Mutex::new(LogThrottle::new(UNAVAILABLE_LOGGED_EVERY)));
 
 /// Whether a failed request is logged: `None` when a line of its run of 503s was written
 /// lately; else how many like it went unlogged, for a 503.
@@ -152,7 +130,7 @@ fn thinned(status: StatusCode, failure: Option<&FailureCause>) -> Option<Option<
     }
     let code = failure.map_or("", |f| f.code);
     match UNAVAILABLE.lock() {
-        Ok(mut runs) => runs.logged(code, Instant::now()).map(Some),
+        Ok(mut runs) => runs.admit(code, Instant::now()).map(Some),
         Err(_) => Some(None),
     }
 }
@@ -356,22 +334,22 @@ async fn set_clock(
 
 #[cfg(test)]
 mod tests {
-    use super::{UnavailableRuns, UNAVAILABLE_LOGGED_EVERY};
+    use super::{LogThrottle, UNAVAILABLE_LOGGED_EVERY};
     use std::time::{Duration, Instant};
 
     #[test]
     fn a_run_of_the_same_503_is_one_line_every_ten_seconds_with_how_many_went_unlogged() {
         let start = Instant::now();
-        let mut runs = UnavailableRuns::new();
+        let mut runs = LogThrottle::new(UNAVAILABLE_LOGGED_EVERY);
         let mut lines = Vec::new();
         // A full disk refusing a command every 10 ms for 25 s, and once a contention.
         for tick in 0..2_500u64 {
             let now = start + Duration::from_millis(tick * 10);
-            if let Some(unlogged) = runs.logged("storage_full", now) {
+            if let Some(unlogged) = runs.admit("storage_full", now) {
                 lines.push(("storage_full", now.duration_since(start), unlogged));
             }
             if tick == 1_234 {
-                let other = runs.logged("too_much_contention", now);
+                let other = runs.admit("too_much_contention", now);
                 assert_eq!(other, Some(0), "another kind is logged on its own");
             }
         }
