@@ -578,6 +578,39 @@ proptest! {
     }
 
     #[test]
+    fn the_disputes_walked_in_pages_are_every_open_one_longest_waiting_first(
+        currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
+        steps in prop::collection::vec(step(), 1..150),
+        page in 1usize..4,
+    ) {
+        let facts = history(&currency_picks, &steps);
+        let mut views = Views::default();
+        facts.iter().for_each(|f| views.apply(f));
+        let placed: std::collections::BTreeSet<OrderId> = facts.iter().map(|f| f.order).collect();
+        let mut expected: Vec<(Option<DateTime<Utc>>, OrderId)> = placed
+            .iter()
+            .filter_map(|id| views.orders.order(*id))
+            .filter(|o| o.status == Status::InDispute)
+            .map(|o| (o.dispute_opened_at, o.id))
+            .collect();
+        expected.sort();
+        let mut walked = Vec::new();
+        let mut after = None;
+        for _ in 0..=placed.len() {
+            let listed = views.orders.disputes_waiting(after, page, t0());
+            prop_assert!(listed.len() <= page);
+            walked.extend(listed.iter().map(|o| (o.dispute_opened_at, o.order_id)));
+            match listed.last() {
+                Some(last) if listed.len() == page => {
+                    after = last.dispute_opened_at.map(|at| (at, last.order_id));
+                }
+                _ => break,
+            }
+        }
+        prop_assert_eq!(walked, expected);
+    }
+
+    #[test]
     fn the_review_windows_closing_soon_walked_in_pages_are_every_open_one_soonest_first(
         currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
         steps in prop::collection::vec(step(), 1..150),

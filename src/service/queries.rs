@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use ledger_domain::{Currency, Decimal, Money, Order, OrderId, Status, UserId};
 use ledger_projections::{
     CompletionRate, CreditReason, OrderFilter, OrderPage, OrderSummary, Period, Posting,
-    ReviewWindow, Wallet, AGING_BUCKET_UPPER_DAYS,
+    ReviewWindow, Wallet, AGING_BUCKET_UPPER_DAYS, ORDER_PAGE_SIZE_MAX,
 };
 use ledger_replay::history::{history, Cutoff, Entry, HistoryError};
 use serde::{Deserialize, Serialize};
@@ -48,6 +48,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(order_summary))
         .routes(routes!(order_history))
         .routes(routes!(list_orders))
+        .routes(routes!(disputes_waiting))
         .routes(routes!(escrow_totals))
         .routes(routes!(escrow_orders))
         .routes(routes!(wallet))
@@ -395,6 +396,67 @@ async fn list_orders(
         )
     });
     Ok(reports::json_page(page, next_page.as_deref()))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DisputesQuery {
+    /// At most this many (50 when absent, at most 500).
+    #[param(value_type = Option<i32>, minimum = 1)]
+    #[serde(default, deserialize_with = "page_size_in_query")]
+    limit: Option<usize>,
+    /// Where the previous page ended: its `next_cursor`.
+    cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DisputesWaiting {
+    /// Orders in dispute, the longest waiting first (`dispute_opened_at`, then order id).
+    #[schema(value_type = Vec<super::shapes::OrderSummaryShape>)]
+    disputes: Vec<OrderSummary>,
+    /// Pass back as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+/// The disputes still open, the longest waiting first: a mediator's queue.
+#[utoipa::path(get, path = "/disputes", tag = "queries", params(DisputesQuery),
+    responses((status = 200, body = DisputesWaiting,
+            headers(("Link" = String, description = "The next page, `<path>; rel=\"next\"` (RFC 8288); absent on the last"))),
+        (status = "4XX", response = Problem)))]
+async fn disputes_waiting(
+    State(state): State<AppState>,
+    caller: Principal,
+    query: Result<Query<DisputesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require_role(STAFF_SEEING_ORDERS)?;
+    let Query(query) = query.map_err(bad_query)?;
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|cursor| parse_instant_cursor(cursor, "/disputes"))
+        .transpose()?;
+    let limit = query
+        .limit
+        .unwrap_or(ORDER_PAGE_SIZE_DEFAULT)
+        .clamp(1, ORDER_PAGE_SIZE_MAX);
+    let now = state.clock.now();
+    // One more than the page, to know whether another follows.
+    let mut disputes = state.views(|v| v.orders.disputes_waiting(after, limit + 1, now))?;
+    let more = disputes.len() > limit;
+    disputes.truncate(limit);
+    let next_cursor = disputes.last().filter(|_| more).and_then(|last| {
+        let opened_at = last.dispute_opened_at?;
+        Some(instant_cursor(opened_at, last.order_id))
+    });
+    let next_page = next_cursor
+        .as_ref()
+        .map(|cursor| format!("/disputes?limit={limit}&cursor={cursor}"));
+    let body = DisputesWaiting {
+        disputes,
+        next_cursor,
+    };
+    Ok(reports::json_page(body, next_page.as_deref()))
 }
 
 #[derive(Serialize, ToSchema)]

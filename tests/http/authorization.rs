@@ -188,6 +188,7 @@ async fn every_read_route_for_every_role_party_and_non_party() {
             format!("/orders?seller={}", people.seller.id),
             vec![BuyerParty, BuyerOther, SellerParty, Mediator, Finance],
         ),
+        ("/disputes".into(), vec![Mediator, Finance]),
         ("/escrow".into(), vec![Mediator, Finance]),
         (
             "/escrow/orders?min_age_days=0".into(),
@@ -261,6 +262,7 @@ async fn no_route_but_health_metrics_and_openapi_answers_without_a_token() {
         format!("/orders/{id}"),
         format!("/orders/{id}/history"),
         "/orders".into(),
+        "/disputes".into(),
         "/escrow".into(),
         "/escrow/orders".into(),
         format!("/wallets/{id}"),

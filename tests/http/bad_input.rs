@@ -447,6 +447,7 @@ async fn a_parameter_a_read_does_not_take_is_refused_by_name() {
             "at=2026-01-01T00:00:00Z",
         ),
         (&finance, "/orders".to_owned(), "status=Placed"),
+        (&mediator, "/disputes".to_owned(), "state=InDispute"),
         (&finance, "/escrow".to_owned(), "currency=EUR"),
         (&finance, "/escrow/orders".to_owned(), "min_age=30"),
         (&finance, format!("/wallets/{}", buyer.id), "to=3"),
@@ -501,6 +502,7 @@ async fn a_query_number_that_is_not_one_is_answered_with_what_was_sent() {
     let reads = [
         (&mediator, format!("/orders/{order}/history"), "revision"),
         (&finance, "/orders".to_owned(), "limit"),
+        (&mediator, "/disputes".to_owned(), "limit"),
         (&finance, "/journal".to_owned(), "from"),
         (&finance, "/journal".to_owned(), "limit"),
         (&finance, format!("/wallets/{}", buyer.id), "from"),

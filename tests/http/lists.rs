@@ -1,5 +1,5 @@
-//! The lists read a page at a time: orders filtered by party and state, and the review
-//! windows closing soon.
+//! The lists read a page at a time: orders filtered by party and state, the disputes
+//! waiting for a mediator, and the review windows closing soon.
 
 use crate::support::{parse_instant, user, Server, User};
 use chrono::Duration;
@@ -171,6 +171,59 @@ async fn the_review_windows_closing_soon_are_listed_soonest_first_a_page_at_a_ti
     ] {
         server
             .get(&reminders, bad)
+            .await
+            .problem(StatusCode::BAD_REQUEST, "invalid_query");
+    }
+}
+
+#[tokio::test]
+async fn the_disputes_are_queued_longest_waiting_first_a_page_at_a_time() {
+    let server = Server::start();
+    let (buyer, seller, mediator) = (user("buyer"), user("seller"), user("mediator"));
+    let mut placed = Vec::new();
+    for _ in 0..4 {
+        let order = server.place(&buyer, &seller, "10.00").await;
+        server.act(&seller, order, "confirm", json!({})).await;
+        placed.push(order);
+    }
+    // Disputes opened a day apart, the last placed first: the queue is not placement order.
+    let start = server.now().await;
+    let opened = [placed[2], placed[0], placed[3], placed[1]];
+    let mut opened_at = Vec::new();
+    for (day, order) in (1..).zip(opened) {
+        server.advance(start + Duration::days(day)).await;
+        let reason = json!({ "reason": "not what was agreed" });
+        let disputed = server.act(&buyer, order, "dispute", reason).await;
+        opened_at.push(parse_instant(&disputed["events"][0]["data"]["at"]));
+    }
+    let release = json!({ "outcome": "release", "note": "delivered as agreed" });
+    server
+        .act(&mediator, opened[1], "dispute/resolve", release)
+        .await;
+
+    let waiting: Vec<String> = [opened[0], opened[2], opened[3]]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let path = "/disputes?limit=1";
+    let (listed, pages) = follow_list(&server, &mediator, path, "disputes", "order_id").await;
+    assert_eq!((listed, pages), (waiting.clone(), 3));
+    let finance = user("finance");
+    let first = server.get(&finance, "/disputes").await.ok();
+    assert_eq!(
+        order_ids(first["disputes"].as_array().map_or(&[][..], Vec::as_slice)),
+        waiting
+    );
+    assert_eq!(
+        parse_instant(&first["disputes"][0]["dispute_opened_at"]),
+        opened_at[0],
+        "{first}"
+    );
+    assert_eq!(first["disputes"][0]["dispute_opened_by"], "buyer");
+
+    for bad in ["/disputes?cursor=yesterday", "/disputes?limit=0"] {
+        server
+            .get(&mediator, bad)
             .await
             .problem(StatusCode::BAD_REQUEST, "invalid_query");
     }

@@ -72,6 +72,7 @@ async fn the_openapi_document_lists_the_headers_every_command_reads_and_answers_
         "/wallets/{user_id}",
         "/journal",
         "/review-windows",
+        "/disputes",
     ] {
         let page = &document["paths"][path]["get"]["responses"]["200"];
         assert!(page["headers"]["Link"].is_object(), "GET {path}: {page}");
@@ -93,6 +94,7 @@ async fn the_openapi_document_describes_every_route_the_service_answers() {
         ("/orders/{id}/history".into(), "get"),
         ("/orders/{id}/review-window".into(), "get"),
         ("/review-windows".into(), "get"),
+        ("/disputes".into(), "get"),
         ("/escrow".into(), "get"),
         ("/escrow/orders".into(), "get"),
         ("/wallets/{user_id}".into(), "get"),
@@ -279,6 +281,7 @@ async fn what_the_service_sends_has_the_shape_the_document_describes() {
             "/orders/{id}/history",
             read(&buyer, format!("/orders/{order}/history")).await,
         ),
+        ("get", "/disputes", read(&finance, "/disputes".into()).await),
         ("get", "/escrow", read(&finance, "/escrow".into()).await),
         (
             "get",
@@ -330,6 +333,12 @@ async fn what_the_service_sends_has_the_shape_the_document_describes() {
     // The order's nullable fields were checked filled, not only null.
     assert!(summary["due_at"].is_string() && summary["dispute_opened_by"] == "buyer");
     assert!(summary["dispute_opened_at"].is_string(), "{summary}");
+    let queue = read(&finance, "/disputes".into()).await;
+    assert_eq!(
+        queue["disputes"][0]["order_id"],
+        order.to_string(),
+        "{queue}"
+    );
     let closing = read(&reminders, "/review-windows?closing_within_days=200".into()).await;
     assert_eq!(
         closing["windows"][0]["order"],
@@ -837,6 +846,7 @@ async fn a_querys_positions_and_page_sizes_are_bounded_as_documented() {
         ("/journal", &["from", "limit"][..]),
         (&wallet, &["from", "limit"][..]),
         ("/orders", &["limit"][..]),
+        ("/disputes", &["limit"][..]),
         ("/escrow/orders", &["limit"][..]),
     ];
     for (path, names) in reads {

@@ -210,10 +210,14 @@ async fn a_dispute_split_by_a_mediator_refunds_part_and_releases_the_rest() {
         .problem(StatusCode::UNPROCESSABLE_ENTITY, "order_in_dispute");
     // The mediator's queue says how long each dispute has waited.
     server.advance(opened_at + Duration::days(2)).await;
-    let queue = server.get(&mediator, "/orders?state=InDispute").await.ok();
-    assert_eq!(queue["orders"][0]["order_id"], order.to_string(), "{queue}");
+    let queue = server.get(&mediator, "/disputes").await.ok();
     assert_eq!(
-        parse_instant(&queue["orders"][0]["dispute_opened_at"]),
+        queue["disputes"][0]["order_id"],
+        order.to_string(),
+        "{queue}"
+    );
+    assert_eq!(
+        parse_instant(&queue["disputes"][0]["dispute_opened_at"]),
         opened_at,
         "{queue}"
     );
@@ -226,6 +230,8 @@ async fn a_dispute_split_by_a_mediator_refunds_part_and_releases_the_rest() {
         )
         .await;
     assert_eq!(resolved["order"]["status"], "Closed");
+    let queue = server.get(&mediator, "/disputes").await.ok();
+    assert_eq!(queue["disputes"], json!([]), "{queue}");
     let summary = server.order(&mediator, order).await;
     assert_eq!(parse_instant(&summary["dispute_opened_at"]), opened_at);
     let last_event = resolved["events"].as_array().and_then(|e| e.last());

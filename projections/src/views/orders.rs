@@ -128,6 +128,10 @@ pub struct OrderView {
     // the few disputes open reads those, not every order (a scan took 21 ms for 200,000).
     #[serde(skip)]
     by_status: FastMap<Status, BTreeSet<OrderId>>,
+    // Invariant: the orders in dispute by when their dispute opened, for a mediator's queue
+    // longest waiting first.
+    #[serde(skip)]
+    disputes_waiting: BTreeSet<(DateTime<Utc>, OrderId)>,
     // While set, the lists are left stale, for `reindex` to rebuild once: see
     // `Views::defer_indexes`.
     #[serde(skip)]
@@ -148,7 +152,9 @@ impl OrderView {
         let after = state.status();
         let placed = state.order().is_some();
         if before != after {
-            self.move_status(fact.order, before, after);
+            // Kept once the dispute ends, so it names the entry to remove as well.
+            let dispute_opened_at = state.order().and_then(|o| o.dispute_opened_at);
+            self.move_status(fact.order, before, after, dispute_opened_at);
         }
         if let (ledger_domain::Event::OrderPlaced(e), true) = (&fact.event, placed) {
             self.ids.insert(fact.order);
@@ -160,7 +166,21 @@ impl OrderView {
         }
     }
 
-    fn move_status(&mut self, order: OrderId, from: Option<Status>, to: Option<Status>) {
+    fn move_status(
+        &mut self,
+        order: OrderId,
+        from: Option<Status>,
+        to: Option<Status>,
+        dispute_opened_at: Option<DateTime<Utc>>,
+    ) {
+        if let Some(opened_at) = dispute_opened_at {
+            if from == Some(Status::InDispute) {
+                self.disputes_waiting.remove(&(opened_at, order));
+            }
+            if to == Some(Status::InDispute) {
+                self.disputes_waiting.insert((opened_at, order));
+            }
+        }
         if let Some(from) = from {
             if let Some(orders) = self.by_status.get_mut(&from) {
                 orders.remove(&order);
@@ -189,16 +209,24 @@ impl OrderView {
             Vec::with_capacity(placed),
             Vec::with_capacity(placed),
         );
+        let mut disputes = Vec::new();
         for (id, state) in self.orders.iter() {
             if let Some(order) = state.order() {
                 ids.push(*id);
                 buyers.push((order.buyer, *id));
                 sellers.push((order.seller, *id));
                 statuses.push((order.status, *id));
+                if let (Status::InDispute, Some(opened_at)) =
+                    (order.status, order.dispute_opened_at)
+                {
+                    disputes.push((opened_at, *id));
+                }
             }
         }
         ids.sort_unstable();
         self.ids = ids.into_iter().collect();
+        disputes.sort_unstable();
+        self.disputes_waiting = disputes.into_iter().collect();
         self.by_buyer = grouped(buyers);
         self.by_seller = grouped(sellers);
         self.by_status = grouped(statuses);
@@ -261,6 +289,22 @@ impl OrderView {
             orders,
             next_cursor,
         }
+    }
+
+    /// The orders in dispute, the longest waiting first (by when the dispute opened, then
+    /// order id), after `after`, at most `limit`.
+    pub fn disputes_waiting(
+        &self,
+        after: Option<(DateTime<Utc>, OrderId)>,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Vec<OrderSummary> {
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.disputes_waiting
+            .range((from, Bound::Unbounded))
+            .filter_map(|(_, id)| self.summary(*id, now))
+            .take(limit)
+            .collect()
     }
 
     pub fn len(&self) -> usize {
