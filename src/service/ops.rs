@@ -89,6 +89,12 @@ fn describe_metrics() {
         "ledger_timers_total",
         "Timers the service fired, by outcome: fired (the order changed), already_fired (found in the log), moved_on (the order had moved on), refused (logged, tried again)"
     );
+    metrics::describe_gauge!("ledger_disputes_open", "Disputes waiting for a mediator");
+    metrics::describe_gauge!(
+        "ledger_dispute_longest_wait_seconds",
+        Unit::Seconds,
+        "How long the longest waiting open dispute has waited; 0 with none open"
+    );
     metrics::describe_gauge!(
         "ledger_subscribers",
         "Subscriptions open, by protocol: sse (GET /streams/…) or grpc (the EventStoreDB protocol)"
@@ -263,6 +269,13 @@ async fn prometheus_metrics(State(state): State<AppState>) -> Response {
     let now = state.clock.now();
     if let Ok(due) = state.views(|v| v.timers.due_count(now)) {
         metrics::gauge!("ledger_timers_due").set(due as f64);
+    }
+    if let Ok((open, oldest)) = state.views(|v| v.orders.disputes_open()) {
+        metrics::gauge!("ledger_disputes_open").set(open as f64);
+        let waited = oldest.map_or(0.0, |opened_at| {
+            (now - opened_at).num_milliseconds().max(0) as f64 / 1_000.0
+        });
+        metrics::gauge!("ledger_dispute_longest_wait_seconds").set(waited);
     }
     // Listed from the start, not only once a timer fired or someone subscribed.
     count_timers(&TimerReport::default());

@@ -375,6 +375,57 @@ async fn metrics_count_the_timers_due_and_what_became_of_those_fired() {
     assert_eq!(refused, Some(0.0), "{text}");
 }
 
+/// Whoever leads the mediators sees how many disputes wait and how long the longest has
+/// waited, and can alert on it.
+#[tokio::test]
+async fn metrics_count_the_disputes_open_and_the_longest_wait() {
+    let server = Server::start();
+    let (buyer, seller, mediator) = (user("buyer"), user("seller"), user("mediator"));
+    let text = metrics(&server).await;
+    assert_eq!(metric(&text, "ledger_disputes_open "), Some(0.0), "{text}");
+    let waited = |text: &str| metric(text, "ledger_dispute_longest_wait_seconds ");
+    assert_eq!(waited(&text), Some(0.0), "{text}");
+
+    let start = server.now().await;
+    let mut opened_at = Vec::new();
+    for day in 1..=2 {
+        let order = server.place(&buyer, &seller, "10.00").await;
+        server.act(&seller, order, "confirm", json!({})).await;
+        server.advance(start + chrono::Duration::days(day)).await;
+        let reason = json!({ "reason": "nothing delivered" });
+        let disputed = server.act(&buyer, order, "dispute", reason).await;
+        let at = disputed["events"][0]["data"]["at"].as_str().expect("at");
+        opened_at.push((order, crate::support::parse_instant(&json!(at))));
+    }
+    server.advance(start + chrono::Duration::days(4)).await;
+    // The longest wait is the first dispute's, as of the scrape.
+    let text = longest_wait(&server, opened_at[0].1).await;
+    assert_eq!(metric(&text, "ledger_disputes_open "), Some(2.0), "{text}");
+
+    let release = json!({ "outcome": "release", "note": "delivered as agreed" });
+    server
+        .act(&mediator, opened_at[0].0, "dispute/resolve", release)
+        .await;
+    let text = longest_wait(&server, opened_at[1].1).await;
+    assert_eq!(metric(&text, "ledger_disputes_open "), Some(1.0), "{text}");
+}
+
+/// `/metrics`, checking that the longest wait it gives is since `opened`, as of the scrape.
+async fn longest_wait(server: &Server, opened: chrono::DateTime<chrono::Utc>) -> String {
+    let before = server.now().await;
+    let text = metrics(server).await;
+    let after = server.now().await;
+    let seconds = |at: chrono::DateTime<chrono::Utc>| (at - opened).num_milliseconds() as f64 / 1e3;
+    let waited = metric(&text, "ledger_dispute_longest_wait_seconds ").unwrap_or(-1.0);
+    assert!(
+        seconds(before) - 0.001 <= waited && waited <= seconds(after) + 0.001,
+        "{waited} s, not between {} and {} s:\n{text}",
+        seconds(before),
+        seconds(after)
+    );
+    text
+}
+
 /// The alerting rules shipped in docs/alerts.yml name only metrics the service serves: a
 /// rule on a renamed metric would never fire, and say nothing.
 #[tokio::test]

@@ -307,6 +307,15 @@ impl OrderView {
             .collect()
     }
 
+    /// How many disputes are open, and when the longest waiting of them opened.
+    pub fn disputes_open(&self) -> (usize, Option<DateTime<Utc>>) {
+        let oldest = self
+            .disputes_waiting
+            .first()
+            .map(|(opened_at, _)| *opened_at);
+        (self.disputes_waiting.len(), oldest)
+    }
+
     pub fn len(&self) -> usize {
         self.orders.len()
     }
