@@ -1,0 +1,510 @@
+//! Finance's reads: escrow and its aging, wallets and their statements, the journal and
+//! the trial balance; each also as CSV.
+
+use super::{
+    bad_query, instant_cursor, instant_in_query, page_size_in_query, parse_instant_cursor,
+    position_in_query, STAFF_SEEING_ORDERS,
+};
+use crate::service::auth::{ApiRole, Principal};
+use crate::service::problem::{ApiError, ApiPath, NoQueryString, Problem};
+use crate::service::reports::{self, wants_csv, Report};
+use crate::service::AppState;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use ledger_domain::{Currency, Decimal, Money, UserId};
+use ledger_projections::{CreditReason, Period, Posting, Wallet, AGING_BUCKET_UPPER_DAYS};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+/// Journal postings in a page when the client does not say, and at most.
+const JOURNAL_PAGE_DEFAULT: usize = 500;
+const JOURNAL_PAGE_MAX: usize = 5_000;
+/// Most orders holding escrow in one page, when a page is asked for.
+const ESCROW_PAGE_MAX: usize = 5_000;
+/// The most statement lines one page of `/wallets/{user_id}` holds.
+const WALLET_PAGE_MAX: usize = 5_000;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(escrow_totals))
+        .routes(routes!(escrow_orders))
+        .routes(routes!(wallet))
+        .routes(routes!(journal))
+        .routes(routes!(trial_balance))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EscrowCurrency {
+    #[schema(value_type = String)]
+    currency: Currency,
+    #[schema(value_type = String)]
+    held: Decimal,
+    aging: Aging,
+}
+
+// The buckets' names below are the view's bounds.
+const _: () = assert!(
+    AGING_BUCKET_UPPER_DAYS.len() == 3
+        && AGING_BUCKET_UPPER_DAYS[0] == 7
+        && AGING_BUCKET_UPPER_DAYS[1] == 30
+        && AGING_BUCKET_UPPER_DAYS[2] == 90
+);
+
+/// Held for 0–7, 8–30, 31–90 and more than 90 days, in that order.
+#[derive(Serialize, ToSchema)]
+pub struct Aging {
+    #[serde(rename = "0-7")]
+    #[schema(value_type = String)]
+    up_to_7_days: Decimal,
+    #[serde(rename = "8-30")]
+    #[schema(value_type = String)]
+    up_to_30_days: Decimal,
+    #[serde(rename = "31-90")]
+    #[schema(value_type = String)]
+    up_to_90_days: Decimal,
+    #[serde(rename = "over-90")]
+    #[schema(value_type = String)]
+    over_90_days: Decimal,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EscrowTotals {
+    currencies: Vec<EscrowCurrency>,
+}
+
+/// What escrow holds, per currency, with its aging.
+#[utoipa::path(get, path = "/escrow", tag = "queries",
+    responses((status = 200, content((EscrowTotals = "application/json"), (String = "text/csv"))),
+        (status = "4XX", response = Problem)))]
+async fn escrow_totals(
+    State(state): State<AppState>,
+    caller: Principal,
+    headers: HeaderMap,
+    _no_query: NoQueryString,
+) -> Result<Response, ApiError> {
+    caller.require_role(STAFF_SEEING_ORDERS)?;
+    let now = state.clock.now();
+    let (totals, aging) = state.views(|v| (v.escrow.totals(), v.escrow.aging(now)))?;
+    let currencies = totals
+        .into_iter()
+        .map(|(currency, held)| EscrowCurrency {
+            currency,
+            held,
+            aging: {
+                let zero = Money::zero(currency).amount();
+                let [up_to_7_days, up_to_30_days, up_to_90_days, over_90_days] =
+                    aging.get(&currency).copied().unwrap_or([zero; 4]);
+                Aging {
+                    up_to_7_days,
+                    up_to_30_days,
+                    up_to_90_days,
+                    over_90_days,
+                }
+            },
+        })
+        .collect::<Vec<_>>();
+    if !wants_csv(&headers) {
+        return Ok(Json(EscrowTotals { currencies }).into_response());
+    }
+    let report = Report {
+        filename: "escrow.csv",
+        header: &["currency", "held", "0-7", "8-30", "31-90", "over-90"],
+        next_page: None,
+    };
+    report.render(currencies.iter().map(|c| {
+        let aging = &c.aging;
+        (
+            c.currency.to_string(),
+            c.held,
+            aging.up_to_7_days,
+            aging.up_to_30_days,
+            aging.up_to_90_days,
+            aging.over_90_days,
+        )
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AgeQuery {
+    min_age_days: Option<i64>,
+    /// At most this many, the next page named in `Link`; all of them when absent.
+    #[param(value_type = Option<i32>, minimum = 1)]
+    #[serde(default, deserialize_with = "page_size_in_query")]
+    limit: Option<usize>,
+    /// Where the previous page ended, as its `Link` gives it.
+    after: Option<String>,
+}
+
+/// Orders holding escrow for at least `min_age_days`, oldest first.
+#[utoipa::path(get, path = "/escrow/orders", tag = "queries", params(AgeQuery),
+    responses((status = 200, content((Vec<crate::service::shapes::AgedHoldingShape> = "application/json"), (String = "text/csv")),
+            headers(("Link" = String, description = "The next page, `<path>; rel=\"next\"` (RFC 8288); absent on the last"))),
+        (status = "4XX", response = Problem)))]
+async fn escrow_orders(
+    State(state): State<AppState>,
+    caller: Principal,
+    headers: HeaderMap,
+    query: Result<Query<AgeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require_role(STAFF_SEEING_ORDERS)?;
+    let Query(query) = query.map_err(bad_query)?;
+    let min_age_days = query.min_age_days.unwrap_or(0);
+    if min_age_days < 0 {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "min_age_days cannot be negative",
+        ));
+    }
+    let after = query
+        .after
+        .as_deref()
+        .map(|after| parse_instant_cursor(after, "/escrow/orders"))
+        .transpose()?;
+    let now = state.clock.now();
+    let limit = query.limit.map(|limit| limit.clamp(1, ESCROW_PAGE_MAX));
+    // One more than the page, to know whether another follows.
+    let wanted = limit.map_or(usize::MAX, |limit| limit + 1);
+    let mut holdings = state.views(|v| {
+        v.escrow
+            .holdings_older_than(min_age_days, now, after, wanted)
+    })?;
+    let next_page = limit.and_then(|limit| {
+        let more = holdings.len() > limit;
+        holdings.truncate(limit);
+        let last = holdings.last().filter(|_| more)?;
+        Some(format!(
+            "/escrow/orders?min_age_days={min_age_days}&limit={limit}&after={}",
+            instant_cursor(last.since, last.order)
+        ))
+    });
+    if !wants_csv(&headers) {
+        return Ok(reports::json_page(holdings, next_page.as_deref()));
+    }
+    let report = Report {
+        filename: "escrow-orders.csv",
+        header: &["order_id", "currency", "held", "since", "age_days"],
+        next_page,
+    };
+    report.render(holdings.iter().map(|h| {
+        (
+            h.order.0,
+            h.held.currency().to_string(),
+            h.held.amount(),
+            reports::instant(h.since),
+            h.age_days,
+        )
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WalletResponse {
+    user_id: Uuid,
+    /// Per currency: the balance and the statement lines behind it (those of this page).
+    #[schema(value_type = BTreeMap<String, crate::service::shapes::WalletShape>)]
+    currencies: BTreeMap<Currency, Wallet>,
+    /// With `limit`: pass as `from` for the next page; none on the last.
+    next_from: Option<u64>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StatementQuery {
+    /// First `$all` position of the statement lines.
+    #[serde(default, deserialize_with = "position_in_query")]
+    from: Option<u64>,
+    /// At most this many lines, the next page in `next_from` and `Link`; every line when
+    /// absent.
+    #[param(value_type = Option<i32>, minimum = 1)]
+    #[serde(default, deserialize_with = "page_size_in_query")]
+    limit: Option<usize>,
+}
+
+/// A user's wallet credit: balance and statement, per currency.
+#[utoipa::path(get, path = "/wallets/{user_id}", tag = "queries",
+    params(("user_id" = Uuid, Path, description = "user id"), StatementQuery),
+    responses((status = 200, content((WalletResponse = "application/json"), (String = "text/csv")),
+            headers(("Link" = String, description = "The next page, `<path>; rel=\"next\"` (RFC 8288); absent on the last"))),
+        (status = "4XX", response = Problem)))]
+async fn wallet(
+    State(state): State<AppState>,
+    caller: Principal,
+    headers: HeaderMap,
+    ApiPath(user_id): ApiPath<Uuid>,
+    query: Result<Query<StatementQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let own = caller.user.0 == user_id && matches!(caller.role, ApiRole::Buyer | ApiRole::Seller);
+    if !own {
+        caller
+            .require_role(&[ApiRole::Finance])
+            .map_err(|_| ApiError::forbidden("a wallet is seen by its owner and by finance"))?;
+    }
+    let Query(query) = query.map_err(bad_query)?;
+    let limit = query.limit.map(|limit| limit.clamp(1, WALLET_PAGE_MAX));
+    let (currencies, next_from) = state.views(|v| {
+        v.wallets.wallet_page(
+            UserId(user_id),
+            query.from.unwrap_or(0),
+            limit.unwrap_or(usize::MAX),
+        )
+    })?;
+    let next_page = next_from
+        .zip(limit)
+        .map(|(from, limit)| format!("/wallets/{user_id}?from={from}&limit={limit}"));
+    if !wants_csv(&headers) {
+        let body = WalletResponse {
+            user_id,
+            currencies,
+            next_from,
+        };
+        return Ok(reports::json_page(body, next_page.as_deref()));
+    }
+    let report = Report {
+        filename: &format!("wallet-{user_id}.csv"),
+        header: &[
+            "currency", "position", "order_id", "at", "amount", "reason", "cause",
+        ],
+        next_page,
+    };
+    report.render(
+        currencies
+            .values()
+            .flat_map(|wallet| &wallet.lines)
+            .map(|line| {
+                let (reason, cause) = match line.reason {
+                    CreditReason::PartialRefund => ("partial_refund", None),
+                    CreditReason::CancellationRefund { cause } => {
+                        ("cancellation_refund", Some(cause))
+                    }
+                    CreditReason::Release => ("release", None),
+                };
+                (
+                    line.amount.currency().to_string(),
+                    line.position,
+                    line.order.0,
+                    reports::instant(line.at),
+                    line.amount.amount(),
+                    reason,
+                    cause,
+                )
+            }),
+    )
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct JournalQuery {
+    /// First `$all` position.
+    #[serde(default, deserialize_with = "position_in_query")]
+    from: Option<u64>,
+    #[param(value_type = Option<i32>, minimum = 1)]
+    #[serde(default, deserialize_with = "page_size_in_query")]
+    limit: Option<usize>,
+    /// Only postings made after this instant (RFC 3339), e.g. the end of last month.
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[serde(default, deserialize_with = "instant_in_query")]
+    after: Option<DateTime<Utc>>,
+    /// Only postings made at or before this instant (RFC 3339), e.g. the end of this month:
+    /// the period's postings are then the difference between the trial balances as at its
+    /// two ends.
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[serde(default, deserialize_with = "instant_in_query")]
+    until: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JournalPage {
+    #[schema(value_type = Vec<crate::service::shapes::PostingShape>)]
+    postings: Vec<Posting>,
+    /// Pass as `from` for the next page; none on the last.
+    next_from: Option<u64>,
+}
+
+/// The double-entry journal: a balanced posting for every money movement, from a position.
+#[utoipa::path(get, path = "/journal", tag = "queries", params(JournalQuery),
+    responses((status = 200, content((JournalPage = "application/json"), (String = "text/csv")),
+            headers(("Link" = String, description = "The next page, `<path>; rel=\"next\"` (RFC 8288); absent on the last"))),
+        (status = "4XX", response = Problem)))]
+async fn journal(
+    State(state): State<AppState>,
+    caller: Principal,
+    headers: HeaderMap,
+    query: Result<Query<JournalQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require_role(&[ApiRole::Finance])?;
+    let Query(query) = query.map_err(bad_query)?;
+    let limit = query
+        .limit
+        .unwrap_or(JOURNAL_PAGE_DEFAULT)
+        .clamp(1, JOURNAL_PAGE_MAX);
+    let from = query.from.unwrap_or(0);
+    let period = Period {
+        after: query.after,
+        until: query.until,
+    };
+    if let (Some(after), Some(until)) = (period.after, period.until) {
+        if after >= until {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "`after` must be earlier than `until`".to_owned(),
+            ));
+        }
+    }
+    let (postings, next_from) = state.views(|v| v.journal.postings(from, period, limit))?;
+    let next_page = next_from.map(|from| {
+        reports::with_parameters(
+            format!("/journal?from={from}&limit={limit}"),
+            [
+                ("after", period.after.map(reports::instant)),
+                ("until", period.until.map(reports::instant)),
+            ],
+        )
+    });
+    if !wants_csv(&headers) {
+        let page = JournalPage {
+            postings,
+            next_from,
+        };
+        return Ok(reports::json_page(page, next_page.as_deref()));
+    }
+    let report = Report {
+        filename: "journal.csv",
+        header: &[
+            "position", "order_id", "at", "debit", "credit", "amount", "currency", "memo",
+        ],
+        next_page,
+    };
+    report.render(postings.iter().map(|p| {
+        (
+            p.position,
+            p.order.0,
+            reports::instant(p.at),
+            p.debit.to_string(),
+            p.credit.to_string(),
+            p.amount.amount(),
+            p.amount.currency().to_string(),
+            &*p.memo,
+        )
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TrialBalance {
+    /// Per currency, the sum of every account: zero when the books balance.
+    #[schema(value_type = BTreeMap<String, String>)]
+    totals: BTreeMap<Currency, Decimal>,
+    balanced: bool,
+    /// Every account's balance per currency; accounts and currencies at zero are left out.
+    #[schema(value_type = BTreeMap<String, BTreeMap<String, String>>)]
+    accounts: BTreeMap<String, BTreeMap<Currency, Decimal>>,
+    /// The instant the books are as at, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TrialBalanceQuery {
+    /// `all` (the default): every account; `control`: one line per control account
+    /// (`payments`, `escrow` for every order's, `wallet` for every user's, `commission`).
+    #[param(value_type = AccountLevel, inline, required = false, example = "control")]
+    accounts: Option<AccountLevel>,
+    /// The books as they stood at this instant (RFC 3339): the postings made at or before
+    /// it, e.g. a month's end. Without it, now.
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[serde(default, deserialize_with = "instant_in_query")]
+    at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum AccountLevel {
+    #[default]
+    All,
+    Control,
+}
+
+/// The trial balance of the journal.
+#[utoipa::path(get, path = "/trial-balance", tag = "queries", params(TrialBalanceQuery),
+    responses((status = 200, content((TrialBalance = "application/json"), (String = "text/csv"))),
+        (status = "4XX", response = Problem)))]
+async fn trial_balance(
+    State(state): State<AppState>,
+    caller: Principal,
+    headers: HeaderMap,
+    query: Result<Query<TrialBalanceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require_role(&[ApiRole::Finance])?;
+    let Query(query) = query.map_err(bad_query)?;
+    // Under the views' lock only what must be: with an escrow account per open order,
+    // naming and sorting every account is what takes time, and it is done after.
+    let level = query.accounts.unwrap_or_default();
+    let every_account = matches!(level, AccountLevel::All);
+    let (totals, every, controls) = match query.at {
+        None => state.views(|v| {
+            let journal = &v.journal;
+            let (every, controls) = if every_account {
+                let every = journal.balances().map(|(a, b)| (*a, b.clone())).collect();
+                (every, Vec::new())
+            } else {
+                let controls = journal.controls().map(|(n, b)| (n, b.clone())).collect();
+                (Vec::new(), controls)
+            };
+            (journal.trial_balance(), every, controls)
+        })?,
+        // A slice of the journal at a time under the lock, added up outside it: commands
+        // are folded between two slices.
+        Some(at) => {
+            let books = ledger_projections::books_at(
+                at,
+                every_account,
+                ledger_projections::POSTINGS_PER_SLICE,
+                |read| state.views(|v| read(&v.journal)),
+            )?;
+            let controls = if every_account {
+                Vec::new()
+            } else {
+                books.controls
+            };
+            (books.trial_balance, books.accounts, controls)
+        }
+    };
+    let controls: BTreeMap<String, BTreeMap<Currency, Decimal>> = controls
+        .into_iter()
+        .map(|(name, b)| (name.to_owned(), b))
+        .collect();
+    let mut accounts = controls;
+    accounts.extend(every.into_iter().map(|(a, b)| (a.to_string(), b)));
+    let balanced = totals.values().all(|sum| sum.is_zero());
+    if !wants_csv(&headers) {
+        return Ok(Json(TrialBalance {
+            totals,
+            balanced,
+            accounts,
+            at: query.at,
+        })
+        .into_response());
+    }
+    let report = Report {
+        filename: "trial-balance.csv",
+        header: &["account", "currency", "balance"],
+        next_page: None,
+    };
+    report.render(accounts.iter().flat_map(|(account, balances)| {
+        balances
+            .iter()
+            .map(move |(currency, balance)| (account, currency.to_string(), balance))
+    }))
+}
