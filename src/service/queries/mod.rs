@@ -136,6 +136,14 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
     ApiError::bad_request("invalid_query", rejection.body_text())
 }
 
+/// Cuts `fetched` (read one past the page, to know whether another follows) to `limit`,
+/// and gives the page's last item if another page follows: what its cursor names.
+fn last_of_page<T>(fetched: &mut Vec<T>, limit: usize) -> Option<&T> {
+    let more = fetched.len() > limit;
+    fetched.truncate(limit);
+    fetched.last().filter(|_| more)
+}
+
 /// `<instant>_<order id>`: where a page ordered by an instant, then order id, ended (the
 /// holding's `since`, the window's `closes_at`).
 fn instant_cursor(at: DateTime<Utc>, order: OrderId) -> String {

@@ -2,8 +2,8 @@
 //! the trial balance; each also as CSV.
 
 use super::{
-    bad_query, instant_cursor, instant_in_query, page_size_in_query, parse_instant_cursor,
-    position_in_query, STAFF_SEEING_ORDERS,
+    bad_query, instant_cursor, instant_in_query, last_of_page, page_size_in_query,
+    parse_instant_cursor, position_in_query, STAFF_SEEING_ORDERS,
 };
 use crate::service::auth::{ApiRole, Principal};
 use crate::service::problem::{ApiError, ApiPath, NoQueryString, Problem};
@@ -178,9 +178,7 @@ async fn escrow_orders(
             .holdings_older_than(min_age_days, now, after, wanted)
     })?;
     let next_page = limit.and_then(|limit| {
-        let more = holdings.len() > limit;
-        holdings.truncate(limit);
-        let last = holdings.last().filter(|_| more)?;
+        let last = last_of_page(&mut holdings, limit)?;
         Some(format!(
             "/escrow/orders?min_age_days={min_age_days}&limit={limit}&after={}",
             instant_cursor(last.since, last.order)

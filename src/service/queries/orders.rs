@@ -2,7 +2,7 @@
 //! party and state, and the mediators' queue of disputes.
 
 use super::{
-    bad_query, instant_cursor, instant_in_query, order_not_found, page_size_in_query,
+    bad_query, instant_cursor, instant_in_query, last_of_page, order_not_found, page_size_in_query,
     parse_instant_cursor, revision_in_query, visible_order, STAFF_SEEING_HISTORY,
     STAFF_SEEING_ORDERS,
 };
@@ -311,9 +311,7 @@ async fn disputes_waiting(
     let now = state.clock.now();
     // One more than the page, to know whether another follows.
     let mut disputes = state.views(|v| v.orders.disputes_waiting(after, limit + 1, now))?;
-    let more = disputes.len() > limit;
-    disputes.truncate(limit);
-    let next_cursor = disputes.last().filter(|_| more).and_then(|last| {
+    let next_cursor = last_of_page(&mut disputes, limit).and_then(|last| {
         let opened_at = last.dispute_opened_at?;
         Some(instant_cursor(opened_at, last.order_id))
     });

@@ -2,8 +2,8 @@
 //! review, one order's or those closing soon.
 
 use super::{
-    bad_query, bounded_in_query, instant_cursor, page_size_in_query, parse_instant_cursor,
-    visible_order, STAFF_SEEING_HISTORY,
+    bad_query, bounded_in_query, instant_cursor, last_of_page, page_size_in_query,
+    parse_instant_cursor, visible_order, STAFF_SEEING_HISTORY,
 };
 use crate::service::auth::{ApiRole, Principal};
 use crate::service::problem::{ApiError, ApiPath, NoQueryString, Problem};
@@ -165,12 +165,8 @@ async fn review_windows_closing(
         };
         closing.into_iter().cloned().collect()
     })?;
-    let more = windows.len() > limit;
-    windows.truncate(limit);
-    let next_cursor = windows
-        .last()
-        .filter(|_| more)
-        .map(|last| instant_cursor(last.closes_at, last.order));
+    let next_cursor =
+        last_of_page(&mut windows, limit).map(|last| instant_cursor(last.closes_at, last.order));
     let next_page = next_cursor.as_ref().map(|cursor| {
         format!("/review-windows?closing_within_days={days}&limit={limit}&cursor={cursor}")
     });
