@@ -122,6 +122,8 @@ pub struct Order {
     /// disputes that have waited longest first.
     #[serde(default, with = "crate::instant::option")]
     pub dispute_opened_at: Option<DateTime<Utc>>,
+    /// Why it was opened, as the party said: what a mediator triages the queue by.
+    pub dispute_reason: Option<String>,
     #[serde(default, with = "crate::instant::option")]
     pub closed_at: Option<DateTime<Utc>>,
     pub close_cause: Option<CloseCause>,
@@ -237,6 +239,7 @@ fn placed(e: &OrderPlaced) -> Order {
         pending_cancellation: None,
         dispute_opened_by: None,
         dispute_opened_at: None,
+        dispute_reason: None,
         closed_at: None,
         close_cause: None,
         review_closes_at: None,
@@ -305,6 +308,7 @@ fn apply(order: &mut Order, event: &Event) {
             order.status = Status::InDispute;
             order.dispute_opened_by = Some(e.opened_by);
             order.dispute_opened_at = Some(e.at);
+            order.dispute_reason = Some(e.reason.clone());
         }
         Event::DisputeResolved(_) => {}
         Event::OrderClosed(e) => {

@@ -67,6 +67,9 @@ pub struct OrderSummaryShape {
     /// When the dispute was opened; kept once it is resolved.
     #[schema(required = true)]
     dispute_opened_at: Option<DateTime<Utc>>,
+    /// Why the dispute was opened, as the party who opened it said; kept once it is resolved.
+    #[schema(required = true)]
+    dispute_reason: Option<String>,
     #[schema(required = true)]
     closed_at: Option<DateTime<Utc>>,
     #[schema(required = true)]

@@ -333,6 +333,7 @@ async fn what_the_service_sends_has_the_shape_the_document_describes() {
     // The order's nullable fields were checked filled, not only null.
     assert!(summary["due_at"].is_string() && summary["dispute_opened_by"] == "buyer");
     assert!(summary["dispute_opened_at"].is_string(), "{summary}");
+    assert!(summary["dispute_reason"].is_string(), "{summary}");
     let queue = read(&finance, "/disputes".into()).await;
     assert_eq!(
         queue["disputes"][0]["order_id"],

@@ -208,7 +208,7 @@ async fn a_dispute_split_by_a_mediator_refunds_part_and_releases_the_rest() {
         .post(&buyer, &format!("/orders/{order}/close"), json!({}))
         .await
         .problem(StatusCode::UNPROCESSABLE_ENTITY, "order_in_dispute");
-    // The mediator's queue says how long each dispute has waited.
+    // The mediator's queue says how long each dispute has waited, and why it was opened.
     server.advance(opened_at + Duration::days(2)).await;
     let queue = server.get(&mediator, "/disputes").await.ok();
     assert_eq!(
@@ -221,6 +221,7 @@ async fn a_dispute_split_by_a_mediator_refunds_part_and_releases_the_rest() {
         opened_at,
         "{queue}"
     );
+    assert_eq!(queue["disputes"][0]["dispute_reason"], "half missing");
     let resolved = server
         .act(
             &mediator,
@@ -234,6 +235,10 @@ async fn a_dispute_split_by_a_mediator_refunds_part_and_releases_the_rest() {
     assert_eq!(queue["disputes"], json!([]), "{queue}");
     let summary = server.order(&mediator, order).await;
     assert_eq!(parse_instant(&summary["dispute_opened_at"]), opened_at);
+    assert_eq!(
+        summary["dispute_reason"], "half missing",
+        "kept once resolved"
+    );
     let last_event = resolved["events"].as_array().and_then(|e| e.last());
     assert_eq!(
         summary["last_event_at"],

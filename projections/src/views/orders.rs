@@ -43,6 +43,7 @@ pub struct OrderSummary {
     /// Kept once the dispute is resolved: how long it took is part of the order's story.
     #[serde(default, with = "ledger_domain::instant::option")]
     pub dispute_opened_at: Option<DateTime<Utc>>,
+    pub dispute_reason: Option<String>,
     #[serde(default, with = "ledger_domain::instant::option")]
     pub closed_at: Option<DateTime<Utc>>,
     #[serde(default, with = "ledger_domain::instant::option")]
@@ -88,6 +89,7 @@ impl OrderSummary {
             cancellation_requested_by: order.pending_cancellation.as_ref().map(|c| c.requested_by),
             dispute_opened_by: order.dispute_opened_by,
             dispute_opened_at: order.dispute_opened_at,
+            dispute_reason: order.dispute_reason.clone(),
             closed_at: order.closed_at,
             cancelled_at: order.cancelled_at,
             review_rating: order.review.as_ref().map(|r| r.rating),
