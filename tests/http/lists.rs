@@ -186,7 +186,7 @@ async fn the_disputes_are_queued_longest_waiting_first_a_page_at_a_time() {
         server.act(&seller, order, "confirm", json!({})).await;
         placed.push(order);
     }
-    // Disputes opened a day apart, the last placed first: the queue is not placement order.
+    // Disputes opened a day apart, in an order unlike placement's: the queue is not id order.
     let start = server.now().await;
     let opened = [placed[2], placed[0], placed[3], placed[1]];
     let mut opened_at = Vec::new();
