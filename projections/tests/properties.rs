@@ -361,8 +361,7 @@ proptest! {
         cuts in prop::collection::vec((any::<prop::sample::Index>(), -1i64..=1), 1..4),
     ) {
         let facts = history(&currency_picks, &steps);
-        let mut views = Views::default();
-        facts.iter().for_each(|f| views.apply(f));
+        let views = rebuilt(&facts);
         let mut instants = vec![t0() - Duration::days(1), t0() + Duration::days(100_000)];
         if !facts.is_empty() {
             for (index, nudge) in &cuts {
@@ -385,8 +384,7 @@ proptest! {
         page in 1usize..5,
     ) {
         let facts = history(&currency_picks, &steps);
-        let mut views = Views::default();
-        facts.iter().for_each(|f| views.apply(f));
+        let views = rebuilt(&facts);
         let instant = |end: Option<(prop::sample::Index, i64)>| {
             end.filter(|_| !facts.is_empty())
                 .map(|(index, nudge)| facts[index.index(facts.len())].event.at() + Duration::seconds(nudge))
@@ -408,8 +406,7 @@ proptest! {
         page in 1usize..5,
     ) {
         let facts = history(&currency_picks, &steps);
-        let mut views = Views::default();
-        facts.iter().for_each(|f| views.apply(f));
+        let views = rebuilt(&facts);
         let now = facts.last().map_or_else(t0, |f| f.recorded_at) + Duration::days(later_days);
         // Naively: every order's holding, filtered by age, sorted.
         let mut expected: Vec<(DateTime<Utc>, OrderId, Money)> = facts
@@ -443,8 +440,7 @@ proptest! {
         later_minutes in 0i64..(60 * 24 * 200),
     ) {
         let facts = history(&currency_picks, &steps);
-        let mut views = Views::default();
-        facts.iter().for_each(|f| views.apply(f));
+        let views = rebuilt(&facts);
         let holdings: Vec<EscrowHolding> = (1..=ORDERS_MAX as u128)
             .filter_map(|n| views.escrow.holding(OrderId(Uuid::from_u128(n))).cloned())
             .collect();
@@ -507,8 +503,7 @@ proptest! {
         page in 1usize..4,
     ) {
         let facts = history(&currency_picks, &steps);
-        let mut views = Views::default();
-        facts.iter().for_each(|f| views.apply(f));
+        let views = rebuilt(&facts);
         let users: std::collections::BTreeSet<UserId> =
             views.wallets.balances().map(|(user, _)| user).collect();
         for user in users {
@@ -540,8 +535,7 @@ proptest! {
         party_pick in any::<prop::sample::Index>(),
     ) {
         let facts = history(&currency_picks, &steps);
-        let mut views = Views::default();
-        facts.iter().for_each(|f| views.apply(f));
+        let views = rebuilt(&facts);
         let placed: std::collections::BTreeSet<OrderId> = facts.iter().map(|f| f.order).collect();
         let orders: Vec<&Order> = placed.iter().filter_map(|id| views.orders.order(*id)).collect();
         // A history may place none; its lists are then empty.
@@ -584,8 +578,7 @@ proptest! {
         page in 1usize..4,
     ) {
         let facts = history(&currency_picks, &steps);
-        let mut views = Views::default();
-        facts.iter().for_each(|f| views.apply(f));
+        let views = rebuilt(&facts);
         let placed: std::collections::BTreeSet<OrderId> = facts.iter().map(|f| f.order).collect();
         let mut expected: Vec<(Option<DateTime<Utc>>, OrderId)> = placed
             .iter()
@@ -620,8 +613,7 @@ proptest! {
         before_minutes in 0i64..20_000,
     ) {
         let facts = history(&currency_picks, &steps);
-        let mut views = Views::default();
-        facts.iter().for_each(|f| views.apply(f));
+        let views = rebuilt(&facts);
         let placed: std::collections::BTreeSet<OrderId> = facts.iter().map(|f| f.order).collect();
         let windows: Vec<&ReviewWindow> =
             placed.iter().filter_map(|id| views.reviews.window(*id)).collect();
