@@ -267,10 +267,10 @@ async fn prometheus_metrics(State(state): State<AppState>) -> Response {
     metrics::counter!("ledger_order_loads_total").absolute(state.handler.orders_loaded());
     metrics::gauge!("ledger_starting").set(0.0);
     let now = state.clock.now();
-    if let Ok(due) = state.views(|v| v.timers.due_count(now)) {
+    // One turn at the views' lock for both, not two: the fold waits while it is held.
+    let read = state.views(|v| (v.timers.due_count(now), v.orders.disputes_open()));
+    if let Ok((due, (open, oldest))) = read {
         metrics::gauge!("ledger_timers_due").set(due as f64);
-    }
-    if let Ok((open, oldest)) = state.views(|v| v.orders.disputes_open()) {
         metrics::gauge!("ledger_disputes_open").set(open as f64);
         let waited = oldest.map_or(0.0, |opened_at| {
             (now - opened_at).num_milliseconds().max(0) as f64 / 1_000.0

@@ -133,7 +133,7 @@ pub struct OrderView {
     // Invariant: the orders in dispute by when their dispute opened, for a mediator's queue
     // longest waiting first.
     #[serde(skip)]
-    disputes_waiting: BTreeSet<(DateTime<Utc>, OrderId)>,
+    by_dispute_opened: BTreeSet<(DateTime<Utc>, OrderId)>,
     // While set, the lists are left stale, for `reindex` to rebuild once: see
     // `Views::defer_indexes`.
     #[serde(skip)]
@@ -177,10 +177,10 @@ impl OrderView {
     ) {
         if let Some(opened_at) = dispute_opened_at {
             if from == Some(Status::InDispute) {
-                self.disputes_waiting.remove(&(opened_at, order));
+                self.by_dispute_opened.remove(&(opened_at, order));
             }
             if to == Some(Status::InDispute) {
-                self.disputes_waiting.insert((opened_at, order));
+                self.by_dispute_opened.insert((opened_at, order));
             }
         }
         if let Some(from) = from {
@@ -228,7 +228,7 @@ impl OrderView {
         ids.sort_unstable();
         self.ids = ids.into_iter().collect();
         disputes.sort_unstable();
-        self.disputes_waiting = disputes.into_iter().collect();
+        self.by_dispute_opened = disputes.into_iter().collect();
         self.by_buyer = grouped(buyers);
         self.by_seller = grouped(sellers);
         self.by_status = grouped(statuses);
@@ -302,7 +302,7 @@ impl OrderView {
         now: DateTime<Utc>,
     ) -> Vec<OrderSummary> {
         let from = after.map_or(Bound::Unbounded, Bound::Excluded);
-        self.disputes_waiting
+        self.by_dispute_opened
             .range((from, Bound::Unbounded))
             .filter_map(|(_, id)| self.summary(*id, now))
             .take(limit)
@@ -312,10 +312,10 @@ impl OrderView {
     /// How many disputes are open, and when the longest waiting of them opened.
     pub fn disputes_open(&self) -> (usize, Option<DateTime<Utc>>) {
         let oldest = self
-            .disputes_waiting
+            .by_dispute_opened
             .first()
             .map(|(opened_at, _)| *opened_at);
-        (self.disputes_waiting.len(), oldest)
+        (self.by_dispute_opened.len(), oldest)
     }
 
     pub fn len(&self) -> usize {
