@@ -423,23 +423,12 @@ async fn the_trial_balance_as_at_an_instant_counts_only_what_was_made_by_then() 
     let as_at = |at: chrono::DateTime<chrono::Utc>, accounts: &str| {
         format!("/trial-balance?at={}{accounts}", instant(at))
     };
-    let eur = |books: &Value| -> BTreeMap<String, String> {
-        books["accounts"]
-            .as_object()
-            .map(|accounts| {
-                accounts
-                    .iter()
-                    .map(|(name, b)| (name.clone(), b["EUR"].as_str().unwrap_or("").to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let escrow = format!("escrow:{order}");
     let wallet = format!("wallet:{}", seller.id);
     // At the month's end the price was held in escrow: the release came after.
     let then = server.get(&finance, &as_at(month_end, "")).await.ok();
     assert_eq!(
-        eur(&then),
+        eur_of(&then, "accounts"),
         BTreeMap::from([
             (escrow.clone(), "100.00".to_owned()),
             ("payments".to_owned(), "-100.00".to_owned())
@@ -458,7 +447,7 @@ async fn the_trial_balance_as_at_an_instant_counts_only_what_was_made_by_then() 
         .await
         .ok();
     assert_eq!(
-        eur(&control),
+        eur_of(&control, "accounts"),
         BTreeMap::from([
             ("escrow".to_owned(), "100.00".to_owned()),
             ("payments".to_owned(), "-100.00".to_owned())
@@ -468,7 +457,7 @@ async fn the_trial_balance_as_at_an_instant_counts_only_what_was_made_by_then() 
     // Now, and as at any later instant: released to the seller, commission taken.
     let now = server.get(&finance, "/trial-balance").await.ok();
     assert_eq!(
-        eur(&now),
+        eur_of(&now, "accounts"),
         BTreeMap::from([
             ("commission".to_owned(), "20.00".to_owned()),
             ("payments".to_owned(), "-100.00".to_owned()),
@@ -484,7 +473,7 @@ async fn the_trial_balance_as_at_an_instant_counts_only_what_was_made_by_then() 
         )
         .await
         .ok();
-    assert_eq!(eur(&later), eur(&now));
+    assert_eq!(eur_of(&later, "accounts"), eur_of(&now, "accounts"));
     // Before the first payment: nothing.
     let empty = server.get(&finance, &as_at(before, "")).await.ok();
     assert_eq!(empty["accounts"], json!({}), "{empty}");
@@ -499,6 +488,130 @@ async fn the_trial_balance_as_at_an_instant_counts_only_what_was_made_by_then() 
     assert_eq!(rows, [(escrow.as_str(), "100.00"), ("payments", "-100.00")]);
     server
         .get(&finance, "/trial-balance?at=last-month")
+        .await
+        .problem(StatusCode::BAD_REQUEST, "invalid_query");
+}
+
+/// Balances per account and currency, in EUR, as the books' JSON gives them under `key`.
+fn eur_of(books: &Value, key: &str) -> BTreeMap<String, String> {
+    books[key]
+        .as_object()
+        .map(|accounts| {
+            accounts
+                .iter()
+                .map(|(name, b)| (name.clone(), b["EUR"].as_str().unwrap_or("").to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A month's books: what each account held at the month's start, what it moved in the
+/// month and what it held at its end, as JSON and as a report.
+#[tokio::test]
+async fn the_trial_balance_of_a_period_opens_moves_and_closes() {
+    let server = Server::start();
+    let (buyer, seller, finance) = (user("buyer"), user("seller"), user("finance"));
+    let (order, before, month_end) =
+        paid_before_and_released_after_a_months_end(&server, &buyer, &seller).await;
+    let escrow = format!("escrow:{order}");
+    let wallet = format!("wallet:{}", seller.id);
+    let pairs = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(account, amount)| ((*account).to_owned(), (*amount).to_owned()))
+            .collect()
+    };
+
+    // The month of the payment: from nothing to the price in escrow.
+    let first = format!(
+        "/trial-balance?after={}&at={}",
+        instant(before),
+        instant(month_end)
+    );
+    let month = server.get(&finance, &first).await.ok();
+    assert_eq!(eur_of(&month, "opening"), BTreeMap::new(), "{month}");
+    let paid = pairs(&[(&escrow, "100.00"), ("payments", "-100.00")]);
+    assert_eq!(eur_of(&month, "movements"), paid, "{month}");
+    assert_eq!(eur_of(&month, "accounts"), paid, "{month}");
+    assert_eq!(crate::support::parse_instant(&month["after"]), before);
+    assert_eq!(crate::support::parse_instant(&month["at"]), month_end);
+
+    // From the month's end until now: the release moved escrow to the seller's wallet and
+    // the commission; the payments account did not move.
+    let since = format!("/trial-balance?after={}", instant(month_end));
+    let next = server.get(&finance, &since).await.ok();
+    assert_eq!(eur_of(&next, "opening"), paid, "{next}");
+    assert_eq!(
+        eur_of(&next, "movements"),
+        pairs(&[
+            ("commission", "20.00"),
+            (&escrow, "-100.00"),
+            (&wallet, "80.00")
+        ]),
+        "{next}"
+    );
+    assert_eq!(
+        eur_of(&next, "accounts"),
+        pairs(&[
+            ("commission", "20.00"),
+            ("payments", "-100.00"),
+            (&wallet, "80.00")
+        ]),
+        "{next}"
+    );
+    assert_eq!(next["balanced"], true);
+    assert!(next.get("at").is_none(), "{next}");
+    let control = server
+        .get(&finance, &format!("{since}&accounts=control"))
+        .await
+        .ok();
+    assert_eq!(
+        eur_of(&control, "movements"),
+        pairs(&[
+            ("commission", "20.00"),
+            ("escrow", "-100.00"),
+            ("wallet", "80.00")
+        ]),
+        "{control}"
+    );
+    // Without `after`, the books say nothing of a period.
+    let now = server.get(&finance, "/trial-balance").await.ok();
+    assert!(now.get("opening").is_none() && now.get("movements").is_none());
+
+    // The same as a report: a line for every account with a balance at either end.
+    let report = csv(&server, &finance, &since, "text/csv").await;
+    assert_eq!(
+        report.header,
+        ["account", "currency", "opening", "movement", "balance"]
+    );
+    let lines: Vec<Vec<&str>> = report
+        .rows
+        .iter()
+        .map(|r| {
+            ["account", "opening", "movement", "balance"]
+                .iter()
+                .map(|column| r[*column].as_str())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            vec!["commission", "0.00", "20.00", "20.00"],
+            vec![escrow.as_str(), "100.00", "-100.00", "0.00"],
+            vec!["payments", "-100.00", "0.00", "-100.00"],
+            vec![wallet.as_str(), "0.00", "80.00", "80.00"],
+        ]
+    );
+
+    // A period that ends before it starts.
+    let backwards = format!(
+        "/trial-balance?after={}&at={}",
+        instant(month_end),
+        instant(before)
+    );
+    server
+        .get(&finance, &backwards)
         .await
         .problem(StatusCode::BAD_REQUEST, "invalid_query");
 }

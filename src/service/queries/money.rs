@@ -409,7 +409,23 @@ pub struct TrialBalance {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     at: Option<DateTime<Utc>>,
+    /// With `after`: the start of the period, whose books are `opening`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    after: Option<DateTime<Utc>>,
+    /// With `after`: every account's balance as at `after`, as `accounts` gives them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<BTreeMap<String, BTreeMap<String, String>>>)]
+    opening: Option<Accounts>,
+    /// With `after`: what each account moved in the period, `accounts` less `opening`;
+    /// accounts that did not move are left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<BTreeMap<String, BTreeMap<String, String>>>)]
+    movements: Option<Accounts>,
 }
+
+/// Balances by account name, then currency.
+type Accounts = BTreeMap<String, BTreeMap<Currency, Decimal>>;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -424,6 +440,11 @@ pub struct TrialBalanceQuery {
     #[param(value_type = Option<String>, format = DateTime)]
     #[serde(default, deserialize_with = "instant_in_query")]
     at: Option<DateTime<Utc>>,
+    /// The start of a period that ends at `at` (or now): adds the books as at this instant
+    /// (`opening`) and each account's movement since (`movements`), e.g. last month's end.
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[serde(default, deserialize_with = "instant_in_query")]
+    after: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Copy, Default, Deserialize, ToSchema)]
@@ -446,11 +467,71 @@ async fn trial_balance(
 ) -> Result<Response, ApiError> {
     caller.require_role(&[ApiRole::Finance])?;
     let Query(query) = query.map_err(bad_query)?;
-    // Under the views' lock only what must be: with an escrow account per open order,
-    // naming and sorting every account is what takes time, and it is done after.
-    let level = query.accounts.unwrap_or_default();
-    let every_account = matches!(level, AccountLevel::All);
-    let (totals, every, controls) = match query.at {
+    let every_account = matches!(query.accounts.unwrap_or_default(), AccountLevel::All);
+    if let (Some(after), Some(at)) = (query.after, query.at) {
+        if after >= at {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "`after` must be earlier than `at`".to_owned(),
+            ));
+        }
+    }
+    let (totals, accounts) = books(&state, query.at, every_account)?;
+    let opening = match query.after {
+        Some(after) => Some(books(&state, Some(after), every_account)?.1),
+        None => None,
+    };
+    let movements = opening
+        .as_ref()
+        .map(|opening| movements(opening, &accounts));
+    let balanced = totals.values().all(|sum| sum.is_zero());
+    if !wants_csv(&headers) {
+        return Ok(Json(TrialBalance {
+            totals,
+            balanced,
+            accounts,
+            at: query.at,
+            after: query.after,
+            opening,
+            movements,
+        })
+        .into_response());
+    }
+    let filename = "trial-balance.csv";
+    let Some(opening) = opening else {
+        let report = Report {
+            filename,
+            header: &["account", "currency", "balance"],
+            next_page: None,
+        };
+        return report.render(accounts.iter().flat_map(|(account, balances)| {
+            balances
+                .iter()
+                .map(move |(currency, balance)| (account, currency.to_string(), balance))
+        }));
+    };
+    let report = Report {
+        filename,
+        header: &["account", "currency", "opening", "movement", "balance"],
+        next_page: None,
+    };
+    report.render(
+        period_lines(&opening, &accounts).map(|(account, currency, before, after)| {
+            (account, currency.to_string(), before, after - before, after)
+        }),
+    )
+}
+
+/// The books as at `at`, or now: the sum per currency, and every account's balance (or
+/// each control account's). Under the views' lock only what must be: with an escrow
+/// account per open order, naming and sorting every account is what takes time, and it is
+/// done after.
+fn books(
+    state: &AppState,
+    at: Option<DateTime<Utc>>,
+    every_account: bool,
+) -> Result<(BTreeMap<Currency, Decimal>, Accounts), ApiError> {
+    let (totals, every, controls) = match at {
         None => state.views(|v| {
             let journal = &v.journal;
             let (every, controls) = if every_account {
@@ -479,30 +560,46 @@ async fn trial_balance(
             (books.trial_balance, books.accounts, controls)
         }
     };
-    let controls: BTreeMap<String, BTreeMap<Currency, Decimal>> = controls
+    let mut accounts: Accounts = controls
         .into_iter()
         .map(|(name, b)| (name.to_owned(), b))
         .collect();
-    let mut accounts = controls;
     accounts.extend(every.into_iter().map(|(a, b)| (a.to_string(), b)));
-    let balanced = totals.values().all(|sum| sum.is_zero());
-    if !wants_csv(&headers) {
-        return Ok(Json(TrialBalance {
-            totals,
-            balanced,
-            accounts,
-            at: query.at,
-        })
-        .into_response());
+    Ok((totals, accounts))
+}
+
+/// `closing` less `opening`, account by account and currency by currency, without the
+/// ones that did not move.
+fn movements(opening: &Accounts, closing: &Accounts) -> Accounts {
+    let mut moved = Accounts::new();
+    for (account, currency, before, after) in period_lines(opening, closing) {
+        let movement = after - before;
+        if !movement.is_zero() {
+            moved
+                .entry(account.to_owned())
+                .or_default()
+                .insert(currency, movement);
+        }
     }
-    let report = Report {
-        filename: "trial-balance.csv",
-        header: &["account", "currency", "balance"],
-        next_page: None,
-    };
-    report.render(accounts.iter().flat_map(|(account, balances)| {
-        balances
-            .iter()
-            .map(move |(currency, balance)| (account, currency.to_string(), balance))
-    }))
+    moved
+}
+
+/// Every account and currency with a balance at either end of a period: its opening and
+/// closing balance, zero (at the currency's minor unit) where it had none.
+fn period_lines<'a>(
+    opening: &'a Accounts,
+    closing: &'a Accounts,
+) -> impl Iterator<Item = (&'a str, Currency, Decimal, Decimal)> + 'a {
+    let mut lines: BTreeMap<(&str, Currency), [Decimal; 2]> = BTreeMap::new();
+    for (end, books) in [opening, closing].into_iter().enumerate() {
+        for (account, balances) in books {
+            for (currency, balance) in balances {
+                let zero = Decimal::new(0, currency.minor_unit());
+                lines.entry((account, *currency)).or_insert([zero; 2])[end] = *balance;
+            }
+        }
+    }
+    lines
+        .into_iter()
+        .map(|((account, currency), [before, after])| (account, currency, before, after))
 }
