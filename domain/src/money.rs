@@ -7,6 +7,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 /// The largest amount a single price, extra or refund may carry, in major units.
 /// Escrow sums stay far below `Decimal`'s range, so checked arithmetic never overflows in practice.
@@ -55,7 +56,8 @@ pub struct Currency(iso_currency::Currency);
 
 impl Currency {
     pub fn from_code(code: &str) -> Result<Currency, MoneyError> {
-        let iso = iso_currency::Currency::from_code(code)
+        let iso = iso_by_code(code)
+            .or_else(|| iso_currency::Currency::from_code(code))
             .ok_or_else(|| MoneyError::UnknownCurrency(code.chars().take(8).collect()))?;
         match iso.exponent() {
             Some(_) => Ok(Currency(iso)),
@@ -96,6 +98,33 @@ impl fmt::Debug for Currency {
 impl fmt::Display for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())
+    }
+}
+
+/// Every ISO 4217 currency by its code, sorted once. `iso_currency`'s `from_code` compares
+/// a code with each of its ~180 in turn: ~325 instructions, 2% of a rebuild, where a search
+/// here takes eight comparisons of integers. Every currency has a numeric code, so those
+/// find them all.
+fn iso_by_code(code: &str) -> Option<iso_currency::Currency> {
+    static BY_CODE: OnceLock<Vec<(u32, iso_currency::Currency)>> = OnceLock::new();
+    let by_code = BY_CODE.get_or_init(|| {
+        let mut by_code: Vec<_> = (0..=999)
+            .filter_map(iso_currency::Currency::from_numeric)
+            .filter_map(|iso| Some((code_key(iso.code())?, iso)))
+            .collect();
+        by_code.sort_unstable_by_key(|(key, _)| *key);
+        by_code
+    });
+    let key = code_key(code)?;
+    let found = by_code.binary_search_by_key(&key, |(key, _)| *key).ok()?;
+    by_code.get(found).map(|(_, iso)| *iso)
+}
+
+/// A code of three bytes as one integer, in the same order as the codes.
+fn code_key(code: &str) -> Option<u32> {
+    match *code.as_bytes() {
+        [a, b, c] => Some(u32::from_be_bytes([0, a, b, c])),
+        _ => None,
     }
 }
 
@@ -367,5 +396,25 @@ mod tests {
             let direct = amount_text(amount, &mut text).into_owned();
             prop_assert_eq!(direct, amount.to_string());
         }
+    }
+
+    /// Every code of three capital letters (and a few that are not codes at all) finds,
+    /// by the sorted search alone, the currency `iso_currency` finds, or none where it
+    /// finds none.
+    #[test]
+    fn the_sorted_codes_find_every_currency_iso_currency_knows() {
+        let letters = || b'A'..=b'Z';
+        let mut codes: Vec<String> = letters()
+            .flat_map(|a| letters().flat_map(move |b| letters().map(move |c| [a, b, c])))
+            .map(|code| String::from_utf8_lossy(&code).into_owned())
+            .collect();
+        codes.extend(["", "EU", "EURO", "eur", "€"].map(str::to_owned));
+        let mut known = 0;
+        for code in &codes {
+            let expected = iso_currency::Currency::from_code(code);
+            assert_eq!(iso_by_code(code), expected, "{code}");
+            known += usize::from(expected.is_some());
+        }
+        assert!(known > 150, "only {known} currencies known");
     }
 }
