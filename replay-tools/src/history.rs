@@ -143,7 +143,7 @@ fn money_effect(event: &Event) -> Option<String> {
 
 /// What the event says besides money: the parties' words (quoted, as they wrote them), the
 /// deadlines it set and why an order ended. A mediator reads the dispute from these.
-fn details(event: &Event) -> Option<String> {
+pub fn details(event: &Event) -> Option<String> {
     let when = |at: &DateTime<Utc>| at.format(INSTANT_SHOWN).to_string();
     let quoted = |text: &str| format!("\"{}\"", printable(text));
     Some(match event {

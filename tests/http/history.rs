@@ -218,3 +218,101 @@ async fn a_history_is_read_a_page_at_a_time() {
     assert_eq!(revisions, [Some(5), Some(6)], "{from_five}");
     assert_eq!(from_five["next_from"], serde_json::Value::Null);
 }
+
+/// The timeline as a mediator files it with a dispute: the JSON's entries line for line,
+/// with what each event said, a page at a time by `Link` as the JSON is.
+#[tokio::test]
+async fn a_history_as_csv_is_the_timeline_line_for_line() {
+    let server = Server::start();
+    let (buyer, seller, mediator) = (user("buyer"), user("seller"), user("mediator"));
+    let order = disputed_order(&server, &buyer, &seller).await;
+    let split = json!({ "outcome": "split", "refund": "50.00", "note": "half done" });
+    server.act(&mediator, order, "dispute/resolve", split).await;
+    let path = format!("/orders/{order}/history");
+    let whole = server.get(&mediator, &path).await.ok();
+    let entries = whole["entries"].as_array().expect("entries").clone();
+
+    let report = crate::reports::csv(&server, &mediator, &path, "text/csv").await;
+    assert_eq!(
+        report.header,
+        [
+            "revision",
+            "position",
+            "at",
+            "role",
+            "user_id",
+            "event",
+            "status_after",
+            "money_effect",
+            "said",
+            "command_id",
+            "correlation_id"
+        ]
+    );
+    assert_eq!(report.rows.len(), entries.len());
+    let text = |value: &serde_json::Value| match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    for (row, entry) in report.rows.iter().zip(&entries) {
+        for (column, field) in [
+            ("revision", &entry["revision"]),
+            ("position", &entry["position"]),
+            ("role", &entry["actor"]["role"]),
+            ("user_id", &entry["actor"]["user_id"]),
+            ("event", &entry["event_type"]),
+            ("status_after", &entry["status_after"]),
+            ("money_effect", &entry["money_effect"]),
+            ("command_id", &entry["command_id"]),
+            ("correlation_id", &entry["correlation_id"]),
+        ] {
+            assert_eq!(row[column], text(field), "{column} of {entry}");
+        }
+        assert_eq!(
+            parse_instant(&json!(row["at"])),
+            parse_instant(&entry["at"])
+        );
+    }
+    // What the parties and the mediator said, as they said it.
+    let said = |event: &str| {
+        report
+            .rows
+            .iter()
+            .find(|row| row["event"] == event)
+            .map(|row| row["said"].clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        said("DisputeOpened").contains("\"not done\""),
+        "{:?}",
+        report.rows
+    );
+    assert!(said("DisputeResolved").contains("\"half done\""));
+    assert!(said("DisputeResolved").contains("50.00 EUR"));
+
+    // A page at a time, as the JSON.
+    let mut rows = Vec::new();
+    let mut next = Some(format!("{path}?limit=3"));
+    while let Some(page_path) = next {
+        let page = crate::reports::csv(&server, &mediator, &page_path, "text/csv").await;
+        assert!(page.rows.len() <= 3, "{page_path}");
+        rows.extend(page.rows);
+        next = page
+            .link
+            .and_then(|link| crate::support::next_page_of(&link));
+        assert!(rows.len() <= entries.len(), "the pages never end");
+    }
+    assert_eq!(rows, report.rows);
+    // Who may not read the history is refused as with JSON.
+    let finance = user("finance");
+    let refused = server
+        .client()
+        .get(server.url(&path))
+        .bearer_auth(&finance.token)
+        .header(reqwest::header::ACCEPT, "text/csv");
+    server
+        .send(refused)
+        .await
+        .problem(StatusCode::FORBIDDEN, "forbidden");
+}

@@ -28,13 +28,13 @@ async fn books(server: &Server, buyer: &User, seller: &User) -> uuid::Uuid {
     server.place(buyer, seller, "25.50").await
 }
 
-struct Csv {
-    header: Vec<String>,
-    rows: Vec<BTreeMap<String, String>>,
-    link: Option<String>,
+pub(crate) struct Csv {
+    pub(crate) header: Vec<String>,
+    pub(crate) rows: Vec<BTreeMap<String, String>>,
+    pub(crate) link: Option<String>,
 }
 
-async fn csv(server: &Server, who: &User, path: &str, accept: &str) -> Csv {
+pub(crate) async fn csv(server: &Server, who: &User, path: &str, accept: &str) -> Csv {
     let response = server
         .client()
         .get(server.url(path))

@@ -8,16 +8,16 @@ use super::{
 };
 use crate::service::auth::{ApiRole, Principal};
 use crate::service::problem::{ApiError, ApiPath, NoQueryString, Problem};
-use crate::service::reports;
+use crate::service::reports::{self, wants_csv, Report};
 use crate::service::AppState;
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use ledger_domain::{OrderId, Status, UserId};
 use ledger_projections::{OrderFilter, OrderPage, OrderSummary, ORDER_PAGE_SIZE_MAX};
-use ledger_replay::history::{history, Cutoff, Entry, HistoryError};
+use ledger_replay::history::{details, history, Cutoff, Entry, HistoryError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -100,13 +100,14 @@ pub struct HistoryResponse {
 /// Every event of the order, and the order as it stood at an instant or revision.
 #[utoipa::path(get, path = "/orders/{id}/history", tag = "queries",
     params(("id" = Uuid, Path, description = "order id"), HistoryQuery),
-    responses((status = 200, body = HistoryResponse,
+    responses((status = 200, content((HistoryResponse = "application/json"), (String = "text/csv")),
             headers(("Link" = String, description = "The next page, `<path>; rel=\"next\"` (RFC 8288); absent on the last"))),
         (status = "4XX", response = Problem)))]
 async fn order_history(
     State(state): State<AppState>,
     caller: Principal,
     ApiPath(id): ApiPath<Uuid>,
+    headers: HeaderMap,
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
@@ -151,6 +152,9 @@ async fn order_history(
             ],
         )
     });
+    if wants_csv(&headers) {
+        return timeline_report(id, &entries, next_page);
+    }
     let body = HistoryResponse {
         order_id: id,
         order: cut.state.order().map(|o| OrderSummary::of(o, now)),
@@ -158,6 +162,48 @@ async fn order_history(
         next_from,
     };
     Ok(reports::json_page(body, next_page.as_deref()))
+}
+
+/// The timeline as a mediator files it with a dispute: an event a line, with who, when,
+/// what it did to the money and what it said, as `ledger history` prints it.
+fn timeline_report(
+    id: Uuid,
+    entries: &[Entry],
+    next_page: Option<String>,
+) -> Result<Response, ApiError> {
+    let filename = format!("order-{id}-history.csv");
+    let report = Report {
+        filename: &filename,
+        header: &[
+            "revision",
+            "position",
+            "at",
+            "role",
+            "user_id",
+            "event",
+            "status_after",
+            "money_effect",
+            "said",
+            "command_id",
+            "correlation_id",
+        ],
+        next_page,
+    };
+    report.render(entries.iter().map(|entry| {
+        (
+            entry.revision,
+            entry.position,
+            reports::instant(entry.at),
+            entry.actor.role.to_string(),
+            entry.actor.user_id,
+            entry.event_type,
+            entry.status_after.map(|status| format!("{status:?}")),
+            entry.money_effect.as_deref(),
+            details(&entry.event),
+            entry.command_id,
+            entry.correlation_id,
+        )
+    }))
 }
 
 /// The entries from revision `from` on, at most `limit`, and the revision the next page
