@@ -117,6 +117,15 @@ async fn disputed_order(server: &Server, buyer: &User, seller: &User) -> uuid::U
     order
 }
 
+/// An order disputed by its buyer and split by the mediator: seven events, the last three
+/// of one command.
+async fn split_dispute(server: &Server, mediator: &User) -> uuid::Uuid {
+    let order = disputed_order(server, &user("buyer"), &user("seller")).await;
+    let split = json!({ "outcome": "split", "refund": "50.00", "note": "half done" });
+    server.act(mediator, order, "dispute/resolve", split).await;
+    order
+}
+
 /// Each entry names the command that appended it and the caller's correlation id, so that a
 /// mediator can tie an event to the request behind it (a checkout, a support ticket).
 #[tokio::test]
@@ -168,11 +177,9 @@ async fn each_entry_names_its_command_and_the_callers_correlation_id() {
 #[tokio::test]
 async fn a_history_is_read_a_page_at_a_time() {
     let server = Server::start();
-    let (buyer, seller, mediator) = (user("buyer"), user("seller"), user("mediator"));
-    let order = disputed_order(&server, &buyer, &seller).await;
+    let mediator = user("mediator");
     // Three events of one command (resolved, refunded, closed), across a page's end.
-    let split = json!({ "outcome": "split", "refund": "50.00", "note": "half done" });
-    server.act(&mediator, order, "dispute/resolve", split).await;
+    let order = split_dispute(&server, &mediator).await;
     let path = format!("/orders/{order}/history");
 
     for cutoff in ["", "&revision=4"] {
@@ -224,10 +231,8 @@ async fn a_history_is_read_a_page_at_a_time() {
 #[tokio::test]
 async fn a_history_as_csv_is_the_timeline_line_for_line() {
     let server = Server::start();
-    let (buyer, seller, mediator) = (user("buyer"), user("seller"), user("mediator"));
-    let order = disputed_order(&server, &buyer, &seller).await;
-    let split = json!({ "outcome": "split", "refund": "50.00", "note": "half done" });
-    server.act(&mediator, order, "dispute/resolve", split).await;
+    let mediator = user("mediator");
+    let order = split_dispute(&server, &mediator).await;
     let path = format!("/orders/{order}/history");
     let whole = server.get(&mediator, &path).await.ok();
     let entries = whole["entries"].as_array().expect("entries").clone();
