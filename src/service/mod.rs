@@ -250,18 +250,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let grpc_tls = config.grpc_tls()?;
     let https = config.https()?;
     let scheme = if https.is_some() { "https" } else { "http" };
-    let log = store_config
-        .open_to_write()
-        .await
-        .with_context(|| match store_config.store {
-            ledger_store::StoreKind::Embedded => {
-                format!("opening the log in {}", data_dir.display())
-            }
-            ledger_store::StoreKind::EventStoreDb => "connecting to EventStoreDB".to_owned(),
-        })?;
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
-    let store: Arc<dyn EventStore> = Arc::new(metered::MeteredStore::new(log));
+    let store = open_log(&store_config).await?;
     let handler = Arc::new(CommandHandler::with_cache(
         Arc::clone(&store),
         config.policy.clone(),
@@ -326,8 +315,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     }
 
     let grpc = match config.grpc_listen {
-        Some(address) => Some(
-            grpc::start(
+        Some(address) => {
+            let node = grpc::start(
                 address,
                 Arc::clone(&store),
                 &keys,
@@ -336,33 +325,21 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
                 grpc_tls,
                 state.clone(),
             )
-            .await?,
-        ),
+            .await?;
+            if announce {
+                grpc::announce(node.0, config.grpc_tls_cert.is_some())?;
+            }
+            Some(node)
+        }
         None => None,
     };
-    if let (true, Some((address, _))) = (announce, &grpc) {
-        grpc::announce(*address, config.grpc_tls_cert.is_some())?;
-    }
 
     let app = router(state.clone(), dev, config.body_limit_bytes);
     let graceful = {
         let state = state.clone();
         async move { state.shutting_down().await }
     };
-    tokio::spawn(async move {
-        stop_signals.recv().await;
-        tracing::info!(
-            "shutting down: no new requests; finishing those in flight (a second stop signal ends the process at once)"
-        );
-        let _ = shutdown_tx.send(true);
-        // Whoever sends a second one would rather not wait for the drain's bounds (up to
-        // ~15 s) and the views' save: both are safe to skip, the log is crash-safe.
-        let second = stop_signals.recv().await;
-        tracing::warn!(
-            "a second stop signal: exiting now; requests in flight go unanswered and the views unsaved (the log holds every acknowledged event)"
-        );
-        std::process::exit(second.exit_code());
-    });
+    tokio::spawn(stop_on_signals(stop_signals, shutdown_tx));
     http::serve(listener, app, https, graceful, HTTP_DRAIN).await;
 
     if let Some((_, node)) = grpc {
@@ -377,6 +354,40 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     projection.await.context("the projection task")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The log, the embedded one in its data directory (which also holds the views) or
+/// EventStoreDB, measured for `/metrics`.
+async fn open_log(config: &ledger_store::StoreConfig) -> anyhow::Result<Arc<dyn EventStore>> {
+    let data_dir = &config.data_dir;
+    let log = config
+        .open_to_write()
+        .await
+        .with_context(|| match config.store {
+            ledger_store::StoreKind::Embedded => {
+                format!("opening the log in {}", data_dir.display())
+            }
+            ledger_store::StoreKind::EventStoreDb => "connecting to EventStoreDB".to_owned(),
+        })?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    Ok(Arc::new(metered::MeteredStore::new(log)))
+}
+
+/// The first stop signal drains the service; a second ends the process at once.
+async fn stop_on_signals(mut stop_signals: signals::StopSignals, shutdown_tx: watch::Sender<bool>) {
+    stop_signals.recv().await;
+    tracing::info!(
+        "shutting down: no new requests; finishing those in flight (a second stop signal ends the process at once)"
+    );
+    let _ = shutdown_tx.send(true);
+    // Whoever sends a second one would rather not wait for the drain's bounds (up to
+    // ~15 s) and the views' save: both are safe to skip, the log is crash-safe.
+    let second = stop_signals.recv().await;
+    tracing::warn!(
+        "a second stop signal: exiting now; requests in flight go unanswered and the views unsaved (the log holds every acknowledged event)"
+    );
+    std::process::exit(second.exit_code());
 }
 
 /// The configured secret, or with `--dev` a random one; a service that anyone could mint
