@@ -25,5 +25,5 @@ pub use views::journal::{
 pub use views::orders::{OrderFilter, OrderPage, OrderSummary, OrderView, ORDER_PAGE_SIZE_MAX};
 pub use views::reviews::{LeftReview, ReviewView, ReviewWindow};
 pub use views::timers::{DueTimer, TimerKind, TimerView};
-pub use views::wallets::{CreditReason, StatementLine, Wallet, WalletView};
+pub use views::wallets::{CreditReason, PeriodStatement, StatementLine, Wallet, WalletView};
 pub use views::{ViewName, Views};

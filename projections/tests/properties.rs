@@ -397,6 +397,76 @@ proptest! {
         assert_period_walk(&views.journal, Period { after, until }, page)?;
     }
 
+    /// A wallet's statement for a month, walked in pages: the lines made in the period,
+    /// each once and in log order, and the balances at its ends, which differ by what those
+    /// lines credited.
+    #[test]
+    fn a_wallets_statement_for_a_period_is_the_lines_made_in_it_between_its_balances_at_both_ends(
+        currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
+        steps in prop::collection::vec(step(), 1..150),
+        ends in (prop::option::of((any::<prop::sample::Index>(), -1i64..=1)), prop::option::of((any::<prop::sample::Index>(), -1i64..=1))),
+        page in 1usize..5,
+        whose in any::<prop::sample::Index>(),
+    ) {
+        let facts = history(&currency_picks, &steps);
+        let views = rebuilt(&facts);
+        let instant = |end: Option<(prop::sample::Index, i64)>| {
+            end.filter(|_| !facts.is_empty())
+                .map(|(index, nudge)| facts[index.index(facts.len())].event.at() + Duration::seconds(nudge))
+        };
+        let (after, until) = match (instant(ends.0), instant(ends.1)) {
+            (Some(a), Some(u)) => (Some(a.min(u)), Some(a.max(u))),
+            ends => ends,
+        };
+        let period = Period { after, until };
+        let users: std::collections::BTreeSet<UserId> =
+            views.wallets.balances().map(|(user, _)| user).collect();
+        let Some(user) = users.iter().nth(whose.index(users.len().max(1))).copied() else {
+            return Ok(());
+        };
+        // Naively, from every line of the wallet.
+        let sum = |lines: &mut dyn Iterator<Item = &StatementLine>, currency: Currency| {
+            lines.fold(Money::zero(currency), |sum, line| sum.checked_add(line.amount).unwrap_or(sum))
+        };
+        let whole = views.wallets.wallet(user);
+        let mut walked: BTreeMap<Currency, Vec<StatementLine>> = BTreeMap::new();
+        let (mut from, mut pages) = (0, 0);
+        loop {
+            let (statements, next) = views.wallets.period_statement(user, period, from, page);
+            prop_assert_eq!(statements.keys().collect::<Vec<_>>(), whole.keys().collect::<Vec<_>>());
+            let mut on_page = 0;
+            for (currency, statement) in &statements {
+                let wallet = &whole[currency];
+                let opening = sum(&mut wallet.lines.iter().filter(|l| after.is_some_and(|a| l.at <= a)), *currency);
+                let closing = sum(&mut wallet.lines.iter().filter(|l| until.is_none_or(|u| l.at <= u)), *currency);
+                prop_assert_eq!(statement.balance, wallet.balance);
+                prop_assert_eq!(statement.opening, opening);
+                prop_assert_eq!(statement.closing, closing);
+                on_page += statement.lines.len();
+                walked.entry(*currency).or_default().extend(statement.lines.iter().cloned());
+            }
+            prop_assert!(on_page <= page);
+            pages += 1;
+            prop_assert!(pages <= 200, "the pages never end");
+            match next {
+                Some(next) => {
+                    prop_assert!(next > from);
+                    from = next;
+                }
+                None => break,
+            }
+        }
+        for (currency, wallet) in &whole {
+            let expected: Vec<StatementLine> =
+                wallet.lines.iter().filter(|l| period.contains(l.at)).cloned().collect();
+            let got = walked.remove(currency).unwrap_or_default();
+            let statement = &views.wallets.period_statement(user, period, 0, usize::MAX).0[currency];
+            let credited = sum(&mut got.iter(), *currency);
+            prop_assert_eq!(statement.opening.checked_add(credited).ok(), Some(statement.closing));
+            prop_assert_eq!(got, expected, "{:?}", currency);
+        }
+    }
+
     #[test]
     fn escrow_pages_of_any_size_list_each_old_enough_holding_once_oldest_first(
         currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),

@@ -578,7 +578,13 @@ pub struct PostingShape {
 #[derive(ToSchema)]
 #[schema(as = Wallet)]
 pub struct WalletShape {
+    /// What the wallet holds now.
     balance: MoneyShape,
+    /// With `after` or `until`: what it held as the period began (zero without `after`).
+    opening: Option<MoneyShape>,
+    /// With `after` or `until`: what it held as the period ended (now without `until`).
+    closing: Option<MoneyShape>,
+    /// The lines (of the period, with one), in log order.
     lines: Vec<StatementLineShape>,
 }
 

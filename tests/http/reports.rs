@@ -616,6 +616,81 @@ async fn the_trial_balance_of_a_period_opens_moves_and_closes() {
         .problem(StatusCode::BAD_REQUEST, "invalid_query");
 }
 
+/// A seller's statement for a month: the balance as it began and ended, and the lines
+/// made in it, in pages that keep the period, as JSON and as a report.
+#[tokio::test]
+async fn a_wallet_statement_for_a_period_has_its_lines_and_the_balances_at_its_ends() {
+    let server = Server::start();
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    // 40.00 to the seller within the month; then 80.00 paid for in it, released after it.
+    let early = server.place(&buyer, &seller, "50.00").await;
+    server.act(&seller, early, "confirm", json!({})).await;
+    server
+        .act(&seller, early, "deliver", json!({ "message": "done" }))
+        .await;
+    server.act(&buyer, early, "close", json!({})).await;
+    let (late, _, month_end) =
+        paid_before_and_released_after_a_months_end(&server, &buyer, &seller).await;
+    let wallet = format!("/wallets/{}", seller.id);
+    let eur = |statement: &Value, field: &str| {
+        statement["currencies"]["EUR"][field]["amount"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let orders = |statement: &Value| -> Vec<String> {
+        statement["currencies"]["EUR"]["lines"]
+            .as_array()
+            .map(|lines| lines.iter().map(|l| text(&l["order"])).collect())
+            .unwrap_or_default()
+    };
+
+    let month = format!("{wallet}?until={}", instant(month_end));
+    let until_end = server.get(&seller, &month).await.ok();
+    assert_eq!(eur(&until_end, "opening"), "0.00", "{until_end}");
+    assert_eq!(eur(&until_end, "closing"), "40.00", "{until_end}");
+    assert_eq!(eur(&until_end, "balance"), "120.00", "{until_end}");
+    assert_eq!(orders(&until_end), [early.to_string()]);
+
+    let since = format!("{wallet}?after={}", instant(month_end));
+    let after_end = server.get(&seller, &since).await.ok();
+    assert_eq!(eur(&after_end, "opening"), "40.00", "{after_end}");
+    assert_eq!(eur(&after_end, "closing"), "120.00", "{after_end}");
+    assert_eq!(orders(&after_end), [late.to_string()]);
+    // Without a period, no balances at its ends.
+    let whole = server.get(&seller, &wallet).await.ok();
+    assert!(
+        whole["currencies"]["EUR"].get("opening").is_none(),
+        "{whole}"
+    );
+    assert_eq!(orders(&whole), [early.to_string(), late.to_string()]);
+
+    // A page a line, the period kept from page to page.
+    let long_ago = instant(month_end - chrono::Duration::days(30));
+    let mut next = Some(format!("{wallet}?after={long_ago}&limit=1"));
+    let mut walked = Vec::new();
+    while let Some(path) = next {
+        let reply = server.get(&seller, &path).await;
+        next = reply.next_page();
+        if let Some(link) = &next {
+            assert!(link.contains(&format!("after={long_ago}")), "{link}");
+        }
+        walked.extend(orders(&reply.ok()));
+        assert!(walked.len() <= 2, "the pages never end");
+    }
+    assert_eq!(walked, [early.to_string(), late.to_string()]);
+
+    // As a report: the period's lines.
+    let report = csv(&server, &seller, &since, "text/csv").await;
+    let lines: Vec<&str> = report.rows.iter().map(|r| r["order_id"].as_str()).collect();
+    assert_eq!(lines, [late.to_string()]);
+    let backwards = format!("{wallet}?after={}&until={long_ago}", instant(month_end));
+    server
+        .get(&seller, &backwards)
+        .await
+        .problem(StatusCode::BAD_REQUEST, "invalid_query");
+}
+
 /// A month's journal: the postings made after one instant and until another, as JSON and
 /// as a report whose next page keeps the period.
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Wallet credit per user and currency, with the statement lines behind each balance.
 
 use crate::rows::{Appended, FastMap, Tracked};
-use crate::Fact;
+use crate::{Fact, Period};
 use chrono::{DateTime, Utc};
 use ledger_domain::{CancellationCause, Currency, Event, Money, OrderId, UserId};
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,16 @@ pub struct StatementLine {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wallet {
     pub balance: Money,
+    pub lines: Vec<StatementLine>,
+}
+
+/// A wallet's statement for a period, in one currency: what it holds now, what it held as
+/// the period began and as it ended, and the lines between (those of one page).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PeriodStatement {
+    pub balance: Money,
+    pub opening: Money,
+    pub closing: Money,
     pub lines: Vec<StatementLine>,
 }
 
@@ -169,6 +179,62 @@ impl WalletView {
             })
             .collect();
         (wallets, indexes.get(end).map(position))
+    }
+
+    /// The user's statement for `period` in each currency the wallet has held: the balances
+    /// as it began and ended (by the instants of the lines' events, as the journal's
+    /// periods), and at most `limit` of its lines (all currencies) from `from_position` on.
+    /// Returns the next page's position among the period's lines, if any. Its cost is the
+    /// user's lines, which it adds up.
+    pub fn period_statement(
+        &self,
+        user: UserId,
+        period: Period,
+        from_position: u64,
+        limit: usize,
+    ) -> (BTreeMap<Currency, PeriodStatement>, Option<u64>) {
+        let Some(balances) = self.balances.get(&user) else {
+            return (BTreeMap::new(), None);
+        };
+        let mut statements: BTreeMap<Currency, PeriodStatement> = balances
+            .iter()
+            .map(|(currency, balance)| {
+                let zero = Money::zero(*currency);
+                let statement = PeriodStatement {
+                    balance: *balance,
+                    opening: zero,
+                    closing: zero,
+                    lines: Vec::new(),
+                };
+                (*currency, statement)
+            })
+            .collect();
+        let lines = self.lines.as_slice();
+        let indexes = self.lines_by_user.get(&user).map_or(&[][..], Vec::as_slice);
+        let (mut taken, mut next_from) = (0, None);
+        for line in indexes.iter().map(|i| &lines[*i].line) {
+            let Some(statement) = statements.get_mut(&line.amount.currency()) else {
+                continue;
+            };
+            // Sums of amounts bounded by AMOUNT_MAJOR_UNITS_MAX cannot overflow a Decimal.
+            let add = |sum: Money| sum.checked_add(line.amount).unwrap_or(sum);
+            if period.after.is_some_and(|after| line.at <= after) {
+                statement.opening = add(statement.opening);
+            }
+            if period.until.is_none_or(|until| line.at <= until) {
+                statement.closing = add(statement.closing);
+            }
+            if !period.contains(line.at) || line.position < from_position {
+                continue;
+            }
+            if taken < limit.max(1) {
+                statement.lines.push(line.clone());
+                taken += 1;
+            } else if next_from.is_none() {
+                next_from = Some(line.position);
+            }
+        }
+        (statements, next_from)
     }
 
     /// Every user's balance per currency, for reconciliation; in no particular order.

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use ledger_domain::{Currency, Decimal, Money, UserId};
-use ledger_projections::{CreditReason, Period, Posting, Wallet, AGING_BUCKET_UPPER_DAYS};
+use ledger_projections::{CreditReason, Period, Posting, StatementLine, AGING_BUCKET_UPPER_DAYS};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
@@ -208,9 +208,21 @@ pub struct WalletResponse {
     user_id: Uuid,
     /// Per currency: the balance and the statement lines behind it (those of this page).
     #[schema(value_type = BTreeMap<String, crate::service::shapes::WalletShape>)]
-    currencies: BTreeMap<Currency, Wallet>,
+    currencies: BTreeMap<Currency, WalletAnswer>,
     /// With `limit`: pass as `from` for the next page; none on the last.
     next_from: Option<u64>,
+}
+
+/// A currency's wallet as answered: with a period, its lines are the period's and its
+/// balances at the period's ends are beside the balance now.
+#[derive(Serialize)]
+pub struct WalletAnswer {
+    balance: Money,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    opening: Option<Money>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    closing: Option<Money>,
+    lines: Vec<StatementLine>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -225,6 +237,16 @@ pub struct StatementQuery {
     #[param(value_type = Option<i32>, minimum = 1)]
     #[serde(default, deserialize_with = "page_size_in_query")]
     limit: Option<usize>,
+    /// A statement for a period: only lines made after this instant (RFC 3339), e.g. the
+    /// end of last month, and the balance then in `opening`.
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[serde(default, deserialize_with = "instant_in_query")]
+    after: Option<DateTime<Utc>>,
+    /// A statement for a period: only lines made at or before this instant (RFC 3339),
+    /// and the balance then in `closing`.
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[serde(default, deserialize_with = "instant_in_query")]
+    until: Option<DateTime<Utc>>,
 }
 
 /// A user's wallet credit: balance and statement, per currency.
@@ -248,16 +270,44 @@ async fn wallet(
     }
     let Query(query) = query.map_err(bad_query)?;
     let limit = query.limit.map(|limit| limit.clamp(1, WALLET_PAGE_MAX));
+    let period = checked_period(query.after, query.until)?;
+    let (user, from) = (UserId(user_id), query.from.unwrap_or(0));
     let (currencies, next_from) = state.views(|v| {
-        v.wallets.wallet_page(
-            UserId(user_id),
-            query.from.unwrap_or(0),
-            limit.unwrap_or(usize::MAX),
-        )
+        let limit = limit.unwrap_or(usize::MAX);
+        if period.after.is_none() && period.until.is_none() {
+            let (wallets, next_from) = v.wallets.wallet_page(user, from, limit);
+            let answers = wallets.into_iter().map(|(currency, wallet)| {
+                let answer = WalletAnswer {
+                    balance: wallet.balance,
+                    opening: None,
+                    closing: None,
+                    lines: wallet.lines,
+                };
+                (currency, answer)
+            });
+            return (answers.collect::<BTreeMap<_, _>>(), next_from);
+        }
+        let (statements, next_from) = v.wallets.period_statement(user, period, from, limit);
+        let answers = statements.into_iter().map(|(currency, statement)| {
+            let answer = WalletAnswer {
+                balance: statement.balance,
+                opening: Some(statement.opening),
+                closing: Some(statement.closing),
+                lines: statement.lines,
+            };
+            (currency, answer)
+        });
+        (answers.collect(), next_from)
     })?;
-    let next_page = next_from
-        .zip(limit)
-        .map(|(from, limit)| format!("/wallets/{user_id}?from={from}&limit={limit}"));
+    let next_page = next_from.zip(limit).map(|(from, limit)| {
+        reports::with_parameters(
+            format!("/wallets/{user_id}?from={from}&limit={limit}"),
+            [
+                ("after", period.after.map(reports::instant)),
+                ("until", period.until.map(reports::instant)),
+            ],
+        )
+    });
     if !wants_csv(&headers) {
         let body = WalletResponse {
             user_id,
@@ -346,18 +396,7 @@ async fn journal(
         .unwrap_or(JOURNAL_PAGE_DEFAULT)
         .clamp(1, JOURNAL_PAGE_MAX);
     let from = query.from.unwrap_or(0);
-    let period = Period {
-        after: query.after,
-        until: query.until,
-    };
-    if let (Some(after), Some(until)) = (period.after, period.until) {
-        if after >= until {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "`after` must be earlier than `until`".to_owned(),
-            ));
-        }
-    }
+    let period = checked_period(query.after, query.until)?;
     let (postings, next_from) = state.views(|v| v.journal.postings(from, period, limit))?;
     let next_page = next_from.map(|from| {
         reports::with_parameters(
@@ -394,6 +433,23 @@ async fn journal(
             &*p.memo,
         )
     }))
+}
+
+/// A period from its two ends, either of which may be open; one that ends before it
+/// starts is refused.
+fn checked_period(
+    after: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<Period, ApiError> {
+    if let (Some(after), Some(until)) = (after, until) {
+        if after >= until {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "`after` must be earlier than `until`".to_owned(),
+            ));
+        }
+    }
+    Ok(Period { after, until })
 }
 
 #[derive(Serialize, ToSchema)]
