@@ -380,21 +380,12 @@ proptest! {
     fn a_periods_postings_walked_in_pages_are_the_difference_between_the_books_at_its_ends(
         currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
         steps in prop::collection::vec(step(), 1..150),
-        ends in (prop::option::of((any::<prop::sample::Index>(), -1i64..=1)), prop::option::of((any::<prop::sample::Index>(), -1i64..=1))),
+        ends in period_ends(),
         page in 1usize..5,
     ) {
         let facts = history(&currency_picks, &steps);
         let views = rebuilt(&facts);
-        let instant = |end: Option<(prop::sample::Index, i64)>| {
-            end.filter(|_| !facts.is_empty())
-                .map(|(index, nudge)| facts[index.index(facts.len())].event.at() + Duration::seconds(nudge))
-        };
-        let (after, until) = match (instant(ends.0), instant(ends.1)) {
-            (Some(a), Some(u)) if a == u => (None, Some(u)),
-            (Some(a), Some(u)) => (Some(a.min(u)), Some(a.max(u))),
-            ends => ends,
-        };
-        assert_period_walk(&views.journal, Period { after, until }, page)?;
+        assert_period_walk(&views.journal, period_among(&facts, ends), page)?;
     }
 
     /// A wallet's statement for a month, walked in pages: the lines made in the period,
@@ -404,21 +395,14 @@ proptest! {
     fn a_wallets_statement_for_a_period_is_the_lines_made_in_it_between_its_balances_at_both_ends(
         currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
         steps in prop::collection::vec(step(), 1..150),
-        ends in (prop::option::of((any::<prop::sample::Index>(), -1i64..=1)), prop::option::of((any::<prop::sample::Index>(), -1i64..=1))),
+        ends in period_ends(),
         page in 1usize..5,
         whose in any::<prop::sample::Index>(),
     ) {
         let facts = history(&currency_picks, &steps);
         let views = rebuilt(&facts);
-        let instant = |end: Option<(prop::sample::Index, i64)>| {
-            end.filter(|_| !facts.is_empty())
-                .map(|(index, nudge)| facts[index.index(facts.len())].event.at() + Duration::seconds(nudge))
-        };
-        let (after, until) = match (instant(ends.0), instant(ends.1)) {
-            (Some(a), Some(u)) => (Some(a.min(u)), Some(a.max(u))),
-            ends => ends,
-        };
-        let period = Period { after, until };
+        let period = period_among(&facts, ends);
+        let Period { after, until } = period;
         let users: std::collections::BTreeSet<UserId> =
             views.wallets.balances().map(|(user, _)| user).collect();
         let Some(user) = users.iter().nth(whose.index(users.len().max(1))).copied() else {
@@ -828,6 +812,33 @@ fn assert_books_as_at(
 
 /// A period's postings walked in pages of `page`: each posting made in it once, in log order,
 /// adding up to the difference between the books as at the period's two ends.
+/// A period's ends, each open or near an event's instant (a second before, at, or after).
+type PeriodEnds = (
+    Option<(prop::sample::Index, i64)>,
+    Option<(prop::sample::Index, i64)>,
+);
+
+fn period_ends() -> impl Strategy<Value = PeriodEnds> {
+    let end = || prop::option::of((any::<prop::sample::Index>(), -1i64..=1));
+    (end(), end())
+}
+
+/// The period whose ends are near those events' instants, the earlier end first; two ends
+/// at one instant leave it open at its start.
+fn period_among(facts: &[Fact], ends: PeriodEnds) -> Period {
+    let instant = |end: Option<(prop::sample::Index, i64)>| {
+        end.filter(|_| !facts.is_empty()).map(|(index, nudge)| {
+            facts[index.index(facts.len())].event.at() + Duration::seconds(nudge)
+        })
+    };
+    let (after, until) = match (instant(ends.0), instant(ends.1)) {
+        (Some(a), Some(u)) if a == u => (None, Some(u)),
+        (Some(a), Some(u)) => (Some(a.min(u)), Some(a.max(u))),
+        ends => ends,
+    };
+    Period { after, until }
+}
+
 fn assert_period_walk(
     journal: &JournalView,
     period: Period,
