@@ -270,7 +270,7 @@ async fn wallet(
     }
     let Query(query) = query.map_err(bad_query)?;
     let limit = query.limit.map(|limit| limit.clamp(1, WALLET_PAGE_MAX));
-    let period = checked_period(query.after, query.until)?;
+    let period = checked_period(query.after, query.until, "until")?;
     let (user, from) = (UserId(user_id), query.from.unwrap_or(0));
     let (currencies, next_from) = state.views(|v| {
         let limit = limit.unwrap_or(usize::MAX);
@@ -396,7 +396,7 @@ async fn journal(
         .unwrap_or(JOURNAL_PAGE_DEFAULT)
         .clamp(1, JOURNAL_PAGE_MAX);
     let from = query.from.unwrap_or(0);
-    let period = checked_period(query.after, query.until)?;
+    let period = checked_period(query.after, query.until, "until")?;
     let (postings, next_from) = state.views(|v| v.journal.postings(from, period, limit))?;
     let next_page = next_from.map(|from| {
         reports::with_parameters(
@@ -436,16 +436,17 @@ async fn journal(
 }
 
 /// A period from its two ends, either of which may be open; one that ends before it
-/// starts is refused.
+/// starts is refused, naming the query's parameter for its end.
 fn checked_period(
     after: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
+    end_name: &str,
 ) -> Result<Period, ApiError> {
     if let (Some(after), Some(until)) = (after, until) {
         if after >= until {
             return Err(ApiError::bad_request(
                 "invalid_query",
-                "`after` must be earlier than `until`".to_owned(),
+                format!("`after` must be earlier than `{end_name}`"),
             ));
         }
     }
@@ -524,14 +525,7 @@ async fn trial_balance(
     caller.require_role(&[ApiRole::Finance])?;
     let Query(query) = query.map_err(bad_query)?;
     let every_account = matches!(query.accounts.unwrap_or_default(), AccountLevel::All);
-    if let (Some(after), Some(at)) = (query.after, query.at) {
-        if after >= at {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "`after` must be earlier than `at`".to_owned(),
-            ));
-        }
-    }
+    checked_period(query.after, query.at, "at")?;
     let (totals, accounts) = books(&state, query.at, every_account)?;
     let opening = match query.after {
         Some(after) => Some(books(&state, Some(after), every_account)?.1),
