@@ -487,6 +487,45 @@ async fn a_parameter_a_read_does_not_take_is_refused_by_name() {
     }
 }
 
+/// An instant in a query that is not one is answered with the parameter and what was
+/// sent, for every read that takes an instant: a month's end mistyped never reads as now.
+#[tokio::test]
+async fn a_query_instant_that_is_not_one_is_answered_with_what_was_sent() {
+    let server = Server::start();
+    let (buyer, seller, mediator, finance) = (
+        user("buyer"),
+        user("seller"),
+        user("mediator"),
+        user("finance"),
+    );
+    let order = server.place(&buyer, &seller, "100.00").await;
+    let reads = [
+        (&mediator, format!("/orders/{order}/history"), "at"),
+        (&finance, "/journal".to_owned(), "after"),
+        (&finance, "/journal".to_owned(), "until"),
+        (&finance, "/trial-balance".to_owned(), "at"),
+        (&finance, "/trial-balance".to_owned(), "after"),
+        (&finance, format!("/wallets/{}", buyer.id), "after"),
+        (&buyer, format!("/wallets/{}", buyer.id), "until"),
+    ];
+    for (who, path, name) in reads {
+        for sent in [
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-11-30",
+            "1764547199",
+        ] {
+            let reply = server.get(who, &format!("{path}?{name}={sent}")).await;
+            reply.problem(StatusCode::BAD_REQUEST, "invalid_query");
+            let detail = reply.body["detail"].as_str().unwrap_or_default();
+            assert!(
+                detail.contains(&format!("{name}: `{sent}` is not an RFC 3339 instant")),
+                "{path}?{name}={sent}: {detail}"
+            );
+        }
+    }
+}
+
 /// A number in a query that is not one is answered with the parameter, what was sent and
 /// what is wanted, for every read that takes a number.
 #[tokio::test]
