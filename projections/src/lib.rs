@@ -18,7 +18,9 @@ pub use engine::{
 };
 pub use fact::{Fact, FactError};
 pub use views::completion::{CompletionRate, CompletionView, RateFigures};
-pub use views::escrow::{AgedHolding, EscrowHolding, EscrowView, AGING_BUCKET_UPPER_DAYS};
+pub use views::escrow::{
+    escrow_as_at, AgedHolding, EscrowHolding, EscrowView, AGING_BUCKET_UPPER_DAYS,
+};
 pub use views::journal::{
     books_at, Account, BooksAt, JournalView, Period, Posting, POSTINGS_PER_SLICE,
 };

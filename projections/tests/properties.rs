@@ -375,6 +375,46 @@ proptest! {
         }
     }
 
+    /// Finance's escrow at a month's end: as at any instant, what escrow held and its aging
+    /// are what the escrow view of the events made by then answered at that instant.
+    #[test]
+    fn escrow_as_at_an_instant_is_the_escrow_view_of_the_events_made_by_then(
+        currency_picks in prop::collection::vec(0..CURRENCIES.len(), 1..=ORDERS_MAX),
+        steps in prop::collection::vec(step(), 1..150),
+        cuts in prop::collection::vec((any::<prop::sample::Index>(), -2i64..=2), 1..4),
+        days_later in prop::collection::vec(0i64..120, 1..3),
+    ) {
+        let facts = history(&currency_picks, &steps);
+        let views = rebuilt(&facts);
+        let mut instants = vec![t0() - Duration::days(1)];
+        if !facts.is_empty() {
+            for (index, nudge) in &cuts {
+                let at = facts[index.index(facts.len())].event.at();
+                instants.push(at + Duration::seconds(*nudge));
+                // Days on, so that holdings age into the older buckets.
+                instants.extend(days_later.iter().map(|days| at + Duration::days(*days)));
+            }
+        }
+        let lend = |read: &mut dyn FnMut(&JournalView)| {
+            read(&views.journal);
+            Ok::<(), std::convert::Infallible>(())
+        };
+        for at in instants {
+            let mut then = EscrowView::default();
+            facts.iter().filter(|f| f.event.at() <= at).for_each(|f| then.apply(f));
+            let aging = then.aging(at);
+            let expected: BTreeMap<Currency, (Decimal, [Decimal; 4])> = then
+                .totals()
+                .into_iter()
+                .map(|(currency, held)| (currency, (held, aging[&currency])))
+                .collect();
+            let books = books_at(at, true, POSTINGS_PER_SLICE, lend)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let placed_at = |order| views.orders.order(order).map(|o| o.placed_at);
+            prop_assert_eq!(escrow_as_at(&books, placed_at, at), expected, "as at {}", at);
+        }
+    }
+
     /// A month's journal: the postings made in a period, page by page.
     #[test]
     fn a_periods_postings_walked_in_pages_are_the_difference_between_the_books_at_its_ends(

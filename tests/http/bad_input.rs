@@ -505,6 +505,7 @@ async fn a_query_instant_that_is_not_one_is_answered_with_what_was_sent() {
         (&finance, "/journal".to_owned(), "until"),
         (&finance, "/trial-balance".to_owned(), "at"),
         (&finance, "/trial-balance".to_owned(), "after"),
+        (&mediator, "/escrow".to_owned(), "at"),
         (&finance, format!("/wallets/{}", buyer.id), "after"),
         (&buyer, format!("/wallets/{}", buyer.id), "until"),
     ];

@@ -1,7 +1,7 @@
 //! Escrow held per order and in total per currency, with since-when for aging.
 
 use crate::rows::Tracked;
-use crate::Fact;
+use crate::{Account, BooksAt, Fact};
 use chrono::{DateTime, TimeDelta, Utc};
 use ledger_domain::{Currency, Event, Money, OrderId};
 use rust_decimal::Decimal;
@@ -139,6 +139,40 @@ pub struct AgedHolding {
     #[serde(with = "ledger_domain::instant")]
     pub since: DateTime<Utc>,
     pub age_days: i64,
+}
+
+/// Escrow as it stood at `at`, per currency: what it held then and its aging then (the
+/// buckets of [`EscrowView::aging`]), as the view would have answered at that instant. From
+/// the books as at `at` with every account (each order's escrow account) and when each
+/// order was placed, which is when its escrow began; an order not known there is left out.
+pub fn escrow_as_at(
+    books: &BooksAt,
+    placed_at: impl Fn(OrderId) -> Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+) -> BTreeMap<Currency, (Decimal, [Decimal; 4])> {
+    let mut by_currency: BTreeMap<Currency, (Decimal, [Decimal; 4])> = BTreeMap::new();
+    for (account, balances) in &books.accounts {
+        let Account::Escrow(order) = account else {
+            continue;
+        };
+        let Some(since) = placed_at(*order) else {
+            continue;
+        };
+        // Whole days, as the view's bounds count them: older than a bucket's upper bound
+        // is funded `upper + 1` days or more before `at`.
+        let age_days = (at - since).num_days();
+        let bucket = AGING_BUCKET_UPPER_DAYS
+            .iter()
+            .position(|upper| age_days <= *upper)
+            .unwrap_or(AGING_BUCKET_UPPER_DAYS.len());
+        for (currency, held) in balances {
+            let zero = Money::zero(*currency).amount();
+            let (total, buckets) = by_currency.entry(*currency).or_insert((zero, [zero; 4]));
+            *total += *held;
+            buckets[bucket] += *held;
+        }
+    }
+    by_currency
 }
 
 impl EscrowView {

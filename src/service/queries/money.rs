@@ -6,7 +6,7 @@ use super::{
     parse_instant_cursor, position_in_query, STAFF_SEEING_ORDERS,
 };
 use crate::service::auth::{ApiRole, Principal};
-use crate::service::problem::{ApiError, ApiPath, NoQueryString, Problem};
+use crate::service::problem::{ApiError, ApiPath, Problem};
 use crate::service::reports::{self, wants_csv, Report};
 use crate::service::AppState;
 use axum::extract::{Query, State};
@@ -77,41 +77,86 @@ pub struct Aging {
 #[derive(Serialize, ToSchema)]
 pub struct EscrowTotals {
     currencies: Vec<EscrowCurrency>,
+    /// The instant escrow is as at, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EscrowQuery {
+    /// Escrow as it stood at this instant (RFC 3339), aged as it was then, e.g. a month's
+    /// end. Without it, now.
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[serde(default, deserialize_with = "instant_in_query")]
+    at: Option<DateTime<Utc>>,
 }
 
 /// What escrow holds, per currency, with its aging.
-#[utoipa::path(get, path = "/escrow", tag = "queries",
+#[utoipa::path(get, path = "/escrow", tag = "queries", params(EscrowQuery),
     responses((status = 200, content((EscrowTotals = "application/json"), (String = "text/csv"))),
         (status = "4XX", response = Problem)))]
 async fn escrow_totals(
     State(state): State<AppState>,
     caller: Principal,
     headers: HeaderMap,
-    _no_query: NoQueryString,
+    query: Result<Query<EscrowQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require_role(STAFF_SEEING_ORDERS)?;
-    let now = state.clock.now();
-    let (totals, aging) = state.views(|v| (v.escrow.totals(), v.escrow.aging(now)))?;
-    let currencies = totals
+    let Query(query) = query.map_err(bad_query)?;
+    let held: BTreeMap<Currency, (Decimal, [Decimal; 4])> = match query.at {
+        None => {
+            let now = state.clock.now();
+            let (totals, aging) = state.views(|v| (v.escrow.totals(), v.escrow.aging(now)))?;
+            totals
+                .into_iter()
+                .map(|(currency, held)| {
+                    let zero = Money::zero(currency).amount();
+                    (
+                        currency,
+                        (held, aging.get(&currency).copied().unwrap_or([zero; 4])),
+                    )
+                })
+                .collect()
+        }
+        // Each order's escrow account as the books stood then, aged from its placement.
+        Some(at) => {
+            let books = ledger_projections::books_at(
+                at,
+                true,
+                ledger_projections::POSTINGS_PER_SLICE,
+                |read| state.views(|v| read(&v.journal)),
+            )?;
+            state.views(|v| {
+                let placed_at = |order| v.orders.order(order).map(|o| o.placed_at);
+                ledger_projections::escrow_as_at(&books, placed_at, at)
+            })?
+        }
+    };
+    let currencies = held
         .into_iter()
-        .map(|(currency, held)| EscrowCurrency {
-            currency,
-            held,
-            aging: {
-                let zero = Money::zero(currency).amount();
-                let [up_to_7_days, up_to_30_days, up_to_90_days, over_90_days] =
-                    aging.get(&currency).copied().unwrap_or([zero; 4]);
-                Aging {
+        .map(|(currency, (held, buckets))| {
+            let [up_to_7_days, up_to_30_days, up_to_90_days, over_90_days] = buckets;
+            EscrowCurrency {
+                currency,
+                held,
+                aging: Aging {
                     up_to_7_days,
                     up_to_30_days,
                     up_to_90_days,
                     over_90_days,
-                }
-            },
+                },
+            }
         })
         .collect::<Vec<_>>();
     if !wants_csv(&headers) {
-        return Ok(Json(EscrowTotals { currencies }).into_response());
+        return Ok(Json(EscrowTotals {
+            currencies,
+            at: query.at,
+        })
+        .into_response());
     }
     let report = Report {
         filename: "escrow.csv",
