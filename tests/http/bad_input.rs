@@ -487,18 +487,19 @@ async fn a_parameter_a_read_does_not_take_is_refused_by_name() {
     }
 }
 
+/// A buyer with an order, a mediator and finance: who reads what the query tables ask.
+async fn readers_and_an_order(server: &Server) -> (User, User, User, Uuid) {
+    let (buyer, seller) = (user("buyer"), user("seller"));
+    let order = server.place(&buyer, &seller, "100.00").await;
+    (buyer, user("mediator"), user("finance"), order)
+}
+
 /// An instant in a query that is not one is answered with the parameter and what was
 /// sent, for every read that takes an instant: a month's end mistyped never reads as now.
 #[tokio::test]
 async fn a_query_instant_that_is_not_one_is_answered_with_what_was_sent() {
     let server = Server::start();
-    let (buyer, seller, mediator, finance) = (
-        user("buyer"),
-        user("seller"),
-        user("mediator"),
-        user("finance"),
-    );
-    let order = server.place(&buyer, &seller, "100.00").await;
+    let (buyer, mediator, finance, order) = readers_and_an_order(&server).await;
     let reads = [
         (&mediator, format!("/orders/{order}/history"), "at"),
         (&finance, "/journal".to_owned(), "after"),
@@ -532,13 +533,7 @@ async fn a_query_instant_that_is_not_one_is_answered_with_what_was_sent() {
 #[tokio::test]
 async fn a_query_number_that_is_not_one_is_answered_with_what_was_sent() {
     let server = Server::start();
-    let (buyer, seller, mediator, finance) = (
-        user("buyer"),
-        user("seller"),
-        user("mediator"),
-        user("finance"),
-    );
-    let order = server.place(&buyer, &seller, "100.00").await;
+    let (buyer, mediator, finance, order) = readers_and_an_order(&server).await;
     let reads = [
         (&mediator, format!("/orders/{order}/history"), "revision"),
         (&finance, "/orders".to_owned(), "limit"),
