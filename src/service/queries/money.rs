@@ -123,12 +123,7 @@ async fn escrow_totals(
         }
         // Each order's escrow account as the books stood then, aged from its placement.
         Some(at) => {
-            let books = ledger_projections::books_at(
-                at,
-                true,
-                ledger_projections::POSTINGS_PER_SLICE,
-                |read| state.views(|v| read(&v.journal)),
-            )?;
+            let books = journal_books_at(&state, at, true)?;
             state.views(|v| {
                 let placed_at = |order| v.orders.order(order).map(|o| o.placed_at);
                 ledger_projections::escrow_as_at(&books, placed_at, at)
@@ -638,15 +633,8 @@ fn books(
             };
             (journal.trial_balance(), every, controls)
         })?,
-        // A slice of the journal at a time under the lock, added up outside it: commands
-        // are folded between two slices.
         Some(at) => {
-            let books = ledger_projections::books_at(
-                at,
-                every_account,
-                ledger_projections::POSTINGS_PER_SLICE,
-                |read| state.views(|v| read(&v.journal)),
-            )?;
+            let books = journal_books_at(state, at, every_account)?;
             let controls = if every_account {
                 Vec::new()
             } else {
@@ -661,6 +649,21 @@ fn books(
         .collect();
     accounts.extend(every.into_iter().map(|(a, b)| (a.to_string(), b)));
     Ok((totals, accounts))
+}
+
+/// The journal's books as at `at`, added up a slice at a time under the views' lock and
+/// outside it between slices, so that commands are folded meanwhile.
+fn journal_books_at(
+    state: &AppState,
+    at: DateTime<Utc>,
+    every_account: bool,
+) -> Result<ledger_projections::BooksAt, ApiError> {
+    ledger_projections::books_at(
+        at,
+        every_account,
+        ledger_projections::POSTINGS_PER_SLICE,
+        |read| state.views(|v| read(&v.journal)),
+    )
 }
 
 /// `closing` less `opening`, account by account and currency by currency, without the
