@@ -629,6 +629,25 @@ mod tests {
             prop_assert_eq!(decode_row::<Dated>("t", "k", &row)?, dated);
         }
 
+        /// Rows hold amounts as counts of minor units: every amount the log can hold, in
+        /// currencies of 0 to 4 decimal places, past what a `u64` counts too, comes back the
+        /// same, and takes no more room than its text did.
+        #[test]
+        fn amounts_in_rows_come_back_the_same(
+            units in prop_oneof![0u128..1_000_000, 0u128..(1 << 96)],
+            code in proptest::sample::select(vec!["JPY", "EUR", "BHD", "CLF", "USD"]),
+        ) {
+            let currency = ledger_domain::Currency::from_code(code)?;
+            let signed = i128::try_from(units).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let amount = rust_decimal::Decimal::from_i128_with_scale(signed, currency.minor_unit());
+            let json = format!(r#"{{"amount":"{amount}","currency":"{code}"}}"#);
+            let money: ledger_domain::Money = serde_json::from_str(&json)?;
+            let row = RowBytes::default().of(&money)?.to_vec();
+            prop_assert_eq!(decode_row::<ledger_domain::Money>("t", "k", &row)?, money);
+            let text_row = rmp_serde::to_vec(&(amount.to_string(), code))?;
+            prop_assert!(row.len() <= text_row.len() + 1, "{} bytes against {}", row.len(), text_row.len());
+        }
+
         /// The map hashes, but what leaves it is in key order: rows reach the store sorted, and
         /// two equal views (each with its own random seed) serialise to the same bytes.
         #[test]
@@ -700,6 +719,27 @@ mod tests {
         list.take_changes("items", &mut second).expect("serialise");
         assert_eq!(second.len(), 1);
         assert_eq!(second[0].key, format!("{:020}", 256));
+    }
+
+    /// A stored count of minor units past any `Decimal`, or of the wrong length, is an error
+    /// naming the row, not a panic.
+    #[test]
+    fn an_amount_no_decimal_holds_is_refused() {
+        // MessagePack by hand: an array of two, "EUR", then the count as `bin 8` bytes.
+        let row_of = |units: &[u8]| {
+            let mut row = vec![0x92, 0xa3, b'E', b'U', b'R', 0xc4, units.len() as u8];
+            row.extend_from_slice(units);
+            row
+        };
+        let sixteen = |units: u128| row_of(&units.to_be_bytes());
+        let one_cent: ledger_domain::Money =
+            decode_row("wallets", "k", &sixteen(1)).expect("16 bytes read");
+        assert_eq!(one_cent.to_string(), "0.01 EUR");
+        for row in [sixteen(1 << 96), sixteen(u128::MAX), row_of(&[1; 8])] {
+            let error =
+                decode_row::<ledger_domain::Money>("wallets", "k", &row).expect_err("refused");
+            assert!(error.to_string().contains("wallets"), "{error}");
+        }
     }
 
     #[test]
