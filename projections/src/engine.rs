@@ -38,8 +38,8 @@ const ROW_SERIALISERS: usize = 2;
 /// Schema of the read-model database; an older one holds only derived data and is dropped.
 /// 6: the journal keeps no account at zero. 7: instants and accounts in binary. 8: the
 /// checkpoint's event id. 9: when an order's dispute was opened. 10: why. 11: amounts in
-/// minor units.
-const READ_MODEL_SCHEMA_VERSION: i64 = 11;
+/// minor units. 12: postings' memos as numbers.
+const READ_MODEL_SCHEMA_VERSION: i64 = 12;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

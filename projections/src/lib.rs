@@ -22,7 +22,7 @@ pub use views::escrow::{
     escrow_as_at, AgedHolding, EscrowHolding, EscrowView, AGING_BUCKET_UPPER_DAYS,
 };
 pub use views::journal::{
-    books_at, Account, BooksAt, JournalView, Period, Posting, POSTINGS_PER_SLICE,
+    books_at, Account, BooksAt, JournalView, Memo, Period, Posting, POSTINGS_PER_SLICE,
 };
 pub use views::orders::{OrderFilter, OrderPage, OrderSummary, OrderView, ORDER_PAGE_SIZE_MAX};
 pub use views::reviews::{LeftReview, ReviewView, ReviewWindow};

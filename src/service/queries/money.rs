@@ -470,7 +470,7 @@ async fn journal(
             p.credit.to_string(),
             p.amount.amount(),
             p.amount.currency().to_string(),
-            &*p.memo,
+            p.memo.text(),
         )
     }))
 }
