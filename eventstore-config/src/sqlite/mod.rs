@@ -381,15 +381,22 @@ fn row_to_event(
     Ok(event)
 }
 
+/// Room is made for `max` events at once: a full page grown a doubling at a time was 14
+/// copies of every event read before it (1.3% of a rebuild's instructions). A short read
+/// gives back what it did not use.
 fn collect(
     statement: &mut rusqlite::Statement<'_>,
     params: impl rusqlite::Params,
+    max: usize,
     mut name: impl FnMut(i64, i64) -> Result<StreamName, StoreError>,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let rows = statement.query_map(params, |row| row_to_event(row, &mut name))?;
-    let mut events = Vec::new();
+    let mut events = Vec::with_capacity(max);
     for row in rows {
         events.push(row??);
+    }
+    if events.len() < events.capacity() / 2 {
+        events.shrink_to_fit();
     }
     Ok(events)
 }
@@ -496,7 +503,7 @@ impl EventStore for SqliteStore {
         direction: Direction,
         max: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let max = max.min(READ_EVENTS_MAX) as i64;
+        let max = max.min(READ_EVENTS_MAX);
         let inner = Arc::clone(&self.inner);
         self.with_reader(move |db| {
             let (condition, start) = match (direction, from) {
@@ -514,7 +521,7 @@ impl EventStore for SqliteStore {
                     .replace("{from}", "?1")
             );
             let mut statement = db.prepare_cached(&sql)?;
-            collect(&mut statement, params![start, max], |id, position| {
+            collect(&mut statement, params![start, max as i64], max, |id, position| {
                 inner.names.name(db, id, position)
             })
         })
