@@ -521,9 +521,12 @@ impl EventStore for SqliteStore {
                     .replace("{from}", "?1")
             );
             let mut statement = db.prepare_cached(&sql)?;
-            collect(&mut statement, params![start, max as i64], max, |id, position| {
-                inner.names.name(db, id, position)
-            })
+            collect(
+                &mut statement,
+                params![start, max as i64],
+                max,
+                |id, position| inner.names.name(db, id, position),
+            )
         })
         .await
     }
