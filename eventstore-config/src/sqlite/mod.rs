@@ -381,9 +381,9 @@ fn row_to_event(
     Ok(event)
 }
 
-/// Room is made for `max` events at once: a full page grown a doubling at a time was 14
-/// copies of every event read before it (1.3% of a rebuild's instructions). A short read
-/// gives back what it did not use.
+/// Room is made for `max` events at once: a full page grown a doubling at a time was moved
+/// 14 times, each move copying the events read so far (1.3% of a rebuild's instructions). A
+/// short read gives back what it did not use.
 fn collect(
     statement: &mut rusqlite::Statement<'_>,
     params: impl rusqlite::Params,
