@@ -14,7 +14,7 @@ use ledger_domain::{
     CancellationCause, CloseCause, Currency, ExtraKind, Money, Party, Resolution, Role, Status,
     EVENT_TYPES,
 };
-use ledger_projections::CreditReason;
+use ledger_projections::{CreditReason, Memo};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
@@ -571,6 +571,7 @@ pub struct PostingShape {
     debit: String,
     credit: String,
     amount: MoneyShape,
+    #[schema(schema_with = memo_schema)]
     memo: String,
 }
 
@@ -709,4 +710,8 @@ fn credit_kind_schema() -> RefOr<Schema> {
 
 fn cancellation_cause_schema() -> RefOr<Schema> {
     names_of(&CancellationCause::ALL, false)
+}
+
+fn memo_schema() -> RefOr<Schema> {
+    names_of(&Memo::ALL, false)
 }

@@ -191,7 +191,7 @@ pub enum Memo {
 
 impl Memo {
     /// Every memo, each at its binary form's number.
-    const ALL: [Memo; 6] = [
+    pub const ALL: [Memo; 6] = [
         Memo::PaymentIntoEscrow,
         Memo::ExtraPaidIntoEscrow,
         Memo::PartialRefund,
