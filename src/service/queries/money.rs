@@ -15,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use ledger_domain::{Currency, Decimal, Money, UserId};
-use ledger_projections::{CreditReason, Period, Posting, StatementLine, AGING_BUCKET_UPPER_DAYS};
+use ledger_projections::{
+    CreditReason, Period, PeriodStatement, Posting, StatementLine, Wallet, AGING_BUCKET_UPPER_DAYS,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
@@ -265,6 +267,36 @@ pub struct WalletAnswer {
     lines: Vec<StatementLine>,
 }
 
+impl From<Wallet> for WalletAnswer {
+    fn from(wallet: Wallet) -> WalletAnswer {
+        WalletAnswer {
+            balance: wallet.balance,
+            opening: None,
+            closing: None,
+            lines: wallet.lines,
+        }
+    }
+}
+
+impl From<PeriodStatement> for WalletAnswer {
+    fn from(statement: PeriodStatement) -> WalletAnswer {
+        WalletAnswer {
+            balance: statement.balance,
+            opening: Some(statement.opening),
+            closing: Some(statement.closing),
+            lines: statement.lines,
+        }
+    }
+}
+
+/// A page of wallets, per currency, as answered.
+fn answers<W: Into<WalletAnswer>>(
+    (wallets, next_from): (BTreeMap<Currency, W>, Option<u64>),
+) -> (BTreeMap<Currency, WalletAnswer>, Option<u64>) {
+    let answers = wallets.into_iter().map(|(c, w)| (c, w.into())).collect();
+    (answers, next_from)
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -314,30 +346,12 @@ async fn wallet(
     let (user, from) = (UserId(user_id), query.from.unwrap_or(0));
     let (currencies, next_from) = state.views(|v| {
         let limit = limit.unwrap_or(usize::MAX);
+        // A page costs its lines; a period adds up all of the user's, so only when asked.
         if period.after.is_none() && period.until.is_none() {
-            let (wallets, next_from) = v.wallets.wallet_page(user, from, limit);
-            let answers = wallets.into_iter().map(|(currency, wallet)| {
-                let answer = WalletAnswer {
-                    balance: wallet.balance,
-                    opening: None,
-                    closing: None,
-                    lines: wallet.lines,
-                };
-                (currency, answer)
-            });
-            return (answers.collect::<BTreeMap<_, _>>(), next_from);
+            answers(v.wallets.wallet_page(user, from, limit))
+        } else {
+            answers(v.wallets.period_statement(user, period, from, limit))
         }
-        let (statements, next_from) = v.wallets.period_statement(user, period, from, limit);
-        let answers = statements.into_iter().map(|(currency, statement)| {
-            let answer = WalletAnswer {
-                balance: statement.balance,
-                opening: Some(statement.opening),
-                closing: Some(statement.closing),
-                lines: statement.lines,
-            };
-            (currency, answer)
-        });
-        (answers.collect(), next_from)
     })?;
     let next_page = next_from.zip(limit).map(|(from, limit)| {
         reports::with_parameters(
