@@ -38,8 +38,8 @@ const ROW_SERIALISERS: usize = 2;
 /// Schema of the read-model database; an older one holds only derived data and is dropped.
 /// 6: the journal keeps no account at zero. 7: instants and accounts in binary. 8: the
 /// checkpoint's event id. 9: when an order's dispute was opened. 10: why. 11: amounts in
-/// minor units. 12: postings' memos as numbers.
-const READ_MODEL_SCHEMA_VERSION: i64 = 12;
+/// minor units. 12: postings' memos as numbers. 13: keys as bytes.
+const READ_MODEL_SCHEMA_VERSION: i64 = 13;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -819,7 +819,7 @@ const REBUILD_CHUNK_BYTES: usize = 1 << 20;
 /// with two allocations a row, made by a serialiser and freed by the inserter, freeing was
 /// a tenth of the inserter's time on ten million events.
 struct RowChunk {
-    keys: String,
+    keys: Vec<u8>,
     values: Vec<u8>,
     // Per row: its table, its key's end in `keys`, its value's end in `values` (or none).
     rows: Vec<(&'static str, usize, Option<usize>)>,
@@ -828,7 +828,7 @@ struct RowChunk {
 impl RowChunk {
     fn with_room() -> RowChunk {
         RowChunk {
-            keys: String::with_capacity(REBUILD_ROWS_PER_CHUNK * 40),
+            keys: Vec::with_capacity(REBUILD_ROWS_PER_CHUNK * 20),
             values: Vec::with_capacity(REBUILD_CHUNK_BYTES),
             rows: Vec::with_capacity(REBUILD_ROWS_PER_CHUNK),
         }
@@ -839,7 +839,7 @@ impl RowChunk {
     }
 
     /// Each row's table, key and value, in the order pushed.
-    fn rows(&self) -> impl Iterator<Item = (&'static str, &str, Option<&[u8]>)> {
+    fn rows(&self) -> impl Iterator<Item = (&'static str, &[u8], Option<&[u8]>)> {
         let (mut key_start, mut value_start) = (0, 0);
         self.rows.iter().map(move |&(table, key_end, value_end)| {
             let key = &self.keys[key_start..key_end];
@@ -866,7 +866,7 @@ fn insert_rows_sql(rows: usize) -> String {
 fn bind_rows(
     insert: &mut rusqlite::Statement<'_>,
     view: ViewName,
-    rows: &[(&'static str, &str, &[u8])],
+    rows: &[(&'static str, &[u8], &[u8])],
 ) -> rusqlite::Result<()> {
     for (i, &(table, key, value)) in rows.iter().enumerate() {
         let first = 4 * i + 1;
@@ -896,9 +896,9 @@ impl RowChunks<'_> {
 }
 
 impl RowSink for RowChunks<'_> {
-    fn push(&mut self, table: &'static str, key: &str, value: Option<&[u8]>) {
+    fn push(&mut self, table: &'static str, key: &[u8], value: Option<&[u8]>) {
         let chunk = &mut self.chunk;
-        chunk.keys.push_str(key);
+        chunk.keys.extend_from_slice(key);
         let value_end = value.map(|value| {
             chunk.values.extend_from_slice(value);
             chunk.values.len()
@@ -990,7 +990,13 @@ fn load_view(
     let mut rows = statement.query([view.as_str()])?;
     while let Some(row) = rows.next()? {
         let table: String = row.get(0)?;
-        let key: String = row.get(1)?;
+        let key = row
+            .get_ref(1)?
+            .as_blob()
+            .map_err(|e| ProjectionError::CorruptView {
+                view,
+                detail: e.to_string(),
+            })?;
         let value = row
             .get_ref(2)?
             .as_blob()
@@ -998,7 +1004,7 @@ fn load_view(
                 view,
                 detail: e.to_string(),
             })?;
-        job.load_row(&table, &key, value)?;
+        job.load_row(&table, key, value)?;
     }
     job.reindex();
     Ok(())
@@ -1060,7 +1066,7 @@ fn migrate(db: &Connection) -> Result<(), ProjectionError> {
                 id    INTEGER PRIMARY KEY,
                 view  TEXT NOT NULL,
                 tbl   TEXT NOT NULL,
-                key   TEXT NOT NULL,
+                key   BLOB NOT NULL,
                 value BLOB NOT NULL,
                 UNIQUE (view, tbl, key)
              );
@@ -1094,12 +1100,13 @@ mod tests {
             sender: &sender,
         };
         let big = vec![7u8; REBUILD_CHUNK_BYTES];
-        let pushed: Vec<(&'static str, String, Option<Vec<u8>>)> = vec![
-            ("orders", "a".into(), Some(vec![1, 2, 3])),
-            ("orders", "bb".into(), None),
-            ("lists", String::new(), Some(Vec::new())),
-            ("lists", "c".into(), Some(big)),
-            ("lists", "d".into(), Some(vec![4])),
+        type Row = (&'static str, Vec<u8>, Option<Vec<u8>>);
+        let pushed: Vec<Row> = vec![
+            ("orders", b"a".to_vec(), Some(vec![1, 2, 3])),
+            ("orders", b"bb".to_vec(), None),
+            ("lists", Vec::new(), Some(Vec::new())),
+            ("lists", b"c".to_vec(), Some(big)),
+            ("lists", b"d".to_vec(), Some(vec![4])),
         ];
         for (table, key, value) in &pushed {
             chunks.push(table, key, value.as_deref());
@@ -1115,7 +1122,7 @@ mod tests {
             got.extend(
                 chunk
                     .rows()
-                    .map(|(table, key, value)| (table, key.to_owned(), value.map(<[u8]>::to_vec))),
+                    .map(|(table, key, value)| (table, key.to_vec(), value.map(<[u8]>::to_vec))),
             );
         }
         assert_eq!(got, pushed);

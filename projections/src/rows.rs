@@ -19,7 +19,7 @@ pub type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RowChange {
     pub table: &'static str,
-    pub key: String,
+    pub key: Vec<u8>,
     pub value: Option<Vec<u8>>,
 }
 
@@ -29,17 +29,17 @@ pub struct RowChange {
 /// chunks keep their rows' bytes side by side instead of two allocations a row.
 pub trait RowSink {
     /// A row to write, or with no value, to delete.
-    fn push(&mut self, table: &'static str, key: &str, value: Option<&[u8]>);
+    fn push(&mut self, table: &'static str, key: &[u8], value: Option<&[u8]>);
     fn reserve(&mut self, _additional: usize) {}
 }
 
 impl RowSink for Vec<RowChange> {
-    fn push(&mut self, table: &'static str, key: &str, value: Option<&[u8]>) {
+    fn push(&mut self, table: &'static str, key: &[u8], value: Option<&[u8]>) {
         Vec::push(
             self,
             RowChange {
                 table,
-                key: key.to_owned(),
+                key: key.to_vec(),
                 value: value.map(<[u8]>::to_vec),
             },
         );
@@ -58,16 +58,24 @@ pub struct RowError {
 }
 
 impl RowError {
-    pub(crate) fn unknown_table(table: &str, key: &str) -> RowError {
+    pub(crate) fn unknown_table(table: &str, key: &[u8]) -> RowError {
         RowError::new(table, key, "unknown table")
     }
 
-    fn new(table: &str, key: &str, detail: impl ToString) -> RowError {
+    fn new(table: &str, key: &[u8], detail: impl ToString) -> RowError {
         RowError {
             table: table.to_owned(),
-            key: key.to_owned(),
+            key: key_text(key),
             detail: detail.to_string(),
         }
+    }
+}
+
+/// A stored key as people read it: an id hyphenated, anything else in hex.
+fn key_text(key: &[u8]) -> String {
+    match uuid::Uuid::from_slice(key) {
+        Ok(id) => id.hyphenated().to_string(),
+        Err(_) => key.iter().map(|byte| format!("{byte:02x}")).collect(),
     }
 }
 
@@ -95,47 +103,41 @@ impl RowBytes {
 
 pub(crate) fn decode_row<T: DeserializeOwned>(
     table: &str,
-    key: &str,
+    key: &[u8],
     value: &[u8],
 ) -> Result<T, RowError> {
     rmp_serde::from_slice(value).map_err(|e| RowError::new(table, key, e))
 }
 
-/// A key as stored: text whose order is the key's order.
+/// A key as stored: bytes whose order is the key's order. An id is its 16 bytes, not its
+/// 36 characters of text: the key is in every row and again in the table's index.
 pub trait RowKey: Ord + Hash + Clone {
     /// Appends the key to `out`: rows are taken by the hundred thousand, into one buffer.
-    fn write_key(&self, out: &mut String);
-    fn from_key(key: &str) -> Option<Self>;
+    fn write_key(&self, out: &mut Vec<u8>);
+    fn from_key(key: &[u8]) -> Option<Self>;
 
-    fn to_key(&self) -> String {
-        let mut key = String::new();
+    fn to_key(&self) -> Vec<u8> {
+        let mut key = Vec::new();
         self.write_key(&mut key);
         key
     }
 }
 
-fn write_uuid(id: &uuid::Uuid, out: &mut String) {
-    out.push_str(
-        id.hyphenated()
-            .encode_lower(&mut uuid::Uuid::encode_buffer()),
-    );
-}
-
 impl RowKey for OrderId {
-    fn write_key(&self, out: &mut String) {
-        write_uuid(&self.0, out);
+    fn write_key(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.0.as_bytes());
     }
-    fn from_key(key: &str) -> Option<Self> {
-        uuid::Uuid::parse_str(key).ok().map(OrderId)
+    fn from_key(key: &[u8]) -> Option<Self> {
+        uuid::Uuid::from_slice(key).ok().map(OrderId)
     }
 }
 
 impl RowKey for UserId {
-    fn write_key(&self, out: &mut String) {
-        write_uuid(&self.0, out);
+    fn write_key(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.0.as_bytes());
     }
-    fn from_key(key: &str) -> Option<Self> {
-        uuid::Uuid::parse_str(key).ok().map(UserId)
+    fn from_key(key: &[u8]) -> Option<Self> {
+        uuid::Uuid::from_slice(key).ok().map(UserId)
     }
 }
 
@@ -270,22 +272,22 @@ impl<K: RowKey, V: Serialize> Tracked<K, V> {
         out: &mut O,
     ) -> Result<(), RowEncodeError> {
         let mut bytes = RowBytes::default();
-        let mut text = String::new();
+        let mut key_bytes = Vec::new();
         match self.changed.take_sorted() {
             Some(keys) => {
                 for key in keys {
-                    text.clear();
-                    key.write_key(&mut text);
+                    key_bytes.clear();
+                    key.write_key(&mut key_bytes);
                     let value = self.map.get(&key).map(|v| bytes.of(v)).transpose()?;
-                    out.push(table, &text, value);
+                    out.push(table, &key_bytes, value);
                 }
             }
             None => {
                 out.reserve(self.map.len());
                 for (key, value) in self.sorted() {
-                    text.clear();
-                    key.write_key(&mut text);
-                    out.push(table, &text, Some(bytes.of(value)?));
+                    key_bytes.clear();
+                    key.write_key(&mut key_bytes);
+                    out.push(table, &key_bytes, Some(bytes.of(value)?));
                 }
             }
         }
@@ -332,19 +334,19 @@ struct PendingTracked<K, V> {
 impl<K: RowKey + Send, V: Serialize + Send> PendingRows for PendingTracked<K, V> {
     fn into_rows(self: Box<Self>, out: &mut Vec<RowChange>) -> Result<(), RowEncodeError> {
         let mut bytes = RowBytes::default();
-        let mut text = String::new();
+        let mut key_bytes = Vec::new();
         for (key, value) in self.rows {
-            text.clear();
-            key.write_key(&mut text);
+            key_bytes.clear();
+            key.write_key(&mut key_bytes);
             let value = value.as_ref().map(|v| bytes.of(v)).transpose()?;
-            RowSink::push(out, self.table, &text, value);
+            RowSink::push(out, self.table, &key_bytes, value);
         }
         Ok(())
     }
 }
 
 impl<K: RowKey, V: DeserializeOwned> Tracked<K, V> {
-    pub fn load_row(&mut self, table: &str, key: &str, value: &[u8]) -> Result<(), RowError> {
+    pub fn load_row(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<(), RowError> {
         let parsed = K::from_key(key).ok_or_else(|| RowError::new(table, key, "unreadable key"))?;
         self.map.insert(parsed, decode_row(table, key, value)?);
         Ok(())
@@ -375,8 +377,16 @@ impl<'de, K: Deserialize<'de> + Hash + Eq, V: Deserialize<'de>> Deserialize<'de>
     }
 }
 
-/// Width of an appended item's key: its index, zero-padded so text order is index order.
-const INDEX_KEY_DIGITS: usize = 20;
+/// An appended row's key: its first item's index, big-endian so that byte order is index
+/// order.
+fn index_key(index: usize) -> [u8; 8] {
+    (index as u64).to_be_bytes()
+}
+
+fn index_of_key(key: &[u8]) -> Option<usize> {
+    let bytes: [u8; 8] = key.try_into().ok()?;
+    usize::try_from(u64::from_be_bytes(bytes)).ok()
+}
 
 /// An append-only list that remembers how much of it was already stored.
 #[derive(Clone, Debug)]
@@ -474,11 +484,7 @@ fn chunk_rows<T: Serialize, O: RowSink + ?Sized>(
     let mut bytes = RowBytes::default();
     for (row, items) in items.chunks(APPENDED_ITEMS_PER_ROW).enumerate() {
         let index = first + row * APPENDED_ITEMS_PER_ROW;
-        out.push(
-            table,
-            &format!("{index:0INDEX_KEY_DIGITS$}"),
-            Some(bytes.of(items)?),
-        );
+        out.push(table, &index_key(index), Some(bytes.of(items)?));
     }
     Ok(())
 }
@@ -497,11 +503,9 @@ impl<T: Serialize + Send> PendingRows for PendingAppended<T> {
 
 impl<T: DeserializeOwned> Appended<T> {
     /// Rows must come in key order: each holds the items that follow those loaded.
-    pub fn load_row(&mut self, table: &str, key: &str, value: &[u8]) -> Result<(), RowError> {
+    pub fn load_row(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<(), RowError> {
         let expected = self.items.len();
-        if key.parse::<usize>().ok() != Some(expected)
-            || !expected.is_multiple_of(APPENDED_ITEMS_PER_ROW)
-        {
+        if index_of_key(key) != Some(expected) || !expected.is_multiple_of(APPENDED_ITEMS_PER_ROW) {
             return Err(RowError::new(
                 table,
                 key,
@@ -561,7 +565,7 @@ macro_rules! stored_tables {
         pub(crate) fn load_row(
             &mut self,
             table: &str,
-            key: &str,
+            key: &[u8],
             value: &[u8],
         ) -> Result<(), $crate::rows::RowError> {
             match table {
@@ -626,7 +630,7 @@ mod tests {
             };
             let dated = Dated { at, maybe: present.then_some(at) };
             let row = RowBytes::default().of(&dated)?.to_vec();
-            prop_assert_eq!(decode_row::<Dated>("t", "k", &row)?, dated);
+            prop_assert_eq!(decode_row::<Dated>("t", b"k", &row)?, dated);
         }
 
         /// Rows hold amounts as counts of minor units: every amount the log can hold, in
@@ -643,7 +647,7 @@ mod tests {
             let json = format!(r#"{{"amount":"{amount}","currency":"{code}"}}"#);
             let money: ledger_domain::Money = serde_json::from_str(&json)?;
             let row = RowBytes::default().of(&money)?.to_vec();
-            prop_assert_eq!(decode_row::<ledger_domain::Money>("t", "k", &row)?, money);
+            prop_assert_eq!(decode_row::<ledger_domain::Money>("t", b"k", &row)?, money);
             let text_row = rmp_serde::to_vec(&(amount.to_string(), code))?;
             prop_assert!(row.len() <= text_row.len() + 1, "{} bytes against {}", row.len(), text_row.len());
         }
@@ -665,8 +669,8 @@ mod tests {
             sorted.dedup();
             let mut rows = Vec::new();
             changed.take_changes("t", &mut rows)?;
-            let row_keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
-            let expected: Vec<String> = sorted.iter().map(|k| order(*k).to_key()).collect();
+            let row_keys: Vec<Vec<u8>> = rows.iter().map(|r| r.key.clone()).collect();
+            let expected: Vec<Vec<u8>> = sorted.iter().map(|k| order(*k).to_key()).collect();
             prop_assert_eq!(row_keys, expected);
             prop_assert_eq!(serde_json::to_vec(&changed)?, serde_json::to_vec(&reversed)?);
         }
@@ -675,7 +679,7 @@ mod tests {
     /// Applies saves to a table as the engine does (upsert by key), then loads it back.
     fn stored_and_loaded(pushes_between_saves: &[usize]) -> (Vec<u64>, Vec<u64>) {
         let mut list = Appended::default();
-        let mut table: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut table: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut next = 0u64;
         for &pushes in pushes_between_saves {
             for _ in 0..pushes {
@@ -718,7 +722,7 @@ mod tests {
         let mut second = Vec::new();
         list.take_changes("items", &mut second).expect("serialise");
         assert_eq!(second.len(), 1);
-        assert_eq!(second[0].key, format!("{:020}", 256));
+        assert_eq!(second[0].key, index_key(256));
     }
 
     /// A stored count of minor units past any `Decimal`, or of the wrong length, is an error
@@ -733,11 +737,11 @@ mod tests {
         };
         let sixteen = |units: u128| row_of(&units.to_be_bytes());
         let one_cent: ledger_domain::Money =
-            decode_row("wallets", "k", &sixteen(1)).expect("16 bytes read");
+            decode_row("wallets", b"k", &sixteen(1)).expect("16 bytes read");
         assert_eq!(one_cent.to_string(), "0.01 EUR");
         for row in [sixteen(1 << 96), sixteen(u128::MAX), row_of(&[1; 8])] {
             let error =
-                decode_row::<ledger_domain::Money>("wallets", "k", &row).expect_err("refused");
+                decode_row::<ledger_domain::Money>("wallets", b"k", &row).expect_err("refused");
             assert!(error.to_string().contains("wallets"), "{error}");
         }
     }
@@ -746,7 +750,7 @@ mod tests {
     fn a_row_out_of_place_is_refused() {
         let mut list: Appended<u64> = Appended::default();
         let error = list
-            .load_row("items", &format!("{:020}", 256), b"[1]")
+            .load_row("items", &index_key(256), b"[1]")
             .expect_err("the row of item 0 must come first");
         assert!(error.to_string().contains("expected the row of item 0"));
     }

@@ -452,7 +452,7 @@ async fn a_damaged_stored_row_is_an_error_naming_it_not_a_hang_or_a_panic() {
     drop(projector);
     let path = views_dir.path().join("views.sqlite");
     let db = rusqlite::Connection::open(&path).expect("db");
-    let key: String = db
+    let key: Vec<u8> = db
         .query_row(
             "SELECT key FROM rows WHERE view = 'orders' ORDER BY key LIMIT 1",
             [],
@@ -467,9 +467,10 @@ async fn a_damaged_stored_row_is_an_error_naming_it_not_a_hang_or_a_panic() {
     drop(db);
     match Projector::open(views_dir.path()) {
         Err(ProjectionError::Row(row)) => {
+            let order = uuid::Uuid::from_slice(&key).expect("an order's key is its id");
             assert_eq!(
                 (row.table.as_str(), row.key.as_str()),
-                ("orders", key.as_str())
+                ("orders", order.hyphenated().to_string().as_str())
             );
         }
         Err(other) => panic!("expected the damaged row, got {other}"),

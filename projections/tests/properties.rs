@@ -214,7 +214,7 @@ fn history(currency_picks: &[usize], steps: &[Step]) -> Vec<Fact> {
 
 /// The read-model database's rows, in memory: what `Projector::save` writes and `open` reads.
 #[derive(Default)]
-struct StoredRows(BTreeMap<(ViewName, &'static str, String), Vec<u8>>);
+struct StoredRows(BTreeMap<(ViewName, &'static str, Vec<u8>), Vec<u8>>);
 
 impl StoredRows {
     /// As the engine saves: the changes are taken as copies, serialised afterwards.

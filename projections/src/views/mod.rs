@@ -221,7 +221,7 @@ impl Views {
         &mut self,
         view: ViewName,
         table: &str,
-        key: &str,
+        key: &[u8],
         value: &[u8],
     ) -> Result<(), RowError> {
         self.view_mut(view).load_row(table, key, value)
@@ -296,7 +296,7 @@ impl ViewMut<'_> {
     pub(crate) fn load_row(
         &mut self,
         table: &str,
-        key: &str,
+        key: &[u8],
         value: &[u8],
     ) -> Result<(), RowError> {
         match self {
