@@ -37,8 +37,9 @@ pub struct CommandRequest {
     pub command: Command,
     pub correlation_id: Option<Uuid>,
     pub causation_id: Option<Uuid>,
-    /// `If-Match`: act only if the order is at exactly this revision.
-    pub expected_revision: Option<u64>,
+    /// `If-Match`: act only if the order is at one of these revisions (RFC 9110 allows a
+    /// list); none, at any.
+    pub expected_revisions: Vec<u64>,
 }
 
 impl CommandRequest {
@@ -49,7 +50,7 @@ impl CommandRequest {
             command,
             correlation_id: None,
             causation_id: None,
-            expected_revision: None,
+            expected_revisions: Vec::new(),
         }
     }
 }
@@ -69,13 +70,25 @@ pub struct Outcome {
     pub replayed: bool,
 }
 
+/// `the expected revision 3`, or `any of the expected revisions 3, 4`.
+fn expected_text(expected: &[u64]) -> String {
+    let list: Vec<String> = expected.iter().map(u64::to_string).collect();
+    match list.as_slice() {
+        [one] => format!("the expected revision {one}"),
+        _ => format!("any of the expected revisions {}", list.join(", ")),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CommandError {
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    #[error("the order is at {}, not at the expected revision {expected}", actual.map_or("no revision".to_owned(), |r| format!("revision {r}")))]
-    StaleRevision { expected: u64, actual: Option<u64> },
+    #[error("the order is at {}, not at {}", actual.map_or("no revision".to_owned(), |r| format!("revision {r}")), expected_text(expected))]
+    StaleRevision {
+        expected: Vec<u64>,
+        actual: Option<u64>,
+    },
     #[error("command id {0} was already used for a different command")]
     CommandIdReused(Uuid),
     #[error("the command's order id differs from the order it is sent to")]
@@ -263,11 +276,13 @@ impl CommandHandler {
         }
         let command = effective_command(&request.command, &loaded.state);
         let decided = decide(&loaded.state, &command, &self.policy);
-        if let Some(expected) = request.expected_revision {
+        let expected = &request.expected_revisions;
+        if !expected.is_empty() {
             let denied = matches!(&decided, Err(rejection) if rejection.denies_access());
-            if loaded.revision != Some(expected) && !denied {
+            let current = loaded.revision.is_some_and(|r| expected.contains(&r));
+            if !current && !denied {
                 return Err(CommandError::StaleRevision {
-                    expected,
+                    expected: expected.clone(),
                     actual: loaded.revision,
                 });
             }

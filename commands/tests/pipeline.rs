@@ -256,16 +256,22 @@ async fn if_match_makes_a_command_conditional_on_the_orders_revision() {
         at: t0(),
     };
     let mut stale = request(order, confirm());
-    stale.expected_revision = Some(3);
-    assert!(matches!(
-        market.handler.handle(stale).await,
-        Err(CommandError::StaleRevision {
-            expected: 3,
-            actual: Some(0)
-        })
-    ));
+    stale.expected_revisions = vec![3];
+    let refused = market.handler.handle(stale).await;
+    assert!(
+        matches!(&refused, Err(CommandError::StaleRevision { expected, actual: Some(0) }) if expected == &[3]),
+        "{refused:?}"
+    );
+    let mut none_current = request(order, confirm());
+    none_current.expected_revisions = vec![2, 1];
+    let refused = market.handler.handle(none_current).await;
+    assert_eq!(
+        refused.map(|o| o.revision).map_err(|e| e.to_string()),
+        Err("the order is at revision 0, not at any of the expected revisions 2, 1".to_owned())
+    );
+    // One of a list is enough (RFC 9110 §13.1.1).
     let mut current = request(order, confirm());
-    current.expected_revision = Some(0);
+    current.expected_revisions = vec![4, 0];
     assert_eq!(
         market
             .handler
@@ -285,7 +291,7 @@ async fn who_may_act_and_on_what_is_answered_before_a_stale_if_match() {
     let order = market.placed_order().await;
     let conditional = |order, command, expected| {
         let mut request = request(order, command);
-        request.expected_revision = Some(expected);
+        request.expected_revisions = vec![expected];
         market.handler.handle(request)
     };
     let confirm_as = |role, who| Command::Confirm {
@@ -315,11 +321,8 @@ async fn who_may_act_and_on_what_is_answered_before_a_stale_if_match() {
     let refused = conditional(order, buyer_closes, 3).await;
     assert!(
         matches!(
-            refused,
-            Err(CommandError::StaleRevision {
-                expected: 3,
-                actual: Some(0)
-            })
+            &refused,
+            Err(CommandError::StaleRevision { expected, actual: Some(0) }) if expected == &[3]
         ),
         "{refused:?}"
     );

@@ -167,27 +167,38 @@ fn command_id(caller: &Principal, key: Option<&str>) -> Uuid {
     }
 }
 
-/// `If-Match: 3` or `If-Match: "3"`: the revision the order must be at. `*` asks only that
-/// the order exist (RFC 9110), which a command on an order requires anyway.
-fn expected_revision(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
+/// `If-Match: "3"` (or `3`): the revision the order must be at; a list, `"3", "4"`, or
+/// several `If-Match` lines, any of them (RFC 9110 §13.1.1). `*` asks only that the order
+/// exist, which a command on an order requires anyway. None: at any revision.
+fn expected_revisions(headers: &HeaderMap) -> Result<Vec<u64>, ApiError> {
+    let invalid = || {
+        ApiError::bad_request(
+            "invalid_header",
+            "If-Match must be `*` or order revisions, e.g. \"3\" or \"3\", \"4\"",
+        )
     };
-    if value.as_bytes().trim_ascii() == b"*" {
-        return Ok(None);
+    let mut revisions = Vec::new();
+    let mut any = false;
+    for value in headers.get_all(header::IF_MATCH) {
+        for tag in value.to_str().map_err(|_| invalid())?.split(',') {
+            match tag.trim() {
+                // Empty list elements are allowed and ignored (RFC 9110 §5.6.1.2).
+                "" => {}
+                "*" => any = true,
+                tag => revisions.push(
+                    tag.trim_start_matches("W/")
+                        .trim_matches('"')
+                        .parse()
+                        .map_err(|_| invalid())?,
+                ),
+            }
+        }
     }
-    value
-        .to_str()
-        .ok()
-        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
-        .and_then(|v| v.parse().ok())
-        .map(Some)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_header",
-                "If-Match must be an order revision, e.g. \"3\"",
-            )
-        })
+    let present = headers.contains_key(header::IF_MATCH);
+    if (any && !revisions.is_empty()) || (present && !any && revisions.is_empty()) {
+        return Err(invalid());
+    }
+    Ok(revisions)
 }
 
 fn correlation_id(headers: &HeaderMap) -> Result<Option<Uuid>, ApiError> {
@@ -213,10 +224,11 @@ struct CommandHeaders {
     #[param(rename = "Idempotency-Key", value_type = String, required = false, min_length = 1,
         max_length = 255)]
     idempotency_key: Option<String>,
-    /// The revision the order must be at, e.g. `"3"` (412 if it moved on); `*` sets none.
+    /// The revision the order must be at, e.g. `"3"`, or any of a list, `"3", "4"` (412 if
+    /// it is at none); `*` sets none.
     #[param(rename = "If-Match", value_type = String, required = false,
-        pattern = r#"^(\*|(W/)?"[0-9]+"|[0-9]+)$"#, example = "\"3\"")]
-    expected_revision: Option<u64>,
+        pattern = r#"^(\*|((W/)?"[0-9]+"|[0-9]+)( *, *((W/)?"[0-9]+"|[0-9]+))*)$"#, example = "\"3\"")]
+    expected_revisions: Vec<u64>,
     /// Written into the events' metadata; the command id otherwise.
     #[param(rename = "X-Correlation-Id", value_type = Uuid, required = false)]
     correlation_id: Option<Uuid>,
@@ -226,7 +238,7 @@ impl CommandHeaders {
     fn read(headers: &HeaderMap) -> Result<Self, ApiError> {
         Ok(CommandHeaders {
             idempotency_key: idempotency_key(headers)?,
-            expected_revision: expected_revision(headers)?,
+            expected_revisions: expected_revisions(headers)?,
             correlation_id: correlation_id(headers)?,
         })
     }
@@ -253,7 +265,7 @@ impl Call<'_> {
             command,
             correlation_id: headers.correlation_id,
             causation_id: None,
-            expected_revision: headers.expected_revision,
+            expected_revisions: headers.expected_revisions,
         };
         let result = self.state.handler.handle(request).await;
         let label = match &result {

@@ -112,29 +112,47 @@ async fn if_match_makes_a_command_conditional_on_the_revision() {
     let server = Server::start();
     let (buyer, seller) = (user("buyer"), user("seller"));
     let order = server.place(&buyer, &seller, "100.00").await;
-    let confirm = |revision: &'static str| {
-        server.send(
+    // Each value its own `If-Match` line.
+    let confirm = |lines: &[&'static str]| {
+        let request = lines.iter().fold(
             server
                 .client()
                 .post(server.url(&format!("/orders/{order}/confirm")))
-                .bearer_auth(&seller.token)
-                .header("If-Match", revision),
-        )
+                .bearer_auth(&seller.token),
+            |request, line| request.header("If-Match", *line),
+        );
+        server.send(request)
     };
     let head = server.log_head().await;
-    confirm("\"3\"")
-        .await
-        .problem(StatusCode::PRECONDITION_FAILED, "stale_revision");
+    for stale in [&["\"3\""][..], &["\"3\", \"4\""], &["\"3\"", "\"4\""]] {
+        let refused = confirm(stale).await;
+        refused.problem(StatusCode::PRECONDITION_FAILED, "stale_revision");
+        assert!(
+            refused.body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("revision 0")),
+            "{}",
+            refused.body
+        );
+    }
+    for malformed in [
+        &["not-a-revision"][..],
+        &["*, \"0\""],
+        &["*", "\"0\""],
+        &[" , "],
+    ] {
+        confirm(malformed)
+            .await
+            .problem(StatusCode::BAD_REQUEST, "invalid_header");
+    }
     assert_eq!(server.log_head().await, head);
-    let confirmed = confirm("\"0\"").await;
+    // Any of a list, on one line or on several, empty elements ignored (RFC 9110).
+    let confirmed = confirm(&["\"7\"", "\"5\", , \"0\","]).await;
     assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
     assert_eq!(
         confirmed.headers.get("etag").map(|v| v.as_bytes()),
         Some(&b"\"1\""[..])
     );
-    confirm("not-a-revision")
-        .await
-        .problem(StatusCode::BAD_REQUEST, "invalid_header");
     // `*`: any revision of an order that exists (RFC 9110), as some HTTP clients send.
     let delivered = server
         .send(
