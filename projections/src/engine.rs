@@ -990,21 +990,15 @@ fn load_view(
     let mut rows = statement.query([view.as_str()])?;
     while let Some(row) = rows.next()? {
         let table: String = row.get(0)?;
-        let key = row
-            .get_ref(1)?
-            .as_blob()
-            .map_err(|e| ProjectionError::CorruptView {
-                view,
-                detail: e.to_string(),
-            })?;
-        let value = row
-            .get_ref(2)?
-            .as_blob()
-            .map_err(|e| ProjectionError::CorruptView {
-                view,
-                detail: e.to_string(),
-            })?;
-        job.load_row(&table, key, value)?;
+        let blob = |column| {
+            row.get_ref(column)?
+                .as_blob()
+                .map_err(|e| ProjectionError::CorruptView {
+                    view,
+                    detail: e.to_string(),
+                })
+        };
+        job.load_row(&table, blob(1)?, blob(2)?)?;
     }
     job.reindex();
     Ok(())
